@@ -1,0 +1,40 @@
+# Two commands for a newcomer: `make run` and `make test`. Both bootstrap .venv first.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The CPU build of torch; an unpinned torch pulls several GB of CUDA wheels.
+TORCH := torch==2.13.0
+
+.PHONY: install run test test-slow lint typecheck unit integration e2e clean system-deps
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --disable-pip-version-check -q $(TORCH)
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the test suite drives for real (none are needed yet by `make run`).
+system-deps:
+	@bash .ci/system-deps.sh
+
+run: install
+	$(BIN)/escucha run
+
+lint: install
+	$(BIN)/ruff check streams agents models notifiers tests
+	$(BIN)/mypy
+
+test: install system-deps lint
+	$(BIN)/pytest -q -m "not slow"
+
+test-slow: install system-deps
+	$(BIN)/pytest -q -m slow
+
+clean:
+	rm -rf var .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The Faust agents: classify → detect → escalate → deliver, one module each."""

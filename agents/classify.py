@@ -1,0 +1,125 @@
+"""classify: raw mentions → watch match → batched transformer sentiment → priority.
+
+Mentions arrive keyed by their id; each one that matches a watch leaves as one
+EnrichedMention per watch, keyed by watch id, so detection state for a watch lives in one
+partition. The model call runs in a thread: it is CPU-bound and would otherwise freeze the
+event loop (heartbeats, web server) for the length of a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from agents.matching import WatchMatcher
+from models.priority import score_priority
+from models.sentiment import Prediction, SentimentModel, load_default
+from streams import topics
+from streams.app import Pipeline
+from streams.dlq import dead_letter
+from streams.records import (
+    EnrichedMention,
+    Mention,
+    ModelInfo,
+    RecordError,
+    Sentiment,
+    dumps,
+    parse,
+)
+
+__all__ = ["Classifier", "install"]
+
+log = logging.getLogger(__name__)
+
+
+class Classifier:
+    """The pure part of the stage: mentions in, enriched mentions out (no Kafka)."""
+
+    def __init__(self, *, matcher: WatchMatcher, model: SentimentModel) -> None:
+        self.matcher = matcher
+        self.model = model
+
+    def enrich(self, mentions: Sequence[Mention]) -> list[EnrichedMention]:
+        matched = [(m, self.matcher.match(m)) for m in mentions]
+        matched = [(m, w) for m, w in matched if w]
+        if not matched:
+            return []
+        predictions = self.model.predict([m.text for m, _ in matched])
+        now = datetime.now(UTC)
+        out = []
+        for (mention, watch_ids), pred in zip(matched, predictions, strict=True):
+            out.extend(self._enriched(mention, watch_ids, pred, now))
+        return out
+
+    def _enriched(
+        self, mention: Mention, watch_ids: list[str], pred: Prediction, now: datetime
+    ) -> list[EnrichedMention]:
+        priority, reasons = score_priority(mention, pred.scores.get("negative", 0.0))
+        sentiment = Sentiment(label=pred.label, scores=pred.scores)  # type: ignore[arg-type]
+        info = ModelInfo(id=pred.model_id, version=pred.model_version)
+        return [
+            EnrichedMention(
+                mention=mention, watch_id=wid, watch_ids=watch_ids, sentiment=sentiment,
+                priority=priority, reasons=reasons, model=info, classified_at=now,
+            )
+            for wid in watch_ids
+        ]
+
+
+def install(
+    pipeline: Pipeline, *, model_factory: Callable[[], SentimentModel] | None = None
+) -> None:
+    settings, metrics = pipeline.settings, pipeline.metrics
+    factory = model_factory or (lambda: load_default(threads=settings.model.threads))
+    # Load the model while Faust joins the group: both take seconds, in parallel.
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+    future: Future[SentimentModel] = loader.submit(factory)
+    matcher = WatchMatcher(settings.watches)
+    raw = pipeline.topic(topics.RAW)
+    enriched_topic = pipeline.topic(topics.ENRICHED)
+    dlq = pipeline.topic(topics.DLQ)
+    state: dict[str, Classifier] = {}
+
+    async def classifier() -> Classifier:
+        if "c" not in state:
+            model = await asyncio.wrap_future(future)
+            state["c"] = Classifier(matcher=matcher, model=model)
+            metrics.model_loaded.set(1)
+            log.info("model %s (%s) loaded", model.model_id, model.model_version)
+        return state["c"]
+
+    @pipeline.app.agent(raw, name="escucha.classify")
+    async def classify(stream: Any) -> None:
+        async for batch in stream.take_events(
+            settings.model.batch_size, within=settings.model.max_wait_s
+        ):
+            mentions: list[Mention] = []
+            for event in batch:
+                msg = event.message
+                try:
+                    mention = parse(Mention, event.value)
+                except RecordError as exc:
+                    await dead_letter(
+                        dlq, metrics, stage="classify", reason=str(exc), payload=event.value,
+                        origin=f"{msg.topic}[{msg.partition}]@{msg.offset}",
+                    )
+                    continue
+                metrics.mentions_in.labels(mention.source).inc()
+                mentions.append(mention)
+            if not mentions:
+                continue
+            clf = await classifier()
+            started = time.perf_counter()
+            results = await asyncio.to_thread(clf.enrich, mentions)
+            metrics.classify_batch_seconds.observe(time.perf_counter() - started)
+            metrics.classify_batch_size.observe(len(mentions))
+            matched = {e.mention.key for e in results}
+            metrics.mentions_unmatched.inc(len(mentions) - len(matched))
+            for em in results:
+                metrics.mentions_classified.labels(em.watch_id).inc()
+                await enriched_topic.send(key=em.watch_id.encode(), value=dumps(em))

@@ -1,0 +1,57 @@
+"""detect: enriched mentions (keyed by watch) → per-watch state in a table → Signals."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from agents.detectors import NegativeSpikeDetector
+from agents.matching import fold
+from streams import topics
+from streams.app import Pipeline
+from streams.dlq import dead_letter
+from streams.records import EnrichedMention, RecordError, dumps, parse
+
+__all__ = ["install"]
+
+log = logging.getLogger(__name__)
+
+
+def install(pipeline: Pipeline) -> None:
+    app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
+    detectors = {
+        w.id: NegativeSpikeDetector(
+            settings.detect, watch_terms=frozenset(fold(t) for t in w.terms)
+        )
+        for w in settings.watches
+    }
+    enriched = pipeline.topic(topics.ENRICHED)
+    signals = pipeline.topic(topics.SIGNALS)
+    dlq = pipeline.topic(topics.DLQ)
+    # Keyed by watch id like the source topic, so each partition owns its watches' state.
+    state_table = app.Table(
+        "escucha.detect-state", default=dict, partitions=settings.kafka.partitions,
+        key_type=str, value_type=dict, value_serializer="json",
+    )
+
+    @app.agent(enriched, name="escucha.detect")
+    async def detect(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                em = parse(EnrichedMention, event.value)
+            except RecordError as exc:
+                await dead_letter(dlq, metrics, stage="detect", reason=str(exc),
+                                  payload=event.value,
+                                  origin=f"{msg.topic}[{msg.partition}]@{msg.offset}")
+                continue
+            detector = detectors.get(em.watch_id)
+            if detector is None:
+                continue  # a watch removed from config since the mention was classified
+            state = dict(state_table[em.watch_id])
+            fired = detector.observe(state, em)
+            state_table[em.watch_id] = state
+            for signal in fired:
+                metrics.signals.labels(signal.detector, signal.severity).inc()
+                log.info("signal %s for %s: %s", signal.id, signal.watch_id, signal.summary)
+                await signals.send(key=signal.watch_id.encode(), value=dumps(signal))

@@ -1,0 +1,1 @@
+"""The NLP side of escucha: text encoder, sentiment model, training and evaluation."""

@@ -1,0 +1,1 @@
+"""Channels: one module each behind the tiny protocol in ``base``; retries only in ``retry``."""

@@ -1,0 +1,49 @@
+"""The console channel: incidents printed by the worker. Needs no account; on by default."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import TextIO
+
+from notifiers.base import Receipt
+from notifiers.text import console_safe
+from streams.records import Notification
+
+__all__ = ["ConsoleNotifier"]
+
+
+class ConsoleNotifier:
+    channel = "console"
+
+    def __init__(
+        self, *, stream: TextIO | None = None, watch_names: Mapping[str, str] | None = None
+    ) -> None:
+        self._stream = stream
+        self._watch_names = dict(watch_names or {})
+
+    def render(self, notification: Notification) -> str:
+        inc = notification.incident
+        watch = self._watch_names.get(inc.watch_id, inc.watch_id)
+        lines = [
+            f"=== INCIDENT {inc.id} [{inc.severity.upper()}] {console_safe(watch)}: "
+            f"{inc.detector} (level {notification.level}, {inc.state}) ===",
+            f"  {console_safe(inc.summary)}",
+        ]
+        for sample in inc.samples[:3]:
+            lines.append(
+                f"  - @{console_safe(sample.author, limit=64)}: "
+                f"{console_safe(sample.text, limit=160)}"
+            )
+        return "\n".join(lines)
+
+    async def send(self, notification: Notification) -> Receipt:
+        stream = self._stream or sys.stdout
+        print(self.render(notification), file=stream, flush=True)
+        return Receipt(detail="printed")
+
+    async def find_sent(self, notification: Notification) -> Receipt | None:
+        return None  # a terminal keeps no history we can read back
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,62 @@
+"""Untrusted text stays text: cleaning and escaping of mention text for every channel.
+
+Mention text, author names and URLs come from strangers on the internet. Before any of it
+reaches a channel it is cleaned (no control characters, no lone surrogates, bounded length)
+and escaped for that channel's markup, so it can neither notify anyone nor hide a link.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import urlsplit
+
+__all__ = ["clean", "console_safe", "safe_url", "slack_escape", "truncate"]
+
+# C0/C1 controls except tab and newline; includes ESC, so no terminal escape sequences.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Slack turns these into pings when they appear with link_names or inside <...>.
+_BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")  # direction overrides disguise text
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def clean(text: str, *, limit: int = 2000) -> str:
+    """Printable, valid UTF-8, bounded: the common base of every channel's escaping."""
+    text = text.encode("utf-8", "replace").decode("utf-8", "replace")  # lone surrogates
+    text = _CONTROL.sub(" ", text)
+    text = _BIDI.sub("", text)
+    text = unicodedata.normalize("NFC", text)
+    return truncate(text, limit)
+
+
+def slack_escape(text: str, *, limit: int = 2000) -> str:
+    """Escape for Slack mrkdwn: no links, no mentions, no broadcast pings."""
+    text = clean(text, limit=limit)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # A zero-width joiner after "@" keeps the word readable but never a ping.
+    return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), text)
+
+
+def console_safe(text: str, *, limit: int = 500) -> str:
+    """One line for a terminal or log: no escape sequences, no line breaks."""
+    return clean(text, limit=limit).replace("\n", " ").replace("\t", " ")
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is a plain http(s) link safe to put in markup, else None."""
+    if not url:
+        return None
+    url = clean(url, limit=2048)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    if any(ch in url for ch in "<>|\" \n"):
+        return None
+    return url

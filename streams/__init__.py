@@ -1,0 +1,1 @@
+"""Stream plumbing: the Faust app, settings, topics, records, broker, connectors, CLI, web."""

@@ -1,0 +1,305 @@
+"""The ``escucha`` command: run, worker, replay, simulate, check-config, faust."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streams.broker import BrokerError, EmbeddedBroker, read_address_file
+from streams.settings import ConfigError, Settings, Watch, load_settings
+
+__all__ = ["main"]
+
+log = logging.getLogger("escucha")
+EXIT_CONFIG = 2
+_DEMO_WATCHES = [
+    Watch(id="acme", name="Acme (brand)", terms=["acme", "acmephone", "acme cloud"]),
+    Watch(id="globex", name="Globex (competitor)", terms=["globex", "globexpay"]),
+]
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("kafka", "aiokafka", "faust", "mode", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _settings(config: str | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        click.echo(f"escucha: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+def _bootstrap_or_exit(settings: Settings) -> str:
+    """The cluster to talk to: configured, or the embedded broker `escucha run` announced."""
+    found = settings.kafka.bootstrap or read_address_file(settings.datadir)
+    if not found:
+        click.echo(
+            "escucha: no Kafka broker: set ESCUCHA_KAFKA_BOOTSTRAP (or kafka.bootstrap), "
+            "or start `escucha run` / `escucha worker` in another terminal first", err=True,
+        )
+        sys.exit(1)
+    return found
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def cli(log_level: str) -> None:
+    """escucha: social-listening alerts, from mention to on-call, on Kafka."""
+    _setup_logging(log_level)
+
+
+@cli.command("check-config")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+def check_config(file: str | None) -> None:
+    """Validate FILE (default: $ESCUCHA_CONFIG or ./escucha.yaml) and the environment."""
+    settings = _settings(file)
+    click.echo(
+        f"ok: {len(settings.watches)} watches "
+        f"({', '.join(w.id for w in settings.watches) or 'none'}), "
+        f"broker {settings.kafka.bootstrap or 'embedded'}, "
+        f"notifiers: console={'on' if settings.notifiers.console.enabled else 'off'}, "
+        f"slack={'on' if settings.notifiers.slack.token else 'off'}"
+    )
+
+
+def _run_worker(settings: Settings, *, demo: bool, speed: float) -> None:
+    import faust
+
+    from streams.app import build_pipeline
+
+    broker: EmbeddedBroker | None = None
+    bootstrap = settings.kafka.bootstrap
+    if not bootstrap:
+        broker = EmbeddedBroker(partitions=settings.kafka.partitions,
+                                datadir=settings.datadir.resolve(),
+                                log_path=settings.datadir.resolve() / "broker.log")
+        settings.datadir.mkdir(parents=True, exist_ok=True)
+        try:
+            bootstrap = broker.start()
+        except BrokerError as exc:
+            click.echo(f"escucha: {exc}", err=True)
+            sys.exit(1)
+    else:
+        from streams.broker import ensure_topics, wait_until_ready
+
+        try:
+            wait_until_ready(bootstrap, timeout=30)
+            ensure_topics(bootstrap, partitions=settings.kafka.partitions)
+        except BrokerError as exc:
+            click.echo(f"escucha: {exc}", err=True)
+            sys.exit(1)
+    try:
+        pipeline = build_pipeline(settings, bootstrap=bootstrap)
+        if demo:
+            _install_demo(pipeline, speed=speed)
+        where = f"embedded broker (Tansu) on {bootstrap}" if broker else f"Kafka at {bootstrap}"
+        click.echo(
+            f"escucha: {where}; web on http://{settings.web.host}:{settings.web.port}/ "
+            "(/healthz, /metrics); incidents print below. Ctrl-C stops everything.",
+            err=True,
+        )
+        worker = faust.Worker(pipeline.app, loglevel="warning", quiet=True,
+                              override_logging=False)
+        worker.execute_from_commandline()
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def _install_demo(pipeline: Any, *, speed: float) -> None:
+    from streams.connectors.simulate import Crisis, SimBrand, simulate
+    from streams.records import dumps
+    from streams.topics import RAW
+
+    watches = pipeline.settings.watches
+    brands = [SimBrand(name=w.name, terms=tuple(w.terms)) for w in watches]
+    backfill = timedelta(minutes=12)
+    now = datetime.now(UTC)
+    start = now - backfill
+    # A short history at `speed`x gives detection its baseline; the crisis starts 11 minutes
+    # into that history, i.e. ~11*60/speed seconds after start-up.
+    crisis = Crisis(brand=brands[0].name, start=timedelta(minutes=11),
+                    duration=timedelta(minutes=4), multiplier=8.0, topic="outage")
+    stream = simulate(brands=brands, start=start, duration=timedelta(days=1),
+                      rate_per_min=40, crises=[crisis], seed=int(now.timestamp()))
+    raw = pipeline.topic(RAW)
+    click.echo(
+        f"escucha demo: simulating mentions for {', '.join(w.id for w in watches)}; "
+        f"a crisis for {watches[0].id!r} begins in ~{11 * 60 / speed:.0f}s",
+        err=True,
+    )
+
+    @pipeline.app.task
+    async def demo_source() -> None:
+        async for mention in _catch_up_then_realtime(stream, speed=speed):
+            await raw.send(key=mention.key.encode(), value=dumps(mention))
+
+
+async def _catch_up_then_realtime(mentions: Iterator[Any], *, speed: float) -> AsyncIterator[Any]:
+    """Event time runs `speed`x faster than the wall clock until it catches up, then 1x."""
+    first: float | None = None
+    wall0 = time.time()
+    for mention in mentions:
+        te = mention.created_at.timestamp()
+        if first is None:
+            first = te
+        target = max(wall0 + (te - first) / speed, te)
+        delay = target - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield mention
+
+
+@cli.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--demo/--no-demo", default=True, show_default=True,
+              help="Feed simulated mentions with a crisis.")
+@click.option("--speed", default=20.0, show_default=True,
+              help="How much faster than real time the demo's history plays.")
+def run(config: str | None, demo: bool, speed: float) -> None:
+    """Everything in one process: embedded broker (unless configured), worker, web, demo."""
+    settings = _settings(config)
+    if not settings.watches:
+        settings = settings.model_copy(update={"watches": _DEMO_WATCHES})
+        click.echo("escucha: no watches configured; using the demo watches acme and globex",
+                   err=True)
+    _run_worker(settings, demo=demo, speed=speed)
+
+
+@cli.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+def worker(config: str | None) -> None:
+    """A pipeline worker (starts the embedded broker if no Kafka is configured)."""
+    settings = _settings(config)
+    if not settings.watches:
+        click.echo("escucha: no watches configured: nothing would ever match. "
+                   "Add `watches:` to your config (see escucha.example.yaml).", err=True)
+        sys.exit(EXIT_CONFIG)
+    _run_worker(settings, demo=False, speed=1.0)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="Default: from the file suffix.")
+@click.option("--columns", default=None,
+              help="CSV column map, e.g. 'text=body,id=tweet_id,author.handle=user'.")
+@click.option("--speed", type=float, default=None,
+              help="Event-time speed-up (1 = as it happened). Default: as fast as possible.")
+@click.option("--source", default="replay", show_default=True)
+def replay(file: Path, config: str | None, fmt: str | None, columns: str | None,
+           speed: float | None, source: str) -> None:
+    """Publish the mentions in FILE (JSONL or CSV) to the pipeline."""
+    from streams.connectors.replay import BadLine, ReplayError, parse_column_map, read_file
+
+    settings = _settings(config)
+    bootstrap = _bootstrap_or_exit(settings)
+    try:
+        colmap = parse_column_map(columns) if columns else None
+        items = list(read_file(file, fmt=fmt, columns=colmap, source=source))  # type: ignore[arg-type]
+    except ReplayError as exc:
+        click.echo(f"escucha: {exc}", err=True)
+        sys.exit(1)
+    bad = [i for i in items if isinstance(i, BadLine)]
+    for item in bad:
+        click.echo(f"{file}:{item.line}: {item.reason}", err=True)
+    sent = asyncio.run(_publish(bootstrap, items, speed=speed, origin=str(file)))
+    click.echo(f"replayed {sent} mentions from {file}; {len(bad)} bad lines "
+               f"(sent to the dead-letter topic)", err=True)
+
+
+async def _publish(bootstrap: str, items: list[Any], *, speed: float | None, origin: str) -> int:
+    from streams.connectors.pacing import paced
+    from streams.connectors.publish import Publisher
+    from streams.connectors.replay import BadLine
+    from streams.dlq import make_dead_letter
+
+    async with Publisher(bootstrap=bootstrap) as pub:
+        for item in items:
+            if isinstance(item, BadLine):
+                await pub.dead_letter(make_dead_letter(
+                    stage="replay", reason=item.reason, payload=item.raw,
+                    origin=f"{origin}:{item.line}"))
+        mentions = sorted((i for i in items if not isinstance(i, BadLine)),
+                          key=lambda m: m.created_at)
+        async for mention in paced(mentions, speed=speed):
+            await pub.mention(mention)
+        return pub.sent
+
+
+@cli.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--rate", default=40.0, show_default=True, help="Mentions per minute per watch.")
+@click.option("--minutes", default=30.0, show_default=True, help="Event-time length.")
+@click.option("--crisis-at", default=20.0, show_default=True,
+              help="Minute (event time) a crisis starts on the first watch; <0 for none.")
+@click.option("--speed", type=float, default=None,
+              help="Event-time speed-up; default: as fast as possible.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write JSONL here instead of publishing.")
+def simulate_cmd(config: str | None, rate: float, minutes: float, crisis_at: float,
+                 speed: float | None, seed: int, out: Path | None) -> None:
+    """Generate realistic mentions (several languages) with an optional crisis."""
+    from streams.connectors.simulate import Crisis, SimBrand, simulate
+
+    settings = _settings(config)
+    watches = settings.watches or _DEMO_WATCHES
+    brands = [SimBrand(name=w.name, terms=tuple(w.terms)) for w in watches]
+    crises = [Crisis(brand=brands[0].name, start=timedelta(minutes=crisis_at),
+                     duration=timedelta(minutes=5))] if crisis_at >= 0 else []
+    start = datetime.now(UTC) - timedelta(minutes=minutes)
+    mentions = list(simulate(brands=brands, start=start, duration=timedelta(minutes=minutes),
+                             rate_per_min=rate, crises=crises, seed=seed))
+    if out is not None:
+        with out.open("w", encoding="utf-8") as fh:
+            for m in mentions:
+                fh.write(m.model_dump_json() + "\n")
+        click.echo(f"wrote {len(mentions)} mentions to {out}", err=True)
+        return
+    bootstrap = _bootstrap_or_exit(settings)
+    sent = asyncio.run(_publish(bootstrap, mentions, speed=speed, origin="simulate"))
+    click.echo(f"published {sent} simulated mentions", err=True)
+
+
+cli.add_command(simulate_cmd, name="simulate")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def faust(config: str | None, args: tuple[str, ...]) -> None:
+    """Faust's own commands against escucha's app, e.g. `escucha faust agents`."""
+    from streams.app import build_pipeline
+
+    settings = _settings(config)
+    bootstrap = _bootstrap_or_exit(settings)
+    pipeline = build_pipeline(settings, bootstrap=bootstrap)
+    sys.argv = ["escucha faust", *args]
+    pipeline.app.main()
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cli(prog_name="escucha")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Publishing mentions to the raw topic from outside the worker (replay, simulate, connectors).
+
+A plain aiokafka producer: ~20x faster than going through a Faust app, and connectors do not
+need one. Dedups by (source, id) within the process so a source that repeats itself (a
+paginated API overlapping pages, a re-sent webhook) does not inflate counts.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from types import TracebackType
+
+from aiokafka import AIOKafkaProducer
+
+from streams import topics
+from streams.records import DeadLetter, Mention, dumps
+
+__all__ = ["Publisher"]
+
+
+class Publisher:
+    def __init__(self, *, bootstrap: str, dedup_size: int = 100_000) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+            client_id="escucha-publisher",
+        )
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._dedup_size = dedup_size
+        self.sent = 0
+        self.duplicates = 0
+        self.dead = 0
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()  # flushes what is buffered
+
+    async def __aenter__(self) -> Publisher:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def mention(self, mention: Mention) -> bool:
+        """Queue one mention; False if this (source, id) was already sent."""
+        key = mention.key
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            self.duplicates += 1
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._dedup_size:
+            self._seen.popitem(last=False)
+        await self._producer.send(topics.RAW.name, key=key.encode(), value=dumps(mention))
+        self.sent += 1
+        return True
+
+    async def dead_letter(self, record: DeadLetter) -> None:
+        self.dead += 1
+        await self._producer.send(topics.DLQ.name, key=record.stage.encode(), value=dumps(record))
+
+    async def flush(self) -> None:
+        await self._producer.flush()

@@ -1,0 +1,94 @@
+"""Every escucha metric, in one module, registered on an injected registry.
+
+Label sets are created at start-up so a series exists (at 0) before its first event:
+dashboards and alert rules then see "nothing happened" instead of "no data".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics", "DELIVERY_OUTCOMES", "SEVERITIES", "STAGES"]
+
+SEVERITIES = ("info", "warning", "critical")
+DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried")
+STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay")
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    """The pipeline's own series. One instance per process, built with its registry."""
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry,
+        sources: Iterable[str] = (),
+        watches: Iterable[str] = (),
+        channels: Iterable[str] = (),
+        detectors: Iterable[str] = (),
+    ) -> None:
+        self.registry = registry
+        self.mentions_in = Counter(
+            "escucha_mentions_in_total", "Mentions read from the raw topic, by source.",
+            ["source"], registry=registry,
+        )
+        self.mentions_classified = Counter(
+            "escucha_mentions_classified_total",
+            "Mentions that matched at least one watch and were classified, by watch.",
+            ["watch"], registry=registry,
+        )
+        self.mentions_unmatched = Counter(
+            "escucha_mentions_unmatched_total", "Mentions that matched no watch.",
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "escucha_dead_letters_total", "Items sent to the dead-letter topic, by stage.",
+            ["stage"], registry=registry,
+        )
+        self.classify_batch_size = Histogram(
+            "escucha_classify_batch_size", "Texts per model call.",
+            buckets=_BATCH_BUCKETS, registry=registry,
+        )
+        self.classify_batch_seconds = Histogram(
+            "escucha_classify_batch_seconds", "Wall time of one model call, seconds.",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.signals = Counter(
+            "escucha_signals_total", "Signals emitted by detectors.",
+            ["detector", "severity"], registry=registry,
+        )
+        self.incidents = Counter(
+            "escucha_incidents_opened_total", "Incidents opened.",
+            ["severity"], registry=registry,
+        )
+        self.notifications = Counter(
+            "escucha_notifications_total", "Notification outcomes by channel.",
+            ["channel", "outcome"], registry=registry,
+        )
+        self.delivery_seconds = Histogram(
+            "escucha_delivery_seconds", "From notification created to delivered, seconds.",
+            ["channel"], buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.model_loaded = Gauge(
+            "escucha_model_loaded", "1 once the classification model is loaded.",
+            registry=registry,
+        )
+        for source in sources:
+            self.mentions_in.labels(source)
+        for watch in watches:
+            self.mentions_classified.labels(watch)
+        for stage in STAGES:
+            self.dead_letters.labels(stage)
+        for detector in detectors:
+            for severity in SEVERITIES:
+                self.signals.labels(detector, severity)
+        for severity in SEVERITIES:
+            self.incidents.labels(severity)
+        for channel in channels:
+            self.delivery_seconds.labels(channel)
+            for outcome in DELIVERY_OUTCOMES:
+                self.notifications.labels(channel, outcome)

@@ -1,0 +1,256 @@
+"""Versioned record schemas for every topic, and the one place bytes become records.
+
+Every record is JSON with a ``v`` field (the schema version). Parsing never raises anything
+but :class:`RecordError`, whose message says which field is wrong and why, so the caller can
+send the raw bytes to the dead-letter topic with that reason and carry on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MAX_TEXT_CHARS",
+    "Ack",
+    "Author",
+    "DeadLetter",
+    "Delivery",
+    "Engagement",
+    "EnrichedMention",
+    "Incident",
+    "Mention",
+    "ModelInfo",
+    "Notification",
+    "RecordError",
+    "SampleMention",
+    "Sentiment",
+    "Severity",
+    "Signal",
+    "dumps",
+    "json_schemas",
+    "parse",
+    "stable_id",
+]
+
+SCHEMA_VERSION = 1
+#: Longer texts are rejected, not truncated: a 1 MB "mention" is an attack or a bug upstream.
+MAX_TEXT_CHARS = 100_000
+_MAX_INT = 2**63 - 1
+
+Severity = Literal["info", "warning", "critical"]
+IncidentState = Literal["open", "acknowledged", "resolved"]
+
+
+class RecordError(ValueError):
+    """Raw bytes that are not a valid record; the message is the reason for the dead-letter."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=False)
+    v: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION, description="Schema version.")
+
+
+def _utc(value: datetime) -> datetime:
+    # Sources disagree on offsets; naive timestamps are taken as UTC so windows line up.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Author(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    handle: str = Field(min_length=1, max_length=256)
+    name: str | None = Field(default=None, max_length=512)
+    followers: int = Field(default=0, ge=0, le=_MAX_INT)
+    verified: bool = False
+
+
+class Engagement(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    likes: int = Field(default=0, ge=0, le=_MAX_INT)
+    shares: int = Field(default=0, ge=0, le=_MAX_INT)
+    replies: int = Field(default=0, ge=0, le=_MAX_INT)
+
+
+class Mention(_Record):
+    """One thing somebody said, as a connector normalised it."""
+
+    source: str = Field(min_length=1, max_length=64, description="Connector name, e.g. 'rss'.")
+    id: str = Field(min_length=1, max_length=512, description="Id unique within the source.")
+    url: str | None = Field(default=None, max_length=4096)
+    author: Author
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+    language: str | None = Field(default=None, max_length=16, description="ISO 639-1, if known.")
+    created_at: datetime = Field(description="When it was posted (event time).")
+    engagement: Engagement = Field(default_factory=Engagement)
+
+    _norm_created = field_validator("created_at")(_utc)
+
+    @property
+    def key(self) -> str:
+        """Dedup key across all sources."""
+        return f"{self.source}:{self.id}"
+
+
+class Sentiment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    label: Literal["negative", "neutral", "positive"]
+    scores: dict[str, float]
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    version: str
+
+
+class EnrichedMention(_Record):
+    """A mention that matched at least one watch, classified. Keyed by ``watch_id``."""
+
+    mention: Mention
+    watch_id: str = Field(description="The watch this copy is routed to (the topic key).")
+    watch_ids: list[str] = Field(description="Every watch the mention matched.")
+    sentiment: Sentiment
+    priority: int = Field(ge=0, le=100)
+    reasons: list[str] = Field(default_factory=list)
+    model: ModelInfo
+    classified_at: datetime
+
+    _norm_classified = field_validator("classified_at")(_utc)
+
+
+class SampleMention(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    key: str
+    url: str | None
+    author: str
+    text: str
+    priority: int
+
+
+class Signal(_Record):
+    """A detector's finding, with the evidence a human needs to judge it."""
+
+    id: str
+    watch_id: str
+    detector: str
+    severity: Severity
+    window_start: datetime
+    window_end: datetime
+    observed: float
+    expected: float
+    score: float = Field(description="Detector-specific strength, e.g. observed/expected.")
+    summary: str
+    top_terms: list[str] = Field(default_factory=list)
+    samples: list[SampleMention] = Field(default_factory=list)
+    model: ModelInfo | None = None
+
+
+class Incident(_Record):
+    id: str
+    fingerprint: str
+    watch_id: str
+    detector: str
+    severity: Severity
+    state: IncidentState = "open"
+    opened_at: datetime
+    updated_at: datetime
+    summary: str
+    signal_ids: list[str] = Field(default_factory=list)
+    samples: list[SampleMention] = Field(default_factory=list)
+    level: int = 1
+    acked_by: str | None = None
+
+
+class Notification(_Record):
+    """One message to one target. ``id`` is the idempotency key of the delivery."""
+
+    id: str
+    incident: Incident
+    level: int
+    channel: str
+    target: str
+    created_at: datetime
+    update_of: str | None = Field(
+        default=None,
+        description="Channel id of an earlier message about the same incident to update in "
+        "place instead of posting again (set by the deliver stage).",
+    )
+
+
+class Delivery(_Record):
+    """Receipt of one delivery attempt chain, on the deliveries topic."""
+
+    notification_id: str
+    incident_id: str
+    channel: str
+    target: str
+    outcome: Literal["delivered", "failed", "duplicate"]
+    detail: str = ""
+    external_id: str | None = None
+    at: datetime
+
+
+class Ack(_Record):
+    incident_id: str
+    action: Literal["ack", "resolve"]
+    by: str
+    source: str
+    at: datetime
+
+
+class DeadLetter(_Record):
+    stage: str = Field(description="Where it was refused: 'ingest', 'classify', ...")
+    reason: str
+    payload: str = Field(description="The raw input, decoded leniently and cut to 4 kB.")
+    origin: str = Field(default="", description="Topic/partition/offset, file:line, ...")
+    at: datetime
+
+
+_R = TypeVar("_R", bound=BaseModel)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(record)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse(model: type[_R], raw: bytes | str | dict[str, Any]) -> _R:
+    """Validate ``raw`` as ``model`` or raise :class:`RecordError` saying why."""
+    try:
+        if isinstance(raw, dict):
+            return model.model_validate(raw)
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RecordError(_describe(exc)) from exc
+    except (ValueError, RecursionError) as exc:  # undecodable bytes, absurd nesting
+        raise RecordError(f"not valid JSON: {exc}") from exc
+
+
+def dumps(record: BaseModel) -> bytes:
+    return record.model_dump_json().encode()
+
+
+def stable_id(*parts: object) -> str:
+    """A short deterministic id, so replays and restarts produce the same ids."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return digest[:16]
+
+
+def json_schemas() -> dict[str, Any]:
+    """The published JSON Schemas, one per record type, for docs and other producers."""
+    models: list[type[BaseModel]] = [
+        Mention, EnrichedMention, Signal, Incident, Notification, Delivery, Ack, DeadLetter,
+    ]
+    return {m.__name__: m.model_json_schema() for m in models}
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience for docs
+    print(json.dumps(json_schemas(), indent=2))

@@ -1,0 +1,282 @@
+"""escucha's configuration: one frozen model, read from ``escucha.yaml`` and the environment.
+
+Precedence (highest first): explicit overrides, environment (``ESCUCHA_SECTION__FIELD`` and the
+documented short names such as ``ESCUCHA_KAFKA_BOOTSTRAP``), the YAML file, defaults.
+Validation happens once, at start-up; :func:`load_settings` raises :class:`ConfigError` listing
+every problem with the path of the offending field, and the CLI exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+__all__ = [
+    "ConfigError",
+    "DetectSettings",
+    "KafkaSettings",
+    "ModelSettings",
+    "NotifierSettings",
+    "Settings",
+    "SlackSettings",
+    "Watch",
+    "WebSettings",
+    "config_path",
+    "load_settings",
+]
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# A DNS name, an IPv4 address or a bracketed IPv6 address: what a Kafka client can dial.
+_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?)$")
+_PORT = re.compile(r"^[0-9]{1,5}$")
+
+#: Short environment names people expect, mapped to their place in the model.
+_ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "ESCUCHA_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
+    "ESCUCHA_SLACK_TOKEN": ("notifiers", "slack", "token"),
+    "ESCUCHA_SLACK_CHANNEL": ("notifiers", "slack", "channel"),
+    "ESCUCHA_SLACK_BASE_URL": ("notifiers", "slack", "base_url"),
+    "ESCUCHA_WEB_PORT": ("web", "port"),
+}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` holds one line per bad field."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid configuration ({source}):\n{lines}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port] of a Kafka cluster. Unset: start the embedded broker.",
+    )
+    partitions: int = Field(
+        default=4, ge=1, le=1024,
+        description="Partitions of every topic; final (create topics with the count you need).",
+    )
+    app_id: str = Field(default="escucha", description="Consumer group / Faust app id.")
+    commit_interval_s: float = Field(
+        default=2.8, gt=0, le=3600,
+        description="How often consumed offsets are committed; what a crash may re-deliver.",
+    )
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap_shape(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for server in value.split(","):
+            host, _, port = server.strip().removeprefix("kafka://").rpartition(":")
+            if not _HOST.match(host) or not _PORT.match(port) or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port")
+        return value.strip()
+
+
+class WebSettings(_Section):
+    host: str = Field(default="127.0.0.1", description="Bind address of the web server.")
+    port: int = Field(default=6066, ge=0, le=65535, description="0 picks a free port.")
+
+
+class ModelSettings(_Section):
+    batch_size: int = Field(default=32, ge=1, le=1024, description="Max texts per model call.")
+    max_wait_s: float = Field(
+        default=0.05, gt=0, le=10, description="Longest a text waits for its batch to fill."
+    )
+    threads: int | None = Field(default=None, ge=1, le=256, description="Torch CPU threads.")
+
+
+class DetectSettings(_Section):
+    window_s: int = Field(default=60, ge=10, le=3600, description="Window length, seconds.")
+    baseline_windows: int = Field(
+        default=10, ge=2, le=1440, description="Trailing windows that form the baseline."
+    )
+    warmup_windows: int = Field(
+        default=5, ge=1, le=1440, description="Windows a watch must have seen before it fires."
+    )
+    min_negative: int = Field(
+        default=8, ge=1, description="Never fire on fewer negative mentions than this."
+    )
+    ratio: float = Field(default=3.0, gt=1, description="Observed/expected needed to fire.")
+    max_p_value: float = Field(
+        default=1e-4, gt=0, lt=1, description="Poisson tail probability needed to fire."
+    )
+    resolve_after_s: int = Field(
+        default=1800, ge=60,
+        description="Quiet seconds after which a new signal opens a new incident.",
+    )
+
+
+class Watch(_Section):
+    id: str = Field(description="Stable slug: lowercase letters, digits, '-' and '_'.")
+    name: str = Field(min_length=1, description="Human name shown in alerts.")
+    terms: list[str] = Field(
+        min_length=1, description="Any of these words or phrases (case/accent-insensitive)."
+    )
+    languages: list[str] = Field(
+        default_factory=list, description="ISO 639-1 codes to keep; empty keeps all."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("use lowercase letters, digits, '-' or '_' (max 64), e.g. 'acme'")
+        return value
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, value: list[str]) -> list[str]:
+        if any(not t.strip() for t in value):
+            raise ValueError("terms must not be blank")
+        return value
+
+
+class SlackSettings(_Section):
+    token: SecretStr | None = Field(default=None, description="Bot token (xoxb-…).")
+    channel: str = Field(default="#escucha-alerts", description="Channel for alerts.")
+    base_url: str = Field(
+        default="https://slack.com/api/", description="Web API base URL (tests point it at a fake)."
+    )
+
+
+class ConsoleSettings(_Section):
+    enabled: bool = Field(default=True, description="Print incidents to the worker's stdout.")
+
+
+class NotifierSettings(_Section):
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Every field documents itself; see escucha.example.yaml."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix="ESCUCHA_", env_nested_delimiter="__",
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    detect: DetectSettings = Field(default_factory=DetectSettings)
+    notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
+    watches: list[Watch] = Field(default_factory=list, description="What to listen for.")
+    datadir: Path = Field(default=Path("var"), description="Worker state, broker address file.")
+
+    @field_validator("watches")
+    @classmethod
+    def _unique_ids(cls, value: list[Watch]) -> list[Watch]:
+        seen: set[str] = set()
+        for watch in value:
+            if watch.id in seen:
+                raise ValueError(f"watch id {watch.id!r} is used twice")
+            seen.add(watch.id)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML document arrives as init kwargs (see load_settings) and must lose to the
+        # environment, so the order is: aliases, nested env, then the file.
+        return (_AliasEnvSource(settings_cls), env_settings, init_settings)
+
+
+class _AliasEnvSource(EnvSettingsSource):
+    """Reads the short names in ``_ENV_ALIASES`` into their nested places."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for env_name, path in _ENV_ALIASES.items():
+            value = os.environ.get(env_name)
+            if value is None or value == "":
+                continue
+            node = out
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = value
+        return out
+
+
+def config_path(explicit: str | Path | None = None) -> Path | None:
+    """The config file to read: the argument, else ``$ESCUCHA_CONFIG``, else ./escucha.yaml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("ESCUCHA_CONFIG")
+    if env:
+        return Path(env)
+    default = Path("escucha.yaml")
+    return default if default.exists() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), ["file not found; set ESCUCHA_CONFIG or pass a path"]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [f"{where}not valid YAML ({problem})"]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), ["the top level must be a mapping (key: value)"])
+    return data
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against escucha.example.yaml)"
+        lines.append(f"{where}: {msg}")
+    return lines
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate the configuration once; raise :class:`ConfigError` with every problem."""
+    file = config_path(path)
+    data = _read_yaml(file) if file else {}
+    data.update(overrides)
+    source = str(file) if file else "defaults and environment"
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc)) from exc

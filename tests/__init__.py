@@ -1,0 +1,1 @@
+"""escucha test suite."""

@@ -1,0 +1,47 @@
+"""`escucha run`: one command brings up broker, worker, web and demo; Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+
+from tests.support.procs import EscuchaProcess, free_port
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes; it only waits for its parent to reap it.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_run_shows_demo_incident_then_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    datadir = tmp_path / "var"
+    env = {"ESCUCHA_WEB_PORT": str(port), "ESCUCHA_DATADIR": str(datadir),
+           "ESCUCHA_CONFIG": str(tmp_path / "absent.yaml")}
+    env.pop("ESCUCHA_CONFIG")  # no config at all: the newcomer's first run
+    proc = EscuchaProcess(["run"], env=env, log=tmp_path / "run.log")
+    try:
+        banner = proc.wait_for_output(r"embedded broker \(Tansu\) on 127\.0\.0\.1:(\d+)",
+                                      timeout=60)
+        broker_port = int(banner.group(1))
+        broker_pid = int(__import__("json").loads(
+            (datadir / "broker.json").read_text())["pid"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as r:
+            assert r.status == 200
+        proc.wait_for_output(r"=== INCIDENT \w+ \[(WARNING|CRITICAL)\] Acme", timeout=90)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        assert "escucha_incidents_opened_total" in metrics
+        assert proc.interrupt(timeout=30) == 0, proc.output()[-3000:]
+        assert not _alive(broker_pid), f"broker on port {broker_port} outlived escucha run"
+        assert not (datadir / "broker.json").exists()
+    finally:
+        proc.close()

@@ -1,0 +1,403 @@
+"""A recording fake of the Slack Web API: a real aiohttp server on 127.0.0.1, port 0.
+
+It speaks Slack's wire format, so ``AsyncWebClient(token=..., base_url=fake.url)`` from
+``slack_sdk`` runs against it unchanged: form-encoded or JSON bodies, ``Authorization: Bearer``
+tokens, ``{"ok": false, "error": ...}`` answers with HTTP 200, HTTP 429 with ``Retry-After``,
+and HTML error pages from the edge for 5xx. State (posted messages) lives in memory for the
+lifetime of one instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes import _slack_wire as wire
+
+__all__ = ["FakeSlack", "SlackCall", "sign_slack_request"]
+
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+_EDGE_PAGE = "<html><head><title>{status} {reason}</title></head><body>{reason}</body></html>"
+_Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class SlackCall:
+    """One request the fake received, recorded after it was answered."""
+
+    method: str
+    params: dict[str, Any]
+    token: str | None
+    at: float
+    status: int = 200
+    response: dict[str, Any] | None = None  # JSON body answered; None for an HTML edge page
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and bool(self.response and self.response.get("ok"))
+
+    @property
+    def error(self) -> str | None:
+        """Slack's error code, ``http_<status>`` for a non-JSON answer, None when ok."""
+        if self.ok:
+            return None
+        if self.response is None:
+            return f"http_{self.status}"
+        return str(self.response.get("error"))
+
+
+@dataclass
+class _Failure:
+    status: int
+    error: str | None
+    retry_after: int | None
+    remaining: int
+
+
+def sign_slack_request(
+    body: bytes, *, signing_secret: str, timestamp: int | None = None
+) -> dict[str, str]:
+    """Headers Slack adds to an interactivity/events request: the v0 HMAC-SHA256 signature."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    base = b"v0:" + ts.encode() + b":" + body
+    digest = hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+class FakeSlack:
+    """Slack Web API on a loopback port: ``auth.test``, ``chat.postMessage``, ``chat.update``,
+    ``conversations.history``. Every request is appended to ``calls``, refused ones included."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "xoxb-test-token",
+        signing_secret: str = "test-signing-secret",
+        known_channels: set[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.token = token
+        self.signing_secret = signing_secret
+        self.known_channels = known_channels  # None accepts every channel
+        self.calls: list[SlackCall] = []
+        self._clock = clock
+        self._messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._down = False
+        self._last_ts_us = 0
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        self._methods: dict[str, _Handler] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "conversations.history": self._history,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("FakeSlack is already started")
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        self._runner, self._url = runner, f"http://{host}:{port}/api/"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> FakeSlack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL ending in ``/api/``, for ``AsyncWebClient(base_url=...)``."""
+        if self._url is None:
+            raise RuntimeError("FakeSlack has no URL yet: await start() or use 'async with'")
+        return self._url
+
+    # -- scripting and inspection ---------------------------------------------------------
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` (``"*"``: any method) with a failure.
+
+        429 without ``error`` answers ``ratelimited``; 5xx without ``error`` answers an HTML edge
+        page; ``Retry-After`` is sent only when ``retry_after`` is given."""
+        if times < 1 or not 100 <= status <= 599:
+            raise ValueError("fail_next needs times >= 1 and an HTTP status in 100..599")
+        self._failures.setdefault(method, []).append(_Failure(status, error, retry_after, times))
+
+    def go_down(self) -> None:
+        """Every request gets HTTP 503 until come_up()."""
+        self._down = True
+
+    def come_up(self) -> None:
+        self._down = False
+
+    @property
+    def posted(self) -> list[SlackCall]:
+        """The chat.postMessage calls that were answered ok:true."""
+        return [c for c in self.calls if c.method == "chat.postMessage" and c.ok]
+
+    def messages(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Posted messages in post order, as they stand now (after chat.update)."""
+        wanted = None if channel is None else self.channel_id(channel)
+        keys = ("ts", "channel", "text", "blocks", "metadata", "thread_ts")
+        return [
+            {k: copy.deepcopy(m[k]) for k in keys}
+            for m in self._messages.values()
+            if wanted is None or m["channel"] == wanted
+        ]
+
+    @staticmethod
+    def channel_id(channel: str) -> str:
+        """The stable fake id for a channel name (``#alerts`` or ``alerts``); ids pass through."""
+        if _CHANNEL_ID.fullmatch(channel):
+            return channel
+        name = channel.removeprefix("#")
+        return "C" + hashlib.sha256(name.encode()).hexdigest()[:10].upper()
+
+    def sign(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        return sign_slack_request(body, signing_secret=self.signing_secret, timestamp=timestamp)
+
+    # The deadline is part of this helper's contract, hence the timeout parameter.
+    async def wait_for(
+        self,
+        predicate: Callable[[list[SlackCall]], bool],
+        *,
+        timeout: float,  # noqa: ASYNC109
+    ) -> None:
+        """Poll until ``predicate(calls)`` holds; TimeoutError lists what was recorded."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate(list(self.calls)):
+            if loop.time() >= deadline:
+                raise TimeoutError(
+                    f"FakeSlack: condition not met within {timeout}s; "
+                    f"{len(self.calls)} call(s) recorded:\n{self._describe_calls()}"
+                )
+            await asyncio.sleep(0.01)
+
+    def _describe_calls(self) -> str:
+        if not self.calls:
+            return "  (none)"
+        lines = []
+        for i, call in enumerate(self.calls, 1):
+            outcome = "ok" if call.ok else f"{call.status} {call.error}"
+            shown = {k: call.params[k] for k in ("channel", "ts", "text") if k in call.params}
+            lines.append(
+                f"  {i}. {call.method} {json.dumps(shown, default=str)[:200]} -> {outcome}"
+            )
+        return "\n".join(lines)
+
+    # -- HTTP -------------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        at = time.monotonic()
+        params, parse_error = await wire.read_params(request)
+        token = wire.bearer_token(request)
+        form_token = params.pop("token", None)  # Slack also takes the token as a POST parameter
+        if token is None and isinstance(form_token, str):
+            token = form_token
+        call = SlackCall(request.match_info["method"], params, token, at)
+        response = self._answer(call, parse_error)
+        self.calls.append(call)
+        return response
+
+    def _answer(self, call: SlackCall, parse_error: wire.WireError | None) -> web.Response:
+        if self._down:
+            return _edge_page(call, 503, None)
+        failure = self._take_failure(call.method)
+        if failure is not None:
+            if failure.status >= 500 and failure.error is None:
+                return _edge_page(call, failure.status, failure.retry_after)
+            error = failure.error or ("ratelimited" if failure.status == 429 else "internal_error")
+            headers = (
+                {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
+            )
+            return _json(call, failure.status, {"ok": False, "error": error}, headers)
+        try:
+            if parse_error is not None:
+                raise parse_error
+            handler = self._methods.get(call.method)
+            if handler is None:
+                raise wire.WireError("unknown_method", req_method=call.method)
+            if not call.token:
+                raise wire.WireError("not_authed")
+            if not hmac.compare_digest(call.token.encode(), self.token.encode()):
+                raise wire.WireError("invalid_auth")
+            body = {"ok": True, **handler(call.params)}
+        except wire.WireError as exc:
+            body = {"ok": False, "error": exc.error, **exc.extra}
+        return _json(call, 200, body, {})
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        for key in (method, "*"):
+            queue = self._failures.get(key)
+            if queue:
+                failure = queue[0]
+                failure.remaining -= 1
+                if failure.remaining == 0:
+                    queue.pop(0)
+                return failure
+        return None
+
+    # -- methods ----------------------------------------------------------------------------
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "https://escucha-test.slack.com/",
+            "team": "Escucha Test",
+            "user": "escucha",
+            "team_id": wire.TEAM_ID,
+            "user_id": wire.USER_ID,
+            "bot_id": wire.BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"), names_allowed=True)
+        text, blocks = params.get("text"), params.get("blocks")
+        if not text and not blocks and not params.get("attachments"):
+            raise wire.WireError("no_text")
+        wire.check_text(text)
+        wire.check_blocks(blocks)
+        metadata = wire.check_metadata(params.get("metadata"))
+        thread_ts = params.get("thread_ts") or None
+        ts = self._next_ts()
+        message: dict[str, Any] = {
+            "channel": channel,
+            "ts": ts,
+            "text": str(text or ""),
+            "blocks": blocks or [],
+            "metadata": metadata or None,
+            "thread_ts": None if thread_ts is None else str(thread_ts),
+            "reply_broadcast": wire.truthy(params.get("reply_broadcast")),
+            "edited": None,
+        }
+        self._messages[(channel, ts)] = message
+        return {"channel": channel, "ts": ts, "message": wire.message_json(message, metadata=True)}
+
+    def _update(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"), names_allowed=False)
+        ts = params.get("ts")
+        if not ts:
+            raise wire.WireError(
+                "invalid_arguments",
+                response_metadata={"messages": ["[ERROR] missing required field: ts"]},
+            )
+        message = self._messages.get((channel, str(ts)))
+        if message is None:
+            raise wire.WireError("message_not_found")
+        if "text" not in params and "blocks" not in params and "attachments" not in params:
+            raise wire.WireError("no_text")
+        wire.check_text(params.get("text"))
+        wire.check_blocks(params.get("blocks"))
+        metadata = wire.check_metadata(params.get("metadata"))
+        if "text" in params:
+            message["text"] = str(params["text"] or "")
+            # Slack drops previous blocks when text arrives without blocks.
+            message["blocks"] = params.get("blocks") or []
+        elif "blocks" in params:
+            message["blocks"] = params["blocks"] or []
+        if "metadata" in params:  # an empty object removes it, absence keeps it
+            message["metadata"] = metadata
+        if "blocks" not in params:  # Slack shows "edited" only for text updates
+            message["edited"] = {"user": wire.USER_ID, "ts": self._next_ts()}
+        shown = wire.message_json(message, metadata=True)
+        return {"channel": channel, "ts": message["ts"], "text": message["text"], "message": shown}
+
+    def _history(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"), names_allowed=False)
+        oldest = wire.ts_micros(params.get("oldest"), "invalid_ts_oldest", default=0)
+        latest = wire.ts_micros(params.get("latest"), "invalid_ts_latest", default=1 << 62)
+        inclusive = wire.truthy(params.get("inclusive"))
+        try:
+            limit = min(max(int(params.get("limit") or 100), 1), 999)
+        except (TypeError, ValueError):
+            raise wire.WireError("invalid_limit") from None
+        cursor_us = wire.decode_cursor(params.get("cursor"))
+        in_channel = [m for m in self._messages.values() if m["channel"] == channel]
+        visible = []
+        for m in in_channel:
+            us = wire.ts_micros(m["ts"], "", default=0)
+            is_reply = m["thread_ts"] not in (None, m["ts"]) and not m["reply_broadcast"]
+            in_window = oldest <= us <= latest if inclusive else oldest < us < latest
+            if not is_reply and in_window and (cursor_us is None or us <= cursor_us):
+                visible.append((us, m))
+        visible.sort(key=lambda pair: pair[0], reverse=True)
+        include_metadata = wire.truthy(params.get("include_all_metadata"))
+        page = [
+            wire.message_json(m, metadata=include_metadata, siblings=in_channel)
+            for _, m in visible[:limit]
+        ]
+        has_more = len(visible) > limit
+        next_cursor = wire.encode_cursor(visible[limit][0]) if has_more else ""
+        return {
+            "messages": page,
+            "has_more": has_more,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _resolve_channel(self, raw: Any, *, names_allowed: bool) -> str:
+        # chat.update and conversations.* take ids only: a name there is channel_not_found.
+        if not isinstance(raw, str) or not raw:
+            raise wire.WireError("channel_not_found")
+        is_id = bool(_CHANNEL_ID.fullmatch(raw))
+        if not is_id and not names_allowed:
+            raise wire.WireError("channel_not_found")
+        channel = self.channel_id(raw)
+        if self.known_channels is not None:
+            known = {k.removeprefix("#") for k in self.known_channels}
+            known |= {self.channel_id(k) for k in self.known_channels}
+            if channel not in known and raw.removeprefix("#") not in known:
+                raise wire.WireError("channel_not_found")
+        return channel
+
+    def _next_ts(self) -> str:
+        # Slack ts are wall-clock based and unique per channel; keep them strictly increasing.
+        self._last_ts_us = max(int(self._clock() * 1_000_000), self._last_ts_us + 1)
+        return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
+
+
+def _json(
+    call: SlackCall, status: int, body: dict[str, Any], headers: dict[str, str]
+) -> web.Response:
+    call.status, call.response = status, body
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _edge_page(call: SlackCall, status: int, retry_after: int | None) -> web.Response:
+    call.status, call.response = status, None
+    reason = next((s.phrase for s in HTTPStatus if s.value == status), "Error")
+    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    page = _EDGE_PAGE.format(status=status, reason=reason)
+    return web.Response(status=status, text=page, content_type="text/html", headers=headers)
