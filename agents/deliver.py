@@ -54,7 +54,6 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None) -> None:
     # co-partitioned with the incident it belongs to.
     table = app.Table(
         "escucha.deliveries", default=None, partitions=settings.kafka.partitions,
-        key_type=str, value_type=dict, value_serializer="json",
     )
 
     async def record(note: Notification, outcome: str, receipt: Receipt | None,

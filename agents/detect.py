@@ -31,7 +31,6 @@ def install(pipeline: Pipeline) -> None:
     # Keyed by watch id like the source topic, so each partition owns its watches' state.
     state_table = app.Table(
         "escucha.detect-state", default=dict, partitions=settings.kafka.partitions,
-        key_type=str, value_type=dict, value_serializer="json",
     )
 
     @app.agent(enriched, name="escucha.detect")

@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from agents.matching import fold
 from streams.records import EnrichedMention, SampleMention, Severity, Signal, stable_id
 from streams.settings import DetectSettings
 
@@ -53,7 +54,10 @@ def poisson_tail(observed: int, expected: float) -> float:
 def _terms(text: str, watch_terms: frozenset[str]) -> list[str]:
     out = []
     for tok in _TOKEN.findall(text.casefold()):
-        if tok in _STOP or tok in watch_terms or tok.isdigit():
+        # Watch terms arrive folded (no accents); "#acme" is the watch's own name too.
+        folded = fold(tok)
+        if (tok in _STOP or folded in watch_terms or folded.lstrip("#@$") in watch_terms
+                or tok.isdigit()):
             continue
         out.append(tok)
     return out
@@ -65,7 +69,8 @@ class NegativeSpikeDetector:
     Baseline: the mean negative count of the ``baseline_windows`` windows before this one
     (windows with no mention count as 0), floored at 1 so quiet watches need a real burst.
     A window fires at most once, as soon as it crosses: an alert within seconds of the
-    mention that tips it over, not at the end of the window.
+    mention that tips it over, not at the end of the window. It fires once more, with its
+    own id, if it later turns critical: at the crossing a burst is only ever a warning.
     """
 
     name = "negative_spike"
@@ -79,13 +84,12 @@ class NegativeSpikeDetector:
         size = self.cfg.window_s
         t = int(em.mention.created_at.timestamp())
         w = t - t % size
-        state.setdefault("first", w)
-        state["first"] = min(state["first"], w)
         latest = max(state.get("latest", w), w)
-        state["latest"] = latest
         horizon = latest - (self.cfg.baseline_windows + 2) * size
         if w < horizon:
-            return []  # too late to matter: its baseline is gone
+            return []  # too late to matter: its baseline is gone; and it must not move `first`
+        state["latest"] = latest
+        state["first"] = min(state.get("first", w), w)
         windows: dict[str, list[int]] = state.setdefault("windows", {})
         counts = windows.setdefault(str(w), [0, 0])
         counts[0] += 1
@@ -98,13 +102,22 @@ class NegativeSpikeDetector:
             state.get("samples", {}).pop(key, None)
             state.get("terms", {}).pop(key, None)
         state["fired"] = [f for f in state.get("fired", []) if f >= horizon]
-        if not negative or w in state["fired"]:
+        state["critical"] = [f for f in state.get("critical", []) if f >= horizon]
+        if not negative or w in state["critical"]:
             return []
         signal = self._evaluate(state, em, w)
-        if signal is not None:
+        if signal is None:
+            return []
+        if w in state["fired"]:
+            if signal.severity != "critical":
+                return []
+            signal = signal.model_copy(
+                update={"id": stable_id(em.watch_id, self.name, w, "critical")})
+        else:
             state["fired"].append(w)
-            return [signal]
-        return []
+        if signal.severity == "critical":
+            state["critical"].append(w)
+        return [signal]
 
     def _remember(self, state: dict[str, Any], w: int, em: EnrichedMention) -> None:
         samples: list[dict[str, Any]] = state.setdefault("samples", {}).setdefault(str(w), [])
@@ -123,9 +136,14 @@ class NegativeSpikeDetector:
         if (w - state["first"]) // size < cfg.warmup_windows:
             return None  # a new watch has no idea yet what normal looks like
         windows = state["windows"]
+        # Windows before the first mention, or already forgotten, are unknown, not zero: a
+        # late batch judged against zeros would look like a spike.
+        known = max(state["first"], state["latest"] - (cfg.baseline_windows + 2) * size)
         history = [windows.get(str(w - k * size), [0, 0])[1]
-                   for k in range(1, cfg.baseline_windows + 1) if w - k * size >= state["first"]]
-        expected = max(1.0, sum(history) / len(history)) if history else 1.0
+                   for k in range(1, cfg.baseline_windows + 1) if w - k * size >= known]
+        if not history:
+            return None
+        expected = max(1.0, sum(history) / len(history))
         observed = windows[str(w)][1]
         if observed < cfg.min_negative or observed < cfg.ratio * expected:
             return None

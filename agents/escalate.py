@@ -40,7 +40,6 @@ def install(pipeline: Pipeline) -> None:
     # Keyed by fingerprint (watch:detector); signals are keyed by watch, so co-partitioned.
     incidents = app.Table(
         "escucha.incidents", default=None, partitions=settings.kafka.partitions,
-        key_type=str, value_type=dict, value_serializer="json",
     )
 
     @app.agent(signals, name="escucha.escalate")

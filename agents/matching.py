@@ -35,8 +35,10 @@ class WatchMatcher:
         self._compiled = [
             _Compiled(
                 watch=w,
+                # "#" may precede a term ("#acme" is about acme); "@" and "$" may not, so
+                # "bob@acme.com" is no match: list "@acme" as a term to follow the handle.
                 pattern=re.compile(
-                    "|".join(rf"(?<![\w@#$]){re.escape(fold(t.strip()))}(?!\w)" for t in w.terms)
+                    "|".join(rf"(?<![\w@$]){re.escape(fold(t.strip()))}(?!\w)" for t in w.terms)
                 ),
                 languages=frozenset(w.languages),
             )

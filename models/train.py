@@ -45,7 +45,7 @@ UMSAB_LANGUAGES: tuple[str, ...] = (
 )
 
 #: L2 strengths tried (on standardised features, in units of the mean loss); picked on UMSAB val.
-L2_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+L2_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)
 
 # Bump when the artifact's keys or meaning change; the content hash follows it in the version.
 _FORMAT = "0.1.0"

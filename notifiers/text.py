@@ -18,6 +18,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Slack turns these into pings when they appear with link_names or inside <...>.
 _BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")  # direction overrides disguise text
+_LINE_BREAK = re.compile("[\t\n\u2028\u2029]")
 
 
 def truncate(text: str, limit: int) -> str:
@@ -43,7 +44,8 @@ def slack_escape(text: str, *, limit: int = 2000) -> str:
 
 def console_safe(text: str, *, limit: int = 500) -> str:
     """One line for a terminal or log: no escape sequences, no line breaks."""
-    return clean(text, limit=limit).replace("\n", " ").replace("\t", " ")
+    # U+2028/U+2029 are line breaks to str.splitlines() and many log viewers.
+    return _LINE_BREAK.sub(" ", clean(text, limit=limit))
 
 
 def safe_url(url: str | None) -> str | None:

@@ -123,25 +123,29 @@ def _run_worker(settings: Settings, *, demo: bool, speed: float) -> None:
 
 
 def _install_demo(pipeline: Any, *, speed: float) -> None:
-    from streams.connectors.simulate import Crisis, SimBrand, simulate
+    from streams.connectors.simulate import Crisis, SimBrand, demo_scenario, simulate
     from streams.records import dumps
     from streams.topics import RAW
 
     watches = pipeline.settings.watches
-    brands = [SimBrand(name=w.name, terms=tuple(w.terms)) for w in watches]
-    backfill = timedelta(minutes=12)
+    # History played `speed`x faster than real time gives detection its baseline; the crisis
+    # starts 11 minutes into it, i.e. ~11*60/speed seconds after start-up.
+    crisis_at = timedelta(minutes=11)
+    brands, crises = demo_scenario(crisis_at=crisis_at)
+    if [w.id for w in watches] != [w.id for w in _DEMO_WATCHES]:
+        # Configured watches: simulate them instead, with the crisis on the first one.
+        brands = [SimBrand(name=w.name, terms=tuple(w.terms)) for w in watches]
+        crises = [Crisis(brand=brands[0].name, start=crisis_at, duration=crises[0].duration,
+                         multiplier=crises[0].multiplier, topic=crises[0].topic)]
     now = datetime.now(UTC)
-    start = now - backfill
-    # A short history at `speed`x gives detection its baseline; the crisis starts 11 minutes
-    # into that history, i.e. ~11*60/speed seconds after start-up.
-    crisis = Crisis(brand=brands[0].name, start=timedelta(minutes=11),
-                    duration=timedelta(minutes=4), multiplier=8.0, topic="outage")
-    stream = simulate(brands=brands, start=start, duration=timedelta(days=1),
-                      rate_per_min=40, crises=[crisis], seed=int(now.timestamp()))
+    stream = simulate(brands=brands, start=now - timedelta(minutes=12),
+                      duration=timedelta(days=1), rate_per_min=40, crises=crises,
+                      seed=int(now.timestamp()))
     raw = pipeline.topic(RAW)
     click.echo(
         f"escucha demo: simulating mentions for {', '.join(w.id for w in watches)}; "
-        f"a crisis for {watches[0].id!r} begins in ~{11 * 60 / speed:.0f}s",
+        f"a crisis for {watches[0].id!r} begins in "
+        f"~{crisis_at.total_seconds() / speed:.0f}s",
         err=True,
     )
 

@@ -177,20 +177,20 @@ def simulate_labelled(
                        languages=langs).run()
 
 
-def demo_scenario(now: datetime) -> tuple[list[SimBrand], list[Crisis]]:
-    """Two brands and an outage on the first one ~45 s of event time after the start.
+def demo_scenario(
+    *, crisis_at: timedelta = timedelta(minutes=11), duration: timedelta = timedelta(minutes=4)
+) -> tuple[list[SimBrand], list[Crisis]]:
+    """The demo's two brands (Acme and its competitor Globex) and an outage on Acme.
 
-    ``now`` is the start the caller will pass to :func:`simulate`; crisis times are offsets from
-    it, so the outage begins at ``now + 45 s`` and lasts three minutes: long enough for a
-    one-minute window detector to see it clearly, short enough to watch it end in a demo.
+    ``crisis_at`` is an offset from the simulation start. ``escucha run`` plays some history
+    first so that detection has a baseline to compare the outage against.
     """
-    del now  # offsets are relative to the simulation start, whatever wall time that is
     brands = [
         SimBrand(name="Acme", terms=("Acme", "AcmePhone", "Acme Cloud")),
         SimBrand(name="Globex", terms=("Globex", "GlobexPay")),
     ]
-    crises = [Crisis(brand="Acme", start=timedelta(seconds=45), duration=timedelta(minutes=3),
-                     multiplier=6.0, negative_share=0.85, topic="outage")]
+    crises = [Crisis(brand="Acme", start=crisis_at, duration=duration,
+                     multiplier=8.0, negative_share=0.85, topic="outage")]
     return brands, crises
 
 

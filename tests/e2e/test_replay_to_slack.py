@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -74,10 +75,12 @@ async def test_crisis_posts_once_across_kill_and_restart(
         env={**env, "ESCUCHA_WEB_PORT": str(port_a)}, log=tmp_path / "worker-a.log")
     worker_b: EscuchaProcess | None = None
     try:
-        replay = subprocess.run(
+        # In a thread: the fake Slack server shares this event loop and must keep answering.
+        replay = await asyncio.to_thread(
+            subprocess.run,
             [sys.executable, "-m", "streams.cli", "replay", str(history),
              "--config", str(_config(tmp_path, fake_slack, commit_interval_s=2.8))],
-            env={**__import__("os").environ, **env}, capture_output=True, text=True,
+            env={**os.environ, **env}, capture_output=True, text=True,
             timeout=120, check=True,
         )
         assert f"{history}:{bad_json}: not valid JSON" in replay.stderr, replay.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.request
 from pathlib import Path
@@ -24,16 +25,15 @@ def _alive(pid: int) -> bool:
 def test_run_shows_demo_incident_then_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     datadir = tmp_path / "var"
-    env = {"ESCUCHA_WEB_PORT": str(port), "ESCUCHA_DATADIR": str(datadir),
-           "ESCUCHA_CONFIG": str(tmp_path / "absent.yaml")}
-    env.pop("ESCUCHA_CONFIG")  # no config at all: the newcomer's first run
+    # No config at all (the test runs from the repo, which has no escucha.yaml): the
+    # newcomer's first run.
+    env = {"ESCUCHA_WEB_PORT": str(port), "ESCUCHA_DATADIR": str(datadir)}
     proc = EscuchaProcess(["run"], env=env, log=tmp_path / "run.log")
     try:
         banner = proc.wait_for_output(r"embedded broker \(Tansu\) on 127\.0\.0\.1:(\d+)",
                                       timeout=60)
         broker_port = int(banner.group(1))
-        broker_pid = int(__import__("json").loads(
-            (datadir / "broker.json").read_text())["pid"])
+        broker_pid = int(json.loads((datadir / "broker.json").read_text())["pid"])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as r:
             assert r.status == 200
         proc.wait_for_output(r"=== INCIDENT \w+ \[(WARNING|CRITICAL)\] Acme", timeout=90)

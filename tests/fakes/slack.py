@@ -10,6 +10,8 @@ lifetime of one instance.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import copy
 import hashlib
 import hmac
@@ -77,7 +79,8 @@ def sign_slack_request(
 
 class FakeSlack:
     """Slack Web API on a loopback port: ``auth.test``, ``chat.postMessage``, ``chat.update``,
-    ``conversations.history``. Every request is appended to ``calls``, refused ones included."""
+    ``conversations.history``, ``conversations.list``. Every request is appended to ``calls``,
+    refused ones included."""
 
     def __init__(
         self,
@@ -93,6 +96,11 @@ class FakeSlack:
         self.calls: list[SlackCall] = []
         self._clock = clock
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
+        # Channel id -> name, for conversations.list: known_channels plus every name posted to.
+        self._names: dict[str, str] = {
+            self.channel_id(k): k.removeprefix("#")
+            for k in known_channels or () if not _CHANNEL_ID.fullmatch(k)
+        }
         self._failures: dict[str, list[_Failure]] = {}
         self._down = False
         self._last_ts_us = 0
@@ -103,6 +111,7 @@ class FakeSlack:
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "conversations.history": self._history,
+            "conversations.list": self._list,
         }
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -302,6 +311,9 @@ class FakeSlack:
             "edited": None,
         }
         self._messages[(channel, ts)] = message
+        raw = str(params.get("channel"))
+        if not _CHANNEL_ID.fullmatch(raw):
+            self._names[channel] = raw.removeprefix("#")
         return {"channel": channel, "ts": ts, "message": wire.message_json(message, metadata=True)}
 
     def _update(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -366,6 +378,27 @@ class FakeSlack:
             "response_metadata": {"next_cursor": next_cursor},
         }
 
+    def _list(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Slack's order is its own; by id here, so cursors are stable. Every listed
+        # channel is public, unarchived and has the bot as a member.
+        try:
+            limit = min(max(int(params.get("limit") or 100), 1), 1000)
+        except (TypeError, ValueError):
+            raise wire.WireError("invalid_limit") from None
+        after = _decode_channel_cursor(params.get("cursor"))
+        ids = sorted(i for i in self._names if after is None or i > after)
+        page = ids[:limit]
+        next_cursor = _encode_channel_cursor(page[-1]) if len(ids) > limit else ""
+        return {
+            "channels": [
+                {"id": i, "name": self._names[i], "is_channel": True, "is_group": False,
+                 "is_im": False, "is_private": False, "is_archived": False, "is_member": True,
+                 "context_team_id": wire.TEAM_ID}
+                for i in page
+            ],
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
     # -- helpers ----------------------------------------------------------------------------
     def _resolve_channel(self, raw: Any, *, names_allowed: bool) -> str:
         # chat.update and conversations.* take ids only: a name there is channel_not_found.
@@ -386,6 +419,22 @@ class FakeSlack:
         # Slack ts are wall-clock based and unique per channel; keep them strictly increasing.
         self._last_ts_us = max(int(self._clock() * 1_000_000), self._last_ts_us + 1)
         return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
+
+
+def _encode_channel_cursor(channel_id: str) -> str:
+    return base64.b64encode(f"next_channel:{channel_id}".encode()).decode()
+
+
+def _decode_channel_cursor(cursor: Any) -> str | None:
+    if not cursor:
+        return None
+    try:
+        prefix, _, value = base64.b64decode(str(cursor), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise wire.WireError("invalid_cursor") from None
+    if prefix != "next_channel" or not value:
+        raise wire.WireError("invalid_cursor")
+    return value
 
 
 def _json(

@@ -358,3 +358,27 @@ def test_signature_matches_slack_sdk_verifier() -> None:
     assert fixed["X-Slack-Request-Timestamp"] == "1700000000"
     assert fixed["X-Slack-Signature"].startswith("v0=") and len(fixed["X-Slack-Signature"]) == 67
     assert int(headers["X-Slack-Request-Timestamp"]) == pytest.approx(time.time(), abs=5)
+
+
+@pytest.mark.asyncio
+async def test_conversations_list_names_known_and_posted_channels_with_pagination() -> None:
+    async with FakeSlack(known_channels={"#alerts", "exec", "C0KNOWN1"}) as fake:
+        client = AsyncWebClient(token=fake.token, base_url=fake.url)
+        listed = await client.conversations_list(types="public_channel,private_channel")
+        assert {(c["id"], c["name"]) for c in listed["channels"]} == {
+            (FakeSlack.channel_id("alerts"), "alerts"), (FakeSlack.channel_id("exec"), "exec")}
+        assert listed["response_metadata"] == {"next_cursor": ""}
+
+    async with FakeSlack() as fake:
+        client = AsyncWebClient(token=fake.token, base_url=fake.url)
+        for name in ("#a1", "a2", "#a3"):
+            await client.chat_postMessage(channel=name, text="x")
+        await client.chat_postMessage(channel="C0123456", text="by id: no name to list")
+        names: list[str] = []
+        async for page in await client.conversations_list(limit=2):
+            names += [c["name"] for c in page["channels"]]
+            assert all(c["id"] == FakeSlack.channel_id(c["name"]) for c in page["channels"])
+        assert sorted(names) == ["a1", "a2", "a3"]
+        assert len([c for c in fake.calls if c.method == "conversations.list"]) == 2
+        error = await slack_error(client.conversations_list(cursor="bm9wZQ=="))
+        assert error.response["error"] == "invalid_cursor"

@@ -178,11 +178,11 @@ def test_engagement_is_plausible() -> None:
     assert max(m.engagement.likes for m in mentions) < 1_000_000
 
 
-def test_demo_scenario_has_two_brands_and_an_early_crisis_on_the_first() -> None:
-    brands, crises = demo_scenario(START)
-    assert len(brands) == 2
+def test_demo_scenario_has_two_brands_and_a_crisis_on_the_first_when_asked() -> None:
+    brands, crises = demo_scenario(crisis_at=timedelta(minutes=2))
+    assert [b.name for b in brands] == ["Acme", "Globex"]
     assert len(crises) == 1 and crises[0].brand == brands[0].name
-    assert timedelta(seconds=30) <= crises[0].start <= timedelta(seconds=60)
+    assert crises[0].start == timedelta(minutes=2)
     out = list(simulate_labelled(brands=brands, start=START, duration=timedelta(minutes=5),
                                  rate_per_min=30, crises=crises))
     assert any(t.crisis for _, t in out)
