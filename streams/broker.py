@@ -122,7 +122,7 @@ def ensure_topics(
                 if have and have != partitions:
                     log.warning(
                         "topic %s has %d partitions, config says %d; keeping %d",
-                        meta["topic"], have, partitions, have,
+                        meta.get("name") or meta.get("topic"), have, partitions, have,
                     )
         return created
     finally:

@@ -15,9 +15,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from streams import topics
 from streams.broker import EmbeddedBroker
 from streams.connectors.simulate import Crisis, SimBrand, simulate
 from tests.fakes.slack import FakeSlack
+from tests.support.kafka import produce_raw, read_all
 from tests.support.procs import EscuchaProcess, free_port, metric_value, write_config
 
 _START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -75,6 +77,9 @@ async def test_crisis_posts_once_across_kill_and_restart(
         env={**env, "ESCUCHA_WEB_PORT": str(port_a)}, log=tmp_path / "worker-a.log")
     worker_b: EscuchaProcess | None = None
     try:
+        # Garbage straight onto the raw topic, as a broken connector would write it.
+        await produce_raw(broker.bootstrap, topics.RAW.name,
+                          [b"\xff\xfenot json", b'{"source": "x", "id": 1e999}'])
         # In a thread: the fake Slack server shares this event loop and must keep answering.
         replay = await asyncio.to_thread(
             subprocess.run,
@@ -113,6 +118,14 @@ async def test_crisis_posts_once_across_kill_and_restart(
         assert "Acme" in posts[0]
         assert "Globex" not in posts[0]
         assert "INCIDENT" in worker_a.output()
+
+        dead = await read_all(broker.bootstrap, topics.DLQ.name)
+        by_stage = {(d["stage"], d["origin"].rsplit(":", 1)[-1]) for d in dead
+                    if d["stage"] == "replay"}
+        assert by_stage == {("replay", str(bad_json)), ("replay", str(bad_type))}, dead
+        classify = [d for d in dead if d["stage"] == "classify"]
+        assert len({d["origin"] for d in classify}) == 2, dead  # once each (maybe re-read)
+        assert all(d["reason"] for d in classify)
     finally:
         worker_a.close()
         if worker_b is not None:

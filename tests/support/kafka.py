@@ -1,0 +1,42 @@
+"""Read and write topics of the real broker from tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+__all__ = ["produce_raw", "read_all"]
+
+
+async def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, key=b"test", value=value)
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, *, idle_s: float = 3.0) -> list[dict[str, Any]]:
+    """Every JSON record on the topic, from the beginning, until it stays idle for idle_s."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                group_id=None)
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        while True:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=500), timeout=30)
+            records = [r for rs in batch.values() for r in rs]
+            if not records:
+                idle_s -= 0.5
+                if idle_s <= 0:
+                    return out
+                continue
+            out.extend(json.loads(r.value) for r in records)
+    finally:
+        await consumer.stop()
