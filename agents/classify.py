@@ -76,9 +76,20 @@ def install(
 ) -> None:
     settings, metrics = pipeline.settings, pipeline.metrics
     factory = model_factory or (lambda: load_default(threads=settings.model.threads))
-    # Load the model while Faust joins the group: both take seconds, in parallel.
     loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
-    future: Future[SentimentModel] = loader.submit(factory)
+    futures: list[Future[SentimentModel]] = []
+
+    def load() -> Future[SentimentModel]:
+        if not futures:
+            futures.append(loader.submit(factory))
+        return futures[0]
+
+    @pipeline.app.task
+    async def preload_model() -> None:
+        # Only a running worker loads the model (not `escucha faust agents`), and it does so
+        # while Faust joins the consumer group: both take seconds, in parallel.
+        load()
+
     matcher = WatchMatcher(settings.watches)
     raw = pipeline.topic(topics.RAW)
     enriched_topic = pipeline.topic(topics.ENRICHED)
@@ -87,7 +98,7 @@ def install(
 
     async def classifier() -> Classifier:
         if "c" not in state:
-            model = await asyncio.wrap_future(future)
+            model = await asyncio.wrap_future(load())
             state["c"] = Classifier(matcher=matcher, model=model)
             metrics.model_loaded.set(1)
             log.info("model %s (%s) loaded", model.model_id, model.model_version)

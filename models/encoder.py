@@ -70,6 +70,10 @@ class Encoder:
     def __init__(self, *, model_dir: Path | None = None, threads: int | None = None) -> None:
         # Deferred so that importing escucha (CLI, config checks) does not pay for transformers.
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        # A progress bar per load is noise in a worker's log (and escape codes in files).
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         if threads is not None:
             if threads < 1:

@@ -72,11 +72,29 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _accepts(bootstrap: str) -> bool:
+    """True if any of the bootstrap servers accepts a TCP connection."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().removeprefix("kafka://").rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def wait_until_ready(bootstrap: str, *, timeout: float = 20.0) -> None:
     """Block until the cluster answers a metadata request, or raise :class:`BrokerError`."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
+        # A plain TCP connect first: the Kafka client logs every refused connection as an
+        # error, which is only noise while a broker is still starting.
+        if not _accepts(bootstrap):
+            last = ConnectionRefusedError(f"nothing listens at {bootstrap} yet")
+            time.sleep(0.1)
+            continue
         try:
             admin = KafkaAdminClient(
                 bootstrap_servers=bootstrap, request_timeout_ms=3000, client_id="escucha-probe"

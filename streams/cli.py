@@ -214,13 +214,13 @@ def replay(file: Path, config: str | None, fmt: str | None, columns: str | None,
     from streams.connectors.replay import BadLine, ReplayError, parse_column_map, read_file
 
     settings = _settings(config)
-    bootstrap = _bootstrap_or_exit(settings)
     try:
         colmap = parse_column_map(columns) if columns else None
         items = list(read_file(file, fmt=fmt, columns=colmap, source=source))  # type: ignore[arg-type]
     except ReplayError as exc:
         click.echo(f"escucha: {exc}", err=True)
         sys.exit(1)
+    bootstrap = _bootstrap_or_exit(settings)
     bad = [i for i in items if isinstance(i, BadLine)]
     for item in bad:
         click.echo(f"{file}:{item.line}: {item.reason}", err=True)
@@ -262,11 +262,13 @@ async def _publish(bootstrap: str, items: list[Any], *, speed: float | None, ori
 def simulate_cmd(config: str | None, rate: float, minutes: float, crisis_at: float,
                  speed: float | None, seed: int, out: Path | None) -> None:
     """Generate realistic mentions (several languages) with an optional crisis."""
-    from streams.connectors.simulate import Crisis, SimBrand, simulate
+    from streams.connectors.simulate import Crisis, SimBrand, demo_scenario, simulate
 
     settings = _settings(config)
-    watches = settings.watches or _DEMO_WATCHES
-    brands = [SimBrand(name=w.name, terms=tuple(w.terms)) for w in watches]
+    if settings.watches:
+        brands = [SimBrand(name=w.name, terms=tuple(w.terms)) for w in settings.watches]
+    else:
+        brands, _ = demo_scenario()
     crises = [Crisis(brand=brands[0].name, start=timedelta(minutes=crisis_at),
                      duration=timedelta(minutes=5))] if crisis_at >= 0 else []
     start = datetime.now(UTC) - timedelta(minutes=minutes)
