@@ -20,8 +20,8 @@ from notifiers.retry import RetryPolicy, send_with_retry
 from notifiers.slack import SlackNotifier
 from streams import topics
 from streams.app import Pipeline
-from streams.dlq import dead_letter
-from streams.records import Delivery, Notification, RecordError, dumps, parse
+from streams.dlq import valid_records
+from streams.records import Delivery, Notification, dumps
 from streams.settings import Settings
 
 __all__ = ["build_notifiers", "install"]
@@ -71,15 +71,8 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None) -> None:
 
     @app.agent(notifications, name="escucha.deliver")
     async def deliver(stream: Any) -> None:
-        async for event in stream.events():
-            msg = event.message
-            try:
-                note = parse(Notification, event.value)
-            except RecordError as exc:
-                await dead_letter(dlq, metrics, stage="deliver", reason=str(exc),
-                                  payload=event.value,
-                                  origin=f"{msg.topic}[{msg.partition}]@{msg.offset}")
-                continue
+        async for note in valid_records(stream, Notification, dlq=dlq, metrics=metrics,
+                                   stage="deliver"):
             await handle(note)
 
     async def handle(note: Notification) -> None:

@@ -9,8 +9,8 @@ from agents.detectors import NegativeSpikeDetector
 from agents.matching import fold
 from streams import topics
 from streams.app import Pipeline
-from streams.dlq import dead_letter
-from streams.records import EnrichedMention, RecordError, dumps, parse
+from streams.dlq import valid_records
+from streams.records import EnrichedMention, dumps
 
 __all__ = ["install"]
 
@@ -35,15 +35,8 @@ def install(pipeline: Pipeline) -> None:
 
     @app.agent(enriched, name="escucha.detect")
     async def detect(stream: Any) -> None:
-        async for event in stream.events():
-            msg = event.message
-            try:
-                em = parse(EnrichedMention, event.value)
-            except RecordError as exc:
-                await dead_letter(dlq, metrics, stage="detect", reason=str(exc),
-                                  payload=event.value,
-                                  origin=f"{msg.topic}[{msg.partition}]@{msg.offset}")
-                continue
+        async for em in valid_records(stream, EnrichedMention, dlq=dlq, metrics=metrics,
+                                   stage="detect"):
             detector = detectors.get(em.watch_id)
             if detector is None:
                 continue  # a watch removed from config since the mention was classified

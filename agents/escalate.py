@@ -9,8 +9,8 @@ from typing import Any
 from agents.incidents import IncidentBook, Target
 from streams import topics
 from streams.app import Pipeline
-from streams.dlq import dead_letter
-from streams.records import Incident, RecordError, Signal, dumps, parse
+from streams.dlq import valid_records
+from streams.records import Incident, Signal, dumps, parse
 from streams.settings import Settings
 
 __all__ = ["install", "level1_targets"]
@@ -44,15 +44,8 @@ def install(pipeline: Pipeline) -> None:
 
     @app.agent(signals, name="escucha.escalate")
     async def escalate(stream: Any) -> None:
-        async for event in stream.events():
-            msg = event.message
-            try:
-                signal = parse(Signal, event.value)
-            except RecordError as exc:
-                await dead_letter(dlq, metrics, stage="escalate", reason=str(exc),
-                                  payload=event.value,
-                                  origin=f"{msg.topic}[{msg.partition}]@{msg.offset}")
-                continue
+        async for signal in valid_records(stream, Signal, dlq=dlq, metrics=metrics,
+                                   stage="escalate"):
             fingerprint = book.fingerprint(signal)
             stored = incidents.get(fingerprint)
             current = parse(Incident, stored) if stored else None

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import faust
+from pydantic import BaseModel
 
 from streams.metrics import Metrics
-from streams.records import DeadLetter, dumps
+from streams.records import DeadLetter, RecordError, dumps, parse
 
-__all__ = ["dead_letter", "make_dead_letter"]
+__all__ = ["dead_letter", "make_dead_letter", "valid_records"]
 
 log = logging.getLogger(__name__)
 _PAYLOAD_LIMIT = 4096
+_R = TypeVar("_R", bound=BaseModel)
 
 
 def make_dead_letter(*, stage: str, reason: str, payload: bytes | str, origin: str) -> DeadLetter:
@@ -34,3 +38,16 @@ async def dead_letter(
     metrics.dead_letters.labels(stage).inc()
     log.warning("dead letter at %s (%s): %s", stage, origin, record.reason)
     await topic.send(key=stage.encode(), value=dumps(record))
+
+
+async def valid_records(
+    stream: Any, model: type[_R], *, dlq: faust.TopicT, metrics: Metrics, stage: str
+) -> AsyncIterator[_R]:
+    """The stream's values parsed as ``model``; the ones that fail go to the dead-letter topic."""
+    async for event in stream.events():
+        msg = event.message
+        try:
+            yield parse(model, event.value)
+        except RecordError as exc:
+            await dead_letter(dlq, metrics, stage=stage, reason=str(exc), payload=event.value,
+                              origin=f"{msg.topic}[{msg.partition}]@{msg.offset}")
