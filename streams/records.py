@@ -32,10 +32,12 @@ __all__ = [
     "Sentiment",
     "Severity",
     "Signal",
+    "TimelineEntry",
     "dumps",
     "json_schemas",
     "parse",
     "stable_id",
+    "watch_of",
 ]
 
 SCHEMA_VERSION = 1
@@ -150,8 +152,19 @@ class Signal(_Record):
     model: ModelInfo | None = None
 
 
+class TimelineEntry(BaseModel):
+    """One thing that happened to an incident, for the audit trail."""
+
+    model_config = ConfigDict(frozen=True)
+    at: datetime
+    kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
+                  "silenced", "skipped", "delivery", "failed"]
+    text: str
+    by: str | None = None
+
+
 class Incident(_Record):
-    id: str
+    id: str = Field(description="'<watch id>.<hash>': the watch id routes acks to its worker.")
     fingerprint: str
     watch_id: str
     detector: str
@@ -164,6 +177,15 @@ class Incident(_Record):
     samples: list[SampleMention] = Field(default_factory=list)
     level: int = 1
     acked_by: str | None = None
+    acked_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    language: str | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+NotificationKind = Literal["trigger", "update", "acknowledge", "resolve", "escalate",
+                           "reminder", "digest"]
 
 
 class Notification(_Record):
@@ -172,9 +194,13 @@ class Notification(_Record):
     id: str
     incident: Incident
     level: int
-    channel: str
-    target: str
+    channel: str = Field(description="slack, email, push, pagerduty, webhook, console.")
+    target: str = Field(description="Channel-specific: '#crisis' or 'U123', 'a@x,b@y', an ntfy "
+                        "topic, a PagerDuty service name, a webhook name. Never a secret.")
     created_at: datetime
+    kind: NotificationKind = "trigger"
+    digest: list[str] = Field(default_factory=list,
+                              description="For kind='digest': one line per rolled-up notice.")
     update_of: str | None = Field(
         default=None,
         description="Channel id of an earlier message about the same incident to update in "
@@ -196,11 +222,22 @@ class Delivery(_Record):
 
 
 class Ack(_Record):
+    """A human decision about an incident, from any path (Slack, API, link, console, CLI)."""
+
     incident_id: str
     action: Literal["ack", "resolve"]
-    by: str
-    source: str
+    by: str = Field(min_length=1, max_length=256)
+    source: str = Field(description="slack, api, link, console, cli.")
     at: datetime
+
+    @property
+    def watch_id(self) -> str:
+        return watch_of(self.incident_id)
+
+
+def watch_of(incident_id: str) -> str:
+    """The watch an incident belongs to, read from its id ('<watch>.<hash>')."""
+    return incident_id.split(".", 1)[0]
 
 
 class DeadLetter(_Record):
