@@ -1,8 +1,16 @@
-"""The one exception a notifier raises, and how to read it."""
+"""The one exception a notifier raises, and the one place failures are classified."""
 
 from __future__ import annotations
 
-__all__ = ["DeliveryError", "NotifierError"]
+import asyncio
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+__all__ = ["DeliveryError", "NotifierError", "classify_exception", "classify_http",
+           "parse_retry_after"]
+
+#: Statuses worth another try: the request may succeed later unchanged.
+_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 class NotifierError(Exception):
@@ -22,3 +30,42 @@ class DeliveryError(NotifierError):
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify_http(channel: str, status: int, detail: str = "",
+                  retry_after: str | None = None) -> DeliveryError:
+    """A failed HTTP answer as a DeliveryError: 408/425/429/5xx retryable, other 4xx not."""
+    reason = f"{channel}: HTTP {status}" + (f" ({detail[:200]})" if detail else "")
+    return DeliveryError(reason, retryable=status in _RETRYABLE_STATUS or status >= 500,
+                         retry_after=parse_retry_after(retry_after))
+
+
+def classify_exception(channel: str, exc: BaseException) -> DeliveryError:
+    """A transport failure (refused, reset, timeout, DNS) is retryable; say which it was."""
+    transient = isinstance(exc, OSError | asyncio.TimeoutError | ConnectionError)
+    try:
+        import aiohttp
+
+        transient = transient or isinstance(exc, aiohttp.ClientError)
+    except ImportError:  # pragma: no cover - aiohttp is a dependency
+        pass
+    return DeliveryError(f"{channel}: {type(exc).__name__}: {str(exc)[:200]}",
+                         retryable=transient)
