@@ -123,7 +123,7 @@ class NegativeSpikeDetector:
         samples: list[dict[str, Any]] = state.setdefault("samples", {}).setdefault(str(w), [])
         m = em.mention
         samples.append({"key": m.key, "url": m.url, "author": m.author.handle,
-                        "text": m.text[:500], "priority": em.priority})
+                        "text": m.text[:500], "priority": em.priority, "language": m.language})
         samples.sort(key=lambda s: (-s["priority"], s["key"]))
         del samples[_MAX_SAMPLES:]
         terms: dict[str, int] = state.setdefault("terms", {}).setdefault(str(w), {})

@@ -1,16 +1,27 @@
-"""Slack through the Web API (``chat.postMessage``), with Block Kit and an idempotency key.
+"""Slack through the Web API, with Block Kit, buttons, threads and an idempotency key.
+
+One message per incident and channel, kept current: the deliver stage passes the
+``"<channel id>/<ts>"`` of the incident's first message as ``notification.update_of``, and
+
+* ``update``/``acknowledge``/``resolve`` (and a ``trigger`` for a known message) edit it in place
+  with ``chat.update``: new state, new buttons, same ts;
+* ``escalate``/``reminder`` post a short threaded reply (``thread_ts`` = that ts) and then edit
+  the parent so it shows the new level;
+* without ``update_of`` every kind posts a new top-level message, and a ``digest`` always does
+  (it rolls up many incidents, so it must never overwrite one incident's message).
 
 Every message carries ``metadata.event_payload.key`` = the notification id. If a worker dies
-between Slack's answer and our receipt, ``find_sent`` reads the channel history for that key
-so the restarted worker does not post the same alert twice.
+between Slack's answer and our receipt, ``find_sent`` reads it back, so the restarted worker does
+not post the same alert twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -19,10 +30,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from notifiers.base import Receipt
 from notifiers.errors import DeliveryError
+from notifiers.slack_actions import ACTION_ACK, ACTION_RESOLVE
 from notifiers.text import clean, safe_url, slack_escape, truncate
-from streams.records import Notification
+from streams.records import Incident, Notification
 
-__all__ = ["SlackNotifier", "build_message"]
+__all__ = ["EVENT_TYPE", "SlackNotifier", "build_message", "build_thread_reply"]
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +45,90 @@ _SEVERITY_ICON = {"info": ":information_source:", "warning": ":warning:",
                   "critical": ":rotating_light:"}
 _SECTION_LIMIT = 3000  # Slack rejects section text over 3000 characters
 _HEADER_LIMIT = 150
+_MAX_BLOCKS = 50  # Slack rejects messages with more blocks
+_NAME_LIMIT = 80
+_DIGEST_LINES = 100  # more is unreadable in chat; the rest are counted, not shown
+_DIGEST_LINE_LIMIT = 300
+_REPLY_KINDS = frozenset({"escalate", "reminder"})
+
+
+def _hm(when: datetime) -> str:
+    # Records normalise most datetimes, not acked_at/resolved_at: naive means UTC here too.
+    utc = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return f"{utc:%H:%M} UTC"
+
+
+def _state_phrase(inc: Incident) -> str | None:
+    """Who owns the incident now, or None while nobody does."""
+    if inc.state == "acknowledged":
+        who = slack_escape(inc.acked_by or "someone", limit=_NAME_LIMIT)
+        return f"Acknowledged by {who}" + (f" at {_hm(inc.acked_at)}" if inc.acked_at else "")
+    if inc.state == "resolved":
+        who = slack_escape(inc.resolved_by or "someone", limit=_NAME_LIMIT)
+        return f"Resolved by {who}" + (f" at {_hm(inc.resolved_at)}" if inc.resolved_at else "")
+    return None
+
+
+def _state_line(inc: Incident, level: int) -> str:
+    # First thing under the header: who owns it is what people scan a channel for.
+    phrase = _state_phrase(inc)
+    if phrase is None:
+        return f":red_circle: *Open*, not acknowledged yet (level {level})"
+    icon = ":white_check_mark:" if inc.state == "resolved" else ":eyes:"
+    return f"{icon} *{phrase}*"
+
+
+def _buttons(inc: Incident, notification_id: str) -> dict[str, Any] | None:
+    if inc.state == "resolved":
+        return None
+    resolve: dict[str, Any] = {
+        "type": "button", "action_id": ACTION_RESOLVE, "style": "danger", "value": inc.id,
+        "text": {"type": "plain_text", "text": "Resolve", "emoji": True},
+        # Resolving stops escalation for everyone: one stray tap must not do that.
+        "confirm": {
+            "title": {"type": "plain_text", "text": "Resolve this incident?"},
+            "text": {"type": "plain_text",
+                     "text": "Resolving closes the incident and stops all escalation."},
+            "confirm": {"type": "plain_text", "text": "Resolve"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+            "style": "danger",
+        },
+    }
+    elements: list[dict[str, Any]] = [resolve]
+    if inc.state == "open":
+        elements.insert(0, {
+            "type": "button", "action_id": ACTION_ACK, "style": "primary", "value": inc.id,
+            "text": {"type": "plain_text", "text": "Acknowledge", "emoji": True},
+        })
+    # Slack asks for a new block_id per iteration of an updated message, or clients may keep
+    # showing the old buttons; the notification id changes with every update.
+    block_id = "escucha_actions." + hashlib.sha256(notification_id.encode()).hexdigest()[:16]
+    return {"type": "actions", "block_id": block_id, "elements": elements}
+
+
+def _metadata(notification: Notification, **extra: str) -> dict[str, Any]:
+    return {"event_type": EVENT_TYPE,
+            "event_payload": {"key": notification.id,
+                              "incident_id": notification.incident.id, **extra}}
+
+
+def _message(notification: Notification, text: str, blocks: list[dict[str, Any]]
+             ) -> dict[str, Any]:
+    # No unfurling: a mention's link must never pull a stranger's preview into the channel.
+    return {"text": truncate(text, 3000), "blocks": blocks, "unfurl_links": False,
+            "unfurl_media": False, "metadata": _metadata(notification)}
 
 
 def build_message(notification: Notification, *, watch_name: str) -> dict[str, Any]:
-    """The ``chat.postMessage`` arguments (less channel) for a notification."""
+    """The ``chat.postMessage``/``chat.update`` arguments (less channel) for a notification."""
+    if notification.kind == "digest":
+        return _build_digest(notification, watch_name=watch_name)
     inc = notification.incident
     icon = _SEVERITY_ICON.get(inc.severity, "")
     title = truncate(clean(f"{inc.severity.upper()}: {watch_name} — {inc.detector}", limit=200),
                      _HEADER_LIMIT)
     summary = slack_escape(inc.summary, limit=1500)
+    state = _state_line(inc, notification.level)
     samples = []
     for sample in inc.samples[:5]:
         who = slack_escape(sample.author, limit=64)
@@ -51,6 +138,7 @@ def build_message(notification: Notification, *, watch_name: str) -> dict[str, A
         samples.append(f"• *@{who}* (priority {sample.priority}): {said}{link}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": state}},
         {"type": "section",
          "text": {"type": "mrkdwn", "text": truncate(f"{icon} {summary}", _SECTION_LIMIT)}},
         {"type": "section", "fields": [
@@ -64,19 +152,68 @@ def build_message(notification: Notification, *, watch_name: str) -> dict[str, A
         blocks.append({"type": "section", "text": {
             "type": "mrkdwn",
             "text": truncate("*What people say*\n" + "\n".join(samples), _SECTION_LIMIT)}})
+    actions = _buttons(inc, notification.id)
+    if actions is not None:
+        blocks.append(actions)
     blocks.append({"type": "context", "elements": [{
         "type": "mrkdwn",
         "text": f"incident `{inc.id}` · opened {inc.opened_at:%Y-%m-%d %H:%M} UTC"}]})
-    fallback = truncate(f"{inc.severity.upper()}: {slack_escape(watch_name, limit=200)} — "
-                        f"{summary}", 3000)
-    return {
-        "text": fallback,
-        "blocks": blocks,
-        "unfurl_links": False,
-        "unfurl_media": False,
-        "metadata": {"event_type": EVENT_TYPE,
-                     "event_payload": {"key": notification.id, "incident_id": inc.id}},
-    }
+    # The fallback is what phones and screen readers show: state first once someone owns it.
+    phrase = _state_phrase(inc)
+    prefix = f"{phrase} — " if phrase else ""
+    return _message(notification, f"{prefix}{inc.severity.upper()}: "
+                    f"{slack_escape(watch_name, limit=200)} — {summary}", blocks)
+
+
+def _build_digest(notification: Notification, *, watch_name: str) -> dict[str, Any]:
+    lines = [slack_escape(line, limit=_DIGEST_LINE_LIMIT).replace("\n", " ")
+             for line in notification.digest[:_DIGEST_LINES]]
+    hidden = len(notification.digest) - len(lines)
+    count = len(notification.digest)
+    title = truncate(clean(f"Digest: {count} notice{'s' * (count != 1)} — {watch_name}",
+                           limit=200), _HEADER_LIMIT)
+    sections: list[str] = []
+    for line in lines:
+        item = f"• {line}"
+        if sections and len(sections[-1]) + 1 + len(item) <= _SECTION_LIMIT:
+            sections[-1] += "\n" + item
+        else:
+            sections.append(truncate(item, _SECTION_LIMIT))
+    # header + sections + context must stay within Slack's block limit.
+    room = _MAX_BLOCKS - 2
+    if len(sections) > room:
+        hidden += sum(s.count("\n") + 1 for s in sections[room:])
+        sections = sections[:room]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
+        *({"type": "section", "text": {"type": "mrkdwn", "text": s}}
+          for s in sections or ["_No notices._"]),
+    ]
+    more = f" · {hidden} more not shown" if hidden > 0 else ""
+    blocks.append({"type": "context", "elements": [{
+        "type": "mrkdwn",
+        "text": f"escucha digest · {notification.created_at:%Y-%m-%d %H:%M} UTC{more}"}]})
+    return _message(notification, f"Digest: {count} notices — " + "; ".join(lines), blocks)
+
+
+def build_thread_reply(notification: Notification) -> dict[str, Any]:
+    """The short threaded reply (less channel and thread_ts) for an escalation or reminder."""
+    inc = notification.incident
+    if notification.kind == "escalate":
+        # The escalate stage says why on the incident's timeline (a timeout, or a recurrence
+        # that reopened it); show its latest word on it.
+        why = next((e.text for e in reversed(inc.timeline) if e.kind in ("escalate", "reopen")),
+                   "")
+        reason = slack_escape(why, limit=300).replace("\n", " ") or "nobody acknowledged in time"
+        text = f":arrow_double_up: *Escalated to level {notification.level}*: {reason}"
+    else:
+        owner = ""
+        if inc.state == "acknowledged":
+            owner = f", acknowledged by {slack_escape(inc.acked_by or 'someone', limit=80)}"
+        text = (f":alarm_clock: *Reminder*: incident still {inc.state}{owner} "
+                f"(level {notification.level}), opened {_hm(inc.opened_at)}")
+    return _message(notification, text,
+                    [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
 
 def _classify(exc: Exception) -> DeliveryError:
@@ -98,6 +235,19 @@ def _classify(exc: Exception) -> DeliveryError:
     if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | OSError | SlackRequestError):
         return DeliveryError(f"slack: {type(exc).__name__}: {exc}", retryable=True)
     return DeliveryError(f"slack: unexpected {type(exc).__name__}", retryable=False)
+
+
+def _split(update_of: str | None) -> tuple[str, str] | None:
+    """``"<channel id>/<ts>"`` as (channel id, ts); None when there is nothing to update."""
+    if not update_of:
+        return None
+    channel_id, _, ts = update_of.rpartition("/")
+    return (channel_id, ts) if ts else None
+
+
+def _event_payload(message: dict[str, Any]) -> dict[str, Any]:
+    payload = (message.get("metadata") or {}).get("event_payload")
+    return payload if isinstance(payload, dict) else {}
 
 
 class SlackNotifier:
@@ -124,25 +274,64 @@ class SlackNotifier:
         return self._watch_names.get(wid, wid)
 
     async def send(self, notification: Notification) -> Receipt:
+        """Post, edit in place, or reply in the incident's thread (see the module docstring).
+
+        The receipt's ``external_id`` is ``"<channel id>/<ts>"`` of the message *written*: the
+        edited message for an update, the new reply for an escalation or reminder. The deliver
+        stage keeps only the first receipt per incident and channel, so thread replies never
+        become the message later updates edit.
+        """
         message = build_message(notification, watch_name=self._watch(notification))
         channel = notification.target or self._target
+        parent = None if notification.kind == "digest" else _split(notification.update_of)
         try:
-            if notification.update_of:
-                # One message per incident, kept current: a state change edits it in place.
-                channel_id, _, ts = notification.update_of.rpartition("/")
+            if parent is None:
+                resp = await self._client.chat_postMessage(channel=channel, **message)
+            elif notification.kind in _REPLY_KINDS:
+                return await self._reply(notification, message, parent)
+            else:
                 resp = await self._client.chat_update(
-                    channel=channel_id or channel, ts=ts, text=message["text"],
+                    channel=parent[0] or channel, ts=parent[1], text=message["text"],
                     blocks=message["blocks"], metadata=message["metadata"],
                 )
-            else:
-                resp = await self._client.chat_postMessage(channel=channel, **message)
         except Exception as exc:  # slack_sdk raises several types; _classify sorts them
             raise _classify(exc) from exc
         channel_id = str(resp.get("channel") or channel)
         self._channel_ids[channel] = channel_id
         # "<channel id>/<ts>": everything needed to update the message later, even after a
         # restart, without looking the channel up again.
-        return Receipt(external_id=f"{channel_id}/{resp.get('ts')}", detail=f"in {channel_id}")
+        verb = "updated" if parent else "posted"
+        return Receipt(external_id=f"{channel_id}/{resp.get('ts')}",
+                       detail=f"{verb} in {channel_id}")
+
+    async def _reply(self, notification: Notification, parent_message: dict[str, Any],
+                     parent: tuple[str, str]) -> Receipt:
+        channel_id, parent_ts = parent
+        # The reply is the one side effect that must happen once: it goes first, and a
+        # failure here raises so the retry stage tries again.
+        resp = await self._client.chat_postMessage(
+            channel=channel_id or notification.target or self._target, thread_ts=parent_ts,
+            **build_thread_reply(notification))
+        channel_id = str(resp.get("channel") or channel_id)
+        reply_ts = str(resp.get("ts"))
+        receipt = Receipt(external_id=f"{channel_id}/{reply_ts}",
+                          detail=f"replied in {channel_id} thread {parent_ts}")
+        # Then the parent shows the new level. Best effort: raising now would make the retry
+        # stage post the reply twice, and the next update repaints the parent anyway. Its
+        # metadata names the reply, which is how find_sent recognises this send after a crash.
+        try:
+            await self._client.chat_update(
+                channel=channel_id, ts=parent_ts, text=parent_message["text"],
+                blocks=parent_message["blocks"],
+                metadata=_metadata(notification, reply_ts=reply_ts),
+            )
+        except Exception as exc:  # slack_sdk raises several types; _classify sorts them
+            reason = _classify(exc).reason
+            log.warning("slack: replied to %s but could not update it: %s", notification.id,
+                        reason)
+            return Receipt(external_id=receipt.external_id,
+                           detail=f"{receipt.detail}; parent not updated: {reason}")
+        return receipt
 
     async def _resolve(self, channel: str) -> str | None:
         if channel in self._channel_ids:
@@ -167,6 +356,9 @@ class SlackNotifier:
         return None
 
     async def find_sent(self, notification: Notification) -> Receipt | None:
+        parent = None if notification.kind == "digest" else _split(notification.update_of)
+        if parent is not None and parent[0]:
+            return await self._find_in_parent(notification, parent)
         channel = notification.target or self._target
         try:
             channel_id = await self._resolve(channel)
@@ -183,10 +375,36 @@ class SlackNotifier:
             return None
         msg: dict[str, Any]
         for msg in resp.get("messages", []):
-            payload: dict[str, Any] = (msg.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == notification.id:
+            if _event_payload(msg).get("key") == notification.id:
                 return Receipt(external_id=f"{channel_id}/{msg.get('ts')}",
                                detail="found in history")
+        return None
+
+    async def _find_in_parent(self, notification: Notification,
+                              parent: tuple[str, str]) -> Receipt | None:
+        # Edits and thread replies both leave this notification's key on the parent message,
+        # which may be far older than any history window: read exactly that one message.
+        channel_id, ts = parent
+        try:
+            resp = await self._client.conversations_history(
+                channel=channel_id, latest=ts, inclusive=True, limit=1,
+                include_all_metadata=True,
+            )
+        except Exception as exc:  # cannot tell: the caller sends, which is the safe default
+            log.warning("slack: cannot read message for %s: %s", notification.id,
+                        _classify(exc).reason)
+            return None
+        msg: dict[str, Any]
+        for msg in resp.get("messages", []):
+            payload = _event_payload(msg)
+            if msg.get("ts") != ts or payload.get("key") != notification.id:
+                continue
+            if notification.kind in _REPLY_KINDS:
+                reply_ts = payload.get("reply_ts")
+                # A key without reply_ts: an earlier edit, not this reply; send it.
+                return (Receipt(external_id=f"{channel_id}/{reply_ts}", detail="found in thread")
+                        if reply_ts else None)
+            return Receipt(external_id=f"{channel_id}/{ts}", detail="found in history")
         return None
 
     async def close(self) -> None:

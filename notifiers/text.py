@@ -7,11 +7,12 @@ and escaped for that channel's markup, so it can neither notify anyone nor hide 
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from urllib.parse import urlsplit
 
-__all__ = ["clean", "console_safe", "safe_url", "slack_escape", "truncate"]
+__all__ = ["clean", "console_safe", "html_escape", "safe_url", "slack_escape", "truncate"]
 
 # C0/C1 controls except tab and newline; includes ESC, so no terminal escape sequences.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -40,6 +41,12 @@ def slack_escape(text: str, *, limit: int = 2000) -> str:
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     # A zero-width joiner after "@" keeps the word readable but never a ping.
     return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), text)
+
+
+def html_escape(text: str, *, limit: int = 2000) -> str:
+    """Escape for HTML text and quoted attribute values: no tags, no entities, no way out of
+    an attribute. Cleaned first so the length bound applies to what the reader sees."""
+    return html.escape(clean(text, limit=limit), quote=True)
 
 
 def console_safe(text: str, *, limit: int = 500) -> str:

@@ -62,7 +62,9 @@ class Pipeline:
     settings: Settings
     metrics: Metrics
     registry: CollectorRegistry
+    bootstrap: str
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
+    views: dict[str, Any] = field(default_factory=dict)  # whole-topic views (streams.views)
 
     def topic(self, spec: TopicSpec) -> faust.TopicT:
         return self.topics[spec.name]
@@ -78,7 +80,7 @@ def build_pipeline(
     """Create the Faust app with every agent, web route and metric installed."""
     registry = registry or CollectorRegistry()
     app = faust.App(settings.kafka.app_id, **faust_settings(settings, bootstrap=bootstrap))
-    channels = ["console", "slack"]
+    channels = ["console", "slack", "email", "push", "pagerduty", "webhook"]
     metrics = Metrics(
         registry=registry,
         sources=("simulate", "replay"),
@@ -86,7 +88,8 @@ def build_pipeline(
         channels=channels,
         detectors=("negative_spike",),
     )
-    pipeline = Pipeline(app=app, settings=settings, metrics=metrics, registry=registry)
+    pipeline = Pipeline(app=app, settings=settings, metrics=metrics, registry=registry,
+                        bootstrap=bootstrap)
     for spec in topics.ALL:
         # Raw bytes in and out: records.parse validates, so bad input gets a reason.
         pipeline.topics[spec.name] = app.topic(
@@ -97,12 +100,21 @@ def build_pipeline(
     setup_prometheus_sensors(app, registry=registry, name_prefix="escucha_faust")
     _install_health(pipeline)
     if install_agents:
-        from agents import classify, deliver, detect, escalate
+        from datetime import timedelta
 
+        from agents import classify, deliver, detect, escalate
+        from streams.links import LinkSigner, load_or_create_secret
+        from streams.web import install_api
+
+        secret = (settings.api.link_secret.get_secret_value().encode()
+                  if settings.api.link_secret else load_or_create_secret(settings.datadir))
+        links = LinkSigner(secret=secret, base_url=settings.api.public_url,
+                           ttl=timedelta(seconds=settings.api.link_ttl_s))
         classify.install(pipeline)
         detect.install(pipeline)
         escalate.install(pipeline)
-        deliver.install(pipeline)
+        deliver.install(pipeline, links=links)
+        install_api(pipeline, links=links)
     return pipeline
 
 

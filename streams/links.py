@@ -13,9 +13,12 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-__all__ = ["LinkError", "LinkSigner", "SignedAction"]
+__all__ = ["LinkError", "LinkSigner", "SignedAction", "load_or_create_secret"]
 
 _ACTIONS = ("ack", "resolve")
 
@@ -84,3 +87,21 @@ class LinkSigner:
         if (now or datetime.now(UTC)) >= expires:
             raise LinkError(f"this link expired at {expires:%Y-%m-%d %H:%M} UTC")
         return SignedAction(incident_id, action, expires)
+
+
+def load_or_create_secret(datadir: Path) -> bytes:
+    """The link secret kept in ``<datadir>/link-secret``, created (mode 0600) if missing.
+
+    Fine for one machine; with several workers set ``api.link_secret`` so links signed by one
+    verify on all.
+    """
+    path = datadir / "link-secret"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        datadir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secret)
+        return secret

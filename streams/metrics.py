@@ -16,6 +16,9 @@ SEVERITIES = ("info", "warning", "critical")
 DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried")
 STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Human response times: from seconds (a click on a button) to a day.
+_HUMAN_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
+                  86400.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -73,12 +76,33 @@ class Metrics:
             "escucha_delivery_seconds", "From notification created to delivered, seconds.",
             ["channel"], buckets=_LATENCY_BUCKETS, registry=registry,
         )
+        self.time_to_ack = Histogram(
+            "escucha_time_to_acknowledge_seconds", "From incident opened to acknowledged.",
+            ["severity", "watch"], buckets=_HUMAN_BUCKETS, registry=registry,
+        )
+        self.time_to_resolve = Histogram(
+            "escucha_time_to_resolve_seconds", "From incident opened to resolved.",
+            ["severity", "watch"], buckets=_HUMAN_BUCKETS, registry=registry,
+        )
+        self.escalations = Counter(
+            "escucha_escalations_total", "Escalations to a level (2 = first escalation).",
+            ["level"], registry=registry,
+        )
+        self.acks = Counter(
+            "escucha_acks_total", "Acknowledgements and resolutions, by path.",
+            ["source", "action"], registry=registry,
+        )
+        self.silences = Counter(
+            "escucha_silences_created_total", "Silences created over the API or console.",
+            registry=registry,
+        )
         self.model_loaded = Gauge(
             "escucha_model_loaded", "1 once the classification model is loaded.",
             registry=registry,
         )
         for source in sources:
             self.mentions_in.labels(source)
+        watches = list(watches)
         for watch in watches:
             self.mentions_classified.labels(watch)
         for stage in STAGES:
@@ -88,6 +112,14 @@ class Metrics:
                 self.signals.labels(detector, severity)
         for severity in SEVERITIES:
             self.incidents.labels(severity)
+            for watch in watches:
+                self.time_to_ack.labels(severity, watch)
+                self.time_to_resolve.labels(severity, watch)
+        for level in ("2", "3", "4", "5"):
+            self.escalations.labels(level)
+        for source in ("slack", "api", "link", "cli", "console", "auto"):
+            for action in ("ack", "resolve"):
+                self.acks.labels(source, action)
         for channel in channels:
             self.delivery_seconds.labels(channel)
             for outcome in DELIVERY_OUTCOMES:

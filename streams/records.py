@@ -132,6 +132,7 @@ class SampleMention(BaseModel):
     author: str
     text: str
     priority: int
+    language: str | None = None
 
 
 class Signal(_Record):

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -22,6 +30,12 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from notifiers.email import EmailSettings
+from notifiers.pagerduty import PagerDutySettings
+from notifiers.push import NtfySettings
+from notifiers.webhook import WebhookSettings
+from streams.escalation_config import EscalationSettings
 
 __all__ = [
     "ConfigError",
@@ -121,10 +135,6 @@ class DetectSettings(_Section):
     max_p_value: float = Field(
         default=1e-4, gt=0, lt=1, description="Poisson tail probability needed to fire."
     )
-    resolve_after_s: int = Field(
-        default=1800, ge=60,
-        description="Quiet seconds after which a new signal opens a new incident.",
-    )
 
 
 class Watch(_Section):
@@ -154,6 +164,9 @@ class Watch(_Section):
 
 class SlackSettings(_Section):
     token: SecretStr | None = Field(default=None, description="Bot token (xoxb-…).")
+    signing_secret: SecretStr | None = Field(
+        default=None, description="Verifies Acknowledge/Resolve button clicks (app settings, "
+        "'Signing Secret'); without it the buttons are refused.")
     channel: str = Field(default="#escucha-alerts", description="Channel for alerts.")
     base_url: str = Field(
         default="https://slack.com/api/", description="Web API base URL (tests point it at a fake)."
@@ -165,8 +178,28 @@ class ConsoleSettings(_Section):
 
 
 class NotifierSettings(_Section):
+    """Each channel's settings live beside its notifier (notifiers/<channel>.py)."""
+
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    email: EmailSettings | None = Field(default=None, description="SMTP; unset: email off.")
+    push: NtfySettings | None = Field(default=None, description="ntfy; unset: push off.")
+    pagerduty: PagerDutySettings | None = Field(default=None,
+                                                description="Events API v2; unset: off.")
+    webhook: WebhookSettings | None = Field(default=None, description="Signed JSON webhooks.")
+
+
+class ApiSettings(_Section):
+    tokens: list[SecretStr] = Field(
+        default_factory=list, description="Bearer tokens for /api/… (reads and writes); none: "
+        "the API refuses everything.")
+    public_url: str = Field(
+        default="http://127.0.0.1:6066",
+        description="How people reach this server: the base of links in emails and push.")
+    link_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of signed ack links (≥16 chars; the same on every "
+        "worker). Unset: one is generated and kept in <datadir>/link-secret.")
+    link_ttl_s: int = Field(default=86400, ge=60, description="How long an ack link works.")
 
 
 class Settings(BaseSettings):
@@ -174,6 +207,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         frozen=True, extra="forbid", env_prefix="ESCUCHA_", env_nested_delimiter="__",
+        # A bad webhook URL or key must not be echoed back in an error message.
+        hide_input_in_errors=True,
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -181,6 +216,8 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
     notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     watches: list[Watch] = Field(default_factory=list, description="What to listen for.")
     datadir: Path = Field(default=Path("var"), description="Worker state, broker address file.")
 
@@ -193,6 +230,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"watch id {watch.id!r} is used twice")
             seen.add(watch.id)
         return value
+
+    @model_validator(mode="after")
+    def _targets_have_channels(self) -> Settings:
+        """Every target must name a channel that is configured, or alerts would vanish."""
+        problems = []
+        for p in self.escalation.policies:
+            for li, level in enumerate(p.levels):
+                for ti, t in enumerate(level.targets):
+                    where = f"escalation.policies[{p.id}].levels.{li}.targets.{ti}"
+                    problem = _channel_problem(self, t.kind, getattr(t, t.kind))
+                    if problem:
+                        problems.append(f"{where}: {problem}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -225,6 +277,22 @@ class _AliasEnvSource(EnvSettingsSource):
                 node = node.setdefault(part, {})
             node[path[-1]] = value
         return out
+
+
+def _channel_problem(settings: Settings, kind: str, value: object) -> str | None:
+    n = settings.notifiers
+    if kind == "slack" and n.slack.token is None:
+        return "uses slack but notifiers.slack.token is not set"
+    if kind == "console" and not n.console.enabled:
+        return "uses the console but notifiers.console.enabled is false"
+    for name in ("email", "push", "pagerduty", "webhook"):
+        if kind == name and getattr(n, name) is None:
+            return f"uses {name} but notifiers.{name} is not configured"
+    if kind == "pagerduty" and n.pagerduty is not None and value not in n.pagerduty.services:
+        return f"no PagerDuty service {value!r} in notifiers.pagerduty.services"
+    if kind == "webhook" and n.webhook is not None and value not in n.webhook.endpoints:
+        return f"no webhook endpoint {value!r} in notifiers.webhook.endpoints"
+    return None
 
 
 def config_path(explicit: str | Path | None = None) -> Path | None:

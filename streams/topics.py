@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["ALL", "TopicSpec", "RAW", "ENRICHED", "SIGNALS", "NOTIFICATIONS", "ACKS",
-           "DELIVERIES", "DLQ"]
+           "DELIVERIES", "DLQ", "ESCALATION", "INCIDENTS", "SILENCES"]
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,15 @@ RAW = TopicSpec("escucha.mentions.raw", key="mention key (source:id)")
 ENRICHED = TopicSpec("escucha.mentions.enriched", key="watch id")
 SIGNALS = TopicSpec("escucha.signals", key="watch id")
 NOTIFICATIONS = TopicSpec("escucha.notifications", key="incident id")
-ACKS = TopicSpec("escucha.acks", key="incident id")
-DELIVERIES = TopicSpec("escucha.deliveries", key="incident id")
+# Everything that changes an incident is keyed by its watch, so one worker (the owner of the
+# watch's partition) sees signals, acks, escalation ticks and receipts in one ordered stream.
+ACKS = TopicSpec("escucha.acks", key="watch id (from the incident id)")
+DELIVERIES = TopicSpec("escucha.deliveries", key="watch id (from the incident id)")
+ESCALATION = TopicSpec("escucha.escalation", key="watch id: escalation clock ticks")
 DLQ = TopicSpec("escucha.mentions.dlq", key="stage")
+# Read whole by every worker (web API, console, silences): small, append-only views.
+INCIDENTS = TopicSpec("escucha.incidents", key="incident id: each change's snapshot")
+SILENCES = TopicSpec("escucha.silences", key="silence id")
 
-ALL: tuple[TopicSpec, ...] = (RAW, ENRICHED, SIGNALS, NOTIFICATIONS, ACKS, DELIVERIES, DLQ)
+ALL: tuple[TopicSpec, ...] = (RAW, ENRICHED, SIGNALS, NOTIFICATIONS, ACKS, DELIVERIES,
+                              ESCALATION, DLQ, INCIDENTS, SILENCES)

@@ -67,7 +67,13 @@ def all_texts(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
         for field in block.get("fields", []):
             out.append(("field", field["text"]))
         for element in block.get("elements", []):
-            out.append(("context", element["text"]))
+            text = element["text"]
+            if isinstance(text, dict):  # a button: its label and confirm dialog are texts too
+                out.append(("button", text["text"]))
+                out += [("confirm", part["text"])
+                        for part in element.get("confirm", {}).values() if isinstance(part, dict)]
+            else:
+                out.append(("context", text))
     return out
 
 

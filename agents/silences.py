@@ -1,0 +1,187 @@
+"""Silences: label matchers with a time window that hold notifications back.
+
+Pure: nothing here reads the clock; callers pass ``at``. A silence created from an incident
+("silence this") carries ``incident_id`` and stops applying once that incident resolves; the
+caller knows which incidents are resolved and passes their ids to ``first_match``.
+
+Matcher values (per label in ``MATCH_LABELS``; a label the incident lacks reads as ``""``):
+
+* ``"acme"``     equal to ``acme``;
+* ``"*"``        anything, including a missing label;
+* ``"!=acme"``   anything but ``acme``;
+* ``"~acme-.*"`` a full match of the regular expression; ``"!~re"`` anything that doesn't match;
+* ``"=…"``       literal equality with the rest, to match a value that starts with ``!``/``~``/
+  ``=`` or is ``*`` itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.escalation_config import MATCH_LABELS, SilenceSpec
+
+__all__ = ["Silence", "first_match", "from_spec"]
+
+# Patterns come from operators, not from mention text, but a silence is also created from
+# Slack/HTTP requests; a length cap keeps an accidental paste from becoming a slow regex.
+_MAX_PATTERN = 256
+
+_Test = Callable[[str], bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Silence:
+    """A window ``[starts_at, ends_at)`` in which incidents whose labels match are silenced.
+
+    Raises ``ValueError`` on construction for no matchers, a label outside ``MATCH_LABELS``
+    (a typo would otherwise silence nothing, or with ``!=`` everything), an invalid or too long
+    regular expression, or a naive datetime. A silence that ends before it starts is allowed
+    and simply never active, so an expired entry left in the config doesn't stop start-up.
+    """
+
+    id: str
+    matchers: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str = ""
+    incident_id: str | None = None
+    _tests: tuple[tuple[str, _Test], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.matchers:
+            raise ValueError(f"silence {self.id!r} has no matchers; it would silence everything")
+        unknown = sorted(set(self.matchers) - set(MATCH_LABELS))
+        if unknown:
+            raise ValueError(f"silence {self.id!r}: unknown label(s) {unknown}; "
+                             f"use {', '.join(MATCH_LABELS)}")
+        tests = tuple((label, _compile(self.id, label, value))
+                      for label, value in self.matchers.items())
+        # Frozen, yet the dict passed in stays the caller's: copy it so it can't change later.
+        object.__setattr__(self, "matchers", dict(self.matchers))
+        object.__setattr__(self, "starts_at", _aware(self.starts_at, "starts_at"))
+        object.__setattr__(self, "ends_at", _aware(self.ends_at, "ends_at"))
+        object.__setattr__(self, "_tests", tests)
+
+    def active(self, at: datetime) -> bool:
+        """Whether ``at`` lies in ``[starts_at, ends_at)``."""
+        return self.starts_at <= _aware(at, "at") < self.ends_at
+
+    def matches(self, labels: Mapping[str, str], at: datetime) -> bool:
+        """Whether this silence is active at ``at`` and every matcher accepts ``labels``."""
+        return self.active(at) and all(test(labels.get(label, ""))
+                                       for label, test in self._tests)
+
+    @classmethod
+    def from_spec(cls, spec: SilenceSpec, *, id: str, now: datetime) -> Silence:
+        """A silence from config; one without ``starts_at`` starts ``now``.
+
+        Config datetimes without an offset are taken as UTC (the pipeline's zone).
+        """
+        starts_at = spec.starts_at if spec.starts_at is not None else now
+        return cls(id=id, matchers=dict(spec.matchers), starts_at=_assume_utc(starts_at),
+                   ends_at=_assume_utc(spec.ends_at), created_by=spec.created_by,
+                   comment=spec.comment)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (datetimes as ISO 8601 with offset); ``from_dict`` reverses it."""
+        return {
+            "id": self.id,
+            "matchers": dict(self.matchers),
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+            "created_by": self.created_by,
+            "comment": self.comment,
+            "incident_id": self.incident_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Silence:
+        """The silence ``to_dict`` produced; ``ValueError`` for a malformed record."""
+        try:
+            matchers = data["matchers"]
+            if not isinstance(matchers, Mapping) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in matchers.items()):
+                raise ValueError("'matchers' must map label names to strings")
+            incident_id = data.get("incident_id")
+            return cls(
+                id=str(data["id"]), matchers=dict(matchers),
+                starts_at=datetime.fromisoformat(data["starts_at"]),
+                ends_at=datetime.fromisoformat(data["ends_at"]),
+                created_by=str(data["created_by"]), comment=str(data.get("comment", "")),
+                incident_id=None if incident_id is None else str(incident_id),
+            )
+        except KeyError as exc:
+            raise ValueError(f"silence record lacks {exc.args[0]!r}") from exc
+        except TypeError as exc:
+            raise ValueError(f"malformed silence record: {exc}") from exc
+
+
+#: Module-level spelling of ``Silence.from_spec``.
+from_spec = Silence.from_spec
+
+
+def first_match(silences: Iterable[Silence], labels: Mapping[str, str], at: datetime, *,
+                resolved: Collection[str] = ()) -> Silence | None:
+    """The first silence, in order, that silences ``labels`` at ``at``; ``None`` if none does.
+
+    Silences bound to an incident in ``resolved`` are skipped: "silence this incident" must not
+    swallow the next, unrelated incident that happens to carry the same labels.
+    """
+    for silence in silences:
+        if silence.incident_id is not None and silence.incident_id in resolved:
+            continue
+        if silence.matches(labels, at):
+            return silence
+    return None
+
+
+def _compile(silence_id: str, label: str, value: str) -> _Test:
+    if not isinstance(value, str):
+        raise ValueError(f"silence {silence_id!r}: matcher {label!r} must be a string")
+    if value == "*":
+        return lambda _: True
+    if value.startswith("="):
+        literal = value[1:]
+        return lambda v: v == literal
+    if value.startswith("!="):
+        other = value[2:]
+        return lambda v: v != other
+    if value.startswith("!~"):
+        pattern = _regex(silence_id, label, value[2:])
+        return lambda v: pattern.fullmatch(v) is None
+    if value.startswith("~"):
+        pattern = _regex(silence_id, label, value[1:])
+        return lambda v: pattern.fullmatch(v) is not None
+    return lambda v: v == value
+
+
+def _regex(silence_id: str, label: str, source: str) -> re.Pattern[str]:
+    if len(source) > _MAX_PATTERN:
+        raise ValueError(f"silence {silence_id!r}: regex for {label!r} is longer than "
+                         f"{_MAX_PATTERN} characters; simplify it")
+    try:
+        return re.compile(source)
+    # OverflowError/RecursionError: huge repeat counts or deep nesting, which re reports so.
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise ValueError(f"silence {silence_id!r}: invalid regex {source!r} for {label!r}: "
+                         f"{exc}") from exc
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime, got {type(value).__name__}")
+    # Naive datetimes compare wrongly (or raise) against aware ones; refuse rather than guess.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _assume_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,264 @@
+"""Phone push through ntfy (https://docs.ntfy.sh/publish/): a JSON publish to the server root.
+
+The notification's target is the ntfy topic. On a public server such as ntfy.sh the topic name
+is the only thing between strangers and the alert (and its Acknowledge button), so use a
+server of your own, or an access token and a reserved topic. The token is a credential: it goes
+only into the ``Authorization`` header, never into an error, a log line or a receipt.
+
+The Acknowledge button is an ntfy ``http`` action: the phone POSTs to the signed link itself,
+which acknowledges without opening a browser (a GET of the same link only shows a page).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from notifiers.base import Receipt
+from notifiers.errors import DeliveryError, classify_exception, classify_http
+from notifiers.text import clean, console_safe, safe_url
+from streams.links import LinkSigner
+from streams.records import Notification
+
+__all__ = ["NtfySettings", "PushNotifier", "build_payload"]
+
+log = logging.getLogger(__name__)
+
+#: What ntfy accepts as a topic name (docs: "Picking a topic").
+_TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
+_PRIORITY = {"critical": 5, "warning": 4, "info": 3}
+_TAGS = {"critical": "rotating_light", "warning": "warning", "info": "information_source"}
+_STATE_TAGS = {"acknowledged": "eyes", "resolved": "white_check_mark"}
+# ntfy turns a message over 4096 bytes into an attachment (or refuses it); stay well below.
+_MESSAGE_BYTES = 3900
+_TITLE_CHARS = 200
+_SUMMARY_CHARS = 1000
+_SAMPLE_CHARS = 200
+_MAX_SAMPLES = 3
+_ANSWER_BYTES = 64 * 1024
+
+
+class NtfySettings(BaseModel):
+    """The ntfy server to publish to; topics come from each notification's target."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str = Field(default="https://ntfy.sh",
+                          description="Root URL of the ntfy server; JSON is POSTed to it.")
+    token: SecretStr | None = Field(
+        default=None, description="ntfy access token (tk_…), sent as 'Authorization: Bearer'. "
+        "Unset: publish anonymously, which only open topics accept.")
+    timeout_s: float = Field(default=10, gt=0, le=300,
+                             description="Seconds for one publish, connect to answer.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _plain_http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected the server's root URL, e.g. 'https://ntfy.example.com'")
+        if parts.username or parts.password:
+            # A URL gets logged and echoed in errors; a credential belongs in `token`.
+            raise ValueError("put credentials in notifiers.push.token, not in the URL")
+        if parts.query or parts.fragment:
+            raise ValueError("the root URL takes no query or fragment")
+        return value.strip().rstrip("/")
+
+
+def _fit_bytes(text: str, limit: int) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    # Cut on a character boundary, leaving room for the 3-byte ellipsis.
+    return data[: limit - 3].decode("utf-8", "ignore") + "…"
+
+
+def _title(notification: Notification, watch_name: str) -> str:
+    inc = notification.incident
+    if inc.state == "resolved":
+        status = f"resolved by {inc.resolved_by}" if inc.resolved_by else "resolved"
+    elif inc.state == "acknowledged":
+        status = f"acknowledged by {inc.acked_by}" if inc.acked_by else "acknowledged"
+    elif notification.kind == "escalate":
+        status = f"escalated, level {notification.level}"
+    elif notification.kind == "reminder":
+        status = "not acknowledged yet"
+    else:
+        status = ""
+    text = f"[{inc.severity.upper()}] {watch_name}: {inc.detector.replace('_', ' ')}"
+    return console_safe(text + (f" — {status}" if status else ""), limit=_TITLE_CHARS)
+
+
+def _message(notification: Notification, watch_name: str) -> str:
+    inc = notification.incident
+    lines = [clean(inc.summary, limit=_SUMMARY_CHARS),
+             console_safe(f"Watch: {watch_name} · state: {inc.state} · level "
+                          f"{notification.level}", limit=300)]
+    if notification.kind == "digest":
+        lines += [f"• {console_safe(d, limit=_SAMPLE_CHARS)}" for d in notification.digest[:10]]
+    for sample in inc.samples[:_MAX_SAMPLES]:
+        lines.append(f"• @{console_safe(sample.author, limit=64)}: "
+                     f"{console_safe(sample.text, limit=_SAMPLE_CHARS)}")
+    return _fit_bytes("\n".join(lines), _MESSAGE_BYTES)
+
+
+def build_payload(
+    notification: Notification, *, topic: str, watch_name: str, links: LinkSigner | None
+) -> dict[str, Any]:
+    """The JSON body of ntfy's publish-as-JSON for a notification."""
+    inc = notification.incident
+    tags = [_TAGS[inc.severity]]
+    if inc.state in _STATE_TAGS:
+        tags.append(_STATE_TAGS[inc.state])
+    payload: dict[str, Any] = {
+        "topic": topic,
+        "title": _title(notification, watch_name),
+        "message": _message(notification, watch_name),
+        "priority": _PRIORITY[inc.severity],
+        "tags": tags,
+    }
+    click = safe_url(inc.samples[0].url) if inc.samples else None
+    if click:
+        payload["click"] = click
+    if links is not None and inc.state == "open":
+        ack = safe_url(links.url(inc.id, "ack"))
+        if ack:
+            # The form field names who acted, as the link page's form does: a personal
+            # topic identifies the person, so the ack is not just "link".
+            payload["actions"] = [{
+                "action": "http", "label": "Acknowledge", "url": ack, "method": "POST",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+                "body": urlencode({"by": f"ntfy:{topic}"}), "clear": True}]
+        else:
+            log.warning("push: ack link for %s is not a plain http(s) URL; check "
+                        "api.public_url", inc.id)
+    return payload
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
+    """The answer's body, at most ``_ANSWER_BYTES`` of it: never unbounded into memory."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(8192):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= _ANSWER_BYTES:
+            break
+    return b"".join(chunks)[:_ANSWER_BYTES]
+
+
+def _error_detail(body: bytes) -> str:
+    """ntfy's ``{"code", "http", "error"}`` answer as one short line."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return console_safe(body.decode("utf-8", "replace"), limit=120)
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        code = data.get("code")
+        return console_safe(f"{data['error']}" + (f" (code {code})" if code else ""), limit=160)
+    return ""
+
+
+class PushNotifier:
+    channel = "push"
+
+    def __init__(
+        self,
+        *,
+        settings: NtfySettings,
+        links: LinkSigner | None,
+        watch_names: Mapping[str, str] | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._settings = settings
+        self._links = links
+        self._watch_names = dict(watch_names or {})
+        self._session = session
+        self._owns_session = session is None
+        self._url = settings.base_url + "/"  # JSON publishing goes to the root, not the topic
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        # Created on first use: a ClientSession must be made inside the running loop.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+        return self._session
+
+    def _secrets(self) -> list[str]:
+        token = self._settings.token
+        return [token.get_secret_value()] if token is not None else []
+
+    def render(self, notification: Notification) -> dict[str, Any]:
+        """The JSON that ``send`` would publish (also for previews and tests)."""
+        inc = notification.incident
+        return build_payload(notification, topic=notification.target.strip(),
+                             watch_name=self._watch_names.get(inc.watch_id, inc.watch_id),
+                             links=self._links)
+
+    async def send(self, notification: Notification) -> Receipt:
+        topic = notification.target.strip()
+        if not _TOPIC.fullmatch(topic):
+            raise DeliveryError(
+                f"push: {console_safe(topic, limit=80)!r} is not an ntfy topic: use 1-64 "
+                "letters, digits, '-' or '_'; fix the escalation target", retryable=False)
+        payload = self.render(notification)
+        headers = {"Accept": "application/json"}
+        if self._settings.token is not None:
+            headers["Authorization"] = f"Bearer {self._settings.token.get_secret_value()}"
+        timeout = aiohttp.ClientTimeout(total=self._settings.timeout_s)
+        try:
+            async with self._session_now().post(
+                self._url, json=payload, headers=headers, timeout=timeout,
+                # A redirect would replay the token to wherever it points; refuse instead.
+                allow_redirects=False,
+            ) as resp:
+                status = resp.status
+                body = await _read_bounded(resp)
+                retry_after = resp.headers.get("Retry-After")
+        except Exception as exc:  # transport failures; classify_exception sorts them
+            raise _scrub(classify_exception(self.channel, exc), self._secrets()) from exc
+        if not 200 <= status < 300:
+            detail = _error_detail(body)
+            if status in (401, 403):
+                detail += "; check notifiers.push.token and the topic's access rights"
+            elif 300 <= status < 400:
+                detail += "; redirected: set notifiers.push.base_url to the final URL"
+            err = _scrub(classify_http(self.channel, status, detail, retry_after),
+                         self._secrets())
+            log.debug("push: %s to %s refused: %s", notification.id, topic, err.reason)
+            raise err
+        external_id: str | None = None
+        try:
+            data = json.loads(body)
+            if isinstance(data, dict) and isinstance(data.get("id"), str):
+                external_id = console_safe(data["id"], limit=64)
+        except ValueError:
+            pass  # 200 means published; without an id the receipt just has none
+        log.debug("push: %s published to %s as %s", notification.id, topic, external_id)
+        return Receipt(external_id=external_id, detail=f"published to ntfy topic {topic}")
+
+    async def find_sent(self, notification: Notification) -> Receipt | None:
+        # Polling the topic's cache would need read access the publisher may lack, and an
+        # ntfy message carries no field to hold our idempotency key.
+        return None
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+def _scrub(error: DeliveryError, secrets: list[str]) -> DeliveryError:
+    reason = error.reason
+    for secret in secrets:
+        if secret:
+            reason = reason.replace(secret, "***")
+    if reason == error.reason:
+        return error
+    return DeliveryError(reason, retryable=error.retryable, retry_after=error.retry_after)
