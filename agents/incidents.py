@@ -83,6 +83,14 @@ class EscalationEngine:
     def _silence(self, inc: Incident, now: datetime) -> Silence | None:
         return first_match(self._silences(), self._labels(inc), now, resolved=self._resolved())
 
+    def _silence_end(self, silence_id: str, overdue: datetime) -> datetime:
+        """When silence ``silence_id`` stops holding an incident; ``overdue`` if it already has."""
+        resolved = self._resolved()
+        for s in self._silences():
+            if s.id == silence_id and not (s.incident_id and s.incident_id in resolved):
+                return s.ends_at
+        return overdue
+
     @staticmethod
     def _log(inc: dict[str, Any], now: datetime, kind: str, text: str,
              by: str | None = None) -> None:
@@ -249,7 +257,11 @@ class EscalationEngine:
         if esc.get("pending_update"):
             times.append(_dt(esc["last_update_wall"])
                          + timedelta(seconds=self.cfg.group_interval_s))
-        if inc["state"] == "open" and not esc.get("silenced"):
+        if inc["state"] == "open" and esc.get("silenced"):
+            # The clock ticks only what is due: without this a silenced incident would never
+            # be ticked when its silence ends and would wait, unpaged, for auto-resolve.
+            times.append(self._silence_end(esc["silenced"], _dt(esc["opened_wall"])))
+        elif inc["state"] == "open":
             for pid, st in esc["policies"].items():
                 if st.get("done"):
                     times.append(_dt(st["reminded"])
@@ -271,9 +283,16 @@ class EscalationEngine:
         out: list[Notification] = []
         events: list[str] = []
         if esc.get("silenced"):
-            if self._silence(parse(Incident, inc), now) is not None:
-                return Decision(None)  # still silenced: nothing escalates
+            silence = self._silence(parse(Incident, inc), now)
+            if silence is not None:
+                if silence.id == esc["silenced"]:
+                    return Decision(None)  # still silenced: nothing escalates
+                esc["silenced"] = silence.id  # another silence holds it: next_due follows it
+                return Decision(entry)
             self._log(inc, now, "silenced", "silence ended")
+            if inc["state"] != "open":  # acknowledged while silenced: someone owns it already
+                esc["silenced"] = None
+                return Decision(entry)
             return Decision(entry, self._start(entry, now))
         if esc.get("pending_update"):
             out += self._maybe_update(entry, now)

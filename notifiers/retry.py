@@ -25,14 +25,16 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     first_delay_s: float = 1.0
-    max_delay_s: float = 60.0
+    max_delay_s: float = 30.0  # an outage is noticed within 30 s of its end
     multiplier: float = 2.0
     deadline_s: float = 600.0   # give up (and fall back) after this long
     max_retry_after_s: float = 300.0  # a Retry-After longer than this is not waited for
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter exponential backoff for the n-th retry (1-based)."""
-        cap = min(self.max_delay_s, self.first_delay_s * self.multiplier ** (attempt - 1))
+        # The exponent is capped: past ~1000 attempts a float power overflows.
+        cap = min(self.max_delay_s,
+                  self.first_delay_s * self.multiplier ** min(attempt - 1, 64))
         return rng.uniform(cap / 2, cap)
 
 

@@ -183,3 +183,12 @@ async def test_on_retry_sees_every_transient_error(caplog: pytest.LogCaptureFixt
     await run(ScriptedNotifier(*errors), on_retry=seen.append)
     assert seen == errors
     assert len([r for r in caplog.records if NOTE.id in r.getMessage()]) == 2
+
+
+def test_backoff_does_not_overflow_after_thousands_of_attempts() -> None:
+    import random as _random
+
+    from notifiers.retry import RetryPolicy as _Policy
+
+    policy = _Policy(first_delay_s=1.0, max_delay_s=30.0)
+    assert 15.0 <= policy.backoff(5000, _random.Random(1)) <= 30.0
