@@ -189,6 +189,10 @@ class EscalationEngine:
                     "last_update_wall": _iso(now), "pending_update": False},
         }
         self._log(entry["incident"], now, "signal", signal.summary)
+        if self.cfg.group_wait_s:
+            # Alertmanager's group_wait: the first alert carries whatever joined meanwhile.
+            entry["esc"]["waiting_until"] = _iso(now + timedelta(seconds=self.cfg.group_wait_s))
+            return Decision(entry, [], ["opened"])
         return Decision(entry, self._start(entry, now), ["opened"])
 
     def _reopen(self, entry: dict[str, Any], signal: Signal, now: datetime) -> Decision:
@@ -198,7 +202,9 @@ class EscalationEngine:
                    summary=signal.summary, severity=signal.severity)
         inc["signal_ids"] = [*inc["signal_ids"], signal.id][-100:]
         inc["samples"] = [s.model_dump(mode="json") for s in signal.samples]
-        entry["esc"]["last_signal_wall"] = _iso(now)
+        # A reopened incident is a new page: time-to-acknowledge counts from now.
+        entry["esc"].update(last_signal_wall=_iso(now), opened_wall=_iso(now),
+                            pending_update=False, last_update_wall=_iso(now))
         self._log(inc, now, "reopen", f"recurred: {signal.summary}")
         return Decision(entry, self._start(entry, now, kind="escalate"), ["reopened"])
 
@@ -212,7 +218,15 @@ class EscalationEngine:
             return Decision(entry)  # joins silently (Alertmanager's grouping)
         inc.update(severity=signal.severity, summary=signal.summary,
                    samples=[s.model_dump(mode="json") for s in signal.samples])
-        return Decision(entry, self._maybe_update(entry, now), ["worsened"])
+        out = self._maybe_update(entry, now)
+        # Routes may depend on severity: a warning that turns critical must reach whoever
+        # the routing tree sends critical incidents to, from their first level.
+        if inc["state"] == "open" and not esc.get("silenced") and not esc.get("waiting_until"):
+            for pid in route(self._labels(parse(Incident, inc)), self.cfg.route):
+                if pid not in esc["policies"]:
+                    esc["policies"][pid] = {"level": 0, "round": 0, "done": False}
+                    out += self._enter_level(entry, pid, 0, now, "trigger")
+        return Decision(entry, out, ["worsened"])
 
     def _maybe_update(self, entry: dict[str, Any], now: datetime) -> list[Notification]:
         """Tell everyone already notified that it got worse, at most once per group_interval."""
@@ -254,6 +268,8 @@ class EscalationEngine:
         if inc["state"] == "resolved":
             return None
         times = [_dt(esc["last_signal_wall"]) + timedelta(seconds=self.cfg.resolve_after_s)]
+        if esc.get("waiting_until"):
+            return min([*times, _dt(esc["waiting_until"])])
         if esc.get("pending_update"):
             times.append(_dt(esc["last_update_wall"])
                          + timedelta(seconds=self.cfg.group_interval_s))
@@ -280,6 +296,13 @@ class EscalationEngine:
             ack = Ack(incident_id=inc["id"], action="resolve", source="auto",
                       by=f"escucha (no signal for {quiet.total_seconds() / 60:.0f} min)", at=now)
             return self.on_ack(entry, ack, now)
+        if esc.get("waiting_until"):
+            if now < _dt(esc["waiting_until"]):
+                return Decision(None)
+            esc["waiting_until"] = None
+            if inc["state"] != "open":
+                return Decision(entry)  # acknowledged while waiting: nobody needs paging
+            return Decision(entry, self._start(entry, now))
         out: list[Notification] = []
         events: list[str] = []
         if esc.get("silenced"):

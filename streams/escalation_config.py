@@ -167,6 +167,9 @@ def _default_policies() -> list[Policy]:
 
 
 class EscalationSettings(_Section):
+    group_wait_s: int = Field(default=0, ge=0, le=3600, description="Hold a new incident's "
+                              "first notification this long, so signals that arrive together "
+                              "go out as one alert. 0: alert at once (a crisis will not wait).")
     group_interval_s: int = Field(default=300, ge=0, description="Least time between update "
                                   "notifications for one incident (new signals joining it).")
     repeat_interval_s: int = Field(default=3600, ge=60, description="Reminder interval while an "

@@ -216,5 +216,38 @@ async def test_ack_from_slack_stops_escalation_and_unacked_escalates(
                             headers={"Authorization": f"Bearer {API_TOKEN}"})
             kinds = [e["kind"] for e in json.loads(text)["timeline"]]
             assert "ack" in kinds and "resolve" in kinds and "escalate" not in kinds
+
+            # The CLI lists both and acknowledges Globex through the same API.
+            cli_env = {**os.environ, "ESCUCHA_API_TOKEN": API_TOKEN}
+            url = f"http://127.0.0.1:{port}"
+            listed = subprocess.run(
+                [sys.executable, "-m", "streams.cli", "incidents", "list", "--url", url],
+                env=cli_env, capture_output=True, text=True, timeout=60, check=True).stdout
+            assert acme in listed and globex in listed and "resolved" in listed
+            subprocess.run(
+                [sys.executable, "-m", "streams.cli", "incidents", "ack", globex, "--url", url,
+                 "--by", "luis"], env=cli_env, capture_output=True, timeout=60, check=True)
+
+            def globex_acked() -> bool:
+                _, text = _http("GET", f"{url}/api/incidents/{globex}",
+                                headers={"Authorization": f"Bearer {API_TOKEN}"})
+                data = json.loads(text)
+                return data.get("state") == "acknowledged" and data.get("acked_by") == "luis"
+
+            await _wait(globex_acked, timeout=30, what="Globex acknowledged from the CLI")
+
+            # A silence over the API is listed back.
+            status, text = _http("POST", f"{url}/api/silences",
+                                 body=json.dumps({"matchers": {"watch": "globex"},
+                                                  "minutes": 30, "by": "luis"}).encode(),
+                                 headers={"Authorization": f"Bearer {API_TOKEN}"})
+            assert status == 201, text
+
+            def silence_listed() -> bool:
+                _, listed = _http("GET", f"{url}/api/silences",
+                                  headers={"Authorization": f"Bearer {API_TOKEN}"})
+                return "globex" in listed
+
+            await _wait(silence_listed, timeout=30, what="the silence to be listed")
         finally:
             worker.close()

@@ -213,9 +213,11 @@ def test_worse_severity_updates_everyone_notified_at_most_once_per_group_interva
     assert pairs(d.notifications) == CRISIS_L1
     w = eng.on_signal(d.entry, signal(2, "warning"), at(120))
     assert w.events == ["worsened"]
-    assert pairs(w.notifications) == CRISIS_L1
-    assert kinds(w.notifications) == {"update"}
+    updates = [n for n in w.notifications if n.kind == "update"]
+    assert pairs(updates) == CRISIS_L1
     assert all(n.incident.severity == "warning" for n in w.notifications)
+    # A warning now also routes to exec, which starts at its first level.
+    assert {n.kind for n in w.notifications if n not in updates} == {"trigger"}
     assert w.incident is not None and w.incident.summary == "warning at minute 2"
 
     c = eng.on_signal(w.entry, signal(3, "critical"), at(150))  # inside the interval
@@ -225,7 +227,8 @@ def test_worse_severity_updates_everyone_notified_at_most_once_per_group_interva
 
     assert eng.on_tick(c.entry, at(179)).notifications == []
     t = eng.on_tick(c.entry, at(180))
-    assert pairs(t.notifications) == CRISIS_L1
+    # Everyone notified so far hears it got worse: crisis level 1, and exec (routed at warning).
+    assert set(CRISIS_L1) < set(pairs(t.notifications))
     assert kinds(t.notifications) == {"update"}
     assert all(n.incident.severity == "critical" for n in t.notifications)
     assert t.entry is not None and t.entry["esc"]["pending_update"] is False
@@ -237,7 +240,8 @@ def test_worsening_inside_the_first_group_interval_waits_for_it() -> None:
     eng = engine()
     d = opened(eng, signal(0, "info"))
     w = eng.on_signal(d.entry, signal(1, "warning"), at(30))
-    assert w.notifications == [] and w.entry is not None and w.entry["esc"]["pending_update"]
+    assert [n for n in w.notifications if n.kind == "update"] == []
+    assert w.entry is not None and w.entry["esc"]["pending_update"]
     assert eng.next_due(w.entry) == at(60)
     assert kinds(eng.on_tick(w.entry, at(60)).notifications) == {"update"}
 
@@ -664,3 +668,50 @@ def test_entries_survive_a_json_round_trip() -> None:
         live_entry, stored_json = a.entry, json.dumps(b.entry)
         inc_id = a.incident.id if a.incident else inc_id
     assert live_entry is not None and live_entry["incident"]["state"] == "resolved"
+
+
+def test_group_wait_holds_the_first_alert_and_sends_the_latest_severity() -> None:
+    from datetime import timedelta as _td
+
+    from agents.incidents import EscalationEngine as _Engine
+    from streams.escalation_config import EscalationSettings as _Esc
+    from streams.escalation_config import Level as _Level
+    from streams.escalation_config import Policy as _Policy
+    from streams.escalation_config import TargetSpec as _Target
+
+    policy = _Policy(id="default", levels=[_Level(targets=[_Target(slack="#c")])])
+    engine = _Engine(settings=_Esc(group_wait_s=30, policies=[policy]), policies=[policy],
+                     schedules={})
+    opened = engine.on_signal(None, signal(severity="warning"), T0)
+    assert opened.notifications == [] and opened.events == ["opened"]
+    assert opened.entry is not None
+    assert engine.next_due(opened.entry) == T0 + _td(seconds=30)
+    assert engine.on_tick(opened.entry, T0 + _td(seconds=29)).entry is None
+    worse = engine.on_signal(opened.entry, signal(minute=1, severity="critical"),
+                             T0 + _td(seconds=10))
+    assert worse.notifications == []
+    assert worse.entry is not None
+    sent = engine.on_tick(worse.entry, T0 + _td(seconds=30))
+    assert [(n.kind, n.incident.severity) for n in sent.notifications] == [("trigger",
+                                                                             "critical")]
+
+
+def test_a_warning_that_turns_critical_reaches_the_critical_route() -> None:
+    from agents.incidents import EscalationEngine as _Engine
+    from streams.escalation_config import EscalationSettings as _Esc
+    from streams.escalation_config import Level as _Level
+    from streams.escalation_config import Policy as _Policy
+    from streams.escalation_config import Route as _Route
+    from streams.escalation_config import TargetSpec as _Target
+
+    default = _Policy(id="default", levels=[_Level(targets=[_Target(slack="#c")])])
+    exec_ = _Policy(id="exec", levels=[_Level(targets=[_Target(email=["ceo@x.com"])])])
+    route = _Route(policy="default", routes=[
+        _Route(match={"severity": "critical"}, policy="exec", continue_=True),
+        _Route(policy="default")])
+    engine = _Engine(settings=_Esc(policies=[default, exec_], route=route),
+                     policies=[default, exec_], schedules={})
+    opened = engine.on_signal(None, signal(severity="warning"), T0)
+    assert [n.channel for n in opened.notifications] == ["slack"]
+    worse = engine.on_signal(opened.entry, signal(minute=1, severity="critical"), T0)
+    assert ("email", "ceo@x.com") in [(n.channel, n.target) for n in worse.notifications]
