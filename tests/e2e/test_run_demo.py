@@ -36,7 +36,7 @@ def test_run_shows_demo_incident_then_stops_cleanly(tmp_path: Path) -> None:
         broker_pid = int(json.loads((datadir / "broker.json").read_text())["pid"])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as r:
             assert r.status == 200
-        proc.wait_for_output(r"=== INCIDENT \w+ \[(WARNING|CRITICAL)\] Acme", timeout=90)
+        proc.wait_for_output(r"=== INCIDENT [\w.]+ \[(WARNING|CRITICAL)\] Acme", timeout=90)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
             metrics = r.read().decode()
         assert "escucha_incidents_opened_total" in metrics
