@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.incidents import Decision, EscalationEngine
-from agents.silences import Silence, from_spec
+from agents.silences import from_spec
 from streams import topics
 from streams.app import Pipeline
 from streams.dlq import dead_letter
@@ -27,7 +27,6 @@ from streams.records import (
     Signal,
     dumps,
     parse,
-    stable_id,
     watch_of,
 )
 from streams.settings import Settings
@@ -170,15 +169,4 @@ def install(pipeline: Pipeline) -> None:
     @app.task
     async def silence_view_task() -> None:
         await silence_view.run()
-
-
-def silence_record(silence: Silence) -> bytes:
-    """How a silence is written to the silences topic (the web API uses it)."""
-    import json
-
-    return json.dumps(silence.to_dict()).encode()
-
-
-def new_silence_id(matchers: dict[str, str], now: datetime) -> str:
-    return "s-" + stable_id(sorted(matchers.items()), now.isoformat())
 

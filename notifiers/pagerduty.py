@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from notifiers.base import Receipt
 from notifiers.errors import DeliveryError, classify_exception, classify_http
+from notifiers.http import LazySession
 from notifiers.text import clean, console_safe, safe_url
 from streams.records import Incident, Notification
 
@@ -193,15 +194,7 @@ class PagerDutyNotifier:
     ) -> None:
         self._settings = settings
         self._watch_names = dict(watch_names or {})
-        self._session = session
-        self._owns_session = session is None  # a session we were given is the caller's to close
-
-    def _session_now(self) -> aiohttp.ClientSession:
-        # Created on first use: a ClientSession must be made inside the running loop.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-            self._owns_session = True
-        return self._session
+        self._http = LazySession(session)
 
     async def send(self, notification: Notification) -> Receipt:
         service = notification.target
@@ -221,7 +214,7 @@ class PagerDutyNotifier:
         log.debug("pagerduty: %s for incident %s to service %s", action, inc.id, service)
         timeout = aiohttp.ClientTimeout(total=self._settings.timeout_s)
         try:
-            async with self._session_now().post(
+            async with self._http.get().post(
                 self._settings.events_url, json=event, timeout=timeout,
                 # A redirect would replay the key to wherever it points; refuse instead.
                 allow_redirects=False,
@@ -256,5 +249,4 @@ class PagerDutyNotifier:
         return None
 
     async def close(self) -> None:
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
+        await self._http.close()

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import Receipt
 from notifiers.errors import DeliveryError, classify_exception, classify_http
+from notifiers.http import LazySession
 from notifiers.text import clean, console_safe, safe_url
 from streams.links import LinkSigner
 from streams.records import Notification
@@ -180,16 +181,8 @@ class PushNotifier:
         self._settings = settings
         self._links = links
         self._watch_names = dict(watch_names or {})
-        self._session = session
-        self._owns_session = session is None
+        self._http = LazySession(session)
         self._url = settings.base_url + "/"  # JSON publishing goes to the root, not the topic
-
-    def _session_now(self) -> aiohttp.ClientSession:
-        # Created on first use: a ClientSession must be made inside the running loop.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-            self._owns_session = True
-        return self._session
 
     def _secrets(self) -> list[str]:
         token = self._settings.token
@@ -214,7 +207,7 @@ class PushNotifier:
             headers["Authorization"] = f"Bearer {self._settings.token.get_secret_value()}"
         timeout = aiohttp.ClientTimeout(total=self._settings.timeout_s)
         try:
-            async with self._session_now().post(
+            async with self._http.get().post(
                 self._url, json=payload, headers=headers, timeout=timeout,
                 # A redirect would replay the token to wherever it points; refuse instead.
                 allow_redirects=False,
@@ -250,8 +243,7 @@ class PushNotifier:
         return None
 
     async def close(self) -> None:
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
+        await self._http.close()
 
 
 def _scrub(error: DeliveryError, secrets: list[str]) -> DeliveryError:

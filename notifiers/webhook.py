@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import Receipt
 from notifiers.errors import DeliveryError, NotifierError, classify_exception, classify_http
+from notifiers.http import LazySession
 from notifiers.text import console_safe
 from streams.records import Notification
 
@@ -229,16 +230,8 @@ class WebhookNotifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
-        self._session = session
-        self._owns_session = session is None  # a session we were given is the caller's to close
+        self._http = LazySession(session)
         self._clock = clock
-
-    def _session_now(self) -> aiohttp.ClientSession:
-        # Created on first use: a ClientSession must be made inside the running loop.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-            self._owns_session = True
-        return self._session
 
     async def send(self, notification: Notification) -> Receipt:
         name = console_safe(notification.target, limit=100)
@@ -265,7 +258,7 @@ class WebhookNotifier:
                   notification.incident.id)
         timeout = aiohttp.ClientTimeout(total=endpoint.timeout_s)
         try:
-            async with self._session_now().post(
+            async with self._http.get().post(
                 endpoint.url.get_secret_value(), data=body, headers=headers, timeout=timeout,
                 # A redirect would carry a signed alert somewhere nobody configured.
                 allow_redirects=False,
@@ -295,5 +288,4 @@ class WebhookNotifier:
         return None
 
     async def close(self) -> None:
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
+        await self._http.close()

@@ -21,13 +21,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.ntfy import FakeNtfy
-from tests.fakes.smtp import FakeSMTP
-
 from streams.broker import EmbeddedBroker
 from streams.connectors.simulate import Crisis, SimBrand, simulate
 from streams.links import LinkSigner
+from tests.fakes.ntfy import FakeNtfy
 from tests.fakes.slack import FakeSlack, sign_slack_request
+from tests.fakes.smtp import FakeSMTP
 from tests.support.procs import EscuchaProcess, free_port, write_config
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
@@ -220,11 +219,13 @@ async def test_ack_from_slack_stops_escalation_and_unacked_escalates(
             # The CLI lists both and acknowledges Globex through the same API.
             cli_env = {**os.environ, "ESCUCHA_API_TOKEN": API_TOKEN}
             url = f"http://127.0.0.1:{port}"
-            listed = subprocess.run(
+            listed = (await asyncio.to_thread(
+                subprocess.run,
                 [sys.executable, "-m", "streams.cli", "incidents", "list", "--url", url],
-                env=cli_env, capture_output=True, text=True, timeout=60, check=True).stdout
+                env=cli_env, capture_output=True, text=True, timeout=60, check=True)).stdout
             assert acme in listed and globex in listed and "resolved" in listed
-            subprocess.run(
+            await asyncio.to_thread(
+                subprocess.run,
                 [sys.executable, "-m", "streams.cli", "incidents", "ack", globex, "--url", url,
                  "--by", "luis"], env=cli_env, capture_output=True, timeout=60, check=True)
 

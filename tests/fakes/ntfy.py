@@ -20,6 +20,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes._server import LocalServer, serve
+
 __all__ = ["FakeNtfy", "NtfyRequest", "press"]
 
 _TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
@@ -167,7 +169,7 @@ def _priority(value: Any) -> int:
     return prio
 
 
-class FakeNtfy:
+class FakeNtfy(LocalServer):
     """ntfy's publish endpoints on a loopback port; accepted messages land in ``messages``."""
 
     def __init__(self, *, token: str | None = None) -> None:
@@ -187,24 +189,8 @@ class FakeNtfy:
         app.router.add_route("PUT", "/", self._publish_json)
         app.router.add_route("POST", "/{topic}", self._publish_plain)
         app.router.add_route("PUT", "/{topic}", self._publish_plain)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner, self._url = runner, f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeNtfy:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        self._runner, base = await serve(app)
+        self._url = base
 
     @property
     def url(self) -> str:

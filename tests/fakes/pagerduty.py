@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.fakes._server import LocalServer, serve
+
 __all__ = ["FakeAlert", "FakePagerDuty", "PagerDutyRequest"]
 
 AlertState = Literal["triggered", "acknowledged", "resolved"]
@@ -115,7 +117,7 @@ def _validate_payload(payload: Any) -> list[str]:
     return errors
 
 
-class FakePagerDuty:
+class FakePagerDuty(LocalServer):
     """Events API v2 on a loopback port; ``events_url`` is what the notifier posts to."""
 
     def __init__(
@@ -140,24 +142,8 @@ class FakePagerDuty:
             raise RuntimeError("FakePagerDuty is already started")
         app = web.Application(client_max_size=2 * _MAX_BYTES)
         app.router.add_route("*", "/v2/enqueue", self._enqueue)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner, self._base = runner, f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakePagerDuty:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        self._runner, base = await serve(app)
+        self._base = base
 
     @property
     def events_url(self) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import _slack_wire as wire
+from tests.fakes._server import LocalServer, serve
 
 __all__ = ["FakeSlack", "SlackCall", "sign_slack_request"]
 
@@ -77,7 +78,7 @@ def sign_slack_request(
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
-class FakeSlack:
+class FakeSlack(LocalServer):
     """Slack Web API on a loopback port: ``auth.test``, ``chat.postMessage``, ``chat.update``,
     ``conversations.history``, ``conversations.list``. Every request is appended to ``calls``,
     refused ones included."""
@@ -120,24 +121,8 @@ class FakeSlack:
             raise RuntimeError("FakeSlack is already started")
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner, self._url = runner, f"http://{host}:{port}/api/"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeSlack:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        self._runner, base = await serve(app)
+        self._url = base + "/api/"
 
     @property
     def url(self) -> str:

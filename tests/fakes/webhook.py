@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from notifiers.webhook import WebhookSignatureError, verify_webhook
+from tests.fakes._server import LocalServer, serve
 
 __all__ = ["FakeWebhookReceiver", "WebhookRequest"]
 
@@ -51,7 +52,7 @@ class _Failure:
     remaining: int
 
 
-class FakeWebhookReceiver:
+class FakeWebhookReceiver(LocalServer):
     """Accepts signed POSTs at ``path`` (which may embed a token); ``url`` is the full URL."""
 
     def __init__(
@@ -83,24 +84,8 @@ class FakeWebhookReceiver:
             raise RuntimeError("FakeWebhookReceiver is already started")
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner, self._base = runner, f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeWebhookReceiver:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        self._runner, base = await serve(app)
+        self._base = base
 
     @property
     def base_url(self) -> str:
