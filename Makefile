@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch; an unpinned torch pulls several GB of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: install run test test-slow lint typecheck unit integration e2e clean system-deps
+.PHONY: install run test test-slow lint clean system-deps dashboards
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,20 +21,25 @@ install: $(STAMP)
 
 # Debian packages the test suite drives for real (none are needed yet by `make run`).
 system-deps:
-	@bash .ci/system-deps.sh
+	@bash .ci/system-deps.sh docker-compose prometheus
 
 run: install
 	$(BIN)/escucha run
 
 lint: install
-	$(BIN)/ruff check streams agents models notifiers tests
+	$(BIN)/ruff check streams agents models notifiers tests deploy
 	$(BIN)/mypy
+	$(BIN)/python deploy/grafana/dashboards.py --check
 
 test: install system-deps lint
 	$(BIN)/pytest -q -m "not slow"
 
 test-slow: install system-deps
 	$(BIN)/pytest -q -m slow
+
+# Regenerate deploy/grafana/dashboards/*.json after changing deploy/grafana/dashboards.py.
+dashboards: install
+	$(BIN)/python deploy/grafana/dashboards.py
 
 clean:
 	rm -rf var .mypy_cache .ruff_cache

@@ -88,7 +88,7 @@ def install(
     async def preload_model() -> None:
         # Only a running worker loads the model (not `escucha faust agents`), and it does so
         # while Faust joins the consumer group: both take seconds, in parallel.
-        load()
+        await classifier()
 
     matcher = WatchMatcher(settings.watches)
     raw = pipeline.topic(topics.RAW)
@@ -101,6 +101,7 @@ def install(
             model = await asyncio.wrap_future(load())
             state["c"] = Classifier(matcher=matcher, model=model)
             metrics.model_loaded.set(1)
+            pipeline.health["model"] = True
             log.info("model %s (%s) loaded", model.model_id, model.model_version)
         return state["c"]
 
@@ -110,6 +111,7 @@ def install(
             settings.model.batch_size, within=settings.model.max_wait_s
         ):
             mentions: list[Mention] = []
+            ingested: dict[str, float | None] = {}  # raw-topic write time, for latency
             for event in batch:
                 msg = event.message
                 try:
@@ -121,7 +123,9 @@ def install(
                     )
                     continue
                 metrics.mentions_in.labels(mention.source).inc()
+                metrics.source_last_event.labels(mention.source).set(time.time())
                 mentions.append(mention)
+                ingested[mention.key] = msg.timestamp / 1000 if msg.timestamp else None
             if not mentions:
                 continue
             clf = await classifier()
@@ -129,8 +133,16 @@ def install(
             results = await asyncio.to_thread(clf.enrich, mentions)
             metrics.classify_batch_seconds.observe(time.perf_counter() - started)
             metrics.classify_batch_size.observe(len(mentions))
+            metrics.model_texts.inc(len({e.mention.key for e in results}))
+            now = time.time()
+            for mention in mentions:
+                written = ingested.get(mention.key)
+                if written:
+                    metrics.latency.labels("ingest_to_enriched").observe(max(0.0, now - written))
             matched = {e.mention.key for e in results}
             metrics.mentions_unmatched.inc(len(mentions) - len(matched))
             for em in results:
                 metrics.mentions_classified.labels(em.watch_id).inc()
+                metrics.latency.labels("post_to_enriched").observe(
+                    max(0.0, now - em.mention.created_at.timestamp()))
                 await enriched_topic.send(key=em.watch_id.encode(), value=dumps(em))

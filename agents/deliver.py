@@ -119,6 +119,10 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
         except DeliveryError as exc:
             return exc
         metrics.delivery_seconds.labels(note.channel).observe(time.monotonic() - started)
+        posted = note.incident.trigger_posted_at
+        if note.kind == "trigger" and posted is not None:
+            metrics.latency.labels("post_to_delivered").observe(
+                max(0.0, time.time() - posted.timestamp()))
         return rec
 
     async def fallback(note: Notification, why: str) -> None:

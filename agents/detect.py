@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from agents.detectors import NegativeSpikeDetector
@@ -45,5 +46,8 @@ def install(pipeline: Pipeline) -> None:
             state_table[em.watch_id] = state
             for signal in fired:
                 metrics.signals.labels(signal.detector, signal.severity).inc()
+                if signal.trigger_posted_at is not None:
+                    metrics.latency.labels("post_to_signal").observe(
+                        max(0.0, time.time() - signal.trigger_posted_at.timestamp()))
                 log.info("signal %s for %s: %s", signal.id, signal.watch_id, signal.summary)
                 await signals.send(key=signal.watch_id.encode(), value=dumps(signal))

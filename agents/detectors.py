@@ -171,4 +171,5 @@ class NegativeSpikeDetector:
             severity=severity, window_start=start, window_end=end, observed=observed,
             expected=round(expected, 3), score=round(ratio, 3), summary=summary,
             top_terms=top, samples=samples, model=em.model,
+            trigger_posted_at=em.mention.created_at,
         )

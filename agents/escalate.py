@@ -14,12 +14,15 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from faust.exceptions import NotReady
+
 from agents.incidents import Decision, EscalationEngine
 from agents.silences import from_spec
 from streams import topics
 from streams.app import Pipeline
 from streams.dlq import dead_letter
 from streams.escalation_config import Level, Policy, TargetSpec
+from streams.metrics import INCIDENT_STATES, SEVERITIES
 from streams.records import (
     Ack,
     Delivery,
@@ -153,14 +156,29 @@ def install(pipeline: Pipeline) -> None:
     @app.timer(interval=1.0, name="escucha.escalation-clock")
     async def escalation_clock() -> None:
         now, mono = datetime.now(UTC), time.monotonic()
+        counts: Counter[tuple[str, str]] = Counter()
+        overdue: Counter[str] = Counter()
         for incident_id, entry in list(incidents.items()):
+            inc, esc = entry["incident"], entry["esc"]
+            counts[(inc["severity"], inc["state"])] += 1
+            if (inc["state"] == "open" and not esc.get("silenced") and esc["policies"]
+                    and all(p.get("done") for p in esc["policies"].values())):
+                overdue[inc["severity"]] += 1
             due = engine.next_due(entry)
             if due is None or due > now:
                 continue
             if mono - last_tick.get(incident_id, -1e9) < _TICK_DEBOUNCE_S:
                 continue  # a tick is on its way
             last_tick[incident_id] = mono
-            await ticks.send(key=watch_of(incident_id).encode(), value=incident_id.encode())
+            try:
+                await ticks.send(key=watch_of(incident_id).encode(),
+                                 value=incident_id.encode())
+            except NotReady:
+                return  # shutting down: the next worker's clock takes over
+        for severity in SEVERITIES:
+            metrics.incidents_overdue.labels(severity).set(overdue[severity])
+            for state in INCIDENT_STATES:
+                metrics.incidents_current.labels(severity, state).set(counts[(severity, state)])
 
     @app.task
     async def incident_view_task() -> None:

@@ -180,6 +180,7 @@ class EscalationEngine:
             severity=signal.severity, opened_at=signal.window_end,
             updated_at=signal.window_end, summary=signal.summary, signal_ids=[signal.id],
             samples=signal.samples, language=language,
+            trigger_posted_at=signal.trigger_posted_at,
         )
         pids = route(self._labels(incident), self.cfg.route)
         entry: dict[str, Any] = {

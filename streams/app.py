@@ -7,6 +7,7 @@ can build as many as they need.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,7 @@ class Pipeline:
     bootstrap: str
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     views: dict[str, Any] = field(default_factory=dict)  # whole-topic views (streams.views)
+    health: dict[str, bool] = field(default_factory=dict)  # readiness checks, by name
 
     def topic(self, spec: TopicSpec) -> faust.TopicT:
         return self.topics[spec.name]
@@ -120,7 +122,45 @@ def build_pipeline(
 
 def _install_health(pipeline: Pipeline) -> None:
     app = pipeline.app
+    pipeline.health.update(broker=False, model=False, partitions=False)
 
     @app.page("/healthz")
     async def healthz(self: Any, request: Any) -> Any:
+        """The process is up (liveness): nothing else is checked."""
         return self.json({"status": "ok", "app": app.conf.id})
+
+    def readiness() -> tuple[bool, dict[str, bool]]:
+        checks = dict(pipeline.health)
+        try:
+            checks["partitions"] = bool(app.consumer.assignment())
+        except Exception:  # consumer not started yet (or stopping): not ready
+            checks["partitions"] = False
+        ready = all(checks.values())
+        pipeline.metrics.ready.set(1 if ready else 0)
+        return ready, checks
+
+    @app.page("/readyz")
+    async def readyz(self: Any, request: Any) -> Any:
+        """Ready for traffic: broker reachable, model loaded, partitions assigned."""
+        ready, checks = readiness()
+        return self.json({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    @app.timer(interval=2.0, name="escucha.broker-probe")
+    async def broker_probe() -> None:
+        # A TCP connect: cheap, and it notices a broker that has gone away long before the
+        # Kafka client's own timeouts do. Also keeps escucha_ready current between scrapes.
+        pipeline.health["broker"] = await _reachable(pipeline.bootstrap)
+        readiness()
+
+
+async def _reachable(bootstrap: str, seconds: float = 1.5) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().removeprefix("kafka://").rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port)), seconds)
+        except (OSError, ValueError, TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False

@@ -151,8 +151,13 @@ def _install_demo(pipeline: Any, *, speed: float) -> None:
 
     @pipeline.app.task
     async def demo_source() -> None:
+        from faust.exceptions import NotReady
+
         async for mention in _catch_up_then_realtime(stream, speed=speed):
-            await raw.send(key=mention.key.encode(), value=dumps(mention))
+            try:
+                await raw.send(key=mention.key.encode(), value=dumps(mention))
+            except NotReady:
+                return  # Ctrl-C: the worker stopped its producer; the demo ends with it
 
 
 async def _catch_up_then_realtime(mentions: Iterator[Any], *, speed: float) -> AsyncIterator[Any]:

@@ -10,15 +10,21 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics", "DELIVERY_OUTCOMES", "SEVERITIES", "STAGES"]
+__all__ = ["Metrics", "DELIVERY_OUTCOMES", "INCIDENT_STATES", "LATENCY_PATHS", "SEVERITIES",
+           "STAGES"]
 
 SEVERITIES = ("info", "warning", "critical")
-DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried")
+DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried", "digested")
+INCIDENT_STATES = ("open", "acknowledged", "resolved")
+LATENCY_PATHS = ("ingest_to_enriched", "post_to_enriched", "post_to_signal",
+                 "post_to_delivered")
 STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Human response times: from seconds (a click on a button) to a day.
 _HUMAN_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
                   86400.0)
+_E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+                86400.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -96,12 +102,43 @@ class Metrics:
             "escucha_silences_created_total", "Silences created over the API or console.",
             registry=registry,
         )
+        self.source_last_event = Gauge(
+            "escucha_source_last_event_timestamp_seconds",
+            "Unix time the pipeline last saw a mention from each source.",
+            ["source"], registry=registry,
+        )
+        self.model_texts = Counter(
+            "escucha_model_texts_total", "Texts classified by the model.", registry=registry,
+        )
+        self.latency = Histogram(
+            "escucha_end_to_end_latency_seconds",
+            "Latency along the pipeline: ingest_to_enriched (raw topic write to enriched), "
+            "post_to_enriched, post_to_signal, post_to_delivered (from the mention's own "
+            "post time; large for replayed history).",
+            ["path"], buckets=_E2E_BUCKETS, registry=registry,
+        )
+        self.incidents_current = Gauge(
+            "escucha_incidents", "Incidents this worker owns, by severity and state.",
+            ["severity", "state"], registry=registry,
+        )
+        self.incidents_overdue = Gauge(
+            "escucha_incidents_overdue",
+            "Open, unacknowledged incidents whose escalation policy is exhausted.",
+            ["severity"], registry=registry,
+        )
+        self.ready = Gauge(
+            "escucha_ready", "1 when /readyz passes: broker, model, partitions.",
+            registry=registry,
+        )
         self.model_loaded = Gauge(
             "escucha_model_loaded", "1 once the classification model is loaded.",
             registry=registry,
         )
         for source in sources:
             self.mentions_in.labels(source)
+            self.source_last_event.labels(source)
+        for path in LATENCY_PATHS:
+            self.latency.labels(path)
         watches = list(watches)
         for watch in watches:
             self.mentions_classified.labels(watch)
@@ -112,6 +149,9 @@ class Metrics:
                 self.signals.labels(detector, severity)
         for severity in SEVERITIES:
             self.incidents.labels(severity)
+            self.incidents_overdue.labels(severity)
+            for state in INCIDENT_STATES:
+                self.incidents_current.labels(severity, state)
             for watch in watches:
                 self.time_to_ack.labels(severity, watch)
                 self.time_to_resolve.labels(severity, watch)

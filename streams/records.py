@@ -151,6 +151,8 @@ class Signal(_Record):
     top_terms: list[str] = Field(default_factory=list)
     samples: list[SampleMention] = Field(default_factory=list)
     model: ModelInfo | None = None
+    trigger_posted_at: datetime | None = Field(
+        default=None, description="Post time of the mention that made the detector fire.")
 
 
 class TimelineEntry(BaseModel):
@@ -182,6 +184,8 @@ class Incident(_Record):
     resolved_by: str | None = None
     resolved_at: datetime | None = None
     language: str | None = None
+    trigger_posted_at: datetime | None = Field(
+        default=None, description="Post time of the mention that opened it (for latency).")
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
 
