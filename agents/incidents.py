@@ -73,9 +73,12 @@ class EscalationEngine:
         self._resolved = resolved_ids
 
     # -- helpers --------------------------------------------------------------------------
-    @staticmethod
-    def fingerprint(signal: Signal) -> str:
-        return f"{signal.watch_id}:{signal.detector}"
+    def fingerprint(self, signal: Signal) -> str:
+        """Signals with the same fingerprint join one incident (``group_by``)."""
+        parts = {"detector": signal.detector, "severity": signal.severity}
+        # The watch is always part of it: incident ids and their partition follow the watch.
+        extra = [parts[label] for label in self.cfg.group_by if label != "watch"]
+        return ":".join([signal.watch_id, *extra])
 
     def _labels(self, inc: Incident) -> dict[str, str]:
         return labels_of(inc.watch_id, inc.severity, inc.detector, inc.language)
@@ -214,7 +217,7 @@ class EscalationEngine:
         inc["signal_ids"] = [*inc["signal_ids"], signal.id][-100:]
         inc["updated_at"] = max(_dt(inc["updated_at"]), signal.window_end).isoformat()
         esc["last_signal_wall"] = _iso(now)
-        self._log(inc, now, "signal", signal.summary)
+        self._log(inc, now, "signal", f"{signal.detector}: {signal.summary}")
         if _RANK[signal.severity] <= _RANK[inc["severity"]]:
             return Decision(entry)  # joins silently (Alertmanager's grouping)
         inc.update(severity=signal.severity, summary=signal.summary,

@@ -188,6 +188,11 @@ def run(config: str | None, demo: bool, speed: float) -> None:
         settings = settings.model_copy(update={"watches": _DEMO_WATCHES})
         click.echo("escucha: no watches configured; using the demo watches acme and globex",
                    err=True)
+    if demo and "warmup_min" not in settings.detect.model_fields_set:
+        # The demo plays 12 minutes of history, in order; a real watch learns for
+        # detect.warmup_min with detect.lateness_min of allowed disorder.
+        settings = settings.model_copy(update={
+            "detect": settings.detect.model_copy(update={"warmup_min": 6, "lateness_min": 1})})
     _run_worker(settings, demo=demo, speed=speed)
 
 
@@ -264,11 +269,21 @@ async def _publish(bootstrap: str, items: list[Any], *, speed: float | None, ori
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write JSONL here instead of publishing.")
+@click.option("--scenario", default=None, metavar="NAME",
+              help="A labelled backtest scenario (e.g. sudden_spike, baseline_week): writes "
+              "enriched mentions to --out and labels to --labels-out.")
+@click.option("--weeks", type=float, default=None, help="Scenario length (default: its own).")
+@click.option("--labels-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Scenario labels file (default: beside --out, *.labels.json).")
 def simulate_cmd(config: str | None, rate: float, minutes: float, crisis_at: float,
-                 speed: float | None, seed: int, out: Path | None) -> None:
+                 speed: float | None, seed: int, out: Path | None, scenario: str | None,
+                 weeks: float | None, labels_out: Path | None) -> None:
     """Generate realistic mentions (several languages) with an optional crisis."""
     from streams.connectors.simulate import Crisis, SimBrand, demo_scenario, simulate
 
+    if scenario is not None or labels_out is not None:
+        _simulate_scenario(scenario, seed=seed, weeks=weeks, out=out, labels_out=labels_out)
+        return
     settings = _settings(config)
     if settings.watches:
         brands = [SimBrand(name=w.name, terms=tuple(w.terms)) for w in settings.watches]
@@ -291,6 +306,69 @@ def simulate_cmd(config: str | None, rate: float, minutes: float, crisis_at: flo
 
 
 cli.add_command(simulate_cmd, name="simulate")
+
+
+def _simulate_scenario(name: str | None, *, seed: int, weeks: float | None, out: Path | None,
+                       labels_out: Path | None) -> None:
+    from streams.connectors.scenarios import SCENARIOS, ScenarioError, write_jsonl, write_labels
+
+    if name is None or out is None:
+        click.echo("escucha: --scenario NAME and --out FILE.jsonl go together "
+                   "(--labels-out is optional)", err=True)
+        sys.exit(EXIT_CONFIG)
+    if name not in SCENARIOS:
+        click.echo(f"escucha: unknown scenario {name!r}; use one of {', '.join(SCENARIOS)}",
+                   err=True)
+        sys.exit(EXIT_CONFIG)
+    try:
+        scenario = SCENARIOS[name](seed=seed, weeks=weeks)
+    except ScenarioError as exc:
+        click.echo(f"escucha: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    labels_out = labels_out or out.with_name(out.name.removesuffix(".jsonl") + ".labels.json")
+    n = write_jsonl(scenario, out)
+    write_labels(scenario, labels_out)
+    click.echo(f"wrote {n} enriched mentions of {len(scenario.watches)} watches "
+               f"({scenario.start:%Y-%m-%d} to {scenario.end:%Y-%m-%d}) to {out} and "
+               f"{len(scenario.labels)} labels to {labels_out}", err=True)
+
+
+@cli.command("backtest")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--labels", "labels_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Labelled crises (JSON list of {watch, start, end, kind}).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+def backtest_cmd(file: Path, labels_file: Path | None, as_json: bool,
+                 config: str | None) -> None:
+    """Replay enriched mentions (JSONL) through detection; score them against --labels."""
+    import json
+
+    from agents import backtest as bt
+    from streams.connectors.scenarios import ScenarioError, read_labels
+
+    settings = _settings(config)
+    labels = None
+    if labels_file is not None:
+        try:
+            labels = read_labels(labels_file)
+        except ScenarioError as exc:
+            click.echo(f"escucha: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+
+    def bad(line: int, reason: str) -> None:
+        click.echo(f"{file}:{line}: skipped: {reason}", err=True)
+
+    factory = bt.engine_factory(settings.detect, {w.id: w.terms for w in settings.watches})
+    result = bt.backtest(bt.read_jsonl(file, on_bad=bad), engine_factory=factory,
+                         labels=labels)
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+        return
+    for signal in result.signals:
+        click.echo(bt.format_signal(signal))
+    for line in bt.format_summary(result, labelled=labels is not None):
+        click.echo(line)
 
 
 @cli.group()
@@ -392,6 +470,15 @@ def faust(config: str | None, args: tuple[str, ...]) -> None:
     pipeline = build_pipeline(settings, bootstrap=bootstrap)
     sys.argv = ["escucha faust", *args]
     pipeline.app.main()
+
+
+def _register_subgroups() -> None:
+    from streams.cli_bench import bench
+
+    cli.add_command(bench)
+
+
+_register_subgroups()
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from streams.metrics import Metrics
 from streams.records import DeadLetter, RecordError, dumps, parse
 
-__all__ = ["dead_letter", "make_dead_letter", "valid_records"]
+__all__ = ["dead_letter", "make_dead_letter", "valid_events", "valid_records"]
 
 log = logging.getLogger(__name__)
 _PAYLOAD_LIMIT = 4096
@@ -40,14 +40,25 @@ async def dead_letter(
     await topic.send(key=stage.encode(), value=dumps(record))
 
 
+async def valid_events(
+    stream: Any, model: type[_R], *, dlq: faust.TopicT, metrics: Metrics, stage: str
+) -> AsyncIterator[tuple[_R, Any]]:
+    """(record, Kafka message) for each value that parses as ``model``; the rest go to the
+    dead-letter topic. The message gives the partition and offset, for idempotent state."""
+    async for event in stream.events():
+        msg = event.message
+        try:
+            record = parse(model, event.value)
+        except RecordError as exc:
+            await dead_letter(dlq, metrics, stage=stage, reason=str(exc), payload=event.value,
+                              origin=f"{msg.topic}[{msg.partition}]@{msg.offset}")
+            continue
+        yield record, msg
+
+
 async def valid_records(
     stream: Any, model: type[_R], *, dlq: faust.TopicT, metrics: Metrics, stage: str
 ) -> AsyncIterator[_R]:
     """The stream's values parsed as ``model``; the ones that fail go to the dead-letter topic."""
-    async for event in stream.events():
-        msg = event.message
-        try:
-            yield parse(model, event.value)
-        except RecordError as exc:
-            await dead_letter(dlq, metrics, stage=stage, reason=str(exc), payload=event.value,
-                              origin=f"{msg.topic}[{msg.partition}]@{msg.offset}")
+    async for record, _ in valid_events(stream, model, dlq=dlq, metrics=metrics, stage=stage):
+        yield record

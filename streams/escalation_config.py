@@ -167,6 +167,11 @@ def _default_policies() -> list[Policy]:
 
 
 class EscalationSettings(_Section):
+    group_by: list[Literal["watch", "detector", "severity"]] = Field(
+        default_factory=lambda: ["watch"],  # type: ignore[arg-type]
+        description="What makes signals one incident (Alertmanager's group_by). By watch: one "
+                    "crisis is one incident, whichever detectors see it; add 'detector' to "
+                    "page separately per detector.")
     group_wait_s: int = Field(default=0, ge=0, le=3600, description="Hold a new incident's "
                               "first notification this long, so signals that arrive together "
                               "go out as one alert. 0: alert at once (a crisis will not wait).")

@@ -49,7 +49,7 @@ _BASELINE_CUM = (0.35, 0.83, 1.0)
 # (questions, news), which is what real crises look like and what risk-term counters pick up.
 _CRISIS_NEUTRAL_SHARE = 0.4
 _REGULAR_AUTHORS_PER_LANGUAGE = 80
-_BIG_ACCOUNT_SHARE = 0.012  # share of mentions posted by a high-reach account
+_BIG_ACCOUNT_SHARE = 0.002  # share of mentions posted by a high-reach account
 _REPLY_SHARE, _EMOJI_SHARE, _CASUAL_TAG_SHARE = 0.10, 0.30, 0.08
 
 
@@ -292,6 +292,10 @@ class _Simulation:
         poster = rng.choice(pool[lang])
         crisis = self._active(brand.name, t)
         sentiment, template = self._pick_template(lang, crisis)
+        if pool is self._big and crisis is None and sentiment == "negative":
+            # Outside a crisis, high-reach media accounts report rather than rant: a negative
+            # post from one is an event (the influencer scenario injects it on purpose).
+            sentiment, template = "neutral", rng.choice(_t.BASELINE[lang]["neutral"])
         text = self._render(template, brand=brand, lang=lang, sentiment=sentiment,
                             crisis=crisis, poster=poster)
         mention_id = f"sim-{self._seed}-{n}"

@@ -98,8 +98,8 @@ async def test_ack_from_slack_stops_escalation_and_unacked_escalates(
             FakeNtfy(token="ntfy-token") as ntfy, FakeSMTP() as smtp:
         config = write_config(
             tmp_path / "escucha.yaml",
-            detect={"window_s": 60, "baseline_windows": 10, "warmup_windows": 5,
-                    "min_negative": 8, "ratio": 3.0},
+            # The replayed history is only 20 minutes long, published in event-time order.
+            detect={"warmup_min": 8, "lateness_min": 2},
             notifiers={
                 "slack": {"token": "xoxb-test-token", "signing_secret": SIGNING_SECRET,
                           "channel": "#crisis", "base_url": slack.url},

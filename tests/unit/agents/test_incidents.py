@@ -142,7 +142,7 @@ def test_first_signal_opens_an_incident_and_notifies_level_1_of_every_routed_pol
     inc = d.incident
     assert inc is not None
     assert re.fullmatch(r"acme\.[0-9a-f]{16}", inc.id)
-    assert inc.id == "acme." + stable_id("acme:negative_spike", s.window_start.isoformat())
+    assert inc.id == "acme." + stable_id("acme", s.window_start.isoformat())  # group_by: watch
     assert (inc.state, inc.level, inc.severity, inc.signal_ids) == (
         "open", 1, "warning", [s.id])
     assert inc.opened_at == s.window_end and inc.samples == s.samples
@@ -715,3 +715,21 @@ def test_a_warning_that_turns_critical_reaches_the_critical_route() -> None:
     assert [n.channel for n in opened.notifications] == ["slack"]
     worse = engine.on_signal(opened.entry, signal(minute=1, severity="critical"), T0)
     assert ("email", "ceo@x.com") in [(n.channel, n.target) for n in worse.notifications]
+
+
+def test_group_by_decides_whether_detectors_share_an_incident() -> None:
+    from streams.escalation_config import EscalationSettings as _Esc
+
+    policy = Policy(id="default", levels=[Level(targets=[TargetSpec(slack="#c")])])
+    by_watch = EscalationEngine(settings=_Esc(policies=[policy]), policies=[policy],
+                                schedules={})
+    first = by_watch.on_signal(None, signal(0, "warning", detector="negative_spike"), T0)
+    joined = by_watch.on_signal(first.entry, signal(0, "warning", detector="volume_spike",
+                                                    tag="v"), T0)
+    assert joined.notifications == [] and "opened" not in joined.events
+    per_detector = EscalationEngine(settings=_Esc(policies=[policy],
+                                                  group_by=["watch", "detector"]),
+                                    policies=[policy], schedules={})
+    a = per_detector.fingerprint(signal(0, "warning", detector="negative_spike"))
+    b = per_detector.fingerprint(signal(0, "warning", detector="volume_spike"))
+    assert a == "acme:negative_spike" and b == "acme:volume_spike"
