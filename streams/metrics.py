@@ -16,8 +16,8 @@ __all__ = ["Metrics", "DELIVERY_OUTCOMES", "INCIDENT_STATES", "LATENCY_PATHS", "
 SEVERITIES = ("info", "warning", "critical")
 DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried", "digested")
 INCIDENT_STATES = ("open", "acknowledged", "resolved")
-LATENCY_PATHS = ("ingest_to_enriched", "post_to_enriched", "post_to_signal",
-                 "post_to_delivered")
+LATENCY_PATHS = ("ingest_to_enriched", "post_to_enriched", "enriched_to_signal",
+                 "post_to_signal", "post_to_delivered")
 STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Human response times: from seconds (a click on a button) to a day.
@@ -113,6 +113,7 @@ class Metrics:
         self.latency = Histogram(
             "escucha_end_to_end_latency_seconds",
             "Latency along the pipeline: ingest_to_enriched (raw topic write to enriched), "
+            "enriched_to_signal (the triggering mention's enriched write to its signal), "
             "post_to_enriched, post_to_signal, post_to_delivered (from the mention's own "
             "post time; large for replayed history).",
             ["path"], buckets=_E2E_BUCKETS, registry=registry,

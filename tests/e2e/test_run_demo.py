@@ -7,7 +7,7 @@ import os
 import urllib.request
 from pathlib import Path
 
-from tests.support.procs import EscuchaProcess, free_port
+from tests.support.procs import EscuchaProcess, free_port, metric_value
 
 
 def _alive(pid: int) -> bool:
@@ -40,6 +40,12 @@ def test_run_shows_demo_incident_then_stops_cleanly(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
             metrics = r.read().decode()
         assert "escucha_incidents_opened_total" in metrics
+        # Every signal so far left detection within 10 s of its trigger reaching it.
+        path = {"path": "enriched_to_signal"}
+        fired = metric_value(port, "escucha_end_to_end_latency_seconds_count", path)
+        in_time = metric_value(port, "escucha_end_to_end_latency_seconds_bucket",
+                               {**path, "le": "10.0"})
+        assert fired and fired >= 1 and in_time == fired, (fired, in_time)
         assert proc.interrupt(timeout=30) == 0, proc.output()[-3000:]
         assert not _alive(broker_pid), f"broker on port {broker_port} outlived escucha run"
         assert not (datadir / "broker.json").exists()

@@ -1,0 +1,64 @@
+"""``escucha bench …``: figures, not assertions (ARCHITECTURE rule 11).
+
+Each subcommand measures one part against a baseline taken in the same run and prints a
+table, or one JSON object with ``--json`` for bench/RESULTS.md and scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from streams.settings import ConfigError, load_settings
+
+__all__ = ["bench"]
+
+
+@click.group()
+def bench() -> None:
+    """Measure escucha on this machine (see bench/RESULTS.md for recorded figures)."""
+
+
+@bench.command("detect")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Detection settings to measure (default: the built-in ones).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--scenario", "scenarios", multiple=True, metavar="NAME",
+              help="Score only these scenarios (repeatable; default: the whole library).")
+@click.option("--weeks", type=float, default=None,
+              help="Shorten every scenario to this many weeks (a quick run).")
+@click.option("--speed-weeks", type=float, default=1.0, show_default=True,
+              help="Weeks of 10-watch history to time the backtest on; 0 skips it.")
+def bench_detect_cmd(as_json: bool, config: Path | None, seed: int,
+                     scenarios: tuple[str, ...], weeks: float | None,
+                     speed_weeks: float) -> None:
+    """Detection on the labelled scenario library: recall, false signals, time to detect."""
+    from agents.detect_bench import LABELLED, bench_detect, format_report
+    from streams.connectors.scenarios import SCENARIOS, ScenarioError
+
+    try:
+        settings = load_settings(str(config) if config else None)
+    except ConfigError as exc:
+        click.echo(f"escucha: {exc}", err=True)
+        sys.exit(2)
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        click.echo(f"escucha: unknown scenario(s) {', '.join(unknown)}; use "
+                   f"{', '.join(SCENARIOS)}", err=True)
+        sys.exit(2)
+    try:
+        report = bench_detect(settings.detect, scenarios=scenarios or LABELLED, seed=seed,
+                              weeks=weeks, speed_weeks=speed_weeks,
+                              progress=lambda msg: click.echo(f"… {msg}", err=True))
+    except ScenarioError as exc:
+        click.echo(f"escucha: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for line in format_report(report):
+        click.echo(line)
