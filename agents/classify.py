@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.matching import WatchMatcher
-from models.priority import score_priority
-from models.sentiment import Prediction, SentimentModel, load_default
+from models.language import LanguageDetector
+from models.loader import load_model
+from models.priority import PriorityWeights, score_priority
+from models.sentiment import Prediction, SentimentModel
 from streams import topics
 from streams.app import Pipeline
 from streams.dlq import dead_letter
@@ -40,11 +42,24 @@ log = logging.getLogger(__name__)
 class Classifier:
     """The pure part of the stage: mentions in, enriched mentions out (no Kafka)."""
 
-    def __init__(self, *, matcher: WatchMatcher, model: SentimentModel) -> None:
+    def __init__(self, *, matcher: WatchMatcher, model: SentimentModel,
+                 languages: LanguageDetector | None = None,
+                 weights: PriorityWeights | None = None) -> None:
         self.matcher = matcher
         self.model = model
+        self.languages = languages or LanguageDetector()
+        self.weights = weights or PriorityWeights()
+
+    def _with_language(self, mention: Mention) -> Mention:
+        # Watches filter by language, so it is known before matching. A source's own tag is
+        # kept when the text is too short to tell.
+        found = self.languages.detect(mention.text)
+        if found is None or found == mention.language:
+            return mention
+        return mention.model_copy(update={"language": found})
 
     def enrich(self, mentions: Sequence[Mention]) -> list[EnrichedMention]:
+        mentions = [self._with_language(m) for m in mentions]
         matched = [(m, self.matcher.match(m)) for m in mentions]
         matched = [(m, w) for m, w in matched if w]
         if not matched:
@@ -59,7 +74,9 @@ class Classifier:
     def _enriched(
         self, mention: Mention, watch_ids: list[str], pred: Prediction, now: datetime
     ) -> list[EnrichedMention]:
-        priority, reasons = score_priority(mention, pred.scores.get("negative", 0.0))
+        anger = (pred.emotion or {}).get("anger", 0.0)
+        priority, reasons = score_priority(mention, pred.scores.get("negative", 0.0),
+                                           anger=anger, weights=self.weights)
         sentiment = Sentiment(label=pred.label, scores=pred.scores)  # type: ignore[arg-type]
         info = ModelInfo(id=pred.model_id, version=pred.model_version)
         return [
@@ -75,7 +92,11 @@ def install(
     pipeline: Pipeline, *, model_factory: Callable[[], SentimentModel] | None = None
 ) -> None:
     settings, metrics = pipeline.settings, pipeline.metrics
-    factory = model_factory or (lambda: load_default(threads=settings.model.threads))
+    cfg = settings.model
+    factory = model_factory or (lambda: load_model(
+        name=cfg.name, label_map=cfg.label_map, allow_download=cfg.allow_download,
+        threads=cfg.threads, batch_size=cfg.batch_size, quantize=cfg.quantize,
+        cache_size=cfg.cache_size, languages=cfg.languages))
     loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
     futures: list[Future[SentimentModel]] = []
 
@@ -99,7 +120,9 @@ def install(
     async def classifier() -> Classifier:
         if "c" not in state:
             model = await asyncio.wrap_future(load())
-            state["c"] = Classifier(matcher=matcher, model=model)
+            state["c"] = Classifier(
+                matcher=matcher, model=model, languages=LanguageDetector(languages=cfg.languages),
+                weights=PriorityWeights(**cfg.priority.model_dump()))
             metrics.model_loaded.set(1)
             pipeline.health["model"] = True
             log.info("model %s (%s) loaded", model.model_id, model.model_version)

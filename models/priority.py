@@ -28,15 +28,17 @@ RISK_TERMS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True, kw_only=True)
 class PriorityWeights:
-    negativity: float = 45.0   # scaled by P(negative)
+    negativity: float = 40.0   # scaled by P(negative)
     reach: float = 20.0        # scaled by log10(followers)/6, capped
     verified: float = 5.0
     engagement: float = 10.0   # scaled by log10(likes + 2*shares + replies)/4, capped
+    anger: float = 10.0        # scaled by P(anger), for mentions that are not positive
     risk_term: float = 20.0    # once, if any risk term appears in a non-positive mention
 
 
 def score_priority(
-    mention: Mention, negative: float, *, weights: PriorityWeights | None = None
+    mention: Mention, negative: float, *, anger: float = 0.0,
+    weights: PriorityWeights | None = None,
 ) -> tuple[int, list[str]]:
     """Return (priority, reasons); every point of the score is explained by a reason."""
     w = weights or PriorityWeights()
@@ -60,6 +62,10 @@ def score_priority(
     if interactions >= 100:
         reasons.append(f"engagement: {interactions:,} interactions")
     if negative >= 0.34:
+        # Anger is what turns a complaint into a pile-on; joy or sadness do not.
+        total += w.anger * anger
+        if anger >= 0.5:
+            reasons.append(f"angry ({anger:.0%})")
         text = mention.text.casefold()
         hits = [name for name, terms in RISK_TERMS.items()
                 if any(_has_word(text, t) for t in terms)]

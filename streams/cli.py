@@ -474,8 +474,10 @@ def faust(config: str | None, args: tuple[str, ...]) -> None:
 
 def _register_subgroups() -> None:
     from streams.cli_bench import bench
+    from streams.cli_model import model
 
     cli.add_command(bench)
+    cli.add_command(model)
 
 
 _register_subgroups()

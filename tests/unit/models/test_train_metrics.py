@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.data import macro_f1, macro_recall, read_split
 from models.errors import ModelError
-from models.train import _read_split, macro_f1, macro_recall
 
 
 def test_macro_recall_and_f1_match_hand_computation() -> None:
@@ -26,15 +26,16 @@ def test_absent_class_counts_as_zero() -> None:
 
 
 def test_read_split_keeps_unicode_line_separators_inside_a_tweet(tmp_path: Path) -> None:
-    (tmp_path / "t.txt").write_text("one\u2028still one\ntwo\x85still two\n", encoding="utf-8")
-    (tmp_path / "l.txt").write_text("0\n2\n", encoding="utf-8")
-    texts, y = _read_split(tmp_path / "t.txt", tmp_path / "l.txt")
+    (tmp_path / "test_text.txt").write_text("one\u2028still one\ntwo\x85still two\n",
+                                            encoding="utf-8")
+    (tmp_path / "test_labels.txt").write_text("0\n2\n", encoding="utf-8")
+    texts, y = read_split(tmp_path, "test")
     assert texts == ["one\u2028still one", "two\x85still two"]
     assert y.tolist() == [0, 2]
 
 
 def test_read_split_refuses_misaligned_files(tmp_path: Path) -> None:
-    (tmp_path / "t.txt").write_text("a\nb\n", encoding="utf-8")
-    (tmp_path / "l.txt").write_text("0\n", encoding="utf-8")
+    (tmp_path / "test_text.txt").write_text("a\nb\n", encoding="utf-8")
+    (tmp_path / "test_labels.txt").write_text("0\n", encoding="utf-8")
     with pytest.raises(ModelError, match="aligned"):
-        _read_split(tmp_path / "t.txt", tmp_path / "l.txt")
+        read_split(tmp_path, "test")

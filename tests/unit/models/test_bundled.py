@@ -1,31 +1,24 @@
-"""The bundled sentiment model: real encoder, committed head, odd input never raises."""
+"""The bundled offline model: committed artifacts, sensible answers, odd input survives."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from models.bundled import ARTIFACTS, EMOTIONS, MODEL_ID, BundledModel
 from models.errors import ArtifactError
-from models.sentiment import (
-    DEFAULT_HEAD_PATH,
-    LABELS,
-    MODEL_ID,
-    MiniLMSentiment,
-    Prediction,
-    SentimentModel,
-    load_default,
-    load_head,
-)
+from models.sentiment import LABELS, Prediction, SentimentModel
 
 
 @pytest.fixture(scope="module")
-def model() -> Iterator[MiniLMSentiment]:
+def model() -> Iterator[BundledModel]:
     # Loading the transformer takes seconds; every test in this module shares one instance.
-    yield load_default(threads=2)
+    yield BundledModel(threads=2)
 
 
 def check(p: Prediction) -> None:
@@ -36,14 +29,17 @@ def check(p: Prediction) -> None:
     assert p.label == max(p.scores, key=lambda k: p.scores[k])
     assert p.model_id == MODEL_ID
     assert p.model_version
+    assert p.emotion is not None and set(p.emotion) == set(EMOTIONS)
+    assert sum(p.emotion.values()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_loads_the_committed_artifact(model: MiniLMSentiment) -> None:
-    assert DEFAULT_HEAD_PATH.is_file()
+def test_loads_the_committed_artifacts_within_25_mb(model: BundledModel) -> None:
     assert isinstance(model, SentimentModel)
-    assert model.model_id == "escucha/minilm-sentiment"
-    assert model.model_version == load_head(DEFAULT_HEAD_PATH).version
-    assert model.head.weights.shape == (3, 384)
+    meta = json.loads((ARTIFACTS / "bundle.json").read_text())
+    assert model.model_version == meta["version"]
+    assert 0 <= meta["mixture"]["default"] <= 1
+    size = sum(f.stat().st_size for f in ARTIFACTS.iterdir())
+    assert size <= 25 * 2**20, size
 
 
 @pytest.mark.parametrize(
@@ -55,7 +51,7 @@ def test_loads_the_committed_artifact(model: MiniLMSentiment) -> None:
         "Estoy harto, la aplicación no funciona y nadie responde.",
     ],
 )
-def test_clearly_negative_is_negative(model: MiniLMSentiment, text: str) -> None:
+def test_clearly_negative_is_negative(model: BundledModel, text: str) -> None:
     [p] = model.predict([text])
     check(p)
     assert p.label == "negative", p.scores
@@ -70,7 +66,7 @@ def test_clearly_negative_is_negative(model: MiniLMSentiment, text: str) -> None
         "Excelente servicio, muy feliz con la compra. ¡Gracias!",
     ],
 )
-def test_clearly_positive_is_positive(model: MiniLMSentiment, text: str) -> None:
+def test_clearly_positive_is_positive(model: BundledModel, text: str) -> None:
     [p] = model.predict([text])
     check(p)
     assert p.label == "positive", p.scores
@@ -94,23 +90,23 @@ EDGE_TEXTS = {
 
 
 @pytest.mark.parametrize("text", EDGE_TEXTS.values(), ids=EDGE_TEXTS.keys())
-def test_odd_input_gives_a_prediction(model: MiniLMSentiment, text: str) -> None:
+def test_odd_input_gives_a_prediction(model: BundledModel, text: str) -> None:
     [p] = model.predict([text])
     check(p)
 
 
-def test_odd_inputs_together_in_one_batch(model: MiniLMSentiment) -> None:
+def test_odd_inputs_together_in_one_batch(model: BundledModel) -> None:
     preds = model.predict(list(EDGE_TEXTS.values()))
     assert len(preds) == len(EDGE_TEXTS)
     for p in preds:
         check(p)
 
 
-def test_empty_batch(model: MiniLMSentiment) -> None:
+def test_empty_batch(model: BundledModel) -> None:
     assert model.predict([]) == []
 
 
-def test_batch_of_64_keeps_order(model: MiniLMSentiment) -> None:
+def test_batch_of_64_keeps_order(model: BundledModel) -> None:
     # Varied lengths, so the length-sorted batching inside the encoder really reorders them.
     base = [
         "I love it",
@@ -136,42 +132,49 @@ def test_batch_of_64_keeps_order(model: MiniLMSentiment) -> None:
                 assert b.scores[label] == pytest.approx(other.scores[label], abs=1e-4)
 
 
-def test_prediction_is_frozen(model: MiniLMSentiment) -> None:
+def test_prediction_is_frozen(model: BundledModel) -> None:
     [p] = model.predict(["fine"])
     with pytest.raises(dataclasses.FrozenInstanceError):
-        p.label = "positive"  # type: ignore[misc]
+        p.label = "x"  # type: ignore[misc]
 
 
-def test_missing_head_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(ArtifactError, match="train_sentiment_head"):
-        load_head(tmp_path / "nope.npz")
+@pytest.mark.parametrize(("text", "language"), [
+    ("The battery exploded while charging, this is really dangerous", "en"),
+    ("La batería explotó mientras cargaba, es muy peligroso", "es"),
+    ("Le service client ne répond jamais, c'est une honte", "fr"),
+    ("Der Kundendienst antwortet nie, das ist eine Frechheit", "de"),
+])
+def test_language_is_detected(model: BundledModel, text: str, language: str) -> None:
+    [p] = model.predict([text])
+    assert p.language == language
 
 
-def test_inconsistent_head_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "bad.npz"
-    np.savez(
-        path,
-        W=np.zeros((3, 384), np.float32),
-        b=np.zeros(2, np.float32),
-        labels=np.array(LABELS),
-        seed=np.int64(0),
-        data=np.str_("x"),
-        version=np.str_("v"),
-    )
-    with pytest.raises(ArtifactError, match="inconsistent"):
-        load_head(path)
+def test_angry_text_is_angry(model: BundledModel) -> None:
+    [angry, glad] = model.predict(["I am furious, this is outrageous and I want my money back!!",
+                                   "What a lovely sunny morning, so happy today"])
+    assert angry.emotion and glad.emotion
+    assert angry.emotion["anger"] > 0.5 > glad.emotion["anger"]
 
 
-def test_head_needing_pickle_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "pickled.npz"
-    np.savez(
-        path,
-        W=np.zeros((3, 384), np.float32),
-        b=np.zeros(3, np.float32),
-        labels=np.array(list(LABELS), dtype=object),
-        seed=np.int64(0),
-        data=np.str_("x"),
-        version=np.str_("v"),
-    )
-    with pytest.raises(ArtifactError):
-        load_head(path)
+def test_quantised_variant_agrees_on_clear_cases() -> None:
+    int8 = BundledModel(threads=2, quantize=True)
+    assert int8.model_id.endswith("-int8")
+    texts = ["I hate this, worst service ever", "I love it, thank you so much!",
+             "Odio este producto, no funciona", "Me encanta, gracias"]
+    assert [p.label for p in int8.predict(texts)] == ["negative", "positive", "negative",
+                                                      "positive"]
+
+
+def test_missing_artifacts_say_how_to_make_them(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="escucha model train"):
+        BundledModel(artifacts=tmp_path)
+
+
+def test_artifact_for_another_encoder_is_refused(tmp_path: Path) -> None:
+    for f in ARTIFACTS.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    meta = json.loads((tmp_path / "bundle.json").read_text())
+    meta["fine_tuned_layers"] = 3  # the weights are for 2 layers
+    (tmp_path / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="do not fit"):
+        BundledModel(artifacts=tmp_path)

@@ -1,0 +1,68 @@
+"""`escucha model predict|eval|bench` on the real bundled model and a small labelled dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from models.data import UMSAB_LANGUAGES
+from streams.cli import cli
+
+_TWEETS = [("I hate this, worst service ever", 0), ("The store opens at nine", 1),
+           ("I love it, thank you so much!", 2), ("Odio este producto, no funciona", 0)]
+
+
+def _data(tmp_path: Path) -> Path:
+    def split(folder: Path, name: str, rows: list[tuple[str, int]]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}_text.txt").write_text("".join(f"{t}\n" for t, _ in rows))
+        (folder / f"{name}_labels.txt").write_text("".join(f"{y}\n" for _, y in rows))
+
+    for lang in UMSAB_LANGUAGES:
+        split(tmp_path / "umsab" / lang, "test", _TWEETS)
+    split(tmp_path / "tweeteval" / "sentiment", "test", _TWEETS)
+    split(tmp_path / "tweeteval" / "emotion", "test",
+          [("I am furious!!", 0), ("so happy today", 1), ("it will get better", 2),
+           ("I miss her so much", 3)])
+    return tmp_path
+
+
+def test_predict_reads_stdin_and_explains_priority() -> None:
+    text = "Acme's charger exploded and injured my son, I'm calling a lawyer. Disgusting!"
+    result = CliRunner().invoke(cli, ["model", "predict", "--json"],
+                                input=f"{text}\n\nMe encanta Acme, gracias\n")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 2
+    assert rows[0]["label"] == "negative" and rows[0]["language"] == "en"
+    assert any(r.startswith("risk:") for r in rows[0]["reasons"])
+    assert rows[0]["priority"] > rows[1]["priority"]
+    assert rows[1]["label"] == "positive" and rows[1]["language"] == "es"
+    assert set(rows[0]["emotion"]) == {"anger", "joy", "optimism", "sadness"}
+
+
+def test_eval_json_has_the_documented_keys(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["model", "eval", "--json", "--data", str(_data(tmp_path))])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0 <= figures["tweeteval_sentiment_macro_recall"] <= 100
+    assert set(figures["umsab_macro_f1"]) == {*UMSAB_LANGUAGES, "all", "pooled"}
+    assert figures["emotion_macro_f1"] is not None
+
+
+def test_eval_without_data_says_where_to_point() -> None:
+    result = CliRunner().invoke(cli, ["model", "eval", "--data", "/nonexistent/dir"])
+    assert result.exit_code == 2
+    assert "--data DIR" in result.output
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["model", "bench", "--json", "--data", str(_data(tmp_path)),
+                                      "--texts", "32", "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["forward_limit"]["texts_per_s"] > 0
+    assert figures["fp32"][0]["batch_size"] == 8 and figures["int8"][0]["texts_per_s"] > 0
+    assert figures["cache"]["with"]["texts_per_s"] > 0
