@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 from pathlib import Path
 
@@ -34,8 +35,17 @@ def test_run_shows_demo_incident_then_stops_cleanly(tmp_path: Path) -> None:
                                       timeout=60)
         broker_port = int(banner.group(1))
         broker_pid = int(json.loads((datadir / "broker.json").read_text())["pid"])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as r:
-            assert r.status == 200
+        # The web server comes up with the worker, after the broker banner: poll for it.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                    assert r.status == 200
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         proc.wait_for_output(r"=== INCIDENT [\w.]+ \[(WARNING|CRITICAL)\] Acme", timeout=90)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
             metrics = r.read().decode()
