@@ -31,7 +31,7 @@ import torch
 from models.bundled import EMOTIONS, mean_pool, run_layers
 from models.data import UMSAB_LANGUAGES, read_split
 from models.encoder import default_model_dir
-from models.ngram import N_FEATURES, idf_weights, ngram_features
+from models.ngram import N_FEATURES, idf_weights, ngram_counts, ngram_features
 
 __all__ = ["train_bundle"]
 
@@ -180,9 +180,7 @@ def train_bundle(*, data_dir: Path, out: Path, seed: int = 13, layers: int = 2, 
     emo_w, emo_b = _logistic(emo_pooled, emo_y, c=1.0, seed=seed)
 
     progress("n-gram model")
-    from models.ngram import _counts
-
-    chars, words = _counts(texts)
+    chars, words = ngram_counts(texts)
     idf_c, idf_w = idf_weights(chars), idf_weights(words)
     ng_w, ng_b = _logistic(ngram_features(texts, idf_c, idf_w), y_train, c=1.0, seed=seed)
 

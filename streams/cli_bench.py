@@ -12,8 +12,6 @@ from pathlib import Path
 
 import click
 
-from streams.settings import ConfigError, load_settings
-
 __all__ = ["bench"]
 
 
@@ -38,13 +36,10 @@ def bench_detect_cmd(as_json: bool, config: Path | None, seed: int,
                      speed_weeks: float) -> None:
     """Detection on the labelled scenario library: recall, false signals, time to detect."""
     from agents.detect_bench import LABELLED, bench_detect, format_report
+    from streams.cli import _settings
     from streams.connectors.scenarios import SCENARIOS, ScenarioError
 
-    try:
-        settings = load_settings(str(config) if config else None)
-    except ConfigError as exc:
-        click.echo(f"escucha: {exc}", err=True)
-        sys.exit(2)
+    settings = _settings(str(config) if config else None)
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         click.echo(f"escucha: unknown scenario(s) {', '.join(unknown)}; use "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from streams.settings import ConfigError, Settings, load_settings
+from streams.settings import Settings
 
 __all__ = ["model"]
 
@@ -28,11 +28,9 @@ def _data_dir(data: Path | None) -> Path:
 
 
 def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(str(config) if config else None)
-    except ConfigError as exc:
-        click.echo(f"escucha: {exc}", err=True)
-        sys.exit(2)
+    from streams.cli import _settings as load_or_exit  # the CLI's one loader (exit 2 on errors)
+
+    return load_or_exit(str(config) if config else None)
 
 
 def _load(settings: Settings, *, cache: bool = True) -> object:
