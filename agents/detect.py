@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 from agents.detectors import DetectionEngine
-from agents.matching import fold
 from streams import topics
 from streams.app import Pipeline
 from streams.dlq import valid_events
@@ -22,7 +21,7 @@ def install(pipeline: Pipeline) -> None:
     app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
     detectors = {
         w.id: DetectionEngine(
-            settings.detect, watch_terms=frozenset(fold(t) for t in w.terms)
+            settings.detect, watch_terms=frozenset(w.all_terms)
         )
         for w in settings.watches
     }

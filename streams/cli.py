@@ -134,7 +134,7 @@ def _install_demo(pipeline: Any, *, speed: float) -> None:
     brands, crises = demo_scenario(crisis_at=crisis_at)
     if [w.id for w in watches] != [w.id for w in _DEMO_WATCHES]:
         # Configured watches: simulate them instead, with the crisis on the first one.
-        brands = [SimBrand(name=w.name, terms=tuple(w.terms)) for w in watches]
+        brands = [SimBrand(name=w.name, terms=tuple(w.all_terms)) for w in watches]
         crises = [Crisis(brand=brands[0].name, start=crisis_at, duration=crises[0].duration,
                          multiplier=crises[0].multiplier, topic=crises[0].topic)]
     now = datetime.now(UTC)
@@ -286,7 +286,7 @@ def simulate_cmd(config: str | None, rate: float, minutes: float, crisis_at: flo
         return
     settings = _settings(config)
     if settings.watches:
-        brands = [SimBrand(name=w.name, terms=tuple(w.terms)) for w in settings.watches]
+        brands = [SimBrand(name=w.name, terms=tuple(w.all_terms)) for w in settings.watches]
     else:
         brands, _ = demo_scenario()
     crises = [Crisis(brand=brands[0].name, start=timedelta(minutes=crisis_at),
@@ -359,7 +359,7 @@ def backtest_cmd(file: Path, labels_file: Path | None, as_json: bool,
     def bad(line: int, reason: str) -> None:
         click.echo(f"{file}:{line}: skipped: {reason}", err=True)
 
-    factory = bt.engine_factory(settings.detect, {w.id: w.terms for w in settings.watches})
+    factory = bt.engine_factory(settings.detect, {w.id: w.all_terms for w in settings.watches})
     result = bt.backtest(bt.read_jsonl(file, on_bad=bad), engine_factory=factory,
                          labels=labels)
     if as_json:

@@ -57,3 +57,28 @@ def bench_detect_cmd(as_json: bool, config: Path | None, seed: int,
         return
     for line in format_report(report):
         click.echo(line)
+
+
+@bench.command("match")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+@click.option("--watches", default=200, show_default=True)
+@click.option("--terms", default=20, show_default=True, help="Terms per watch.")
+@click.option("--mentions", default=20_000, show_default=True)
+@click.option("--seconds", default=3.0, show_default=True, help="Least time per measurement.")
+@click.option("--seed", default=0, show_default=True)
+def bench_match_cmd(as_json: bool, watches: int, terms: int, mentions: int, seconds: float,
+                    seed: int) -> None:
+    """Watch-query matching throughput on one core, against one regex per watch."""
+    from agents.match_bench import bench_match, format_report
+
+    if terms < 16:
+        click.echo("escucha: --terms must be at least 16 (names, risk words and exclusions)",
+                   err=True)
+        sys.exit(2)
+    report = bench_match(watches=watches, terms=terms, mentions=mentions, seed=seed,
+                         min_seconds=seconds)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for line in format_report(report):
+        click.echo(line)

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -36,6 +37,8 @@ from notifiers.pagerduty import PagerDutySettings
 from notifiers.push import NtfySettings
 from notifiers.webhook import WebhookSettings
 from streams.escalation_config import EscalationSettings
+from streams.query import And, Node, Or, Term, fold, parse_query, positive_terms
+from streams.query import Field as QField
 
 __all__ = [
     "ConfigError",
@@ -203,11 +206,16 @@ class Watch(_Section):
     id: str = Field(description="Stable slug: lowercase letters, digits, '-' and '_'.")
     name: str = Field(min_length=1, description="Human name shown in alerts.")
     terms: list[str] = Field(
-        min_length=1, description="Any of these words or phrases (case/accent-insensitive)."
-    )
+        default_factory=list, description="Any of these words or phrases (case/accent-"
+        "insensitive); shorthand for a query of quoted terms joined by OR.")
+    query: str | None = Field(
+        default=None, description="A boolean query (streams/query.py): AND, OR, NOT, quoted "
+        "phrases, parentheses, wildcards, lang:/source:/author: filters. With terms as well, "
+        "a mention needs both.")
     languages: list[str] = Field(
         default_factory=list, description="ISO 639-1 codes to keep; empty keeps all."
     )
+    _tree: Node = PrivateAttr()
 
     @field_validator("id")
     @classmethod
@@ -222,6 +230,39 @@ class Watch(_Section):
         if any(not t.strip() for t in value):
             raise ValueError("terms must not be blank")
         return value
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_query(value)  # QueryError is a ValueError: reported with the field's path
+        return value
+
+    @model_validator(mode="after")
+    def _compile(self) -> Watch:
+        parts: list[Node] = []
+        if self.terms:
+            terms = tuple(Term(fold(t.strip()), phrase=" " in t.strip()) for t in self.terms)
+            parts.append(terms[0] if len(terms) == 1 else Or(terms))
+        if self.query is not None:
+            parts.append(parse_query(self.query))
+        if self.languages:
+            langs = tuple(QField("lang", Term(fold(code))) for code in self.languages)
+            parts.append(langs[0] if len(langs) == 1 else Or(langs))
+        if not self.terms and self.query is None:
+            raise ValueError("give the watch terms or a query")
+        self._tree = parts[0] if len(parts) == 1 else And(tuple(parts))
+        return self
+
+    @property
+    def query_tree(self) -> Node:
+        """Terms, query and languages as one boolean tree (what the matcher compiles)."""
+        return self._tree
+
+    @property
+    def all_terms(self) -> list[str]:
+        """Every text term the watch looks for (folded), for detectors and source filters."""
+        return positive_terms(self._tree)
 
 
 class SlackSettings(_Section):
