@@ -89,6 +89,8 @@ def build_pipeline(
         watches=[w.id for w in settings.watches],
         channels=channels,
         detectors=("negative_spike",),
+        connectors=["webhook", *(e.name for _, e in settings.connectors.entries()
+                                 if e.enabled)],
     )
     pipeline = Pipeline(app=app, settings=settings, metrics=metrics, registry=registry,
                         bootstrap=bootstrap)
@@ -105,6 +107,7 @@ def build_pipeline(
         from datetime import timedelta
 
         from agents import classify, deliver, detect, escalate
+        from streams.connectors.webhook import install_ingest
         from streams.links import LinkSigner, load_or_create_secret
         from streams.web import install_api
 
@@ -117,6 +120,7 @@ def build_pipeline(
         escalate.install(pipeline)
         deliver.install(pipeline, links=links)
         install_api(pipeline, links=links)
+        install_ingest(pipeline)
     return pipeline
 
 

@@ -78,7 +78,8 @@ def check_config(file: str | None) -> None:
     )
 
 
-def _run_worker(settings: Settings, *, demo: bool, speed: float) -> None:
+def _run_worker(settings: Settings, *, demo: bool, speed: float,
+                connectors: bool = False) -> None:
     import faust
 
     from streams.app import build_pipeline
@@ -108,6 +109,13 @@ def _run_worker(settings: Settings, *, demo: bool, speed: float) -> None:
         pipeline = build_pipeline(settings, bootstrap=bootstrap)
         if demo:
             _install_demo(pipeline, speed=speed)
+        if connectors:
+            from streams.connectors.service import install_connectors
+
+            count = install_connectors(pipeline)
+            if count:
+                click.echo(f"escucha: running {count} source connector(s); "
+                           "`escucha connectors` shows their health", err=True)
         where = f"embedded broker (Tansu) on {bootstrap}" if broker else f"Kafka at {bootstrap}"
         click.echo(
             f"escucha: {where}; web on http://{settings.web.host}:{settings.web.port}/ "
@@ -193,19 +201,22 @@ def run(config: str | None, demo: bool, speed: float) -> None:
         # detect.warmup_min with detect.lateness_min of allowed disorder.
         settings = settings.model_copy(update={
             "detect": settings.detect.model_copy(update={"warmup_min": 6, "lateness_min": 1})})
-    _run_worker(settings, demo=demo, speed=speed)
+    _run_worker(settings, demo=demo, speed=speed, connectors=True)
 
 
 @cli.command()
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
-def worker(config: str | None) -> None:
+@click.option("--connectors/--no-connectors", default=False, show_default=True,
+              help="Also run the source connectors (one process per deployment should; "
+              "`escucha ingest` is the usual place).")
+def worker(config: str | None, connectors: bool) -> None:
     """A pipeline worker (starts the embedded broker if no Kafka is configured)."""
     settings = _settings(config)
     if not settings.watches:
         click.echo("escucha: no watches configured: nothing would ever match. "
                    "Add `watches:` to your config (see escucha.example.yaml).", err=True)
         sys.exit(EXIT_CONFIG)
-    _run_worker(settings, demo=False, speed=1.0)
+    _run_worker(settings, demo=False, speed=1.0, connectors=connectors)
 
 
 @cli.command()
@@ -474,10 +485,13 @@ def faust(config: str | None, args: tuple[str, ...]) -> None:
 
 def _register_subgroups() -> None:
     from streams.cli_bench import bench
+    from streams.cli_connectors import connectors_cmd, ingest_cmd
     from streams.cli_model import model
 
     cli.add_command(bench)
     cli.add_command(model)
+    cli.add_command(connectors_cmd)
+    cli.add_command(ingest_cmd)
 
 
 _register_subgroups()

@@ -6,12 +6,14 @@ dashboards and alert rules then see "nothing happened" instead of "no data".
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics", "DELIVERY_OUTCOMES", "INCIDENT_STATES", "LATENCY_PATHS", "SEVERITIES",
-           "STAGES"]
+__all__ = ["Metrics", "CONNECTOR_ERROR_KINDS", "DELIVERY_OUTCOMES", "INCIDENT_STATES",
+           "LATENCY_PATHS", "SEVERITIES", "STAGES"]
 
 SEVERITIES = ("info", "warning", "critical")
 DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried", "digested")
@@ -26,6 +28,13 @@ _HUMAN_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 72
 _E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
                 86400.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: Kept here, not imported from streams.connectors.base, so metrics import nothing of ours.
+CONNECTOR_ERROR_KINDS = ("transport", "rate_limited", "server", "malformed", "crash")
+
+
+def _since(gauge: Gauge) -> float:
+    last = gauge._value.get()  # prometheus_client has no public getter
+    return -1.0 if last <= 0 else max(0.0, time.time() - last)
 
 
 class Metrics:
@@ -39,6 +48,7 @@ class Metrics:
         watches: Iterable[str] = (),
         channels: Iterable[str] = (),
         detectors: Iterable[str] = (),
+        connectors: Iterable[str] = (),
     ) -> None:
         self.registry = registry
         self.mentions_in = Counter(
@@ -131,6 +141,30 @@ class Metrics:
             "escucha_ready", "1 when /readyz passes: broker, model, partitions.",
             registry=registry,
         )
+        self.connector_events = Counter(
+            "escucha_connector_events_total", "Mentions a connector published (new ones only).",
+            ["connector"], registry=registry,
+        )
+        self.connector_errors = Counter(
+            "escucha_connector_errors_total",
+            "Connector errors by kind: transport, rate_limited, server, malformed, crash.",
+            ["connector", "kind"], registry=registry,
+        )
+        self.connector_up = Gauge(
+            "escucha_connector_up", "1 while a connector's last fetch succeeded.",
+            ["connector"], registry=registry,
+        )
+        self.connector_last_event = Gauge(
+            "escucha_connector_last_event_timestamp_seconds",
+            "Unix time a connector last published a mention (0: never, in this process); "
+            "time() minus this is the seconds since its last event.",
+            ["connector"], registry=registry,
+        )
+        self.connector_seconds_since_last_event = Gauge(
+            "escucha_connector_seconds_since_last_event",
+            "Seconds since a connector last published a mention (-1: never).",
+            ["connector"], registry=registry,
+        )
         self.model_loaded = Gauge(
             "escucha_model_loaded", "1 once the classification model is loaded.",
             registry=registry,
@@ -161,6 +195,14 @@ class Metrics:
         for source in ("slack", "api", "link", "cli", "console", "auto"):
             for action in ("ack", "resolve"):
                 self.acks.labels(source, action)
+        for name in connectors:
+            self.connector_events.labels(name)
+            self.connector_up.labels(name)
+            last = self.connector_last_event.labels(name)
+            for kind in CONNECTOR_ERROR_KINDS:
+                self.connector_errors.labels(name, kind)
+            self.connector_seconds_since_last_event.labels(name).set_function(
+                functools.partial(_since, last))
         for channel in channels:
             self.delivery_seconds.labels(channel)
             for outcome in DELIVERY_OUTCOMES:

@@ -233,7 +233,8 @@ def positive_terms(node: Node) -> list[str]:
     def walk(n: Node, negated: bool) -> None:
         if isinstance(n, Term):
             if not negated:
-                text = n.text.replace("*", "").replace("?", "").strip()
+                # A wildcard's longest literal piece: a prefilter may over-include, never miss.
+                text = max(re.split(r"[*?]", n.text), key=len).strip() if n.wildcard else n.text
                 if text and text not in out:
                     out.append(text)
         elif isinstance(n, Not):

@@ -36,6 +36,7 @@ from notifiers.email import EmailSettings
 from notifiers.pagerduty import PagerDutySettings
 from notifiers.push import NtfySettings
 from notifiers.webhook import WebhookSettings
+from streams.connectors.config import ConnectorsSettings
 from streams.escalation_config import EscalationSettings
 from streams.query import And, Node, Or, Term, fold, parse_query, positive_terms
 from streams.query import Field as QField
@@ -321,6 +322,8 @@ class Settings(BaseSettings):
     notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings,
+                                           description="Sources to pull mentions from.")
     watches: list[Watch] = Field(default_factory=list, description="What to listen for.")
     datadir: Path = Field(default=Path("var"), description="Worker state, broker address file.")
 

@@ -1,4 +1,4 @@
-"""Watch queries: parse errors with positions, matching semantics, and print/re-parse round trips."""
+"""Watch queries: parse errors with positions, matching, and print/re-parse round trips."""
 
 from __future__ import annotations
 

@@ -1,0 +1,227 @@
+"""``POST /ingest``: mentions from any tool that can POST JSON (Zapier, Make, scripts).
+
+The body is one mention object or an array of them, in the Mention schema
+(``streams/records.py``; ``escucha schema`` prints it). ``source`` defaults to
+``connectors.webhook.source`` and ``id`` to a hash of the text, author and time, so a tool
+that knows neither can still post. Every request needs ``Authorization: Bearer <token>``
+(one of ``connectors.webhook.tokens``; none configured: the endpoint refuses everything).
+
+Answers (JSON):
+
+- 202 ``{"accepted": n, "duplicates": d, "errors": [{"index": i, "error": "..."}]}`` when at
+  least one item was taken; bad items are listed by their position and sent to the
+  dead-letter topic with the same reason, the good ones go on (per-item, not all-or-nothing).
+- 422 the same shape when no item was usable; 400 when the body is not JSON; 401 without a
+  valid token; 413 above ``max_bytes`` or ``max_items``; 415 for a non-JSON content type.
+
+Repeated posts of the same (source, id) are accepted but not published twice (``duplicates``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from streams.records import Mention, RecordError, parse, stable_id
+
+__all__ = ["IngestResult", "WebhookIngestSettings", "authorized", "parse_ingest"]
+
+_ERROR_RAW = 4096
+
+
+class WebhookIngestSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    tokens: list[SecretStr] = Field(
+        default_factory=list, description="Bearer tokens allowed to POST /ingest; none: the "
+        "endpoint refuses every request.")
+    source: str = Field(default="webhook", min_length=1, max_length=64,
+                        description="Mention.source for items that do not name one.")
+    max_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576,
+                           description="Largest request body accepted.")
+    max_items: int = Field(default=1000, ge=1, le=100_000,
+                           description="Most mentions in one request.")
+    dedup_size: int = Field(default=100_000, ge=0,
+                            description="Recent (source, id) pairs remembered to drop repeats.")
+
+
+def authorized(header: str, tokens: Sequence[bytes]) -> bool:
+    """A ``Bearer`` header matching one of ``tokens``, compared in constant time."""
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip() or not tokens:
+        return False
+    candidate = given.strip().encode()
+    return any(hmac.compare_digest(candidate, t) for t in tokens)
+
+
+@dataclass
+class IngestResult:
+    mentions: list[Mention] = field(default_factory=list)
+    errors: list[tuple[int, str, str]] = field(default_factory=list)
+    """(index in the request, reason, the item as JSON, cut to 4 kB)."""
+
+
+class BodyError(ValueError):
+    """The request body as a whole is unusable (not JSON, wrong shape, too many items)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_ingest(body: bytes, *, source: str, max_items: int) -> IngestResult:
+    """Each item of ``body`` as a Mention or a per-item error; :class:`BodyError` for the body."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError(f"the body is not UTF-8: {exc}", status=400) from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise BodyError("the JSON is nested too deeply", status=400) from None
+    except ValueError as exc:
+        raise BodyError(f"the body is not JSON: {exc}", status=400) from None
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise BodyError("the body is an empty array; send one mention or more", status=422)
+    if len(items) > max_items:
+        raise BodyError(f"{len(items)} items in one request; send at most {max_items}",
+                        status=413)
+    result = IngestResult()
+    for index, item in enumerate(items):
+        try:
+            result.mentions.append(_mention(item, source))
+        except (RecordError, RecursionError) as exc:
+            reason = str(exc) if isinstance(exc, RecordError) else "nested too deeply"
+            result.errors.append((index, reason, _raw(item)))
+    return result
+
+
+def _raw(item: Any) -> str:
+    try:
+        return json.dumps(item, ensure_ascii=False)[:_ERROR_RAW]
+    except (TypeError, ValueError, RecursionError):
+        return repr(item)[:_ERROR_RAW]
+
+
+def _mention(item: Any, source: str) -> Mention:
+    if not isinstance(item, dict):
+        raise RecordError(f"an item must be a JSON object, not {type(item).__name__}")
+    obj = dict(item)
+    if obj.get("source") in (None, ""):
+        obj["source"] = source
+    if obj.get("created_at") in (None, ""):
+        obj["created_at"] = datetime.now(UTC).isoformat()
+    if obj.get("id") in (None, ""):
+        # The same post sent twice gets the same id, so the repeat is dropped downstream.
+        author = obj.get("author")
+        handle = author.get("handle") if isinstance(author, dict) else author
+        obj["id"] = "h" + stable_id(obj.get("text"), handle, obj.get("url"),
+                                    obj.get("created_at"))
+    if isinstance(obj.get("author"), str):  # a bare handle is common in no-code tools
+        obj["author"] = {"handle": obj["author"]}
+    return parse(Mention, obj)
+
+
+class RecentKeys:
+    """A bounded set of recently seen (source, id) keys."""
+
+    def __init__(self, size: int) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, key: str) -> bool:
+        """True if ``key`` is new."""
+        if self._size == 0:
+            return True
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+        return True
+
+
+async def _read_limited(request: Any, limit: int) -> bytes | None:
+    """The body, or None as soon as it passes ``limit`` bytes (never buffered whole)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def install_ingest(pipeline: Any) -> None:
+    """Add ``POST /ingest`` to the worker's web server."""
+    from faust.web import Request, Response, View
+
+    from streams import topics
+    from streams.dlq import make_dead_letter
+    from streams.records import dumps
+
+    app, metrics = pipeline.app, pipeline.metrics
+    cfg: WebhookIngestSettings = pipeline.settings.connectors.webhook
+    tokens = [t.get_secret_value().encode() for t in cfg.tokens]
+    raw_topic, dlq = pipeline.topic(topics.RAW), pipeline.topic(topics.DLQ)
+    recent = RecentKeys(cfg.dedup_size)
+    name = "webhook"
+
+    async def dead(reason: str, payload: str | bytes, origin: str) -> None:
+        record = make_dead_letter(stage="ingest", reason=f"{name}: {reason}", payload=payload,
+                                  origin=origin)
+        metrics.dead_letters.labels("ingest").inc()
+        metrics.connector_errors.labels(name, "malformed").inc()
+        await dlq.send(key=b"ingest", value=dumps(record))
+
+    @app.page("/ingest")
+    class Ingest(View):
+        async def post(self, request: Request) -> Response:
+            if not authorized(request.headers.get("Authorization", ""), tokens):
+                why = ("no tokens configured: set connectors.webhook.tokens" if not tokens
+                       else "missing or invalid bearer token")
+                return self.json({"error": why}, status=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="escucha"'})
+            ctype = request.headers.get("Content-Type", "application/json")
+            if "json" not in ctype.lower():
+                return self.json({"error": f"send application/json, not {ctype}"}, status=415)
+            length = request.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > cfg.max_bytes:
+                return self.json({"error": f"body over {cfg.max_bytes} bytes"}, status=413)
+            body = await _read_limited(request, cfg.max_bytes)
+            if body is None:
+                return self.json({"error": f"body over {cfg.max_bytes} bytes"}, status=413)
+            peer = request.headers.get("X-Forwarded-For") or str(
+                getattr(request, "remote", "") or "")
+            try:
+                result = parse_ingest(body, source=cfg.source, max_items=cfg.max_items)
+            except BodyError as exc:
+                await dead(str(exc), body, f"POST /ingest from {peer}")
+                return self.json({"error": str(exc)}, status=exc.status)
+            accepted = duplicates = 0
+            for mention in result.mentions:
+                if not recent.add(mention.key):
+                    duplicates += 1
+                    continue
+                await raw_topic.send(key=mention.key.encode(), value=dumps(mention))
+                accepted += 1
+            for index, reason, raw in result.errors:
+                await dead(f"item {index}: {reason}", raw, f"POST /ingest item {index}")
+            if accepted:
+                metrics.connector_events.labels(name).inc(accepted)
+                metrics.connector_last_event.labels(name).set(
+                    datetime.now(UTC).timestamp())
+            status = 202 if result.mentions else 422
+            return self.json({
+                "accepted": accepted, "duplicates": duplicates,
+                "errors": [{"index": i, "error": reason} for i, reason, _ in result.errors],
+            }, status=status)
