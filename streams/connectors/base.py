@@ -27,7 +27,6 @@ import logging
 import os
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notifiers.errors import parse_retry_after
+from streams.connectors.publish import RecentKeys
 from streams.metrics import CONNECTOR_ERROR_KINDS
 from streams.records import DeadLetter, Mention
 
@@ -205,9 +205,8 @@ class _State:
 
     def __init__(self, path: Path, *, seen_size: int) -> None:
         self.path = path
-        self.seen_size = seen_size
         self.cursor: Any = None
-        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.seen = RecentKeys(seen_size)
         self.health: dict[str, Any] = {}
         if path.exists():
             try:
@@ -218,7 +217,7 @@ class _State:
                           path, exc)
                 data = {}
             self.cursor = data.get("cursor")
-            self.seen = OrderedDict((str(k), None) for k in data.get("seen", []))
+            self.seen = RecentKeys(seen_size, (str(k) for k in data.get("seen", [])))
             self.health = data.get("health") or {}
 
     def known(self, key: str) -> bool:
@@ -226,13 +225,7 @@ class _State:
 
     def remember(self, key: str) -> bool:
         """True if ``key`` is new (and now remembered)."""
-        if key in self.seen:
-            self.seen.move_to_end(key)
-            return False
-        self.seen[key] = None
-        while len(self.seen) > self.seen_size:
-            self.seen.popitem(last=False)
-        return True
+        return self.seen.add(key)
 
     def save(self, health: Health) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ paginated API overlapping pages, a re-sent webhook) does not inflate counts.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
@@ -15,7 +16,34 @@ from aiokafka import AIOKafkaProducer
 from streams import topics
 from streams.records import DeadLetter, Mention, dumps
 
-__all__ = ["Publisher"]
+__all__ = ["Publisher", "RecentKeys"]
+
+
+class RecentKeys:
+    """The last ``size`` keys seen, oldest forgotten first (``size`` 0: remembers nothing)."""
+
+    def __init__(self, size: int, keys: Iterable[str] = ()) -> None:
+        self._size = size
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        for key in keys:
+            self.add(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def add(self, key: str) -> bool:
+        """True if ``key`` is new; either way it is now the most recent."""
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return False
+        if self._size > 0:
+            self._keys[key] = None
+            if len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+        return True
 
 
 class Publisher:
@@ -24,8 +52,7 @@ class Publisher:
             bootstrap_servers=bootstrap, acks="all", linger_ms=5,
             client_id="escucha-publisher",
         )
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._dedup_size = dedup_size
+        self._seen = RecentKeys(dedup_size)
         self.sent = 0
         self.duplicates = 0
         self.dead = 0
@@ -49,13 +76,9 @@ class Publisher:
     async def mention(self, mention: Mention) -> bool:
         """Queue one mention; False if this (source, id) was already sent."""
         key = mention.key
-        if key in self._seen:
-            self._seen.move_to_end(key)
+        if not self._seen.add(key):
             self.duplicates += 1
             return False
-        self._seen[key] = None
-        if len(self._seen) > self._dedup_size:
-            self._seen.popitem(last=False)
         await self._producer.send(topics.RAW.name, key=key.encode(), value=dumps(mention))
         self.sent += 1
         return True

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from streams.connectors.publish import RecentKeys
 from streams.records import Mention, RecordError, parse, stable_id
 
 __all__ = ["IngestResult", "WebhookIngestSettings", "authorized", "parse_ingest"]
@@ -127,26 +127,6 @@ def _mention(item: Any, source: str) -> Mention:
     if isinstance(obj.get("author"), str):  # a bare handle is common in no-code tools
         obj["author"] = {"handle": obj["author"]}
     return parse(Mention, obj)
-
-
-class RecentKeys:
-    """A bounded set of recently seen (source, id) keys."""
-
-    def __init__(self, size: int) -> None:
-        self._keys: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-
-    def add(self, key: str) -> bool:
-        """True if ``key`` is new."""
-        if self._size == 0:
-            return True
-        if key in self._keys:
-            self._keys.move_to_end(key)
-            return False
-        self._keys[key] = None
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)
-        return True
 
 
 async def _read_limited(request: Any, limit: int) -> bytes | None:
