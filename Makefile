@@ -19,9 +19,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the test suite drives for real (none are needed yet by `make run`).
+# Debian packages the test suite drives for real (none are needed by `make run`): chromium
+# for the console's browser tests (Playwright drives it; no browser is downloaded).
 system-deps:
-	@bash .ci/system-deps.sh docker-compose prometheus
+	@bash .ci/system-deps.sh docker-compose prometheus chromium fonts-dejavu-core
 
 run: install
 	$(BIN)/escucha run

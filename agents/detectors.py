@@ -14,12 +14,12 @@ again only if the severity rises.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from agents.matching import fold
+from agents.terms import terms_of
 from streams.records import EnrichedMention, SampleMention, Severity, Signal, stable_id
 from streams.settings import DetectSettings
 
@@ -33,15 +33,6 @@ _DETAIL_MIN = 30         # minutes of terms/authors/samples kept, for explanatio
 _MAX_TERMS, _MAX_AUTHORS, _MAX_SAMPLES, _MAX_SEEN = 25, 40, 3, 3000
 _PER_AUTHOR = 2          # posts one author adds to a spike window: more is one voice repeating
 _WEEK_MIN = 7 * 24 * 60
-_TOKEN = re.compile(r"[#$]?\w{4,}", re.UNICODE)
-_STOP = frozenset({
-    "that", "this", "with", "have", "from", "just", "what", "your", "about", "they", "them",
-    "their", "there", "were", "been", "will", "would", "could", "should", "after", "before",
-    "again", "still", "never", "always", "really", "because", "para", "pero", "esta", "este",
-    "como", "todo", "todos", "pour", "avec", "dans", "sont", "mais", "plus", "cette", "nicht",
-    "sind", "eine", "einen", "auch", "noch", "aber", "sehr", "della", "sono", "come", "anche",
-    "perche", "isso", "esse", "essa",
-})
 
 
 def poisson_tail(observed: int, expected: float) -> float:
@@ -217,7 +208,7 @@ class DetectionEngine:
             if m.author.handle in authors or len(authors) < _MAX_AUTHORS:
                 authors[m.author.handle] = authors.get(m.author.handle, 0) + 1
         terms = st["tm"].setdefault(k, {})
-        mine = {t for t in _TOKEN.findall(fold(m.text)) if self._is_term(t)}
+        mine = terms_of(m.text, exclude=self.watch_terms)
         in_window = minute > st["t"] - self.cfg.term_window_min
         for tok in mine:
             if tok in terms or len(terms) < _MAX_TERMS:
@@ -228,14 +219,10 @@ class DetectionEngine:
             samples = st["s"].setdefault(k, [])
             samples.append({"key": m.key, "url": m.url, "author": m.author.handle,
                             "text": m.text[:280], "priority": em.priority,
-                            "language": m.language})
+                            "language": m.language, "sentiment": "negative"})
             samples.sort(key=lambda s: (-s["priority"], s["key"]))
             del samples[_MAX_SAMPLES:]
         return mine
-
-    def _is_term(self, tok: str) -> bool:
-        bare = tok.lstrip("#$")
-        return not (tok in _STOP or bare in self.watch_terms or bare.isdigit())
 
     def observe(self, state: dict[str, Any], em: EnrichedMention) -> list[Signal]:
         """Fold one mention into ``state`` (mutated) and return the signals it triggers."""
@@ -284,7 +271,8 @@ class DetectionEngine:
         summary = (f"@{m.author.handle} ({reach:,} followers{verified}) posted a negative "
                    f"mention, {velocity:.0f} interactions/min: \u201c{m.text[:200]}\u201d")
         sample = SampleMention(key=m.key, url=m.url, author=m.author.handle, text=m.text[:280],
-                               priority=em.priority, language=m.language)
+                               priority=em.priority, language=m.language,
+                               sentiment=em.sentiment.label)
         return [Signal(
             id=stable_id(em.watch_id, "influencer", m.key, severity), watch_id=em.watch_id,
             detector="influencer", severity=severity,

@@ -19,6 +19,7 @@ from agents.silences import Silence, first_match
 from streams.escalation_config import EscalationSettings, Policy, Schedule
 from streams.records import (
     Ack,
+    Evidence,
     Incident,
     Notification,
     NotificationKind,
@@ -35,6 +36,7 @@ _RANK = {"info": 0, "warning": 1, "critical": 2}
 #: PagerDuty alert acknowledged). Email and push are not told about acks and resolutions.
 UPDATABLE_CHANNELS = frozenset({"slack", "pagerduty", "webhook", "console"})
 _TIMELINE_MAX = 200
+_EVIDENCE_MAX = 50
 
 
 @dataclass
@@ -54,6 +56,12 @@ def _iso(t: datetime) -> str:
 
 def _dt(s: str) -> datetime:
     return datetime.fromisoformat(s)
+
+
+def _add_evidence(inc: dict[str, Any], signal: Signal) -> None:
+    evidence = inc.setdefault("evidence", [])
+    evidence.append(Evidence.of(signal).model_dump(mode="json"))
+    del evidence[:-_EVIDENCE_MAX]
 
 
 class EscalationEngine:
@@ -183,7 +191,7 @@ class EscalationEngine:
             severity=signal.severity, opened_at=signal.window_end,
             updated_at=signal.window_end, summary=signal.summary, signal_ids=[signal.id],
             samples=signal.samples, language=language,
-            trigger_posted_at=signal.trigger_posted_at,
+            trigger_posted_at=signal.trigger_posted_at, evidence=[Evidence.of(signal)],
         )
         pids = route(self._labels(incident), self.cfg.route)
         entry: dict[str, Any] = {
@@ -205,6 +213,7 @@ class EscalationEngine:
                    resolved_at=None, updated_at=signal.window_end.isoformat(),
                    summary=signal.summary, severity=signal.severity)
         inc["signal_ids"] = [*inc["signal_ids"], signal.id][-100:]
+        _add_evidence(inc, signal)
         inc["samples"] = [s.model_dump(mode="json") for s in signal.samples]
         # A reopened incident is a new page: time-to-acknowledge counts from now.
         entry["esc"].update(last_signal_wall=_iso(now), opened_wall=_iso(now),
@@ -215,6 +224,7 @@ class EscalationEngine:
     def _join(self, entry: dict[str, Any], signal: Signal, now: datetime) -> Decision:
         inc, esc = entry["incident"], entry["esc"]
         inc["signal_ids"] = [*inc["signal_ids"], signal.id][-100:]
+        _add_evidence(inc, signal)
         inc["updated_at"] = max(_dt(inc["updated_at"]), signal.window_end).isoformat()
         esc["last_signal_wall"] = _iso(now)
         self._log(inc, now, "signal", f"{signal.detector}: {signal.summary}")

@@ -106,20 +106,29 @@ def build_pipeline(
     if install_agents:
         from datetime import timedelta
 
-        from agents import classify, deliver, detect, escalate
+        from agents import aggregate, classify, deliver, detect, escalate
         from streams.connectors.webhook import install_ingest
         from streams.links import LinkSigner, load_or_create_secret
+        from streams.views import AggregateView
         from streams.web import install_api
 
         secret = (settings.api.link_secret.get_secret_value().encode()
                   if settings.api.link_secret else load_or_create_secret(settings.datadir))
         links = LinkSigner(secret=secret, base_url=settings.api.public_url,
                            ttl=timedelta(seconds=settings.api.link_ttl_s))
+        # Read whole by every worker (console overview, reports); the aggregate agent runs it.
+        pipeline.views["aggregates"] = AggregateView(bootstrap=bootstrap,
+                                                     topic=topics.AGGREGATES.name)
         classify.install(pipeline)
         detect.install(pipeline)
+        aggregate.install(pipeline)
         escalate.install(pipeline)
         deliver.install(pipeline, links=links)
         install_api(pipeline, links=links)
+        if settings.console.enabled:
+            from streams.console.routes import install_console
+
+            install_console(pipeline, secret=secret)
         install_ingest(pipeline)
     return pipeline
 

@@ -117,11 +117,16 @@ def _run_worker(settings: Settings, *, demo: bool, speed: float,
                 click.echo(f"escucha: running {count} source connector(s); "
                            "`escucha connectors` shows their health", err=True)
         where = f"embedded broker (Tansu) on {bootstrap}" if broker else f"Kafka at {bootstrap}"
+        web = f"http://{settings.web.host}:{settings.web.port}"
         click.echo(
-            f"escucha: {where}; web on http://{settings.web.host}:{settings.web.port}/ "
-            "(/healthz, /metrics); incidents print below. Ctrl-C stops everything.",
-            err=True,
-        )
+            f"escucha: {where}; web on {web}/ (/healthz, /metrics); incidents print below. "
+            "Ctrl-C stops everything.", err=True)
+        if settings.console.enabled:
+            # The path, never the token itself: terminals end up in logs and screen shares.
+            how = ("sign in with the token in " + str(settings.datadir / "console-token")
+                   if not settings.console.users and not settings.console.tokens
+                   else "sign in as a console user")
+            click.echo(f"escucha: incident console at {web}/console ({how})", err=True)
         worker = faust.Worker(pipeline.app, loglevel="warning", quiet=True,
                               override_logging=False)
         worker.execute_from_commandline()
@@ -486,12 +491,14 @@ def faust(config: str | None, args: tuple[str, ...]) -> None:
 def _register_subgroups() -> None:
     from streams.cli_bench import bench
     from streams.cli_connectors import connectors_cmd, ingest_cmd
+    from streams.cli_console import console
     from streams.cli_model import model
 
     cli.add_command(bench)
     cli.add_command(model)
     cli.add_command(connectors_cmd)
     cli.add_command(ingest_cmd)
+    cli.add_command(console)
 
 
 _register_subgroups()

@@ -41,15 +41,21 @@ async def dead_letter(
 
 
 async def valid_events(
-    stream: Any, model: type[_R], *, dlq: faust.TopicT, metrics: Metrics, stage: str
+    stream: Any, model: type[_R], *, dlq: faust.TopicT | None, metrics: Metrics, stage: str
 ) -> AsyncIterator[tuple[_R, Any]]:
     """(record, Kafka message) for each value that parses as ``model``; the rest go to the
-    dead-letter topic. The message gives the partition and offset, for idempotent state."""
+    dead-letter topic. The message gives the partition and offset, for idempotent state.
+
+    ``dlq=None`` skips bad values quietly: for a second agent on a topic whose first agent
+    already dead-letters them, so one bad record is not reported twice.
+    """
     async for event in stream.events():
         msg = event.message
         try:
             record = parse(model, event.value)
         except RecordError as exc:
+            if dlq is None:
+                continue
             await dead_letter(dlq, metrics, stage=stage, reason=str(exc), payload=event.value,
                               origin=f"{msg.topic}[{msg.partition}]@{msg.offset}")
             continue

@@ -23,6 +23,7 @@ __all__ = [
     "Delivery",
     "Engagement",
     "EnrichedMention",
+    "Evidence",
     "Incident",
     "Mention",
     "ModelInfo",
@@ -133,6 +134,7 @@ class SampleMention(BaseModel):
     text: str
     priority: int
     language: str | None = None
+    sentiment: str | None = None
 
 
 class Signal(_Record):
@@ -166,6 +168,27 @@ class TimelineEntry(BaseModel):
     by: str | None = None
 
 
+class Evidence(BaseModel):
+    """One signal's numbers, kept on its incident: the console charts observed against expected."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    detector: str
+    severity: Severity
+    window_start: datetime
+    window_end: datetime
+    observed: float
+    expected: float
+    score: float
+    top_terms: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, signal: Signal) -> Evidence:
+        return cls(detector=signal.detector, severity=signal.severity,
+                   window_start=signal.window_start, window_end=signal.window_end,
+                   observed=signal.observed, expected=signal.expected, score=signal.score,
+                   top_terms=signal.top_terms)
+
+
 class Incident(_Record):
     id: str = Field(description="'<watch id>.<hash>': the watch id routes acks to its worker.")
     fingerprint: str
@@ -187,6 +210,8 @@ class Incident(_Record):
     trigger_posted_at: datetime | None = Field(
         default=None, description="Post time of the mention that opened it (for latency).")
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(
+        default_factory=list, description="Each signal's observed and expected values (last 50).")
 
 
 NotificationKind = Literal["trigger", "update", "acknowledge", "resolve", "escalate",

@@ -37,11 +37,13 @@ from notifiers.pagerduty import PagerDutySettings
 from notifiers.push import NtfySettings
 from notifiers.webhook import WebhookSettings
 from streams.connectors.config import ConnectorsSettings
+from streams.console.config import WebConsoleSettings
 from streams.escalation_config import EscalationSettings
 from streams.query import And, Node, Or, Term, fold, parse_query, positive_terms
 from streams.query import Field as QField
 
 __all__ = [
+    "AggregateSettings",
     "ConfigError",
     "DetectSettings",
     "KafkaSettings",
@@ -203,6 +205,26 @@ class DetectSettings(_Section):
                                   "classification time plus this is clamped (clock skew).")
 
 
+class AggregateSettings(_Section):
+    """Stored per-watch aggregates (escucha.aggregates): the console's overview and reports."""
+
+    bucket_s: int = Field(default=300, ge=60, le=3600, description="Bucket length, seconds; "
+                          "must divide an hour, so buckets line up with hours and days.")
+    top_mentions: int = Field(default=5, ge=0, le=100, description="Highest-priority mentions "
+                              "kept per bucket.")
+    top_terms: int = Field(default=20, ge=0, le=1000, description="Most frequent terms kept "
+                           "per bucket.")
+    top_authors: int = Field(default=10, ge=0, le=1000, description="Most active authors kept "
+                             "per bucket.")
+
+    @field_validator("bucket_s")
+    @classmethod
+    def _divides_hour(cls, value: int) -> int:
+        if 3600 % value:
+            raise ValueError(f"{value} does not divide 3600; use e.g. 60, 300, 600, 900 or 3600")
+        return value
+
+
 class Watch(_Section):
     id: str = Field(description="Stable slug: lowercase letters, digits, '-' and '_'.")
     name: str = Field(min_length=1, description="Human name shown in alerts.")
@@ -216,6 +238,9 @@ class Watch(_Section):
     languages: list[str] = Field(
         default_factory=list, description="ISO 639-1 codes to keep; empty keeps all."
     )
+    competitors: list[str] = Field(
+        default_factory=list,
+        description="Ids of the watches this one is compared against for share of voice.")
     _tree: Node = PrivateAttr()
 
     @field_validator("id")
@@ -319,9 +344,11 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    aggregates: AggregateSettings = Field(default_factory=AggregateSettings)
     notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    console: WebConsoleSettings = Field(default_factory=WebConsoleSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings,
                                            description="Sources to pull mentions from.")
     watches: list[Watch] = Field(default_factory=list, description="What to listen for.")
@@ -336,6 +363,23 @@ class Settings(BaseSettings):
                 raise ValueError(f"watch id {watch.id!r} is used twice")
             seen.add(watch.id)
         return value
+
+    @model_validator(mode="after")
+    def _competitors_are_watches(self) -> Settings:
+        """Share of voice compares watches: each competitor must be another configured one."""
+        ids = {w.id for w in self.watches}
+        problems = []
+        for wi, watch in enumerate(self.watches):
+            for ci, other in enumerate(watch.competitors):
+                where = f"watches.{wi}.competitors.{ci}"
+                if other == watch.id:
+                    problems.append(f"{where}: watch {watch.id!r} cannot be its own competitor")
+                elif other not in ids:
+                    problems.append(f"{where}: no watch with id {other!r} (configured: "
+                                    f"{', '.join(sorted(ids))})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _targets_have_channels(self) -> Settings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["ALL", "TopicSpec", "RAW", "ENRICHED", "SIGNALS", "NOTIFICATIONS", "ACKS",
-           "DELIVERIES", "DLQ", "ESCALATION", "INCIDENTS", "SILENCES"]
+           "DELIVERIES", "DLQ", "ESCALATION", "INCIDENTS", "SILENCES", "AGGREGATES"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,10 @@ DLQ = TopicSpec("escucha.mentions.dlq", key="stage")
 # Read whole by every worker (web API, console, silences): small, append-only views.
 INCIDENTS = TopicSpec("escucha.incidents", key="incident id: each change's snapshot")
 SILENCES = TopicSpec("escucha.silences", key="silence id")
+# Snapshots of per-watch event-time buckets (agents/aggregate.py), each replacing the previous
+# one of its bucket; read whole by the console and reports. Keyed by watch id so one watch's
+# snapshots stay in order.
+AGGREGATES = TopicSpec("escucha.aggregates", key="watch id")
 
 ALL: tuple[TopicSpec, ...] = (RAW, ENRICHED, SIGNALS, NOTIFICATIONS, ACKS, DELIVERIES,
-                              ESCALATION, DLQ, INCIDENTS, SILENCES)
+                              ESCALATION, DLQ, INCIDENTS, SILENCES, AGGREGATES)

@@ -1,4 +1,4 @@
-"""Whole-topic views every worker keeps in memory: all incidents, all silences.
+"""Whole-topic views every worker keeps in memory: all incidents, silences and aggregates.
 
 The tables behind escalation are split by partition across workers; the web API, the CLI and
 the escalation engine's silence checks need the whole picture on any worker. These small,
@@ -18,10 +18,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
+from agents.buckets import Bucket, Point, Summary, series, summarize
 from agents.silences import Silence
 from streams.records import Incident, RecordError, parse
 
-__all__ = ["IncidentView", "SilenceView", "TopicView"]
+__all__ = ["AggregateView", "IncidentView", "SilenceView", "TopicView"]
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +123,41 @@ class SilenceView(TopicView):
 
     def active(self, at: datetime) -> list[Silence]:
         return [s for s in self.silences() if s.active(at)]
+
+
+def _decode_bucket(raw: bytes) -> tuple[str, Any] | None:
+    try:
+        bucket = parse(Bucket, raw)
+    except RecordError:
+        return None
+    return bucket.id, bucket
+
+
+class AggregateView(TopicView):
+    """Every stored bucket snapshot, the latest per (watch, start): reports for any period
+    the topic still retains."""
+
+    def __init__(self, *, bootstrap: str, topic: str) -> None:
+        super().__init__(bootstrap=bootstrap, topic=topic, decode=_decode_bucket)
+
+    def get(self, bucket_id: str) -> Bucket | None:
+        found: Bucket | None = self.items.get(bucket_id)
+        return found
+
+    def buckets(self, watch_id: str, since: datetime, until: datetime) -> list[Bucket]:
+        """The watch's buckets starting in ``[since, until)``, oldest first."""
+        prefix = f"{watch_id}|"
+        found = [b for k, b in list(self.items.items())
+                 if k.startswith(prefix) and since <= b.start < until]
+        return sorted(found, key=lambda b: b.start)
+
+    def summary(self, watch_id: str, since: datetime, until: datetime, *, top_terms: int = 20,
+                top_authors: int = 10, top_mentions: int = 5) -> Summary:
+        return summarize(self.buckets(watch_id, since, until), since=since, until=until,
+                         top_terms=top_terms, top_authors=top_authors,
+                         top_mentions=top_mentions)
+
+    def series(self, watch_id: str, since: datetime, until: datetime, *,
+               step_s: int) -> list[Point]:
+        return series(self.buckets(watch_id, since, until), since=since, until=until,
+                      step_s=step_s)

@@ -24,7 +24,7 @@ from streams.app import Pipeline
 from streams.links import LinkError, LinkSigner
 from streams.records import Ack, Incident, dumps, stable_id, watch_of
 
-__all__ = ["install_api"]
+__all__ = ["install_api", "send_ack", "send_silence"]
 
 log = logging.getLogger(__name__)
 INCIDENT_ID = re.compile(r"^[a-z0-9_-]{1,64}\.[0-9a-f]{8,32}$")
@@ -42,10 +42,35 @@ def _summary(inc: Incident, *, timeline: bool = False) -> dict[str, Any]:
     return data
 
 
+async def send_ack(pipeline: Pipeline, incident_id: str, action: str, *, by: str,
+                   source: str) -> None:
+    """Hand an acknowledgement to the worker that owns the incident (keyed by its watch)."""
+    ack = Ack(incident_id=incident_id, action=action, by=by[:256] or source,  # type: ignore[arg-type]
+              source=source, at=datetime.now(UTC))
+    await pipeline.topic(topics.ACKS).send(key=watch_of(incident_id).encode(), value=dumps(ack))
+    log.info("%s of %s by %s via %s accepted", action, incident_id, ack.by, source)
+
+
+async def send_silence(pipeline: Pipeline, matchers: dict[str, str], *, minutes: float, by: str,
+                       comment: str = "", incident_id: str | None = None) -> Silence:
+    """Publish a new silence; ``ValueError`` when it would match nothing or last too long."""
+    if not matchers or not 0 < minutes <= 60 * 24 * 30:
+        raise ValueError("need matchers and 0 < minutes <= 43200")
+    now = datetime.now(UTC)
+    silence = Silence(
+        id="s-" + stable_id(sorted(matchers.items()), now.isoformat()),
+        matchers=matchers, starts_at=now, ends_at=now + timedelta(minutes=minutes),
+        created_by=by[:80], comment=comment[:500], incident_id=incident_id)
+    await pipeline.topic(topics.SILENCES).send(key=silence.id.encode(),
+                                               value=json.dumps(silence.to_dict()).encode())
+    pipeline.metrics.silences.inc()
+    log.info("silence %s for %s by %s, %.0f min", silence.id, matchers, silence.created_by,
+             minutes)
+    return silence
+
+
 def install_api(pipeline: Pipeline, *, links: LinkSigner) -> None:
-    app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
-    acks = pipeline.topic(topics.ACKS)
-    silences_topic = pipeline.topic(topics.SILENCES)
+    app, settings = pipeline.app, pipeline.settings
     tokens = [t.get_secret_value().encode() for t in settings.api.tokens]
     signing = settings.notifiers.slack.signing_secret
 
@@ -58,10 +83,7 @@ def install_api(pipeline: Pipeline, *, links: LinkSigner) -> None:
         return any(hmac.compare_digest(given.encode(), t) for t in tokens) if tokens else False
 
     async def produce_ack(incident_id: str, action: str, by: str, source: str) -> None:
-        ack = Ack(incident_id=incident_id, action=action, by=by[:256] or source,  # type: ignore[arg-type]
-                  source=source, at=datetime.now(UTC))
-        await acks.send(key=watch_of(incident_id).encode(), value=dumps(ack))
-        log.info("%s of %s by %s via %s accepted", action, incident_id, ack.by, source)
+        await send_ack(pipeline, incident_id, action, by=by, source=source)
 
     def view() -> Any:
         return pipeline.views.get("incidents")
@@ -189,18 +211,11 @@ def install_api(pipeline: Pipeline, *, links: LinkSigner) -> None:
                 body = await read_json(request)
                 matchers = {str(k): str(v) for k, v in dict(body["matchers"]).items()}
                 minutes = float(body.get("minutes", 60))
-                if not matchers or not 0 < minutes <= 60 * 24 * 30:
-                    raise ValueError("need matchers and 0 < minutes <= 43200")
-                now = datetime.now(UTC)
-                silence = Silence(
-                    id="s-" + stable_id(sorted(matchers.items()), now.isoformat()),
-                    matchers=matchers, starts_at=now, ends_at=now + timedelta(minutes=minutes),
-                    created_by=str(body.get("by") or "api")[:80],
-                    comment=str(body.get("comment") or "")[:500],
-                    incident_id=body.get("incident_id"))
+                incident_id = body.get("incident_id")
+                silence = await send_silence(
+                    pipeline, matchers, minutes=minutes, by=str(body.get("by") or "api"),
+                    comment=str(body.get("comment") or ""),
+                    incident_id=str(incident_id) if incident_id else None)
             except (ValueError, KeyError, TypeError) as exc:
                 return self.json({"error": f"bad silence: {exc}"}, status=400)
-            await silences_topic.send(key=silence.id.encode(),
-                                      value=json.dumps(silence.to_dict()).encode())
-            metrics.silences.inc()
             return self.json(silence.to_dict(), status=201)

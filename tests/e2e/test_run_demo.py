@@ -56,6 +56,15 @@ def test_run_shows_demo_incident_then_stops_cleanly(tmp_path: Path) -> None:
         in_time = metric_value(port, "escucha_end_to_end_latency_seconds_bucket",
                                {**path, "le": "10.0"})
         assert fired and fired >= 1 and in_time == fired, (fired, in_time)
+        # With no account configured, the console takes the generated token (whose path, not
+        # value, the banner gives) and lists the demo incident.
+        assert "console-token" in proc.output()
+        token = (datadir / "console-token").read_text().strip()
+        assert token not in proc.output()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/console",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert "Acme" in r.read().decode()
         assert proc.interrupt(timeout=30) == 0, proc.output()[-3000:]
         assert not _alive(broker_pid), f"broker on port {broker_port} outlived escucha run"
         assert not (datadir / "broker.json").exists()

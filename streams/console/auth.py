@@ -1,0 +1,156 @@
+"""Sign-in, sessions and CSRF for the console.
+
+Sessions are stateless signed cookies, so any worker behind a load balancer accepts them
+(workers share ``api.link_secret``). The CSRF token is derived from the session id with the
+same key (the synchroniser-token pattern without server state): a page from another site
+cannot read it, so it cannot forge a form post even though the browser sends the cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from streams.console.config import ConsoleToken, ConsoleUser, Role
+
+__all__ = ["Authenticator", "LoginThrottle", "Session", "hash_password", "verify_password"]
+
+# OWASP's scrypt floor (N=2^17 is its first choice; 2^14 keeps a sign-in ~50 ms on 2 cores).
+_N, _R, _P = 2**14, 8, 1
+_MAXMEM = 64 * 1024 * 1024
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, maxmem=_MAXMEM)
+    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = encoded.split("$")
+        got = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r),
+                             p=int(p), maxmem=_MAXMEM)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, _unb64(digest))
+
+
+@dataclass(frozen=True)
+class Session:
+    user: str
+    role: Role
+    sid: str
+    expires: float
+
+    @property
+    def can_act(self) -> bool:
+        return self.role == "responder"
+
+
+class LoginThrottle:
+    """Slows guessing: after 5 failures for a name (or an address) in 5 min, 60 s of refusals."""
+
+    def __init__(self, *, limit: int = 5, window_s: float = 300.0, lock_s: float = 60.0) -> None:
+        self.limit, self.window_s, self.lock_s = limit, window_s, lock_s
+        self._fails: dict[str, list[float]] = {}
+
+    def locked(self, *keys: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        for key in keys:
+            recent = [t for t in self._fails.get(key, []) if now - t < self.window_s]
+            if len(recent) >= self.limit and now - recent[-1] < self.lock_s:
+                return True
+        return False
+
+    def failed(self, *keys: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        for key in keys:
+            recent = [t for t in self._fails.get(key, []) if now - t < self.window_s]
+            self._fails[key] = [*recent, now][-self.limit * 2:]
+        if len(self._fails) > 10_000:  # bounded: a spray of names must not grow memory forever
+            self._fails.clear()
+
+    def succeeded(self, *keys: str) -> None:
+        for key in keys:
+            self._fails.pop(key, None)
+
+
+class Authenticator:
+    """Checks credentials and issues/reads session cookies and CSRF tokens."""
+
+    def __init__(self, *, secret: bytes, users: Sequence[ConsoleUser],
+                 tokens: Sequence[ConsoleToken], ttl_s: int) -> None:
+        # A key of its own, so a session cookie can never pass as a signed ack link.
+        self._key = hmac.new(secret, b"escucha-console-session-v1", hashlib.sha256).digest()
+        self._users = {u.username: u for u in users}
+        self._tokens = list(tokens)
+        self.ttl_s = ttl_s
+        # Compared against when the name is unknown, so both paths take the same time.
+        self._dummy = hash_password(secrets.token_hex(8))
+
+    def password(self, username: str, password: str) -> tuple[str, Role] | None:
+        user = self._users.get(username)
+        ok = verify_password(password, user.password_hash if user else self._dummy)
+        return (user.username, user.role) if ok and user else None
+
+    def token(self, given: str) -> tuple[str, Role] | None:
+        found = None
+        for t in self._tokens:  # every token compared, in constant time each
+            if hmac.compare_digest(given.encode(), t.token.get_secret_value().encode()):
+                found = (t.name, t.role)
+        return found
+
+    def bearer(self, header: str | None) -> Session | None:
+        scheme, _, given = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return None
+        who = self.token(given.strip())
+        return Session(user=who[0], role=who[1], sid="bearer", expires=time.time() + 60) \
+            if who else None
+
+    def issue(self, user: str, role: Role, *, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        body = _b64(json.dumps({"u": user, "r": role, "s": secrets.token_hex(12),
+                                "e": int(now + self.ttl_s)}, separators=(",", ":")).encode())
+        return f"{body}.{self._sign(body)}"
+
+    def read(self, cookie: str | None, *, now: float | None = None) -> Session | None:
+        if not cookie or "." not in cookie or len(cookie) > 4096:
+            return None
+        body, _, mac = cookie.rpartition(".")
+        if not hmac.compare_digest(mac, self._sign(body)):
+            return None
+        try:
+            data = json.loads(_unb64(body))
+            session = Session(user=str(data["u"]), role=data["r"], sid=str(data["s"]),
+                              expires=float(data["e"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        if session.role not in ("viewer", "responder"):
+            return None
+        now = time.time() if now is None else now
+        return session if session.expires > now else None
+
+    def csrf(self, sid: str) -> str:
+        return self._sign("csrf:" + sid)
+
+    def check_csrf(self, sid: str, given: str | None) -> bool:
+        return bool(given) and hmac.compare_digest(str(given), self.csrf(sid))
+
+    def _sign(self, text: str) -> str:
+        return _b64(hmac.new(self._key, text.encode(), hashlib.sha256).digest())
