@@ -21,7 +21,7 @@ def install(pipeline: Pipeline) -> None:
     app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
     detectors = {
         w.id: DetectionEngine(
-            settings.detect, watch_terms=frozenset(w.all_terms)
+            settings.detect_for(w), watch_terms=frozenset(w.all_terms)
         )
         for w in settings.watches
     }

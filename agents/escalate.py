@@ -75,6 +75,7 @@ def install(pipeline: Pipeline) -> None:
         settings=settings.escalation, policies=effective_policies(settings),
         schedules={s.id: s for s in settings.escalation.schedules},
         silences=silence_view.silences, resolved_ids=incident_view.resolved_ids,
+        playbooks=settings.playbooks,
     )
     control = app.topic(
         topics.SIGNALS.name, topics.ACKS.name, topics.ESCALATION.name, topics.DELIVERIES.name,

@@ -17,6 +17,7 @@ from agents.oncall import in_quiet_hours, resolve_targets
 from agents.routing import labels_of, route
 from agents.silences import Silence, first_match
 from streams.escalation_config import EscalationSettings, Policy, Schedule
+from streams.playbooks import Playbook, match_playbook
 from streams.records import (
     Ack,
     Evidence,
@@ -73,8 +74,10 @@ class EscalationEngine:
         schedules: Mapping[str, Schedule],
         silences: Callable[[], list[Silence]] = list,
         resolved_ids: Callable[[], set[str]] = set,
+        playbooks: Sequence[Playbook] = (),
     ) -> None:
         self.cfg = settings
+        self.playbooks = list(playbooks)
         self.policies = {p.id: p for p in policies}
         self.schedules = dict(schedules)
         self._silences = silences
@@ -193,6 +196,9 @@ class EscalationEngine:
             samples=signal.samples, language=language,
             trigger_posted_at=signal.trigger_posted_at, evidence=[Evidence.of(signal)],
         )
+        found = match_playbook(self.playbooks, self._labels(incident))
+        if found is not None:
+            incident = incident.model_copy(update={"playbook": found.card()})
         pids = route(self._labels(incident), self.cfg.route)
         entry: dict[str, Any] = {
             "incident": incident.model_dump(mode="json"),
@@ -232,6 +238,10 @@ class EscalationEngine:
             return Decision(entry)  # joins silently (Alertmanager's grouping)
         inc.update(severity=signal.severity, summary=signal.summary,
                    samples=[s.model_dump(mode="json") for s in signal.samples])
+        if inc.get("playbook") is None:  # a playbook for critical incidents only, say
+            found = match_playbook(self.playbooks, self._labels(parse(Incident, inc)))
+            if found is not None:
+                inc["playbook"] = found.card().model_dump(mode="json")
         out = self._maybe_update(entry, now)
         # Routes may depend on severity: a warning that turns critical must reach whoever
         # the routing tree sends critical incidents to, from their first level.
@@ -259,6 +269,8 @@ class EscalationEngine:
         if entry is None:
             return Decision(None, events=["unknown"])
         inc, esc = entry["incident"], entry["esc"]
+        if ack.action == "step":
+            return self._step_done(entry, ack, now)
         if inc["state"] == "resolved" or (ack.action == "ack" and inc["state"] != "open"):
             return Decision(None, events=["noop"])  # idempotent: already done
         opened = _dt(esc["opened_wall"])
@@ -275,6 +287,22 @@ class EscalationEngine:
             events = [f"resolved:{(now - opened).total_seconds():.3f}"]
         targets = [(c, t) for c, t in esc["notified"] if c in UPDATABLE_CHANNELS]
         return Decision(entry, self._notify(entry, targets, kind, inc["level"], now), events)
+
+    def _step_done(self, entry: dict[str, Any], ack: Ack, now: datetime) -> Decision:
+        inc = entry["incident"]
+        book = inc.get("playbook")
+        step = next((s for s in (book or {}).get("steps", []) if s["id"] == ack.step), None)
+        if book is None or step is None:
+            return Decision(None, events=["unknown-step"])
+        if any(d["step"] == ack.step for d in book.get("done", [])):
+            return Decision(None, events=["noop"])  # idempotent: already marked
+        book.setdefault("done", []).append({"step": ack.step, "by": ack.by, "at": _iso(now)})
+        self._log(inc, now, "step", f"step done via {ack.source}: {step['text']}", by=ack.by)
+        # Slack shows the checklist: edit its message in place. Nobody else is told; a step
+        # done is progress, not news worth an email or a page.
+        targets = [(c, t) for c, t in entry["esc"]["notified"] if c == "slack"]
+        return Decision(entry, self._notify(entry, targets, "update", inc["level"], now),
+                        ["step"])
 
     def next_due(self, entry: dict[str, Any]) -> datetime | None:
         """When ``on_tick`` next has something to do for this incident."""

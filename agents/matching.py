@@ -173,10 +173,13 @@ class WatchMatcher:
     def __init__(self, watches: Sequence[Watch]) -> None:
         compiler = _Compiler()
         self._watches: list[_Watch] = []
+        self._windows: dict[int, Watch] = {}  # campaign watches with a start or end
         by_literal: dict[int, list[int]] = {}
         for index, watch in enumerate(watches):
             pred, anchors, free = compiler.compile(watch.query_tree)
             self._watches.append(_Watch(watch.id, pred, always=free))
+            if watch.starts_at is not None or watch.ends_at is not None:
+                self._windows[index] = watch
             for lit in anchors:
                 by_literal.setdefault(lit, []).append(index)
         self._always = [i for i, w in enumerate(self._watches) if w.always]
@@ -207,4 +210,7 @@ class WatchMatcher:
         if not candidates:
             return []
         view = _Mention(mention, text, hits)
-        return [self._watches[i].id for i in sorted(candidates) if self._watches[i].pred(view)]
+        windows = self._windows
+        return [self._watches[i].id for i in sorted(candidates)
+                if (i not in windows or windows[i].active(mention.created_at))
+                and self._watches[i].pred(view)]

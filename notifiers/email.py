@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from notifiers.base import Receipt
 from notifiers.errors import DeliveryError, classify_exception
+from notifiers.playbook import playbook_lines
 from notifiers.text import clean, console_safe, html_escape, safe_url
 from streams.links import LinkSigner
 from streams.records import Incident, Notification
@@ -278,6 +279,13 @@ class EmailNotifier:
                     text.append(f"    {url}")
                     item += "<br>\n" + _link(url, "open")
                 html.append(item + "</li>")
+            html.append("</ul>")
+
+        if inc.playbook is not None:
+            book = playbook_lines(inc.playbook, inc.language)
+            text += ["", *(w for line in book for w in _wrap(line, limit=600))]
+            html.append("<h3>" + html_escape(_one_line(book[0], limit=200)) + "</h3>\n<ul>")
+            html += [f"<li>{_html_lines(_wrap(line, limit=600))}</li>" for line in book[1:]]
             html.append("</ul>")
 
         actions = self._action_links(inc)

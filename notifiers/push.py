@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from notifiers.base import Receipt
 from notifiers.errors import DeliveryError, classify_exception, classify_http
 from notifiers.http import LazySession
+from notifiers.playbook import playbook_lines
 from notifiers.text import clean, console_safe, safe_url
 from streams.links import LinkSigner
 from streams.records import Notification
@@ -104,6 +105,12 @@ def _message(notification: Notification, watch_name: str) -> str:
                           f"{notification.level}", limit=300)]
     if notification.kind == "digest":
         lines += [f"• {console_safe(d, limit=_SAMPLE_CHARS)}" for d in notification.digest[:10]]
+    if inc.playbook is not None:
+        # The plan before the samples: on a lock screen the first lines are what is read.
+        book = playbook_lines(inc.playbook, inc.language, templates=0)
+        lines += [console_safe(line, limit=_SAMPLE_CHARS) for line in book[:2]]
+        lines += [console_safe(line, limit=_SAMPLE_CHARS) for line in book
+                  if line.startswith("[ ]")][:3]
     for sample in inc.samples[:_MAX_SAMPLES]:
         lines.append(f"• @{console_safe(sample.author, limit=64)}: "
                      f"{console_safe(sample.text, limit=_SAMPLE_CHARS)}")
@@ -140,6 +147,11 @@ def build_payload(
         else:
             log.warning("push: ack link for %s is not a plain http(s) URL; check "
                         "api.public_url", inc.id)
+    if links is not None and inc.playbook is not None:
+        page = safe_url(f"{links.base_url.rstrip('/')}/console/incidents/{inc.id}#playbook")
+        if page:  # the whole plan, templates included, is one tap away in the console
+            payload.setdefault("actions", []).append(
+                {"action": "view", "label": "Playbook", "url": page})
     return payload
 
 

@@ -30,7 +30,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from notifiers.base import Receipt
 from notifiers.errors import DeliveryError
-from notifiers.slack_actions import ACTION_ACK, ACTION_RESOLVE
+from notifiers.playbook import playbook_lines
+from notifiers.slack_actions import ACTION_ACK, ACTION_RESOLVE, ACTION_STEP
 from notifiers.text import clean, safe_url, slack_escape, truncate
 from streams.records import Incident, Notification
 
@@ -106,6 +107,27 @@ def _buttons(inc: Incident, notification_id: str) -> dict[str, Any] | None:
     return {"type": "actions", "block_id": block_id, "elements": elements}
 
 
+def _playbook_blocks(inc: Incident, notification_id: str) -> list[dict[str, Any]]:
+    """The playbook as a checklist, with a "Done" button per open step (at most five)."""
+    if inc.playbook is None:
+        return []
+    lines = playbook_lines(inc.playbook, inc.language)
+    body = "\n".join(slack_escape(line, limit=700) for line in lines[1:])
+    text = truncate(f"*{slack_escape(lines[0], limit=200)}*\n{body}", _SECTION_LIMIT)
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn",
+                                                                  "text": text}}]
+    open_steps = [s for s in inc.playbook.steps if not inc.playbook.is_done(s.id)]
+    if open_steps and inc.state != "resolved":
+        block_id = "escucha_steps." + hashlib.sha256(notification_id.encode()).hexdigest()[:16]
+        blocks.append({"type": "actions", "block_id": block_id, "elements": [
+            {"type": "button", "action_id": f"{ACTION_STEP}.{i}",
+             "value": f"{inc.id} {step.id}",
+             "text": {"type": "plain_text", "emoji": False,
+                      "text": truncate(clean("Done: " + step.text, limit=200), 75)}}
+            for i, step in enumerate(open_steps[:5])]})
+    return blocks
+
+
 def _metadata(notification: Notification, **extra: str) -> dict[str, Any]:
     return {"event_type": EVENT_TYPE,
             "event_payload": {"key": notification.id,
@@ -155,6 +177,7 @@ def build_message(notification: Notification, *, watch_name: str) -> dict[str, A
     actions = _buttons(inc, notification.id)
     if actions is not None:
         blocks.append(actions)
+    blocks += _playbook_blocks(inc, notification.id)
     blocks.append({"type": "context", "elements": [{
         "type": "mrkdwn",
         "text": f"incident `{inc.id}` · opened {inc.opened_at:%Y-%m-%d %H:%M} UTC"}]})

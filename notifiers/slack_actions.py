@@ -27,6 +27,7 @@ from notifiers.text import console_safe
 __all__ = [
     "ACTION_ACK",
     "ACTION_RESOLVE",
+    "ACTION_STEP",
     "INCIDENT_ID",
     "SlackAction",
     "SlackPayloadError",
@@ -38,7 +39,11 @@ __all__ = [
 #: ``action_id`` of the buttons ``notifiers.slack.build_message`` renders.
 ACTION_ACK = "escucha_ack"
 ACTION_RESOLVE = "escucha_resolve"
-_ACTIONS: dict[str, Literal["ack", "resolve"]] = {ACTION_ACK: "ack", ACTION_RESOLVE: "resolve"}
+#: A playbook step's "done" button; its value is ``"<incident id> <step id>"``.
+ACTION_STEP = "escucha_step"
+_ACTIONS: dict[str, Literal["ack", "resolve", "step"]] = {
+    ACTION_ACK: "ack", ACTION_RESOLVE: "resolve", ACTION_STEP: "step"}
+_STEP_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 #: '<watch id>.<hex hash>'. Always use ``fullmatch``: ``$`` would accept a trailing newline.
 INCIDENT_ID = re.compile(r"[a-z0-9_-]{1,64}\.[0-9a-f]{8,32}")
@@ -68,10 +73,11 @@ class SlackAction:
     """One click on an escucha button, validated: safe to turn into an ``Ack``."""
 
     incident_id: str
-    action: Literal["ack", "resolve"]
+    action: Literal["ack", "resolve", "step"]
     user_id: str
     user_name: str  # cleaned, one line, at most 80 characters; still escape it for display
     response_url: str | None  # an https URL on a Slack hooks host, or None
+    step: str | None = None  # for "step": the playbook step id
 
 
 def verify_slack_signature(
@@ -133,21 +139,32 @@ def parse_block_action(body: bytes) -> SlackAction | None:
     if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
         raise SlackPayloadError("block_actions payload has no list of 'actions'")
     # A button click carries exactly one action; take the first of ours if there are more.
-    ours = next((a for a in actions if a.get("action_id") in _ACTIONS), None)
+    # Action ids are unique per block, so step buttons are "escucha_step.<n>".
+    ours = next((a for a in actions if _kind(a.get("action_id")) in _ACTIONS), None)
     if ours is None:
         return None
     incident_id = ours.get("value")
+    step = None
+    if _kind(ours.get("action_id")) == ACTION_STEP and isinstance(incident_id, str):
+        incident_id, _, step = incident_id.partition(" ")
+        if not _STEP_ID.fullmatch(step):
+            raise SlackPayloadError(f"step button value has no step id: {_shown(step)}")
     if not isinstance(incident_id, str) or not INCIDENT_ID.fullmatch(incident_id):
         raise SlackPayloadError(
             f"action value is not an incident id ('<watch>.<hex>'): {_shown(incident_id)}")
     user_id, user_name = _user(data.get("user"))
     return SlackAction(
         incident_id=incident_id,
-        action=_ACTIONS[str(ours["action_id"])],
+        action=_ACTIONS[_kind(ours["action_id"])],
         user_id=user_id,
         user_name=user_name,
         response_url=_response_url(data.get("response_url")),
+        step=step,
     )
+
+
+def _kind(action_id: Any) -> str:
+    return action_id.split(".", 1)[0] if isinstance(action_id, str) else ""
 
 
 def _payload(body: bytes) -> dict[str, Any]:

@@ -28,11 +28,15 @@ __all__ = [
     "Mention",
     "ModelInfo",
     "Notification",
+    "PlaybookCard",
+    "PlaybookStep",
     "RecordError",
+    "ResponseTemplate",
     "SampleMention",
     "Sentiment",
     "Severity",
     "Signal",
+    "StepDone",
     "TimelineEntry",
     "dumps",
     "json_schemas",
@@ -163,7 +167,7 @@ class TimelineEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
     at: datetime
     kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
-                  "silenced", "skipped", "delivery", "failed"]
+                  "silenced", "skipped", "delivery", "failed", "step"]
     text: str
     by: str | None = None
 
@@ -189,6 +193,52 @@ class Evidence(BaseModel):
                    top_terms=signal.top_terms)
 
 
+class PlaybookStep(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str
+    text: str
+    owner: str | None = None
+
+
+class ResponseTemplate(BaseModel):
+    """An approved answer to start from; people adapt and post it, escucha never does."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    channel: str = Field(description="Where it fits: x, email, press, any, ...")
+    language: str = "en"
+    text: str
+
+
+class StepDone(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    step: str
+    by: str
+    at: datetime
+
+
+class PlaybookCard(BaseModel):
+    """The playbook matched to an incident, copied onto it so every channel can show it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str
+    name: str
+    owner: str
+    experts: list[str] = Field(default_factory=list)
+    approval: str | None = None
+    steps: list[PlaybookStep] = Field(default_factory=list)
+    templates: list[ResponseTemplate] = Field(default_factory=list)
+    do_not_respond: list[str] = Field(default_factory=list)
+    done: list[StepDone] = Field(default_factory=list)
+
+    def is_done(self, step_id: str) -> bool:
+        return any(d.step == step_id for d in self.done)
+
+    def templates_for(self, language: str | None) -> list[ResponseTemplate]:
+        """The templates in the incident's language, else every template."""
+        mine = [t for t in self.templates if language and t.language == language]
+        return mine or list(self.templates)
+
+
 class Incident(_Record):
     id: str = Field(description="'<watch id>.<hash>': the watch id routes acks to its worker.")
     fingerprint: str
@@ -212,6 +262,8 @@ class Incident(_Record):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     evidence: list[Evidence] = Field(
         default_factory=list, description="Each signal's observed and expected values (last 50).")
+    playbook: PlaybookCard | None = Field(default=None, description="The matching playbook "
+                                          "and which of its steps are done.")
 
 
 NotificationKind = Literal["trigger", "update", "acknowledge", "resolve", "escalate",
@@ -255,7 +307,9 @@ class Ack(_Record):
     """A human decision about an incident, from any path (Slack, API, link, console, CLI)."""
 
     incident_id: str
-    action: Literal["ack", "resolve"]
+    action: Literal["ack", "resolve", "step"]
+    step: str | None = Field(default=None, max_length=64,
+                             description="For action 'step': the playbook step marked done.")
     by: str = Field(min_length=1, max_length=256)
     source: str = Field(description="slack, api, link, console, cli.")
     at: datetime

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from notifiers.webhook import WebhookSettings
 from streams.connectors.config import ConnectorsSettings
 from streams.console.config import WebConsoleSettings
 from streams.escalation_config import EscalationSettings
+from streams.playbooks import Playbook
 from streams.query import And, Node, Or, Term, fold, parse_query, positive_terms
 from streams.query import Field as QField
 
@@ -241,6 +243,13 @@ class Watch(_Section):
     competitors: list[str] = Field(
         default_factory=list,
         description="Ids of the watches this one is compared against for share of voice.")
+    starts_at: datetime | None = Field(
+        default=None, description="Campaign or event watch: mentions posted before this are "
+        "ignored (ISO 8601 with a zone, e.g. 2026-06-01T09:00:00+02:00).")
+    ends_at: datetime | None = Field(default=None, description="...and from this on.")
+    detect: dict[str, Any] = Field(
+        default_factory=dict, description="This watch's own detection thresholds: any `detect` "
+        "field, e.g. {ratio: 5, min_volume: 50} for a launch that is loud by design.")
     _tree: Node = PrivateAttr()
 
     @field_validator("id")
@@ -277,8 +286,23 @@ class Watch(_Section):
             parts.append(langs[0] if len(langs) == 1 else Or(langs))
         if not self.terms and self.query is None:
             raise ValueError("give the watch terms or a query")
+        for name in ("starts_at", "ends_at"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} needs a time zone, e.g. 2026-06-01T09:00:00+02:00")
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        unknown = sorted(set(self.detect) - set(DetectSettings.model_fields))
+        if unknown:
+            # Checked here, not only with the values later, so it is reported with the rest.
+            raise ValueError(f"detect: unknown setting(s) {unknown}; see the `detect` section")
         self._tree = parts[0] if len(parts) == 1 else And(tuple(parts))
         return self
+
+    def active(self, at: datetime) -> bool:
+        """Whether a mention posted at ``at`` is inside the watch's campaign window."""
+        return ((self.starts_at is None or at >= self.starts_at)
+                and (self.ends_at is None or at < self.ends_at))
 
     @property
     def query_tree(self) -> Node:
@@ -349,6 +373,8 @@ class Settings(BaseSettings):
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     console: WebConsoleSettings = Field(default_factory=WebConsoleSettings)
+    playbooks: list[Playbook] = Field(default_factory=list, description="Crisis plans, matched "
+                                      "to incidents in order (streams/playbooks.py).")
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings,
                                            description="Sources to pull mentions from.")
     watches: list[Watch] = Field(default_factory=list, description="What to listen for.")
@@ -363,6 +389,40 @@ class Settings(BaseSettings):
                 raise ValueError(f"watch id {watch.id!r} is used twice")
             seen.add(watch.id)
         return value
+
+    @model_validator(mode="after")
+    def _watch_thresholds_are_valid(self) -> Settings:
+        problems = []
+        for i, watch in enumerate(self.watches):
+            try:
+                self.detect_for(watch)
+            except ValidationError as exc:
+                problems += [f"watches.{i}.detect.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in exc.errors()]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def detect_for(self, watch: Watch) -> DetectSettings:
+        """The detection settings of one watch: the global ones with its own overrides."""
+        if not watch.detect:
+            return self.detect
+        return DetectSettings.model_validate({**self.detect.model_dump(), **watch.detect})
+
+    @model_validator(mode="after")
+    def _playbooks_are_consistent(self) -> Settings:
+        ids = [p.id for p in self.playbooks]
+        watches = {w.id for w in self.watches}
+        problems = [f"playbooks.{i}.id: {p!r} is used twice" for i, p in enumerate(ids)
+                    if p in ids[:i]]
+        for i, book in enumerate(self.playbooks):
+            wanted = book.match.get("watch", [])
+            for w in [wanted] if isinstance(wanted, str) else wanted:
+                if w not in watches:
+                    problems.append(f"playbooks.{i}.match.watch: no watch with id {w!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _competitors_are_watches(self) -> Settings:

@@ -43,10 +43,11 @@ def _summary(inc: Incident, *, timeline: bool = False) -> dict[str, Any]:
 
 
 async def send_ack(pipeline: Pipeline, incident_id: str, action: str, *, by: str,
-                   source: str) -> None:
-    """Hand an acknowledgement to the worker that owns the incident (keyed by its watch)."""
+                   source: str, step: str | None = None) -> None:
+    """Hand an acknowledgement (or a playbook step done) to the worker that owns the incident
+    (keyed by its watch)."""
     ack = Ack(incident_id=incident_id, action=action, by=by[:256] or source,  # type: ignore[arg-type]
-              source=source, at=datetime.now(UTC))
+              source=source, at=datetime.now(UTC), step=step)
     await pipeline.topic(topics.ACKS).send(key=watch_of(incident_id).encode(), value=dumps(ack))
     log.info("%s of %s by %s via %s accepted", action, incident_id, ack.by, source)
 
@@ -160,8 +161,9 @@ def install_api(pipeline: Pipeline, *, links: LinkSigner) -> None:
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             if action is not None:
-                await produce_ack(action.incident_id, action.action,
-                                  action.user_name or action.user_id, "slack")
+                await send_ack(pipeline, action.incident_id, action.action,
+                               by=action.user_name or action.user_id, source="slack",
+                               step=action.step)
             # Slack wants a quick 200; the message itself is updated by the deliver stage.
             return self.text("", status=200)
 

@@ -292,6 +292,47 @@ def _actions(inc: Incident, session: Session, csrf: str) -> str:
     return f'<div class="actions" id="actions">{"".join(buttons)}</div>'
 
 
+def _playbook(inc: Incident, session: Session, csrf: str) -> str:
+    book = inc.playbook
+    if book is None:
+        return ""
+    done = {d.step: d for d in book.done}
+    steps = []
+    for step in book.steps:
+        owner = f' <span class="owner">({e(step.owner)})</span>' if step.owner else ""
+        if step.id in done:
+            d = done[step.id]
+            steps.append(f'<li class="done"><span aria-hidden="true">✓</span> '
+                         f'<s>{e(step.text)}</s>{owner} <span class="by">done by {e(d.by)} '
+                         f'{_when(d.at)}</span></li>')
+        elif session.can_act and inc.state != "resolved":
+            steps.append(
+                f'<li><form method="post" action="/console/incidents/{e(inc.id)}/step" '
+                f'class="inline"><input type="hidden" name="csrf" value="{e(csrf)}">'
+                f'<input type="hidden" name="step" value="{e(step.id)}">'
+                f'<button type="submit" class="step">Mark done</button></form> '
+                f'{e(step.text)}{owner}</li>')
+        else:
+            steps.append(f'<li><span aria-hidden="true">○</span> {e(step.text)}{owner}</li>')
+    templates = "".join(
+        f'<details><summary>{e(t.channel)} · {e(t.language)}</summary>'
+        f'<blockquote class="template">{e(t.text)}</blockquote></details>'
+        for t in book.templates_for(inc.language))
+    people = (f'<dl class="facts"><dt>Owner</dt><dd>{e(book.owner)}</dd>'
+              + (f'<dt>Experts</dt><dd>{"; ".join(e(x) for x in book.experts)}</dd>'
+                 if book.experts else "")
+              + (f'<dt>Approval</dt><dd>{e(book.approval)}</dd>' if book.approval else "")
+              + '</dl>')
+    dont = "".join(f"<li>{e(rule)}</li>" for rule in book.do_not_respond)
+    return (f'<section aria-labelledby="playbook" id="playbook-section"><h2 id="playbook">'
+            f'Playbook: {e(book.name)}</h2>{people}<h3>Steps</h3><ul class="steps">'
+            f'{"".join(steps)}</ul>'
+            + (f'<h3>Do not respond</h3><ul class="dont">{dont}</ul>' if dont else "")
+            + (f'<h3>Approved starting points (never posted automatically)</h3>{templates}'
+               if templates else "")
+            + '</section>')
+
+
 def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine],
                   series: Sequence[tuple[datetime, int, int]], authors: Sequence[tuple[str, int]],
                   session: Session, csrf: str, notice: str = "") -> str:
@@ -344,6 +385,7 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
         f'<h1>{e(watch_name)}: {e(inc.detector.replace("_", " "))}</h1>{note}'
         f'<div id="incident-live" data-live="/console/events?incident={e(inc.id)}" '
         f'data-state="{e(inc.state)}">{facts}{_actions(inc, session, csrf)}</div>'
+        + _playbook(inc, session, csrf)
         + explanation
         + f'<section aria-labelledby="samples"><h2 id="samples">What people are saying</h2>'
         f'<ul class="mentions">{samples or "<li>No samples.</li>"}</ul></section>'

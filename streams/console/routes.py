@@ -251,7 +251,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
                 return _html(render.message_page("Not found", f"No incident {incident_id}.",
                                                  session=session), 404)
             done = {"ack": "Acknowledgement sent.", "resolve": "Resolution sent.",
-                    "silence": "Silence created."}.get(request.query.get("done", ""), "")
+                    "silence": "Silence created.", "step": "Step marked done."
+                    }.get(request.query.get("done", ""), "")
             series, authors = _around(pipeline, inc)
             return _html(render.incident_page(
                 inc, watch_name=names.get(inc.watch_id, inc.watch_id),
@@ -274,7 +275,7 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
                                                  "incidents.", session=session), 403)
             view = pipeline.views.get("incidents")
             inc = view.get(incident_id) if view and INCIDENT_ID.match(incident_id) else None
-            if inc is None or action not in ("ack", "resolve", "silence"):
+            if inc is None or action not in ("ack", "resolve", "silence", "step"):
                 return _html(render.message_page("Not found", "No such incident or action.",
                                                  session=session), 404)
             if action == "silence":
@@ -287,6 +288,13 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
                 except ValueError as exc:
                     return _html(render.message_page("Bad silence", str(exc), session=session),
                                  400)
+            elif action == "step":
+                step = form.get("step", "")
+                if inc.playbook is None or step not in {s.id for s in inc.playbook.steps}:
+                    return _html(render.message_page("Not found", "No such playbook step.",
+                                                     session=session), 404)
+                await send_ack(pipeline, inc.id, "step", by=session.user, source="console",
+                               step=step)
             else:
                 await send_ack(pipeline, inc.id, action, by=session.user, source="console")
             return _redirect(f"/console/incidents/{inc.id}?done={action}")

@@ -30,12 +30,14 @@ from streams.connectors.simulate import Crisis, SimBrand, simulate
 from streams.console.auth import hash_password
 from tests.fakes.ntfy import FakeNtfy
 from tests.fakes.slack import FakeSlack
+from tests.fakes.smtp import FakeSMTP
 from tests.support.browser import chromium
 from tests.support.procs import EscuchaProcess, free_port, write_config
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 # Recent, so the watch overview's "last 24 hours" (wall clock) holds the replayed history.
 _START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=25)
+PLAYBOOK_TEMPLATE = "We're on it <!channel> <https://evil.example|status> <b>"
 ANA, VIC = ("ana", "ana's long password"), ("vic", "vic's long password")
 # `ESCUCHA_SCREENSHOTS=docs/screenshots pytest tests/e2e/test_console.py` refreshes the README's.
 SHOTS = os.environ.get("ESCUCHA_SCREENSHOTS")
@@ -91,7 +93,7 @@ async def test_console_sign_in_live_incident_ack_and_roles(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     async with FakeSlack(signing_secret=SIGNING_SECRET, known_channels={"#crisis"}) as slack, \
-            FakeNtfy(token="ntfy-token") as ntfy:
+            FakeNtfy(token="ntfy-token") as ntfy, FakeSMTP() as smtp:
         config = write_config(
             tmp_path / "escucha.yaml",
             detect={"warmup_min": 8, "lateness_min": 2},
@@ -99,15 +101,25 @@ async def test_console_sign_in_live_incident_ack_and_roles(
                 "slack": {"token": "xoxb-test-token", "signing_secret": SIGNING_SECRET,
                           "channel": "#crisis", "base_url": slack.url},
                 "push": {"base_url": ntfy.url, "token": "ntfy-token"},
+                "email": {"host": "127.0.0.1", "port": smtp.port,
+                          "from_addr": "escucha@example.com"},
             },
             api={"public_url": base, "link_secret": "link-secret-0123456789abcdef"},
             escalation={
                 "policies": [{"id": "crisis", "levels": [
-                    {"targets": [{"slack": "#crisis"}], "timeout_s": 15},
+                    {"targets": [{"slack": "#crisis"}, {"email": ["comms@example.com"]}],
+                     "timeout_s": 15},
                     {"targets": [{"push": "crisis-oncall"}], "timeout_s": 15},
                 ]}],
                 "route": {"policy": "crisis"},
             },
+            playbooks=[{
+                "id": "outage", "name": "Service outage", "owner": "Comms lead",
+                "match": {"watch": "acme"}, "experts": ["Ops: Luis"],
+                "steps": [{"id": "status", "text": "Check the status page with Ops"},
+                          {"id": "holding", "text": "Post the holding statement"}],
+                "templates": [{"channel": "x", "text": PLAYBOOK_TEMPLATE}],
+                "do_not_respond": ["Do not argue with trolls"]}],
             console={"users": [
                 {"username": ANA[0], "password_hash": hash_password(ANA[1]),
                  "role": "responder"},
@@ -193,6 +205,17 @@ async def test_console_sign_in_live_incident_ack_and_roles(
                 await expect(acme_card.locator(".mentions li").first).to_contain_text("priority")
                 await _shot(vic, "console-watches.png", tmp_path)
 
+                # The playbook is on the page; marking a step done lands on the timeline.
+                playbook = ana.locator("#playbook-section")
+                await expect(playbook).to_contain_text("Service outage")
+                # Inside a closed <details>: its text content, shown as text, not markup.
+                await expect(playbook.locator(".template").first).to_have_text(
+                    PLAYBOOK_TEMPLATE)
+                await playbook.get_by_role("button", name="Mark done").first.click()
+                await expect(ana.get_by_role("status")).to_contain_text("Step marked done")
+                await expect(ana.locator(".timeline")).to_contain_text(
+                    "step done via console: Check the status page", timeout=30_000)
+
                 # The real click.
                 await ana.get_by_role("button", name="Acknowledge").click()
                 await expect(ana.get_by_role("status")).to_contain_text("Acknowledgement sent")
@@ -209,6 +232,21 @@ async def test_console_sign_in_live_incident_ack_and_roles(
             while not slack_updated():
                 assert time.monotonic() < deadline, "the Slack message never showed the ack"
                 await asyncio.sleep(0.5)
+            # The playbook reached Slack and email with the incident, its template escaped.
+            msg = next(m for m in slack.messages()
+                       if m["metadata"]["event_payload"]["incident_id"] == incident_id)
+            blocks = json.dumps(msg["blocks"])
+            assert "Playbook: Service outage" in blocks and "[x] Check the status page" in blocks
+            assert "<!channel>" not in blocks and "&lt;!channel&gt;" in blocks
+            mails = [m for m in smtp.messages if "comms@example.com" in str(m["To"])]
+            assert mails, "no email to the level-1 address"
+            parts = {p.get_content_type(): p.get_content() for p in mails[0].walk()
+                     if not p.is_multipart()}
+            assert "Playbook: Service outage" in parts["text/plain"]  # plain text stays text
+            assert "Playbook: Service outage" in parts["text/html"]
+            html = " ".join(parts["text/html"].split())
+            assert "on it <!channel>" not in html and "|status> <b>" not in html
+            assert "on it &lt;!channel&gt;" in html and "|status&gt; &lt;b&gt;" in html
             posts = [c for c in slack.posted if not c.params.get("thread_ts") and
                      c.params["metadata"]["event_payload"]["incident_id"] == incident_id]
             assert len(posts) == 1  # updated in place, not reposted

@@ -38,12 +38,12 @@ function liveIncident(box) {
     const page = await fetch(window.location.pathname, { credentials: "same-origin" });
     if (!page.ok) return;
     const doc = new DOMParser().parseFromString(await page.text(), "text/html");
-    for (const id of ["incident-live", "tl"]) {
+    for (const id of ["incident-live", "tl", "playbook"]) {
       const fresh = doc.getElementById(id);
       const old = document.getElementById(id);
       if (!fresh || !old) continue;
-      const target = id === "tl" ? old.parentElement : old;
-      target.replaceWith(id === "tl" ? fresh.parentElement : fresh);
+      const whole = id !== "incident-live";  // headings stand for their whole section
+      (whole ? old.parentElement : old).replaceWith(whole ? fresh.parentElement : fresh);
     }
   });
 }
