@@ -8,11 +8,15 @@ outcome. A re-delivered notification whose outcome is recorded is skipped; one l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from faust.streams import _current_event
 
 from agents.oncall import resolve_targets
 from notifiers.base import Notifier, Receipt
@@ -20,8 +24,8 @@ from notifiers.errors import DeliveryError
 from notifiers.retry import RetryPolicy, send_with_retry
 from streams import topics
 from streams.app import Pipeline
-from streams.dlq import valid_records
-from streams.records import Delivery, Notification, dumps, watch_of
+from streams.dlq import dead_letter
+from streams.records import Delivery, Notification, RecordError, dumps, parse, watch_of
 from streams.settings import Settings
 
 __all__ = ["TokenBucket", "build_notifiers", "install"]
@@ -29,6 +33,7 @@ __all__ = ["TokenBucket", "build_notifiers", "install"]
 log = logging.getLogger(__name__)
 #: Kinds that change an existing message; never held back by the rate limit.
 _STATE_KINDS = frozenset({"acknowledge", "resolve", "update"})
+_LANE_DEPTH = 1000  # notifications waiting per (channel, target) before the stream waits
 
 
 def build_notifiers(settings: Settings, *, links: Any = None) -> dict[str, Notifier]:
@@ -190,11 +195,50 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
         await receipt(note, "delivered", rec, rec.detail)
         await app.producer.flush()
 
+    async def lane(stream: Any, queue: asyncio.Queue[tuple[Any, Notification]]) -> None:
+        """Deliver one (channel, target)'s notifications in order, acking each when done."""
+        while True:
+            event, note = await queue.get()
+            # Table writes go to the partition of the event being handled; outside the
+            # stream's own loop Faust only knows it through this context variable.
+            token = _current_event.set(weakref.ref(event))
+            try:
+                await handle(note)
+            except Exception:  # a bug in one delivery must not stop the lane
+                log.exception("delivering %s failed unexpectedly", note.id)
+            finally:
+                _current_event.reset(token)
+                # Faust commits only up to the lowest offset not yet acked, so a crash
+                # before this line re-delivers the notification (and the table dedups it).
+                await stream.ack(event)
+
     @app.agent(notifications, name="escucha.deliver")
     async def deliver(stream: Any) -> None:
-        async for note in valid_records(stream, Notification, dlq=dlq, metrics=metrics,
-                                        stage="deliver"):
-            await handle(note)
+        # One lane per (channel, target): an SMTP relay that is down for minutes must not
+        # hold back the PagerDuty page or the Slack post of the same incident, which share
+        # its partition. Within a lane the order holds (a Slack update after its post).
+        lanes: dict[tuple[str, str], asyncio.Queue[tuple[Any, Notification]]] = {}
+        tasks: list[asyncio.Task[None]] = []
+        manual = stream.noack()
+        try:
+            async for event in manual.events():
+                try:
+                    note = parse(Notification, event.value)
+                except RecordError as exc:
+                    msg = event.message
+                    await dead_letter(dlq, metrics, stage="deliver", reason=str(exc),
+                                      payload=event.value,
+                                      origin=f"{msg.topic}[{msg.partition}]@{msg.offset}")
+                    await manual.ack(event)
+                    continue
+                key = (note.channel, note.target)
+                if key not in lanes:
+                    lanes[key] = asyncio.Queue(maxsize=_LANE_DEPTH)
+                    tasks.append(asyncio.create_task(lane(manual, lanes[key])))
+                await lanes[key].put((event, note))  # a full lane slows the stream down
+        finally:
+            for task in tasks:
+                task.cancel()
 
     @app.timer(interval=10.0, name="escucha.digests")
     async def send_digests() -> None:

@@ -21,8 +21,11 @@ async def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, *, idle_s: float = 3.0) -> list[dict[str, Any]]:
-    """Every JSON record on the topic, from the beginning, until it stays idle for idle_s."""
+async def read_all(bootstrap: str, topic: str, *, idle_s: float = 3.0,
+                   skip_invalid: bool = False) -> list[dict[str, Any]]:
+    """Every JSON record on the topic, from the beginning, until it stays idle for idle_s.
+
+    ``skip_invalid`` drops records that are not JSON objects (a test put garbage there)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 group_id=None)
@@ -37,6 +40,14 @@ async def read_all(bootstrap: str, topic: str, *, idle_s: float = 3.0) -> list[d
                 if idle_s <= 0:
                     return out
                 continue
-            out.extend(json.loads(r.value) for r in records)
+            for r in records:
+                try:
+                    value = json.loads(r.value)
+                except (ValueError, RecursionError):
+                    if skip_invalid:
+                        continue
+                    raise
+                if isinstance(value, dict) or not skip_invalid:
+                    out.append(value)
     finally:
         await consumer.stop()
