@@ -106,7 +106,7 @@ def install(pipeline: Pipeline) -> None:
                 continue  # a watch removed from config since the mention was classified
             key = builder.key_of(em)
             if key not in builder:
-                stored = view.get(bucket_id(*key))
+                stored = builder.evicted(key) or view.get(bucket_id(*key))
                 if stored is not None:
                     builder.seed(stored)
             builder.add(em, position=f"{msg.topic}:{msg.partition}", offset=msg.offset)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 BUCKET_VERSION = 1
+_EVICTED_MAX = 20_000  # snapshots kept for stragglers (top-k only: a few kB each)
 SENTIMENTS: tuple[Literal["negative", "neutral", "positive"], ...] = (
     "negative", "neutral", "positive")
 _TEXT_CHARS = 280  # what a console row or a report line shows of a mention
@@ -165,7 +166,11 @@ class BucketBuilder:
                          for w, terms in (watch_terms or {}).items()}
         self._buckets: dict[BucketKey, _Acc] = {}
         self._dirty: set[BucketKey] = set()
-        self._newest: datetime | None = None
+        self._newest: dict[str, datetime] = {}  # per watch: one busy watch must not evict
+        # Our own last snapshot of each evicted bucket. A straggler for one is seeded from
+        # here, not from the view, which may not have read that snapshot back yet (and
+        # would then seed an older count that the next snapshot writes over).
+        self._evicted: OrderedDict[BucketKey, Bucket] = OrderedDict()
 
     def __contains__(self, key: object) -> bool:
         return key in self._buckets
@@ -207,8 +212,8 @@ class BucketBuilder:
             acc.top = heapq.nsmallest(self.top_mentions, [*acc.top, top], key=_rank)
         acc.offsets[position] = offset
         self._dirty.add(key)
-        if self._newest is None or key[1] > self._newest:
-            self._newest = key[1]
+        if key[0] not in self._newest or key[1] > self._newest[key[0]]:
+            self._newest[key[0]] = key[1]
         return key
 
     def snapshot(self, key: BucketKey) -> Bucket:
@@ -221,6 +226,10 @@ class BucketBuilder:
             languages=dict(acc.languages), sources=dict(acc.sources),
             terms=_top(acc.terms, self.top_terms), authors=_top(acc.authors, self.top_authors),
             top=list(acc.top[: self.top_mentions]), offsets=dict(acc.offsets))
+
+    def evicted(self, key: BucketKey) -> Bucket | None:
+        """This builder's own last snapshot of an evicted bucket (see ``evict``)."""
+        return self._evicted.pop(key, None)
 
     def seed(self, bucket: Bucket) -> None:
         """Continue from a stored snapshot (its terms and authors are only its top k)."""
@@ -252,12 +261,13 @@ class BucketBuilder:
         again from the stored snapshot. Full term counters are the bulk of the memory, and
         all but the latest hours only ever see stragglers.
         """
-        if self._newest is None:
-            return 0
-        horizon = self._newest - self.keep
-        old = [k for k in self._buckets if k[1] < horizon and k not in self._dirty]
+        old = [k for k in self._buckets if k not in self._dirty
+               and k[1] < self._newest.get(k[0], k[1]) - self.keep]
         for k in old:
+            self._evicted[k] = self.snapshot(k)
             del self._buckets[k]
+        while len(self._evicted) > _EVICTED_MAX:
+            self._evicted.popitem(last=False)
         return len(old)
 
     def retain(self, positions: set[str]) -> int:
@@ -266,6 +276,7 @@ class BucketBuilder:
         After a rebalance another worker counts the rest: what is held here would go stale.
         Dirty buckets are dropped too, so flush before calling this. Returns how many went.
         """
+        self._evicted.clear()  # another worker may own some of them now
         gone = [k for k, acc in self._buckets.items()
                 if acc.offsets and not set(acc.offsets) <= positions]
         for k in gone:

@@ -106,7 +106,7 @@ def build_pipeline(
     if install_agents:
         from datetime import timedelta
 
-        from agents import aggregate, classify, deliver, detect, escalate
+        from agents import aggregate, classify, deliver, detect, escalate, report
         from streams.connectors.webhook import install_ingest
         from streams.links import LinkSigner, load_or_create_secret
         from streams.views import AggregateView
@@ -123,6 +123,7 @@ def build_pipeline(
         detect.install(pipeline)
         aggregate.install(pipeline)
         escalate.install(pipeline)
+        report.install(pipeline)  # after escalate: it reads the incidents view
         deliver.install(pipeline, links=links)
         install_api(pipeline, links=links)
         if settings.console.enabled:
@@ -164,6 +165,7 @@ def _install_health(pipeline: Pipeline) -> None:
         # Kafka client's own timeouts do. Also keeps escucha_ready current between scrapes.
         pipeline.health["broker"] = await _reachable(pipeline.bootstrap)
         readiness()
+        pipeline.metrics.tasks.set(len(asyncio.all_tasks()))
 
 
 async def _reachable(bootstrap: str, seconds: float = 1.5) -> bool:

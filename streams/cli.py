@@ -493,12 +493,14 @@ def _register_subgroups() -> None:
     from streams.cli_connectors import connectors_cmd, ingest_cmd
     from streams.cli_console import console
     from streams.cli_model import model
+    from streams.cli_report import report_cmd
 
     cli.add_command(bench)
     cli.add_command(model)
     cli.add_command(connectors_cmd)
     cli.add_command(ingest_cmd)
     cli.add_command(console)
+    cli.add_command(report_cmd)
 
 
 _register_subgroups()

@@ -141,6 +141,10 @@ class Metrics:
             "escucha_ready", "1 when /readyz passes: broker, model, partitions.",
             registry=registry,
         )
+        self.tasks = Gauge(
+            "escucha_asyncio_tasks", "asyncio tasks alive in the worker; steady growth is a "
+            "leak (the soak test watches it).", registry=registry,
+        )
         self.connector_events = Counter(
             "escucha_connector_events_total", "Mentions a connector published (new ones only).",
             ["connector"], registry=registry,

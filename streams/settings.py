@@ -43,6 +43,7 @@ from streams.escalation_config import EscalationSettings
 from streams.playbooks import Playbook
 from streams.query import And, Node, Or, Term, fold, parse_query, positive_terms
 from streams.query import Field as QField
+from streams.reports.config import ReportSettings
 
 __all__ = [
     "AggregateSettings",
@@ -378,6 +379,8 @@ class Settings(BaseSettings):
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings,
                                            description="Sources to pull mentions from.")
     watches: list[Watch] = Field(default_factory=list, description="What to listen for.")
+    reports: list[ReportSettings] = Field(
+        default_factory=list, description="Scheduled reports (streams/reports/config.py).")
     datadir: Path = Field(default=Path("var"), description="Worker state, broker address file.")
 
     @field_validator("watches")
@@ -437,6 +440,30 @@ class Settings(BaseSettings):
                 elif other not in ids:
                     problems.append(f"{where}: no watch with id {other!r} (configured: "
                                     f"{', '.join(sorted(ids))})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _reports_are_consistent(self) -> Settings:
+        """A report names configured watches and channels, or it would fail every week."""
+        ids = {w.id for w in self.watches}
+        problems, seen = [], set()
+        n = self.notifiers
+        for ri, report in enumerate(self.reports):
+            where = f"reports.{ri}"
+            if report.id in seen:
+                problems.append(f"{where}.id: report id {report.id!r} is used twice")
+            seen.add(report.id)
+            for wi, wid in enumerate(report.watches):
+                if wid not in ids:
+                    problems.append(f"{where}.watches.{wi}: no watch with id {wid!r} "
+                                    f"(configured: {', '.join(sorted(ids)) or 'none'})")
+            if report.email is not None and n.email is None:
+                problems.append(f"{where}.email: needs notifiers.email (an SMTP relay)")
+            if report.slack is not None and n.slack.token is None:
+                problems.append(f"{where}.slack: needs notifiers.slack.token (with "
+                                "files:write)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["ALL", "TopicSpec", "RAW", "ENRICHED", "SIGNALS", "NOTIFICATIONS", "ACKS",
-           "DELIVERIES", "DLQ", "ESCALATION", "INCIDENTS", "SILENCES", "AGGREGATES"]
+           "DELIVERIES", "DLQ", "ESCALATION", "INCIDENTS", "SILENCES", "AGGREGATES", "REPORTS"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ SILENCES = TopicSpec("escucha.silences", key="silence id")
 # one of its bucket; read whole by the console and reports. Keyed by watch id so one watch's
 # snapshots stay in order.
 AGGREGATES = TopicSpec("escucha.aggregates", key="watch id")
+# The reports ledger (agents/report.py): one record per report, slot and channel sent.
+REPORTS = TopicSpec("escucha.reports", key="report id")
 
 ALL: tuple[TopicSpec, ...] = (RAW, ENRICHED, SIGNALS, NOTIFICATIONS, ACKS, DELIVERIES,
-                              ESCALATION, DLQ, INCIDENTS, SILENCES, AGGREGATES)
+                              ESCALATION, DLQ, INCIDENTS, SILENCES, AGGREGATES, REPORTS)

@@ -21,8 +21,9 @@ from aiokafka.errors import KafkaError
 from agents.buckets import Bucket, Point, Summary, series, summarize
 from agents.silences import Silence
 from streams.records import Incident, RecordError, parse
+from streams.reports.ledger import LedgerEntry
 
-__all__ = ["AggregateView", "IncidentView", "SilenceView", "TopicView"]
+__all__ = ["AggregateView", "IncidentView", "ReportLedgerView", "SilenceView", "TopicView"]
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +162,28 @@ class AggregateView(TopicView):
                step_s: int) -> list[Point]:
         return series(self.buckets(watch_id, since, until), since=since, until=until,
                       step_s=step_s)
+
+
+def _decode_ledger(raw: bytes) -> tuple[str, Any] | None:
+    try:
+        entry = parse(LedgerEntry, raw)
+    except RecordError:
+        return None
+    return entry.key, entry
+
+
+class ReportLedgerView(TopicView):
+    """Every report delivery recorded on escucha.reports (streams/reports/ledger.py)."""
+
+    def __init__(self, *, bootstrap: str, topic: str) -> None:
+        super().__init__(bootstrap=bootstrap, topic=topic, decode=_decode_ledger)
+
+    def entries(self, report_id: str | None = None) -> list[LedgerEntry]:
+        found: list[LedgerEntry] = [e for e in list(self.items.values())
+                                    if report_id is None or e.report_id == report_id]
+        return sorted(found, key=lambda e: (e.slot, e.channel))
+
+    def record(self, entry: LedgerEntry) -> None:
+        """Count an entry this worker just sent before it comes back from the topic, so the
+        next tick does not send its channel again meanwhile."""
+        self.items[entry.key] = entry

@@ -28,7 +28,7 @@ from aiohttp import web
 from tests.fakes import _slack_wire as wire
 from tests.fakes._server import LocalServer, serve
 
-__all__ = ["FakeSlack", "SlackCall", "sign_slack_request"]
+__all__ = ["FakeSlack", "SlackCall", "SlackUpload", "sign_slack_request"]
 
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 _EDGE_PAGE = "<html><head><title>{status} {reason}</title></head><body>{reason}</body></html>"
@@ -61,6 +61,25 @@ class SlackCall:
 
 
 @dataclass
+class SlackUpload:
+    """One file of the external upload flow: announced, uploaded, then shared (or not)."""
+
+    file_id: str
+    filename: str
+    length: int  # as announced to files.getUploadURLExternal
+    alt_txt: str | None = None
+    content: bytes | None = None  # what was POSTed to the upload URL
+    title: str | None = None
+    channel: str | None = None  # the channel id it was shared in
+    initial_comment: str | None = None
+    ts: str | None = None  # of the message that shares it
+
+    @property
+    def shared(self) -> bool:
+        return self.ts is not None
+
+
+@dataclass
 class _Failure:
     status: int
     error: str | None
@@ -80,8 +99,10 @@ def sign_slack_request(
 
 class FakeSlack(LocalServer):
     """Slack Web API on a loopback port: ``auth.test``, ``chat.postMessage``, ``chat.update``,
-    ``conversations.history``, ``conversations.list``. Every request is appended to ``calls``,
-    refused ones included."""
+    ``conversations.history``, ``conversations.list``, and the external file upload flow
+    (``files.getUploadURLExternal``, a POST of the bytes to the upload URL it answers,
+    ``files.completeUploadExternal``). Every API request is appended to ``calls``, refused
+    ones included; files shared by a completed upload are appended to ``uploads``."""
 
     def __init__(
         self,
@@ -95,6 +116,9 @@ class FakeSlack(LocalServer):
         self.signing_secret = signing_secret
         self.known_channels = known_channels  # None accepts every channel
         self.calls: list[SlackCall] = []
+        self.uploads: list[SlackUpload] = []
+        self._files: dict[str, SlackUpload] = {}
+        self._base: str | None = None
         self._clock = clock
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         # Channel id -> name, for conversations.list: known_channels plus every name posted to.
@@ -113,6 +137,8 @@ class FakeSlack(LocalServer):
             "chat.update": self._update,
             "conversations.history": self._history,
             "conversations.list": self._list,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -121,7 +147,9 @@ class FakeSlack(LocalServer):
             raise RuntimeError("FakeSlack is already started")
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         self._runner, base = await serve(app)
+        self._base = base
         self._url = base + "/api/"
 
     @property
@@ -383,6 +411,76 @@ class FakeSlack(LocalServer):
             ],
             "response_metadata": {"next_cursor": next_cursor},
         }
+
+    def _get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename = params.get("filename")
+        try:
+            length = int(params.get("length"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            length = -1
+        if not filename or length < 1:
+            missing = "filename" if not filename else "length"
+            raise wire.WireError("invalid_arguments", response_metadata={
+                "messages": [f"[ERROR] missing or invalid required field: {missing}"]})
+        file_id = "F" + hashlib.sha256(f"{filename}:{len(self._files)}".encode()
+                                       ).hexdigest()[:10].upper()
+        alt = params.get("alt_txt")
+        self._files[file_id] = SlackUpload(file_id=file_id, filename=str(filename),
+                                           length=length, alt_txt=None if alt is None
+                                           else str(alt))
+        return {"upload_url": f"{self._base}/upload/v1/{file_id}", "file_id": file_id}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        # The upload URL is pre-signed: Slack wants no token here. Raw bytes or a multipart
+        # form with the file in any field are both accepted, as Slack's upload host does.
+        pending = self._files.get(request.match_info["file_id"])
+        if pending is None:
+            return web.Response(status=404, text="Not Found")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            field = next((v for v in form.values() if isinstance(v, web.FileField)), None)
+            data = field.file.read() if field is not None else b""
+        else:
+            data = await request.read()
+        pending.content = data
+        return web.Response(status=200, text=f"OK - {len(data)}")
+
+    def _complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        if isinstance(files, str):  # form-encoded callers send a JSON string
+            try:
+                files = json.loads(files)
+            except ValueError:
+                raise wire.WireError("invalid_arguments") from None
+        if not isinstance(files, list) or not files or not all(
+                isinstance(f, dict) and f.get("id") for f in files):
+            raise wire.WireError("invalid_arguments", response_metadata={
+                "messages": ["[ERROR] missing required field: files"]})
+        found = [self._files.get(str(f["id"])) for f in files]
+        # A file never announced, never uploaded or already shared cannot be completed.
+        if any(u is None or u.content is None or u.shared for u in found):
+            raise wire.WireError("file_not_found")
+        channel = None
+        if params.get("channel_id"):
+            channel = self._resolve_channel(params.get("channel_id"), names_allowed=False)
+        comment = str(params.get("initial_comment") or "")
+        wire.check_text(comment)
+        ts = self._next_ts()
+        shared = []
+        for spec, upload in zip(files, found, strict=True):
+            assert upload is not None
+            upload.title = str(spec.get("title") or upload.filename)
+            upload.channel, upload.initial_comment, upload.ts = channel, comment, ts
+            self.uploads.append(upload)
+            shared.append({"id": upload.file_id, "name": upload.filename,
+                           "title": upload.title, "size": len(upload.content or b""),
+                           "channels": [channel] if channel else []})
+        if channel is not None:
+            self._messages[(channel, ts)] = {
+                "channel": channel, "ts": ts, "text": comment, "blocks": [], "metadata": None,
+                "thread_ts": None, "reply_broadcast": False, "edited": None,
+                "files": [f["id"] for f in shared]}
+        return {"files": shared}
 
     # -- helpers ----------------------------------------------------------------------------
     def _resolve_channel(self, raw: Any, *, names_allowed: bool) -> str:

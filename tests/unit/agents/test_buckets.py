@@ -298,3 +298,24 @@ def test_settings_refuse_unknown_competitors() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(None, watches=selfish)
     assert "own competitor" in str(info.value)
+
+
+def test_a_straggler_for_an_evicted_bucket_continues_its_own_count() -> None:
+    # The worker's view may not have read its own last snapshot back yet: the builder keeps
+    # that snapshot itself, so the straggler adds to 2, not to a stale stored 1.
+    b = BucketBuilder(size_s=300, keep_s=3600)
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    first = b.add(em(t0), position="t:0", offset=1)
+    assert first is not None
+    b.mark_clean()
+    b.add(em(t0 + timedelta(hours=3)), position="t:0", offset=2)
+    b.add(em(t0 + timedelta(minutes=1), watch="globex"), position="t:1", offset=1)
+    b.mark_clean()
+    assert b.evict() == 1 and first not in b  # per watch: globex's new bucket keeps its own
+    assert (first[0], first[1]) not in b
+    kept = b.evicted(first)
+    assert kept is not None and kept.count == 1
+    b.seed(kept)
+    b.add(em(t0 + timedelta(minutes=2)), position="t:1", offset=5)
+    assert b.snapshot(first).count == 2
+    assert b.evicted(first) is None

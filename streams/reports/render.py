@@ -1,0 +1,219 @@
+"""A report as people read it: the HTML email body, its plain-text part, and the Slack text.
+
+Mention text and authors were written by strangers: they are cleaned and escaped for each
+format (``html_escape`` for HTML, ``slack_escape`` for mrkdwn, ``console_safe`` for the text
+part) and links are only ``safe_url`` ones. Charts are referenced by Content-ID
+(``<img src="cid:...">``) so the email carries them inline, not as remote images a client
+would block. The PDF is ``streams/reports/pdf.py``; all formats share the wording here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from notifiers.text import console_safe, html_escape, safe_url, slack_escape, truncate
+from streams.reports.charts import CHART_KINDS
+from streams.reports.data import ReportData, WatchReport
+
+__all__ = ["chart_titles", "fmt_change", "fmt_duration", "fmt_int", "fmt_pct", "html_body",
+           "slack_text", "subject", "text_body", "watch_facts"]
+
+_MENTION_CHARS = 280
+_CHART_ALT = {"volume": "Mentions per day and negative share", "sentiment": "Sentiment split",
+              "sov": "Share of voice"}
+
+
+def fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def fmt_pct(share: float) -> str:
+    """A 0..1 share as a percent."""
+    return f"{100 * share:.1f}%"
+
+
+def fmt_change(pct: float | None) -> str:
+    return "n/a (nothing before)" if pct is None else f"{pct:+.1f}%"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def subject(data: ReportData) -> str:
+    return console_safe(f"{data.title}: {data.span}", limit=200)
+
+
+def chart_titles() -> dict[str, str]:
+    return dict(_CHART_ALT)
+
+
+def watch_facts(w: WatchReport) -> list[tuple[str, str]]:
+    """The headline numbers of a watch, the same words in every format."""
+    cur, prev = w.current, w.previous
+    facts = [
+        ("Mentions", f"{fmt_int(cur.count)} (previous period {fmt_int(prev.count)}, "
+                     f"{fmt_change(w.change_pct)})"),
+        ("Negative", f"{fmt_int(cur.sentiment['negative'])} "
+                     f"({fmt_pct(cur.sentiment_share['negative'])}, "
+                     f"{w.negative_share_change_pts:+.1f} pts)"),
+        ("Neutral", f"{fmt_int(cur.sentiment['neutral'])} "
+                    f"({fmt_pct(cur.sentiment_share['neutral'])})"),
+        ("Positive", f"{fmt_int(cur.sentiment['positive'])} "
+                     f"({fmt_pct(cur.sentiment_share['positive'])})"),
+        ("Reach", f"{fmt_int(cur.reach)} (previous {fmt_int(prev.reach)})"),
+        ("Engagement", f"{fmt_int(cur.engagement)} (previous {fmt_int(prev.engagement)})"),
+        ("Mean priority", f"{cur.mean_priority:.1f}"),
+    ]
+    sov = ", ".join(f"{w.names.get(k, k)} {v:.1f}% ({fmt_int(w.sov_counts[k])})"
+                    for k, v in w.share_of_voice.items())
+    facts.append(("Share of voice", sov))
+    facts.append(("Incidents", f"{len(w.incidents)} (median time to acknowledge "
+                               f"{fmt_duration(w.median_time_to_ack_s())}, to resolve "
+                               f"{fmt_duration(w.median_time_to_resolve_s())})"))
+    return facts
+
+
+def _opened(data: ReportData, w: WatchReport) -> list[str]:
+    return [f"{data.local(i.opened_at):%a %d %b %H:%M}" for i in w.incidents]
+
+
+# -- plain text ----------------------------------------------------------------------------
+def text_body(data: ReportData) -> str:
+    lines = [subject(data)]
+    if data.audience:
+        lines.append(f"For: {console_safe(data.audience, limit=200)}")
+    lines.append(f"Generated {data.local(data.generated_at):%Y-%m-%d %H:%M %Z}")
+    for w in data.watches:
+        name = console_safe(w.name, limit=200)
+        lines += ["", name, "=" * min(len(name), 76)]
+        lines += [f"{k}: {console_safe(v, limit=600)}" for k, v in watch_facts(w)]
+        lines += ["", "Per day:" if data.step == "d" else "Per hour:"]
+        lines += [f"  {p.label:<12} {fmt_int(p.count):>8}  negative {fmt_pct(p.negative_share)}"
+                  for p in w.series]
+        if w.current.terms:
+            lines += ["", "Top terms: " + ", ".join(
+                f"{console_safe(t, limit=60)} ({fmt_int(n)})" for t, n in w.current.terms.items())]
+        if w.current.top:
+            lines += ["", "Top mentions by priority:"]
+            for m in w.current.top:
+                said = console_safe(m.text, limit=_MENTION_CHARS)
+                lines.append(f"  [{m.priority}] {m.sentiment} @{console_safe(m.author, limit=64)}:"
+                             f" {said}")
+                url = safe_url(m.url)
+                if url:
+                    lines.append(f"      {url}")
+        if w.incidents:
+            lines += ["", "Incidents:"]
+            for i, opened in zip(w.incidents, _opened(data, w), strict=True):
+                lines.append(f"  {opened}  {i.severity:<8} {i.detector:<16} {i.state:<12} "
+                             f"ack {fmt_duration(i.time_to_ack_s)}, resolve "
+                             f"{fmt_duration(i.time_to_resolve_s)}  "
+                             f"{console_safe(i.summary, limit=120)}")
+    lines += ["", "-- ", f"escucha report {data.report_id} · {data.period}"]
+    return "\n".join(lines) + "\n"
+
+
+# -- HTML ------------------------------------------------------------------------------------
+_TD = 'style="padding:3px 8px;border-bottom:1px solid #e3e6ea;vertical-align:top"'
+_TH = 'style="padding:3px 8px;text-align:left;background:#f3f5f7;font-weight:600"'
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    """Cells must be escaped already."""
+    out = ['<table style="border-collapse:collapse;font-size:13px;margin:6px 0 14px">',
+           "<tr>" + "".join(f"<th {_TH}>{h}</th>" for h in head) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td {_TD}>{c}</td>" for c in row) + "</tr>" for row in rows]
+    return "\n".join([*out, "</table>"])
+
+
+def _mention_html(text: str, url: str | None) -> str:
+    said = html_escape(text, limit=_MENTION_CHARS)
+    safe = safe_url(url)
+    if safe:
+        said += (f' <a href="{html_escape(safe, limit=4096)}" rel="noopener noreferrer">'
+                 "open</a>")
+    return said
+
+
+def html_body(data: ReportData, cids: Mapping[str, str]) -> str:
+    """The email's HTML; ``cids`` maps each chart key ('volume-acme') to its Content-ID
+    (without angle brackets)."""
+    title = html_escape(subject(data), limit=300)
+    out = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">', f"<title>{title}</title>",
+           "</head>",
+           '<body style="font-family:Helvetica,Arial,sans-serif;color:#2b2f33;max-width:900px">',
+           f'<h1 style="font-size:22px;margin-bottom:2px">{html_escape(data.title)}</h1>',
+           f'<p style="margin-top:0;color:#5c6670">{html_escape(data.span)}'
+           + (f" · for {html_escape(data.audience)}" if data.audience else "") + "</p>"]
+    for w in data.watches:
+        out.append(f'<h2 style="font-size:18px;border-bottom:2px solid #3b6ea8">'
+                   f"{html_escape(w.name)}</h2>")
+        out.append(_table(["", "This period"], [[f"<b>{html_escape(k)}</b>", html_escape(v)]
+                                                for k, v in watch_facts(w)]))
+        for kind in CHART_KINDS:
+            cid = cids.get(f"{kind}-{w.watch_id}")
+            if cid:
+                out.append(f'<p><img src="cid:{html_escape(cid)}" alt="{_CHART_ALT[kind]}" '
+                           'style="max-width:100%;height:auto"></p>')
+        if w.current.terms:
+            out.append("<h3 style=\"font-size:15px\">Top terms</h3>")
+            out.append("<p>" + ", ".join(f"{html_escape(t, limit=60)} ({fmt_int(n)})"
+                                         for t, n in w.current.terms.items()) + "</p>")
+        if w.current.top:
+            out.append("<h3 style=\"font-size:15px\">Top mentions by priority</h3>")
+            out.append(_table(["Priority", "Sentiment", "Author", "Mention"], [
+                [str(m.priority), html_escape(m.sentiment), "@" + html_escape(m.author, limit=64),
+                 _mention_html(m.text, m.url)] for m in w.current.top]))
+        out.append("<h3 style=\"font-size:15px\">Incidents</h3>")
+        if w.incidents:
+            out.append(_table(
+                ["Opened", "Severity", "Detector", "State", "To acknowledge", "To resolve",
+                 "Summary"],
+                [[opened, html_escape(i.severity), html_escape(i.detector),
+                  html_escape(i.state), fmt_duration(i.time_to_ack_s),
+                  fmt_duration(i.time_to_resolve_s), html_escape(i.summary, limit=300)]
+                 for i, opened in zip(w.incidents, _opened(data, w), strict=True)]))
+        else:
+            out.append("<p>No incidents in this period.</p>")
+    out.append(f'<p style="color:#8a939c;font-size:11px">escucha report '
+               f"{html_escape(data.report_id)} · generated "
+               f"{data.local(data.generated_at):%Y-%m-%d %H:%M %Z}</p>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# -- Slack -----------------------------------------------------------------------------------
+def slack_text(data: ReportData, *, limit: int = 3500) -> str:
+    """The message that introduces the uploaded chart(s), in mrkdwn."""
+    lines = [f"*{slack_escape(data.title, limit=200)}* · {slack_escape(data.span)}"]
+    for w in data.watches:
+        cur = w.current
+        lines.append(f"\n*{slack_escape(w.name, limit=200)}*: {fmt_int(cur.count)} mentions "
+                     f"({fmt_change(w.change_pct)} vs previous), negative "
+                     f"{fmt_pct(cur.sentiment_share['negative'])} "
+                     f"({w.negative_share_change_pts:+.1f} pts), reach {fmt_int(cur.reach)}, "
+                     f"engagement {fmt_int(cur.engagement)}")
+        if len(w.share_of_voice) > 1:
+            lines.append("Share of voice: " + ", ".join(
+                f"{slack_escape(w.names.get(k, k), limit=80)} {v:.1f}%"
+                for k, v in w.share_of_voice.items()))
+        if cur.terms:
+            lines.append("Top terms: " + ", ".join(slack_escape(t, limit=60)
+                                                   for t in list(cur.terms)[:8]))
+        for m in cur.top[:3]:
+            said = slack_escape(m.text, limit=200).replace("\n", " ")
+            lines.append(f"• [{m.priority}] *@{slack_escape(m.author, limit=64)}*: {said}")
+        lines.append(f"Incidents: {len(w.incidents)}, median time to acknowledge "
+                     f"{fmt_duration(w.median_time_to_ack_s())}, to resolve "
+                     f"{fmt_duration(w.median_time_to_resolve_s())}")
+    return truncate("\n".join(lines), limit)
