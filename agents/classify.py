@@ -33,6 +33,7 @@ from streams.records import (
     dumps,
     parse,
 )
+from streams.stopping import finish_in_hand
 
 __all__ = ["Classifier", "install"]
 
@@ -120,6 +121,8 @@ def install(
     async def classifier() -> Classifier:
         if "c" not in state:
             model = await asyncio.wrap_future(load())
+            if "c" in state:  # the preload and the first batch both waited for the load
+                return state["c"]
             state["c"] = Classifier(
                 matcher=matcher, model=model, languages=LanguageDetector(languages=cfg.languages),
                 weights=PriorityWeights(**cfg.priority.model_dump()))
@@ -133,39 +136,43 @@ def install(
         async for batch in stream.take_events(
             settings.model.batch_size, within=settings.model.max_wait_s
         ):
-            mentions: list[Mention] = []
-            ingested: dict[str, float | None] = {}  # raw-topic write time, for latency
-            for event in batch:
-                msg = event.message
-                try:
-                    mention = parse(Mention, event.value)
-                except RecordError as exc:
-                    await dead_letter(
-                        dlq, metrics, stage="classify", reason=str(exc), payload=event.value,
-                        origin=f"{msg.topic}[{msg.partition}]@{msg.offset}",
-                    )
-                    continue
-                metrics.mentions_in.labels(mention.source).inc()
-                metrics.source_last_event.labels(mention.source).set(time.time())
-                mentions.append(mention)
-                ingested[mention.key] = msg.timestamp / 1000 if msg.timestamp else None
-            if not mentions:
+            # A stop must not ack a batch still in the model: see streams/stopping.py.
+            await finish_in_hand(handle(batch), what=f"a batch of {len(batch)} mentions")
+
+    async def handle(batch: Sequence[Any]) -> None:
+        mentions: list[Mention] = []
+        ingested: dict[str, float | None] = {}  # raw-topic write time, for latency
+        for event in batch:
+            msg = event.message
+            try:
+                mention = parse(Mention, event.value)
+            except RecordError as exc:
+                await dead_letter(
+                    dlq, metrics, stage="classify", reason=str(exc), payload=event.value,
+                    origin=f"{msg.topic}[{msg.partition}]@{msg.offset}",
+                )
                 continue
-            clf = await classifier()
-            started = time.perf_counter()
-            results = await asyncio.to_thread(clf.enrich, mentions)
-            metrics.classify_batch_seconds.observe(time.perf_counter() - started)
-            metrics.classify_batch_size.observe(len(mentions))
-            metrics.model_texts.inc(len({e.mention.key for e in results}))
-            now = time.time()
-            for mention in mentions:
-                written = ingested.get(mention.key)
-                if written:
-                    metrics.latency.labels("ingest_to_enriched").observe(max(0.0, now - written))
-            matched = {e.mention.key for e in results}
-            metrics.mentions_unmatched.inc(len(mentions) - len(matched))
-            for em in results:
-                metrics.mentions_classified.labels(em.watch_id).inc()
-                metrics.latency.labels("post_to_enriched").observe(
-                    max(0.0, now - em.mention.created_at.timestamp()))
-                await enriched_topic.send(key=em.watch_id.encode(), value=dumps(em))
+            metrics.mentions_in.labels(mention.source).inc()
+            metrics.source_last_event.labels(mention.source).set(time.time())
+            mentions.append(mention)
+            ingested[mention.key] = msg.timestamp / 1000 if msg.timestamp else None
+        if not mentions:
+            return
+        clf = await classifier()
+        started = time.perf_counter()
+        results = await asyncio.to_thread(clf.enrich, mentions)
+        metrics.classify_batch_seconds.observe(time.perf_counter() - started)
+        metrics.classify_batch_size.observe(len(mentions))
+        metrics.model_texts.inc(len({e.mention.key for e in results}))
+        now = time.time()
+        for mention in mentions:
+            written = ingested.get(mention.key)
+            if written:
+                metrics.latency.labels("ingest_to_enriched").observe(max(0.0, now - written))
+        matched = {e.mention.key for e in results}
+        metrics.mentions_unmatched.inc(len(mentions) - len(matched))
+        for em in results:
+            metrics.mentions_classified.labels(em.watch_id).inc()
+            metrics.latency.labels("post_to_enriched").observe(
+                max(0.0, now - em.mention.created_at.timestamp()))
+            await enriched_topic.send(key=em.watch_id.encode(), value=dumps(em))

@@ -27,6 +27,7 @@ from streams.app import Pipeline
 from streams.dlq import dead_letter
 from streams.records import Delivery, Notification, RecordError, dumps, parse, watch_of
 from streams.settings import Settings
+from streams.stopping import finish_in_hand
 
 __all__ = ["TokenBucket", "build_notifiers", "install"]
 
@@ -203,14 +204,18 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
             # stream's own loop Faust only knows it through this context variable.
             token = _current_event.set(weakref.ref(event))
             try:
-                await handle(note)
+                # A stop lets the delivery in hand end first (streams/stopping.py); one still
+                # retrying after that is cut, and not acked below, so it is not lost.
+                await finish_in_hand(handle(note), what=f"delivery {note.id}")
+            except asyncio.CancelledError:
+                raise
             except Exception:  # a bug in one delivery must not stop the lane
                 log.exception("delivering %s failed unexpectedly", note.id)
             finally:
                 _current_event.reset(token)
-                # Faust commits only up to the lowest offset not yet acked, so a crash
-                # before this line re-delivers the notification (and the table dedups it).
-                await stream.ack(event)
+            # Faust commits only up to the lowest offset not yet acked, so a crash or a stop
+            # before this line re-delivers the notification (and the table dedups it).
+            await stream.ack(event)
 
     @app.agent(notifications, name="escucha.deliver")
     async def deliver(stream: Any) -> None:
@@ -239,6 +244,8 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
         finally:
             for task in tasks:
                 task.cancel()
+            # Wait for the lanes to finish what they hold, while the producer still runs.
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     @app.timer(interval=10.0, name="escucha.digests")
     async def send_digests() -> None:

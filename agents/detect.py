@@ -10,7 +10,8 @@ from agents.detectors import DetectionEngine
 from streams import topics
 from streams.app import Pipeline
 from streams.dlq import valid_events
-from streams.records import EnrichedMention, dumps
+from streams.records import EnrichedMention, Signal, dumps
+from streams.stopping import finish_in_hand
 
 __all__ = ["install"]
 
@@ -64,15 +65,21 @@ def install(pipeline: Pipeline) -> None:
                 state_table[em.watch_id] = state
                 saved = now
             live[em.watch_id] = (state, saved)
-            for signal in fired:
-                metrics.signals.labels(signal.detector, signal.severity).inc()
-                # Wall time since the trigger reached the enriched topic: the issue's "a signal
-                # within 10 s of the mention being processed", measured in production.
-                if msg.timestamp:
-                    metrics.latency.labels("enriched_to_signal").observe(
-                        max(0.0, time.time() - msg.timestamp))
-                if signal.trigger_posted_at is not None:
-                    metrics.latency.labels("post_to_signal").observe(
-                        max(0.0, time.time() - signal.trigger_posted_at.timestamp()))
-                log.info("signal %s for %s: %s", signal.id, signal.watch_id, signal.summary)
-                await signals.send(key=signal.watch_id.encode(), value=dumps(signal))
+            if fired:
+                # The state above already counts this mention: a stop must not cut the sends
+                # that follow (streams/stopping.py), or the signal would never go out.
+                await finish_in_hand(emit(fired, msg), what=f"{len(fired)} signal(s)")
+
+    async def emit(fired: list[Signal], msg: Any) -> None:
+        for signal in fired:
+            metrics.signals.labels(signal.detector, signal.severity).inc()
+            # Wall time since the trigger reached the enriched topic: the issue's "a signal
+            # within 10 s of the mention being processed", measured in production.
+            if msg.timestamp:
+                metrics.latency.labels("enriched_to_signal").observe(
+                    max(0.0, time.time() - msg.timestamp))
+            if signal.trigger_posted_at is not None:
+                metrics.latency.labels("post_to_signal").observe(
+                    max(0.0, time.time() - signal.trigger_posted_at.timestamp()))
+            log.info("signal %s for %s: %s", signal.id, signal.watch_id, signal.summary)
+            await signals.send(key=signal.watch_id.encode(), value=dumps(signal))

@@ -33,6 +33,7 @@ from streams.records import (
     watch_of,
 )
 from streams.settings import Settings
+from streams.stopping import finish_in_hand
 from streams.views import IncidentView, SilenceView
 
 __all__ = ["effective_policies", "install"]
@@ -148,7 +149,9 @@ def install(pipeline: Pipeline) -> None:
         async for event in stream.events():
             msg = event.message
             try:
-                await handle(msg.topic, event.value, datetime.now(UTC))
+                # A stop must not ack a signal or an ack half-applied: streams/stopping.py.
+                await finish_in_hand(handle(msg.topic, event.value, datetime.now(UTC)),
+                                     what=f"{msg.topic}[{msg.partition}]@{msg.offset}")
             except RecordError as exc:
                 await dead_letter(dlq, metrics, stage="escalate", reason=str(exc),
                                   payload=event.value,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from streams import topics
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import TopicSpec
+from streams.transport import App
 
 __all__ = ["Pipeline", "build_pipeline", "faust_settings"]
 
@@ -81,7 +83,8 @@ def build_pipeline(
 ) -> Pipeline:
     """Create the Faust app with every agent, web route and metric installed."""
     registry = registry or CollectorRegistry()
-    app = faust.App(settings.kafka.app_id, **faust_settings(settings, bootstrap=bootstrap))
+    app = App(settings.kafka.app_id, fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
+              **faust_settings(settings, bootstrap=bootstrap))
     channels = ["console", "slack", "email", "push", "pagerduty", "webhook"]
     metrics = Metrics(
         registry=registry,
@@ -159,11 +162,23 @@ def _install_health(pipeline: Pipeline) -> None:
         ready, checks = readiness()
         return self.json({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
+    lost_at: list[float | None] = [None]  # when the probe last lost the broker
+
     @app.timer(interval=2.0, name="escucha.broker-probe")
     async def broker_probe() -> None:
         # A TCP connect: cheap, and it notices a broker that has gone away long before the
         # Kafka client's own timeouts do. Also keeps escucha_ready current between scrapes.
-        pipeline.health["broker"] = await _reachable(pipeline.bootstrap)
+        was = pipeline.health.get("broker")
+        now = pipeline.health["broker"] = await _reachable(pipeline.bootstrap)
+        # Said once each way: the Kafka client's own errors repeat per node and retry.
+        if was and not now:
+            lost_at[0] = time.monotonic()
+            log.error("lost the Kafka broker at %s: not ready (/readyz 503) until it "
+                      "returns; the Kafka clients keep retrying", pipeline.bootstrap)
+        elif now and lost_at[0] is not None:
+            log.warning("the Kafka broker at %s is back after %.0fs; rejoining the group",
+                        pipeline.bootstrap, time.monotonic() - lost_at[0])
+            lost_at[0] = None
         readiness()
         pipeline.metrics.tasks.set(len(asyncio.all_tasks()))
 

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -39,6 +40,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
+_BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.1, 2.0  # waiting for a broker: 0.1, 0.2, 0.4 … 2, 2 s
 
 
 class BrokerError(Exception):
@@ -84,31 +86,55 @@ def _accepts(bootstrap: str) -> bool:
     return False
 
 
-def wait_until_ready(bootstrap: str, *, timeout: float = 20.0) -> None:
-    """Block until the cluster answers a metadata request, or raise :class:`BrokerError`."""
-    deadline = time.monotonic() + timeout
+def wait_until_ready(
+    bootstrap: str, *, timeout: float | None = 20.0, announce: bool = True
+) -> None:
+    """Block until the cluster answers a metadata request, or raise :class:`BrokerError`.
+
+    Retries with exponential backoff (0.1 s doubling up to 2 s); ``timeout=None`` retries
+    until a broker answers. With ``announce`` it says at the first failure that it is
+    waiting, and logs each retry, so a worker started before its broker explains itself
+    instead of sitting silent (the embedded broker passes False: it is only booting).
+    """
+    deadline = time.monotonic() + (timeout if timeout is not None else math.inf)
+    delay, attempts = _BACKOFF_FIRST_S, 0
     last: Exception | None = None
-    while time.monotonic() < deadline:
+    while True:
+        attempts += 1
         # A plain TCP connect first: the Kafka client logs every refused connection as an
         # error, which is only noise while a broker is still starting.
         if not _accepts(bootstrap):
-            last = ConnectionRefusedError(f"nothing listens at {bootstrap} yet")
-            time.sleep(0.1)
-            continue
-        try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap, request_timeout_ms=3000, client_id="escucha-probe"
-            )
+            last = ConnectionRefusedError(f"nothing listens at {bootstrap}")
+        else:
             try:
-                admin.list_topics()
-                return
-            finally:
-                admin.close()
-        except (KafkaError, OSError, ValueError) as exc:
-            last = exc
-            time.sleep(0.2)
+                admin = KafkaAdminClient(
+                    bootstrap_servers=bootstrap, request_timeout_ms=3000,
+                    client_id="escucha-probe",
+                )
+                try:
+                    admin.list_topics()
+                    if announce and attempts > 1:
+                        log.info("Kafka at %s answered after %d attempts", bootstrap, attempts)
+                    return
+                finally:
+                    admin.close()
+            except (KafkaError, OSError, ValueError) as exc:
+                last = exc
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        pause = min(delay, left)
+        if announce and attempts == 1:
+            log.warning("no Kafka broker answers at %s yet (%s); retrying with backoff %s",
+                        bootstrap, last, "until one does" if timeout is None
+                        else f"for up to {timeout:.0f}s")
+        elif announce:
+            log.info("Kafka at %s: attempt %d failed (%s); next try in %.1fs",
+                     bootstrap, attempts, last, pause)
+        time.sleep(pause)
+        delay = min(delay * 2, _BACKOFF_MAX_S)
     raise BrokerError(
-        f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s ({last}); "
+        f"no Kafka broker answered at {bootstrap} within {timeout or 0:.0f}s ({last}); "
         "check kafka.bootstrap / ESCUCHA_KAFKA_BOOTSTRAP and that the brokers are up"
     )
 
@@ -207,7 +233,7 @@ class EmbeddedBroker:
             self._log_file = log_file
             self.port = port
             try:
-                wait_until_ready(self.bootstrap, timeout=timeout)
+                wait_until_ready(self.bootstrap, timeout=timeout, announce=False)
                 break
             except BrokerError:
                 died = self._proc.poll() is not None

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from streams.broker import BrokerError, EmbeddedBroker, read_address_file
+from streams.logs import setup_logging
 from streams.settings import ConfigError, Settings, Watch, load_settings
 
 __all__ = ["main"]
@@ -25,15 +26,6 @@ _DEMO_WATCHES = [
     Watch(id="acme", name="Acme (brand)", terms=["acme", "acmephone", "acme cloud"]),
     Watch(id="globex", name="Globex (competitor)", terms=["globex", "globexpay"]),
 ]
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("kafka", "aiokafka", "faust", "mode", "urllib3", "httpx"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _settings(config: str | None, **overrides: Any) -> Settings:
@@ -61,7 +53,7 @@ def _bootstrap_or_exit(settings: Settings) -> str:
               type=click.Choice(["debug", "info", "warning", "error"]))
 def cli(log_level: str) -> None:
     """escucha: social-listening alerts, from mention to on-call, on Kafka."""
-    _setup_logging(log_level)
+    setup_logging(log_level)
 
 
 @cli.command("check-config")
@@ -100,7 +92,7 @@ def _run_worker(settings: Settings, *, demo: bool, speed: float,
         from streams.broker import ensure_topics, wait_until_ready
 
         try:
-            wait_until_ready(bootstrap, timeout=30)
+            wait_until_ready(bootstrap, timeout=settings.kafka.connect_timeout_s or None)
             ensure_topics(bootstrap, partitions=settings.kafka.partitions)
         except BrokerError as exc:
             click.echo(f"escucha: {exc}", err=True)

@@ -103,6 +103,17 @@ class KafkaSettings(_Section):
         default=2.8, gt=0, le=3600,
         description="How often consumed offsets are committed; what a crash may re-deliver.",
     )
+    fetch_max_wait_ms: int = Field(
+        default=100, ge=1, le=10_000,
+        description="Longest a consumer's fetch waits for data on a quiet topic. Short keeps "
+        "alert latency low on brokers that answer a waiting fetch only when it ends (Tansu); "
+        "on Kafka it only adds idle fetch requests (streams/transport.py).",
+    )
+    connect_timeout_s: float = Field(
+        default=0, ge=0, le=86400,
+        description="How long a starting worker waits for Kafka, retrying with backoff, "
+        "before it exits; 0 waits until a broker answers (a supervisor sees it not ready).",
+    )
 
     @field_validator("bootstrap")
     @classmethod

@@ -1,0 +1,303 @@
+"""Workers die or leave in the middle of a crisis; nothing is lost, nothing is said twice.
+
+Scenario 1: a worker is killed with SIGKILL while a replay is still producing and the crisis
+burst is being processed; a new worker takes over from the committed offsets.
+Scenario 2: two workers share the partitions; the one that opened the first incident is
+stopped (SIGTERM, as a rolling update does) during the crisis, and the other takes over.
+
+Real parts only: the embedded Tansu broker, `escucha worker` and `escucha replay` as child
+processes, the bundled model, and a local server speaking Slack's Web API. Each test appends
+its figures to ``$ESCUCHA_FAULT_REPORT`` (tests/support/faults.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from streams import topics
+from streams.broker import EmbeddedBroker
+from streams.connectors.simulate import Crisis, SimBrand, simulate
+from tests.fakes.slack import FakeSlack
+from tests.support.faults import (
+    enriched_keys,
+    latest_incidents,
+    partitions_received,
+    posts_by_key,
+    report_figures,
+    top_level_posts,
+    until,
+)
+from tests.support.kafka import read_all
+from tests.support.procs import EscuchaProcess, free_port, metric_value, write_config
+
+_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+_MINUTES = 22
+_CRISIS_AT = timedelta(minutes=12)
+# Event time plays this much faster than the wall clock: the whole history takes ~44 s to
+# publish, so the replay is still producing when the crisis burst reaches the workers.
+_SPEED = 30.0
+_LINK_SECRET = "link-secret-shared-by-all-workers-0123"
+
+
+def _history(path: Path, *, seed: int) -> list[str]:
+    """Two brands, both in crisis from minute 12 for 5 minutes; returns the mention keys."""
+    mentions = list(simulate(
+        brands=[SimBrand(name="Acme", terms=("Acme", "AcmePhone")),
+                SimBrand(name="Globex", terms=("Globex", "GlobexPay"))],
+        start=_START, duration=timedelta(minutes=_MINUTES), rate_per_min=30,
+        crises=[Crisis(brand="Acme", start=_CRISIS_AT, duration=timedelta(minutes=5),
+                       multiplier=8.0, topic="outage"),
+                Crisis(brand="Globex", start=_CRISIS_AT, duration=timedelta(minutes=5),
+                       multiplier=8.0, topic="data breach")],
+        seed=seed))
+    path.write_text("".join(m.model_dump_json() + "\n" for m in mentions))
+    return [m.key for m in mentions]
+
+
+def _config(tmp: Path, slack: FakeSlack, name: str) -> Path:
+    """One worker's config: its own datadir, everything else shared by the group."""
+    return write_config(
+        tmp / f"{name}.yaml",
+        kafka={"commit_interval_s": 2.0},
+        # The history is only 22 minutes long, published in event-time order.
+        detect={"warmup_min": 8, "lateness_min": 2},
+        notifiers={"slack": {"token": "xoxb-test-token", "channel": "#crisis",
+                             "base_url": slack.url}},
+        # Signed links must verify on whichever worker answers: one secret for the group.
+        api={"link_secret": _LINK_SECRET},
+        watches=[{"id": "acme", "name": "Acme", "terms": ["acme", "acmephone"]},
+                 {"id": "globex", "name": "Globex", "terms": ["globex", "globexpay"]}],
+        datadir=str(tmp / f"var-{name}"),
+    )
+
+
+class _Worker:
+    """`escucha worker` with its own web port, config and log."""
+
+    def __init__(self, tmp: Path, slack: FakeSlack, broker: EmbeddedBroker, name: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.proc = EscuchaProcess(
+            ["worker", "--config", str(_config(tmp, slack, name))],
+            env={"ESCUCHA_KAFKA_BOOTSTRAP": broker.bootstrap,
+                 "ESCUCHA_WEB_PORT": str(self.port)},
+            log=tmp / f"{name}.log")
+
+    def ready(self) -> bool:
+        return metric_value(self.port, "escucha_ready") == 1
+
+    def tail(self) -> str:
+        return f"--- {self.name} ---\n{self.proc.output()[-3000:]}"
+
+
+def _replay(history: Path, config: Path, bootstrap: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "replay", str(history), "--config", str(config),
+         "--speed", str(_SPEED)],
+        env={**os.environ, "ESCUCHA_KAFKA_BOOTSTRAP": bootstrap},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _first_incident_owner(workers: list[_Worker]) -> _Worker | None:
+    for w in workers:
+        if "INCIDENT " in w.proc.output():
+            return w
+    return None
+
+
+class _Progress:
+    """Polls the enriched topic until every key is there; says what is missing if not."""
+
+    def __init__(self, bootstrap: str, keys: list[str], worker: _Worker) -> None:
+        self.bootstrap, self.keys, self.worker = bootstrap, set(keys), worker
+        self.missing: set[str] = set(keys)
+
+    async def done(self) -> bool:
+        self.missing = self.keys - await enriched_keys(self.bootstrap)
+        return not self.missing
+
+    def context(self) -> str:
+        return (f"{len(self.missing)} of {len(self.keys)} mentions not enriched, e.g. "
+                f"{sorted(self.missing)[:5]}\n{self.worker.tail()}")
+
+
+async def _settle(replay: subprocess.Popen[bytes], bootstrap: str, keys: list[str],
+                  worker: _Worker, slack: FakeSlack) -> None:
+    """The replay done, every mention enriched, both brands alerted, then Slack quiet long
+    enough for a wrong second post to show up."""
+    # In a thread: the fake Slack server shares this event loop and must keep answering.
+    out = (await asyncio.to_thread(replay.communicate, timeout=120))[1].decode()
+    assert replay.returncode == 0, out
+    progress = _Progress(bootstrap, keys, worker)
+    await until(progress.done, timeout=100, every=3.0,
+                what="every replayed mention enriched", context=progress.context)
+    await until(lambda: {i.split(".")[0] for i in top_level_posts(slack)}
+                >= {"acme", "globex"}, timeout=60, what="both alerts", context=worker.tail)
+    await until(lambda: time.monotonic() - max(c.at for c in slack.calls) > 5,
+                timeout=60, what="Slack to go quiet")
+
+
+async def _account(bootstrap: str, slack: FakeSlack, keys: list[str]) -> dict[str, Any]:
+    """What reached each stage, read back from the topics and the fake Slack server."""
+    enriched = await read_all(bootstrap, topics.ENRICHED.name, idle_s=2.0, skip_invalid=True)
+    copies = Counter(f"{r['mention']['source']}:{r['mention']['id']}" for r in enriched)
+    dead = await read_all(bootstrap, topics.DLQ.name, idle_s=2.0, skip_invalid=True)
+    notes = await read_all(bootstrap, topics.NOTIFICATIONS.name, idle_s=2.0, skip_invalid=True)
+    expected = {n["id"] for n in notes if n.get("channel") == "slack"}
+    posted = posts_by_key(slack)
+    return {
+        "messages_in": len(keys),
+        "processed": len(set(keys) & set(copies)),
+        # At-least-once: copies the enriched topic holds beyond one per mention.
+        "reprocessed": sum(copies[k] - 1 for k in keys if copies[k] > 1),
+        "dead_lettered": len(dead),
+        "notifications_expected": len(expected),
+        "notifications_delivered": len(expected & posted.keys()),
+        "notifications_duplicated": sum(n - 1 for n in posted.values() if n > 1),
+        "unexpected_posts": sorted(set(posted) - expected),
+        "missing": sorted(expected - posted.keys()),
+        "_missing_keys": sorted(set(keys) - set(copies)),
+    }
+
+
+async def _check_incidents(bootstrap: str, slack: FakeSlack) -> dict[str, dict[str, Any]]:
+    """One incident per fingerprint, each with one top-level Slack post and a sane snapshot."""
+    incidents = await latest_incidents(bootstrap)
+    by_fp = Counter(inc["fingerprint"] for inc in incidents.values())
+    assert all(n == 1 for n in by_fp.values()), f"fingerprint opened twice: {by_fp}"
+    for inc in incidents.values():
+        assert inc["state"] == "open", inc
+        assert inc["signal_ids"], inc
+        assert inc["id"].startswith(inc["watch_id"] + "."), inc
+    posts = top_level_posts(slack)
+    assert {i: len(c) for i, c in posts.items() if len(c) != 1} == {}, "posted twice"
+    assert set(posts) == set(incidents), (sorted(posts), sorted(incidents))
+    assert {inc["watch_id"] for inc in incidents.values()} >= {"acme", "globex"}, incidents
+    return incidents
+
+
+def _assert_clean(figures: dict[str, Any]) -> None:
+    assert not figures["_missing_keys"], f"{len(figures['_missing_keys'])} mentions lost"
+    assert figures["processed"] == figures["messages_in"]
+    assert figures["dead_lettered"] == 0
+    assert figures["notifications_expected"] >= 2
+    assert not figures["missing"], f"notifications never delivered: {figures['missing']}"
+    assert not figures["unexpected_posts"], figures["unexpected_posts"]
+    assert figures["notifications_duplicated"] == 0
+
+
+async def test_kill9_mid_burst_loses_nothing_and_posts_once(
+    tmp_path: Path, broker: EmbeddedBroker, fake_slack: FakeSlack
+) -> None:
+    history = tmp_path / "history.jsonl"
+    keys = _history(history, seed=21)
+    first = _Worker(tmp_path, fake_slack, broker, "worker-a")
+    second: _Worker | None = None
+    replay: subprocess.Popen[bytes] | None = None
+    try:
+        await until(first.ready, timeout=90, what="worker-a ready", context=first.tail)
+        replay = _replay(history, tmp_path / "worker-a.yaml", broker.bootstrap)
+        started = time.monotonic()
+        # The first alert means the crisis burst is in flight: more signals, the other
+        # brand's incident and their notifications are somewhere between topics right now.
+        await until(lambda: top_level_posts(fake_slack), timeout=100,
+                    what="the first Slack alert", context=first.tail)
+        replay_running = replay.poll() is None
+        killed_at = time.monotonic()
+        await asyncio.to_thread(first.proc.kill9)
+        assert replay_running, "the replay had finished before the kill: not mid-burst"
+
+        second = _Worker(tmp_path, fake_slack, broker, "worker-b")
+        await until(second.ready, timeout=90, what="worker-b ready", context=second.tail)
+        ready_s = time.monotonic() - killed_at
+        await _settle(replay, broker.bootstrap, keys, second, fake_slack)
+        caught_up_s = time.monotonic() - killed_at
+
+        incidents = await _check_incidents(broker.bootstrap, fake_slack)
+        figures = await _account(broker.bootstrap, fake_slack, keys)
+        report_figures(
+            "1-kill9-mid-burst",
+            **{k: v for k, v in figures.items() if not k.startswith("_")},
+            incidents=len(incidents), killed_after_s=round(killed_at - started, 1),
+            replay_running_at_kill=replay_running,
+            recovery_s=round(ready_s, 1), caught_up_s=round(caught_up_s, 1))
+        _assert_clean(figures)
+    finally:
+        if replay is not None and replay.poll() is None:
+            replay.kill()
+            replay.wait(10)
+        first.proc.close()
+        if second is not None:
+            second.proc.close()
+
+
+async def test_worker_stopped_during_crisis_hands_over_without_doubles(
+    tmp_path: Path, broker: EmbeddedBroker, fake_slack: FakeSlack
+) -> None:
+    history = tmp_path / "history.jsonl"
+    keys = _history(history, seed=22)
+    workers = [_Worker(tmp_path, fake_slack, broker, "worker-a"),
+               _Worker(tmp_path, fake_slack, broker, "worker-b")]
+    replay: subprocess.Popen[bytes] | None = None
+    try:
+        await until(lambda: all(w.ready() for w in workers), timeout=100,
+                    what="both workers ready",
+                    context=lambda: "\n".join(w.tail() for w in workers))
+        replay = _replay(history, tmp_path / "worker-a.yaml", broker.bootstrap)
+        started = time.monotonic()
+        # Stop the worker that opened the first incident: its watch moves to the other one
+        # in the middle of that watch's crisis.
+        leaving = await until(lambda: _first_incident_owner(workers), timeout=100,
+                              what="a first incident",
+                              context=lambda: "\n".join(w.tail() for w in workers))
+        staying = next(w for w in workers if w is not leaving)
+        moved = re.search(r"=== INCIDENT (\w+)\.", leaving.proc.output())
+        assert moved is not None
+        before = partitions_received(staying.port, topics.RAW.name)
+        replay_running = replay.poll() is None
+        stopped_at = time.monotonic()
+        leaving.proc.proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.to_thread(leaving.proc.proc.wait, 60)
+        stop_s = time.monotonic() - stopped_at
+        assert replay_running, "the replay had finished before the stop: not mid-crisis"
+        # Taken over: the staying worker now reads every raw partition.
+        await until(lambda: partitions_received(staying.port, topics.RAW.name) == {0, 1, 2, 3},
+                    timeout=60, what="the other worker to take every partition",
+                    context=staying.tail)
+        takeover_s = time.monotonic() - stopped_at
+
+        await _settle(replay, broker.bootstrap, keys, staying, fake_slack)
+        caught_up_s = time.monotonic() - stopped_at
+
+        incidents = await _check_incidents(broker.bootstrap, fake_slack)
+        figures = await _account(broker.bootstrap, fake_slack, keys)
+        # The crisis went on after the hand-over: the staying worker detected more of it on
+        # the moved watch (and joined the open incident: one per fingerprint, checked above).
+        later = re.findall(rf"signal \w+ for {moved[1]}:", staying.proc.output())
+        report_figures(
+            "2-worker-stopped-mid-crisis",
+            **{k: v for k, v in figures.items() if not k.startswith("_")},
+            incidents=len(incidents), stopped_after_s=round(stopped_at - started, 1),
+            replay_running_at_stop=replay_running, stop_exit_code=rc,
+            stop_s=round(stop_s, 1), partitions_before=len(before),
+            recovery_s=round(takeover_s, 1), caught_up_s=round(caught_up_s, 1),
+            moved_watch=moved[1], signals_after_takeover=len(later))
+        _assert_clean(figures)
+        assert rc == 0, leaving.tail()
+        assert later, f"no signal for {moved[1]} after the hand-over:\n{staying.tail()}"
+    finally:
+        if replay is not None and replay.poll() is None:
+            replay.kill()
+            replay.wait(10)
+        for w in workers:
+            w.proc.close()

@@ -1,0 +1,183 @@
+"""What the fault-injection tests (tests/reliability) share: deadlines, mentions that are
+sure to alert, reading Slack and the incidents topic back, and the figures each run reports.
+
+Every scenario appends one JSON line of measured figures to the file named by
+``$ESCUCHA_FAULT_REPORT`` (when set), so a run of the suite leaves its numbers behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from streams import topics
+from streams.broker import tansu_binary, wait_until_ready
+from streams.connectors.publish import Publisher
+from streams.records import Author, Engagement, Mention
+from tests.fakes.slack import FakeSlack, SlackCall
+from tests.support.kafka import read_all
+
+__all__ = [
+    "BareBroker",
+    "Figures",
+    "enriched_keys",
+    "influencer_mention",
+    "latest_incidents",
+    "partitions_received",
+    "posts_by_key",
+    "publish",
+    "report_figures",
+    "top_level_posts",
+    "until",
+]
+
+T = TypeVar("T")
+Figures = dict[str, Any]
+
+
+def report_figures(scenario: str, **figures: Any) -> Figures:
+    """Append ``{"scenario": …, **figures}`` as one JSON line to ``$ESCUCHA_FAULT_REPORT``."""
+    line: Figures = {"scenario": scenario, **figures,
+                     "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    target = os.environ.get("ESCUCHA_FAULT_REPORT")
+    if target:
+        with Path(target).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, sort_keys=True) + "\n")
+    print(json.dumps(line, sort_keys=True))  # shown with -s and in failure reports
+    return line
+
+
+# The deadline is the point of this helper, hence the timeout parameter.
+async def until(
+    probe: Callable[[], Awaitable[T | None] | T | None], *, timeout: float,  # noqa: ASYNC109
+    what: str,
+    every: float = 0.5, context: Callable[[], str] = lambda: "",
+) -> T:
+    """Poll ``probe`` (sync or async) until it returns something truthy; fail after
+    ``timeout`` seconds naming ``what`` and whatever ``context()`` adds (e.g. a worker's log)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if isinstance(found, Awaitable):
+            found = await found
+        if found:
+            return found  # type: ignore[return-value]
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n"
+                                 f"{context()}")
+        await asyncio.sleep(every)
+
+
+def influencer_mention(*, term: str, id: str, handle: str,
+                       at: datetime | None = None) -> Mention:
+    """A furious post by a 2M-follower account: the influencer detector alerts on it at once,
+    with no warm-up, so it proves the whole path mention → Slack in a few seconds."""
+    return Mention(
+        source="fault", id=id, url=f"https://example.com/{handle}/{id}",
+        author=Author(handle=handle, name=handle.title(), followers=2_000_000, verified=True),
+        text=(f"{term} is a disaster. Terrible, broken, dangerous product, awful support. "
+              f"I hate it and I am furious. Never buying {term} again."),
+        language="en", created_at=at or datetime.now(UTC),
+        engagement=Engagement(likes=900, shares=400, replies=300),
+    )
+
+
+async def publish(bootstrap: str, mentions: Iterable[Mention]) -> int:
+    """Send mentions to the raw topic the way `escucha replay` does; return how many."""
+    async with Publisher(bootstrap=bootstrap) as pub:
+        for mention in mentions:
+            await pub.mention(mention)
+        return pub.sent
+
+
+def top_level_posts(slack: FakeSlack) -> dict[str, list[SlackCall]]:
+    """Successful top-level chat.postMessage calls (not thread replies), by incident id."""
+    out: dict[str, list[SlackCall]] = {}
+    for call in slack.posted:
+        if call.params.get("thread_ts"):
+            continue
+        payload = (call.params.get("metadata") or {}).get("event_payload") or {}
+        out.setdefault(str(payload.get("incident_id")), []).append(call)
+    return out
+
+
+def posts_by_key(slack: FakeSlack) -> dict[str, int]:
+    """How many successful posts carried each notification key (its idempotency key)."""
+    counts: dict[str, int] = {}
+    for call in slack.posted:
+        payload = (call.params.get("metadata") or {}).get("event_payload") or {}
+        key = str(payload.get("key"))
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+async def enriched_keys(bootstrap: str) -> set[str]:
+    """Keys (source:id) of every mention on the enriched topic, any watch."""
+    records = await read_all(bootstrap, topics.ENRICHED.name, skip_invalid=True)
+    return {f"{r['mention']['source']}:{r['mention']['id']}" for r in records
+            if isinstance(r.get("mention"), dict)}
+
+
+async def latest_incidents(bootstrap: str) -> dict[str, dict[str, Any]]:
+    """The last snapshot of each incident on the incidents topic, by incident id."""
+    latest: dict[str, dict[str, Any]] = {}
+    for snap in await read_all(bootstrap, topics.INCIDENTS.name, skip_invalid=True):
+        if "id" in snap:
+            latest[str(snap["id"])] = snap
+    return latest
+
+
+def partitions_received(port: int, topic: str) -> set[int]:
+    """Partitions of ``topic`` a worker has received messages from (its Faust metrics)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return set()
+    found = set()
+    for line in text.splitlines():
+        if not line.startswith("escucha_faust_messages_received_per_topics_partition{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if labels.get("topic") == topic and float(line.rsplit(" ", 1)[1]) > 0:
+            found.add(int(labels["partition"]))
+    return found
+
+
+class BareBroker:
+    """A Tansu broker on a fixed loopback address with nothing in it: no topics created.
+
+    Unlike :class:`streams.broker.EmbeddedBroker` it leaves topic creation to whoever
+    connects, which is what a broker that comes back empty (Tansu keeps everything in
+    memory) looks like to a running worker. ``kill()`` is SIGKILL, for a broker lost mid-run.
+    """
+
+    def __init__(self, *, port: int, log: Path) -> None:
+        self.bootstrap = f"127.0.0.1:{port}"
+        self._log = log
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        url = f"tcp://{self.bootstrap}"
+        with self._log.open("ab") as out:
+            self._proc = subprocess.Popen(
+                [tansu_binary(), "broker", "--listener-url", url,
+                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        wait_until_ready(self.bootstrap, timeout=20, announce=False)
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(10)
+        self._proc = None

@@ -1,0 +1,40 @@
+"""The Kafka client's repeated errors are held back; everything else passes untouched."""
+
+from __future__ import annotations
+
+import logging
+
+from streams.logs import RepeatFilter
+
+
+def _record(name: str, msg: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, msg, args, None)
+
+
+def test_the_first_passes_then_one_per_window_with_a_count() -> None:
+    now = [0.0]
+    quiet = RepeatFilter(window_s=30, clock=lambda: now[0])
+    template = "Unable connect to node with id %s: %s"
+    first = _record("aiokafka", template, 111, "refused")
+    assert quiet.filter(first) and first.getMessage() == \
+        "Unable connect to node with id 111: refused"
+    for i in range(199):
+        now[0] = 0.05 * (i + 1)
+        assert not quiet.filter(_record("aiokafka", template, 112, "refused"))
+    # Another kind of message is not held back by the first one.
+    assert quiet.filter(_record("aiokafka.consumer.fetcher", "Failed fetch messages from %s", 1))
+    now[0] = 30.0
+    later = _record("aiokafka", template, 111, "refused")
+    assert quiet.filter(later)
+    assert later.getMessage() == ("Unable connect to node with id 111: refused "
+                                  "[and 199 more like it in the last 30s]")
+    now[0] = 31.0
+    assert not quiet.filter(_record("aiokafka", template, 111, "refused"))
+
+
+def test_escuchas_own_and_other_libraries_lines_are_never_dropped() -> None:
+    quiet = RepeatFilter(window_s=30, clock=lambda: 0.0)
+    for _ in range(5):
+        assert quiet.filter(_record("agents.detect", "signal %s", "x", level=logging.INFO))
+        assert quiet.filter(_record("streams.app", "lost the Kafka broker at %s", "b"))
+        assert quiet.filter(_record("faust.worker", "something", level=logging.WARNING))
