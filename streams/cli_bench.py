@@ -82,3 +82,53 @@ def bench_match_cmd(as_json: bool, watches: int, terms: int, mentions: int, seco
         return
     for line in format_report(report):
         click.echo(line)
+
+
+@bench.command("e2e")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Model settings to measure (default: the built-in ones).")
+@click.option("--mentions", default=4000, show_default=True, type=click.IntRange(100),
+              help="Mentions per throughput run.")
+@click.option("--duplicates", "ratios", multiple=True, type=click.FloatRange(0, 0.95),
+              help="Duplicate ratio of a throughput run (repeatable; default 0 and 0.4).")
+@click.option("--half-rate-s", default=30.0, show_default=True, type=click.FloatRange(5),
+              help="Seconds at half the measured maximum, for the latencies.")
+@click.option("--critical", default=20, show_default=True, type=click.IntRange(1, 99),
+              help="Critical posts (one alert each) in the half-rate phase.")
+@click.option("--naive", "naive_mentions", default=300, show_default=True,
+              type=click.IntRange(10), help="Messages through the naive baseline.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 8))
+@click.option("--spike/--no-spike", default=True, show_default=True,
+              help="Also time a live 8x spike to its alert (adds up to 4 minutes).")
+@click.option("--texts", "texts_file", type=click.Path(dir_okay=False, exists=True,
+              path_type=Path), default=None,
+              help="Real texts, one per line, instead of simulated ones.")
+@click.option("--seed", default=0, show_default=True)
+def bench_e2e_cmd(as_json: bool, config: Path | None, mentions: int, ratios: tuple[float, ...],
+                  half_rate_s: float, critical: int, naive_mentions: int, workers: int,
+                  spike: bool, texts_file: Path | None, seed: int) -> None:
+    """The whole pipeline on the embedded broker against the model's limit and a naive loop:
+    throughput, latencies, cold start, CPU and memory."""
+    import asyncio
+
+    from streams.bench.e2e import BenchError, E2EOptions, format_report, run_e2e
+    from streams.cli import _settings
+
+    settings = _settings(str(config) if config else None)
+    opts = E2EOptions(mentions=mentions, duplicate_ratios=ratios or (0.0, 0.4),
+                      half_rate_s=half_rate_s, critical=critical,
+                      naive_mentions=naive_mentions, workers=workers, spike=spike,
+                      texts_file=texts_file, seed=seed, partitions=settings.kafka.partitions,
+                      batch_size=settings.model.batch_size)
+    try:
+        report = asyncio.run(run_e2e(settings, opts,
+                                     progress=lambda msg: click.echo(f"… {msg}", err=True)))
+    except (BenchError, ValueError) as exc:
+        click.echo(f"escucha: bench e2e failed: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for line in format_report(report):
+        click.echo(line)
