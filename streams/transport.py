@@ -44,11 +44,13 @@ class _Consumer(driver.Consumer):
     "gap" that it commits as if processed (right only for compacted or transactional
     topics). Around a rebalance both lose data: a message fetched before the seek back to the
     committed offset can arrive after it, move "last read" ahead, and then the re-fetched
-    messages below it are dropped, or the jump to it is committed. Seen here: 3 to 564
-    mentions never classified when a worker joined or left while another was busy, with no
-    error anywhere. escucha's topics are neither compacted nor transactional and every stage
-    deduplicates, so "last read" is kept unknown: the worst case becomes reading a message
-    twice.
+    messages below it are dropped, or the jump to it is committed. Seen in the aggregate
+    test: 3 to 49 mentions never classified in 4 runs of 5, when a worker started while
+    another had just left, with no error anywhere. escucha's topics are neither compacted
+    nor transactional and every stage deduplicates, so "last read" is kept unknown: that
+    case becomes reading a message twice.
+    (A second skip around a hand-over is known and not fixed yet: README, "Delivery
+    guarantees".)
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -104,13 +104,14 @@ class _Worker:
     config: Path
     bootstrap: str
     log: Path
+    datadir: Path  # one each: tables, secrets and the console token are per worker
     port: int = field(default_factory=_free_port)
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
 
     def start(self) -> None:
         env = {**os.environ, "ESCUCHA_KAFKA_BOOTSTRAP": self.bootstrap,
-               "ESCUCHA_WEB_PORT": str(self.port)}
+               "ESCUCHA_WEB_PORT": str(self.port), "ESCUCHA_DATADIR": str(self.datadir)}
         self.started_at = time.time()
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -432,7 +433,7 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
             progress(f"starting {opts.workers} worker(s)")
             for i in range(opts.workers):
                 workers.append(_Worker(config=config, bootstrap=bootstrap,
-                                       log=tmp / f"worker-{i}.log"))
+                                       log=tmp / f"worker-{i}.log", datadir=tmp / f"var-{i}"))
                 workers[-1].start()
             await enriched.wait_for([first.key], within_s=120, workers=workers,
                                     what="the cold start")
