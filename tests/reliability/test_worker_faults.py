@@ -274,7 +274,7 @@ async def test_kill9_mid_burst_loses_nothing_and_posts_once(
             second.proc.close()
 
 
-# Known defect, not fixed yet (issue 10 stays open): in about one run in three the worker
+# Known defect, not fixed yet (issue 10 stays open): in 3 of the last 4 runs the worker
 # that stays skips a contiguous range of one or two raw partitions after the hand-over. Seen:
 # partition 0 committed at 246, offsets 246-451 never classified while 452-853 were, so
 # its position jumped ahead of the committed offset around the rebalance (not the "last
