@@ -207,8 +207,6 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
                 # A stop lets the delivery in hand end first (streams/stopping.py); one still
                 # retrying after that is cut, and not acked below, so it is not lost.
                 await finish_in_hand(handle(note), what=f"delivery {note.id}")
-            except asyncio.CancelledError:
-                raise
             except Exception:  # a bug in one delivery must not stop the lane
                 log.exception("delivering %s failed unexpectedly", note.id)
             finally:

@@ -199,7 +199,11 @@ class EmbeddedBroker:
         partitions: int = 4,
         datadir: Path | None = None,
         log_path: Path | None = None,
+        create_topics: bool = True,
     ) -> None:
+        # create_topics=False: a broker that comes up empty, as a restarted in-memory Tansu
+        # does, for the workers to recreate what they need (the broker fault tests).
+        self.create_topics = create_topics
         self.host = host
         self.port = port
         self.partitions = partitions
@@ -241,7 +245,8 @@ class EmbeddedBroker:
                 if not died or attempt == 2:
                     raise
                 self.port = 0
-        ensure_topics(self.bootstrap, partitions=self.partitions)
+        if self.create_topics:
+            ensure_topics(self.bootstrap, partitions=self.partitions)
         self._announce()
         log.info("embedded Kafka broker (Tansu) listening on %s", self.bootstrap)
         return self.bootstrap

@@ -60,9 +60,6 @@ class _Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
-        return None  # never reached with "last read" unknown; kept for the same reason
-
 
 class _Transport(driver.Transport):
     Consumer = _Consumer

@@ -202,16 +202,9 @@ class _Enriched:
     async def wait_for(self, keys: Iterable[str], *, within_s: float, workers: list[_Worker],
                        what: str) -> None:
         wanted = set(keys)
-        deadline = time.monotonic() + within_s
-        while not wanted <= self.written.keys():
-            dead = [w for w in workers if not w.alive()]
-            if dead:
-                raise BenchError(f"a worker exited during {what}:\n{dead[0].tail()}")
-            if time.monotonic() > deadline:
-                missing = len(wanted - self.written.keys())
-                raise BenchError(f"{missing} of {len(wanted)} mentions not classified after "
-                                 f"{within_s:.0f}s ({what}):\n{workers[0].tail()}")
-            await asyncio.sleep(0.2)
+        await _until(lambda: wanted <= self.written.keys(), within_s=within_s, what=what,
+                     workers=workers, detail=lambda: f"{len(wanted - self.written.keys())} of "
+                     f"{len(wanted)} mentions not classified")
 
 
 class BenchError(Exception):
@@ -304,15 +297,17 @@ def _config(tmp: Path, sink: SlackSink, opts: E2EOptions) -> Path:
 
 
 async def _until(probe: Callable[[], bool], *, within_s: float, what: str,
-                 workers: list[_Worker]) -> None:
+                 workers: list[_Worker], detail: Callable[[], str] = lambda: "") -> None:
+    """Poll ``probe`` until true; a dead worker or the deadline ends the bench with why."""
     deadline = time.monotonic() + within_s
     while not probe():
         dead = [w for w in workers if not w.alive()]
         if dead:
             raise BenchError(f"a worker exited while waiting for {what}:\n{dead[0].tail()}")
         if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {within_s:.0f}s waiting for {what}:\n"
-                             f"{workers[0].tail()}")
+            said = detail()
+            raise BenchError(f"timed out after {within_s:.0f}s waiting for {what}"
+                             f"{f' ({said})' if said else ''}:\n{workers[0].tail()}")
         await asyncio.sleep(0.2)
 
 

@@ -1,8 +1,8 @@
 """The broker is not there at start, or goes away mid-run: the worker says so, retries with
 backoff, and carries on by itself when the broker is back.
 
-Real parts: the Tansu broker (started bare, on a fixed loopback address, so it can come back
-on the same one), `escucha worker` as a child process with the bundled model, and a local
+Real parts: the Tansu broker (started with no topics, on a fixed loopback address, so it can
+come back on the same one), `escucha worker` as a child process with the bundled model, and a local
 server speaking Slack's Web API. Tansu keeps everything in memory, so a broker that comes
 back has lost every topic, offset and changelog: the harshest return a worker can meet.
 Each test appends its figures to ``$ESCUCHA_FAULT_REPORT`` (tests/support/faults.py).
@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import BrokerError, wait_until_ready
+from streams.broker import BrokerError, EmbeddedBroker, wait_until_ready
 from streams.connectors.simulate import SimBrand, simulate
 from streams.records import Mention
 from tests.fakes.slack import FakeSlack
 from tests.support.faults import (
-    BareBroker,
     enriched_keys,
     influencer_mention,
     posts_by_key,
@@ -53,7 +52,13 @@ def _config(tmp: Path, slack: FakeSlack) -> Path:
     )
 
 
-def _worker(tmp: Path, slack: FakeSlack, broker: BareBroker, port: int) -> EscuchaProcess:
+def _empty_broker(tmp: Path) -> EmbeddedBroker:
+    """A Tansu broker on a fixed loopback address that starts with no topics, as a restarted
+    in-memory broker comes back: start() again brings it back on the same address."""
+    return EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log", create_topics=False)
+
+
+def _worker(tmp: Path, slack: FakeSlack, broker: EmbeddedBroker, port: int) -> EscuchaProcess:
     return EscuchaProcess(["worker", "--config", str(_config(tmp, slack))],
                           env={"ESCUCHA_KAFKA_BOOTSTRAP": broker.bootstrap,
                                "ESCUCHA_WEB_PORT": str(port)},
@@ -115,7 +120,7 @@ def test_waiting_for_a_broker_backs_off_and_says_so(caplog: pytest.LogCaptureFix
 async def test_worker_started_before_its_broker_waits_then_runs(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
-    broker = BareBroker(port=free_port(), log=tmp_path / "broker.log")
+    broker = _empty_broker(tmp_path)
     port = free_port()
     worker = _worker(tmp_path, fake_slack, broker, port)
     try:
@@ -152,13 +157,13 @@ async def test_worker_started_before_its_broker_waits_then_runs(
         assert "answered after" in worker.output()
     finally:
         worker.close()
-        broker.kill()
+        broker.stop()
 
 
 async def test_broker_lost_mid_run_comes_back_empty_and_alerts_flow_again(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
-    broker = BareBroker(port=free_port(), log=tmp_path / "broker.log")
+    broker = _empty_broker(tmp_path)
     broker.start()
     port = free_port()
     worker = _worker(tmp_path, fake_slack, broker, port)
@@ -173,7 +178,7 @@ async def test_broker_lost_mid_run_comes_back_empty_and_alerts_flow_again(
                     what="every mention enriched before the outage", context=worker.output)
 
         log_before = len(worker.output().splitlines())
-        broker.kill()
+        broker.stop()
         lost = time.monotonic()
         await until(lambda: _ready(port) == 0, timeout=30,
                     what="/readyz to report the broker gone", context=worker.output)
@@ -230,4 +235,4 @@ async def test_broker_lost_mid_run_comes_back_empty_and_alerts_flow_again(
         assert outage_lines < 100, said[-6000:]
     finally:
         worker.close()
-        broker.kill()
+        broker.stop()

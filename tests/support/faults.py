@@ -11,8 +11,6 @@ import asyncio
 import json
 import os
 import re
-import signal
-import subprocess
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
@@ -21,14 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from streams import topics
-from streams.broker import tansu_binary, wait_until_ready
 from streams.connectors.publish import Publisher
 from streams.records import Author, Engagement, Mention
 from tests.fakes.slack import FakeSlack, SlackCall
 from tests.support.kafka import read_all
 
 __all__ = [
-    "BareBroker",
     "Figures",
     "enriched_keys",
     "influencer_mention",
@@ -152,32 +148,3 @@ def partitions_received(port: int, topic: str) -> set[int]:
         if labels.get("topic") == topic and float(line.rsplit(" ", 1)[1]) > 0:
             found.add(int(labels["partition"]))
     return found
-
-
-class BareBroker:
-    """A Tansu broker on a fixed loopback address with nothing in it: no topics created.
-
-    Unlike :class:`streams.broker.EmbeddedBroker` it leaves topic creation to whoever
-    connects, which is what a broker that comes back empty (Tansu keeps everything in
-    memory) looks like to a running worker. ``kill()`` is SIGKILL, for a broker lost mid-run.
-    """
-
-    def __init__(self, *, port: int, log: Path) -> None:
-        self.bootstrap = f"127.0.0.1:{port}"
-        self._log = log
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        url = f"tcp://{self.bootstrap}"
-        with self._log.open("ab") as out:
-            self._proc = subprocess.Popen(
-                [tansu_binary(), "broker", "--listener-url", url,
-                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        wait_until_ready(self.bootstrap, timeout=20, announce=False)
-
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGKILL)
-            self._proc.wait(10)
-        self._proc = None
