@@ -94,9 +94,11 @@ def build_pipeline(
         detectors=("negative_spike",),
         connectors=["webhook", *(e.name for _, e in settings.connectors.entries()
                                  if e.enabled)],
+        topics=[spec.name for spec in topics.ALL],
     )
     pipeline = Pipeline(app=app, settings=settings, metrics=metrics, registry=registry,
                         bootstrap=bootstrap)
+    app.on_hole = lambda topic, action, n: metrics.hole_messages.labels(topic, action).inc(n)
     for spec in topics.ALL:
         # Raw bytes in and out: records.parse validates, so bad input gets a reason.
         pipeline.topics[spec.name] = app.topic(

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics", "CONNECTOR_ERROR_KINDS", "DELIVERY_OUTCOMES", "INCIDENT_STATES",
-           "LATENCY_PATHS", "SEVERITIES", "STAGES"]
+           "HOLE_ACTIONS", "LATENCY_PATHS", "SEVERITIES", "STAGES"]
 
 SEVERITIES = ("info", "warning", "critical")
 DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried", "digested")
@@ -21,6 +21,7 @@ INCIDENT_STATES = ("open", "acknowledged", "resolved")
 LATENCY_PATHS = ("ingest_to_enriched", "post_to_enriched", "enriched_to_signal",
                  "post_to_signal", "post_to_delivered")
 STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay")
+HOLE_ACTIONS = ("reread", "expired")  # what the consumer's hole watch did (streams/holes.py)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Human response times: from seconds (a click on a button) to a day.
 _HUMAN_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
@@ -49,6 +50,7 @@ class Metrics:
         channels: Iterable[str] = (),
         detectors: Iterable[str] = (),
         connectors: Iterable[str] = (),
+        topics: Iterable[str] = (),
     ) -> None:
         self.registry = registry
         self.mentions_in = Counter(
@@ -169,6 +171,13 @@ class Metrics:
             "Seconds since a connector last published a mention (-1: never).",
             ["connector"], registry=registry,
         )
+        self.hole_messages = Counter(
+            "escucha_consumer_hole_messages_total",
+            "Messages the consumer fetched but no stream acknowledged, found by the hole "
+            "watch: read again (action=reread) or deleted by retention first "
+            "(action=expired). Any increase is a bug or a retention problem to look at.",
+            ["topic", "action"], registry=registry,
+        )
         self.model_loaded = Gauge(
             "escucha_model_loaded", "1 once the classification model is loaded.",
             registry=registry,
@@ -207,6 +216,9 @@ class Metrics:
                 self.connector_errors.labels(name, kind)
             self.connector_seconds_since_last_event.labels(name).set_function(
                 functools.partial(_since, last))
+        for topic in topics:
+            for hole_action in HOLE_ACTIONS:
+                self.hole_messages.labels(topic, hole_action)
         for channel in channels:
             self.delivery_seconds.labels(channel)
             for outcome in DELIVERY_OUTCOMES:

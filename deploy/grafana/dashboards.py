@@ -186,6 +186,11 @@ def _pipeline() -> dict[str, Any]:
         ], unit="cps", description="A mention matching two watches counts twice as classified."),
         _ts("Dead letters by stage", [(_rate("escucha_dead_letters_total", by=["stage"]),
                                        "{{stage}}")], unit="cps", bars=True, stack=True),
+        _ts("Messages mended by the hole watch",
+            [(_increase("escucha_consumer_hole_messages_total", by=["topic", "action"]),
+              "{{topic}} {{action}}")], bars=True, stack=True,
+            description="Fetched but never acknowledged: read again (reread) or deleted by "
+                        "retention first (expired). Should stay at zero."),
         _row("Latency"),
         _ts("End-to-end latency p50",
             [(_quantile(0.5, "escucha_end_to_end_latency_seconds", by=["path"]), "{{path}}")],

@@ -27,6 +27,7 @@ EXPOSED_METRICS = frozenset({
     "escucha_mentions_classified_total",
     "escucha_mentions_unmatched_total",
     "escucha_dead_letters_total",
+    "escucha_consumer_hole_messages_total",
     "escucha_source_last_event_timestamp_seconds",
     "escucha_classify_batch_size_bucket",
     "escucha_classify_batch_size_sum",
