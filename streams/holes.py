@@ -49,11 +49,9 @@ def holes_in(
         lowest_in_flight[tp] = min(offset, lowest_in_flight.get(tp, offset))
     found: dict[K, Hole] = {}
     for tp in assigned:
-        offsets = list(acked.get(tp, ()))
-        start = committed.get(tp)
-        if not offsets or start is None:
+        start, end = committed.get(tp), min(acked.get(tp, ()), default=None)
+        if start is None or end is None:
             continue
-        end = min(offsets)
         if end > start and lowest_in_flight.get(tp, end) >= end:
             found[tp] = Hole(start, end)
     return found

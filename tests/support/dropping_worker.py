@@ -15,17 +15,20 @@ from typing import Any
 
 import faust
 
+from streams.app import faust_settings
 from streams.logs import setup_logging
+from streams.settings import Settings
 from streams.transport import App
 
 
 def main(bootstrap: str, topic: str, group: str, drop: int, datadir: str) -> None:
     setup_logging("warning")
-    app = App(group, broker=f"kafka://{bootstrap}", store="memory://", datadir=datadir,
-              web_enabled=False, broker_commit_interval=0.5, topic_partitions=1,
-              consumer_auto_offset_reset="earliest", broker_session_timeout=10.0,
-              broker_heartbeat_interval=3.0, broker_rebalance_timeout=20.0,
-              stream_wait_empty=False)
+    # The worker's own Faust settings (timeouts, offsets reset, stream_wait_empty), with a
+    # short commit interval so the hole is found quickly; no web server.
+    kafka = {"bootstrap": bootstrap, "commit_interval_s": 0.5, "partitions": 1}
+    settings = Settings(kafka=kafka, datadir=datadir)  # type: ignore[arg-type]
+    app = App(group, fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
+              **{**faust_settings(settings, bootstrap=bootstrap), "web_enabled": False})
     source = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=1)
     dropped: set[int] = set()
