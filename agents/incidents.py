@@ -160,9 +160,10 @@ class EscalationEngine:
         silence = self._silence(inc, now)
         if silence is not None:
             entry["esc"]["silenced"] = silence.id
+            scope = " (a silence of every incident, all: true)" if silence.all else ""
             self._log(entry["incident"], now, "silenced",
-                      f"silenced by {silence.id} until {silence.ends_at:%Y-%m-%d %H:%M} UTC",
-                      by=silence.created_by)
+                      f"silenced by {silence.id}{scope} until "
+                      f"{silence.ends_at:%Y-%m-%d %H:%M} UTC", by=silence.created_by)
             return []
         entry["esc"]["silenced"] = None
         out: list[Notification] = []

@@ -24,7 +24,7 @@ from typing import Any
 
 from streams.escalation_config import MATCH_LABELS, SilenceSpec
 
-__all__ = ["Silence", "first_match", "from_spec"]
+__all__ = ["Silence", "first_match", "from_spec", "matches_every_incident"]
 
 # Patterns come from operators, not from mention text, but a silence is also created from
 # Slack/HTTP requests; a length cap keeps an accidental paste from becoming a slow regex.
@@ -50,6 +50,8 @@ class Silence:
     created_by: str
     comment: str = ""
     incident_id: str | None = None
+    #: Said on purpose: its matchers silence every incident (``matches_every_incident``).
+    all: bool = False
     _tests: tuple[tuple[str, _Test], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -71,6 +73,9 @@ class Silence:
         """Whether ``at`` lies in ``[starts_at, ends_at)``."""
         return self.starts_at <= _aware(at, "at") < self.ends_at
 
+    def _tests_label(self, label: str, value: str) -> bool:
+        return all(test(value) for name, test in self._tests if name == label)
+
     def matches(self, labels: Mapping[str, str], at: datetime) -> bool:
         """Whether this silence is active at ``at`` and every matcher accepts ``labels``."""
         return self.active(at) and all(test(labels.get(label, ""))
@@ -85,7 +90,7 @@ class Silence:
         starts_at = spec.starts_at if spec.starts_at is not None else now
         return cls(id=id, matchers=dict(spec.matchers), starts_at=_assume_utc(starts_at),
                    ends_at=_assume_utc(spec.ends_at), created_by=spec.created_by,
-                   comment=spec.comment)
+                   comment=spec.comment, all=spec.all)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (datetimes as ISO 8601 with offset); ``from_dict`` reverses it."""
@@ -97,6 +102,7 @@ class Silence:
             "created_by": self.created_by,
             "comment": self.comment,
             "incident_id": self.incident_id,
+            "all": self.all,
         }
 
     @classmethod
@@ -114,6 +120,7 @@ class Silence:
                 ends_at=datetime.fromisoformat(data["ends_at"]),
                 created_by=str(data["created_by"]), comment=str(data.get("comment", "")),
                 incident_id=None if incident_id is None else str(incident_id),
+                all=data.get("all") is True,
             )
         except KeyError as exc:
             raise ValueError(f"silence record lacks {exc.args[0]!r}") from exc
@@ -138,6 +145,36 @@ def first_match(silences: Iterable[Silence], labels: Mapping[str, str], at: date
         if silence.matches(labels, at):
             return silence
     return None
+
+
+#: Label values no incident is likely to carry, tried beside the real ones: a matcher that
+#: accepts these too accepts whatever comes.
+_PROBES = ("", "zz-unseen-0", "Unseen_1")
+_SEVERITIES = ("info", "warning", "critical")
+
+
+def matches_every_incident(matchers: Mapping[str, str], *, watches: Iterable[str],
+                           detectors: Iterable[str] = ()) -> bool:
+    """Whether a silence with ``matchers`` would hold back every incident: every configured
+    watch, every severity, and any detector or language, seen or not (``{"watch": "*"}``,
+    ``~.*``, ``!=`` a value nothing has, a regex naming every watch). Such a silence must
+    be asked for with ``all: true``, so nobody silences everything by a slip."""
+    silence = Silence(id="probe", matchers=dict(matchers), starts_at=_EPOCH, ends_at=_END,
+                      created_by="probe")
+    values = {
+        "watch": (*watches, *_PROBES),
+        "severity": _SEVERITIES,
+        "detector": (*detectors, *_PROBES),
+        "language": ("en", "es", *_PROBES),
+    }
+    # Labels are tested independently (each matcher reads one label), so checking each
+    # label's values alone covers every combination of them.
+    return all(silence._tests_label(label, value)
+               for label in MATCH_LABELS for value in values[label])
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_END = datetime(1970, 1, 2, tzinfo=UTC)
 
 
 def _compile(silence_id: str, label: str, value: str) -> _Test:

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from streams import topics
 from streams.metrics import Metrics
+from streams.security import CREDENTIAL_KINDS, Gate
 from streams.settings import Settings
 from streams.topics import TopicSpec
 from streams.transport import App
@@ -61,7 +62,7 @@ def faust_settings(settings: Settings, *, bootstrap: str) -> dict[str, Any]:
 class Pipeline:
     """The app plus what every agent needs: settings, metrics and the topic handles."""
 
-    app: faust.App
+    app: App
     settings: Settings
     metrics: Metrics
     registry: CollectorRegistry
@@ -69,6 +70,8 @@ class Pipeline:
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     views: dict[str, Any] = field(default_factory=dict)  # whole-topic views (streams.views)
     health: dict[str, bool] = field(default_factory=dict)  # readiness checks, by name
+    #: Every credential check over HTTP goes through it (streams/security.py).
+    gate: Gate = field(default_factory=Gate)
 
     def topic(self, spec: TopicSpec) -> faust.TopicT:
         return self.topics[spec.name]
@@ -95,9 +98,13 @@ def build_pipeline(
         connectors=["webhook", *(e.name for _, e in settings.connectors.entries()
                                  if e.enabled)],
         topics=[spec.name for spec in topics.ALL],
+        credential_kinds=CREDENTIAL_KINDS,
     )
+    gate = Gate(trusted_proxies=settings.web.trusted_proxies,
+                on_refused=lambda kind, outcome: metrics.auth_refused.labels(kind,
+                                                                             outcome).inc())
     pipeline = Pipeline(app=app, settings=settings, metrics=metrics, registry=registry,
-                        bootstrap=bootstrap)
+                        bootstrap=bootstrap, gate=gate)
     app.on_hole = lambda topic, action, n: metrics.hole_messages.labels(topic, action).inc(n)
     for spec in topics.ALL:
         # Raw bytes in and out: records.parse validates, so bad input gets a reason.
@@ -107,6 +114,7 @@ def build_pipeline(
             partitions=settings.kafka.partitions,
         )
     setup_prometheus_sensors(app, registry=registry, name_prefix="escucha_faust")
+    app.routes["/metrics"] = "public"  # Faust registers it; Prometheus scrapes it as is
     _install_health(pipeline)
     if install_agents:
         from datetime import timedelta
@@ -143,7 +151,7 @@ def _install_health(pipeline: Pipeline) -> None:
     app = pipeline.app
     pipeline.health.update(broker=False, model=False, partitions=False)
 
-    @app.page("/healthz")
+    @app.serve("/healthz", access="public")
     async def healthz(self: Any, request: Any) -> Any:
         """The process is up (liveness): nothing else is checked."""
         return self.json({"status": "ok", "app": app.conf.id})
@@ -158,7 +166,7 @@ def _install_health(pipeline: Pipeline) -> None:
         pipeline.metrics.ready.set(1 if ready else 0)
         return ready, checks
 
-    @app.page("/readyz")
+    @app.serve("/readyz", access="public")
     async def readyz(self: Any, request: Any) -> Any:
         """Ready for traffic: broker reachable, model loaded, partitions assigned."""
         ready, checks = readiness()

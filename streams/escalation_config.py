@@ -160,6 +160,8 @@ class SilenceSpec(_Section):
     starts_at: datetime | None = None
     comment: str = ""
     created_by: str = "config"
+    all: bool = Field(default=False, description="Must be true when the matchers silence "
+                      "every incident (e.g. {watch: '*'}): so it is never done by a slip.")
 
 
 def _default_policies() -> list[Policy]:

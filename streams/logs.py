@@ -15,10 +15,36 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["RepeatFilter", "setup_logging"]
+__all__ = ["MalformedRequestFilter", "RepeatFilter", "setup_logging"]
 
-#: Loggers whose messages repeat per node and per retry while a broker is unreachable.
-_CHATTY = ("aiokafka", "kafka")
+#: Loggers whose messages repeat per node and per retry while a broker is unreachable, and
+#: the web server's, which a client can make repeat as fast as it can send requests.
+_CHATTY = ("aiokafka", "kafka", "aiohttp.server")
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp answers a request it cannot parse (a control character in a header, a broken
+    request line) with 400 itself, then logs it at ERROR with a traceback: a client's
+    mistake, or an attacker's way to fill the disk. Such a record becomes one INFO line
+    saying what was refused; a real error in a handler is left as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.name == "aiohttp.server" and _is_bad_message(exc):
+            first = str(getattr(exc, "message", "") or exc).strip().splitlines()
+            record.msg = "refused a malformed HTTP request (400): %s"
+            record.args = (first[0][:120] if first else type(exc).__name__,)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _is_bad_message(exc: BaseException | None) -> bool:
+    try:
+        from aiohttp.http_exceptions import BadHttpMessage
+    except ImportError:  # pragma: no cover - aiohttp is a dependency
+        return False
+    return isinstance(exc, BadHttpMessage)
 
 
 class RepeatFilter(logging.Filter):
@@ -63,4 +89,5 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     quiet = RepeatFilter()
     for handler in logging.getLogger().handlers:
+        handler.addFilter(MalformedRequestFilter())  # before the repeats are counted
         handler.addFilter(quiet)

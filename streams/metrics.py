@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics", "CONNECTOR_ERROR_KINDS", "DELIVERY_OUTCOMES", "INCIDENT_STATES",
-           "HOLE_ACTIONS", "LATENCY_PATHS", "SEVERITIES", "STAGES"]
+__all__ = ["Metrics", "AUTH_OUTCOMES", "CONNECTOR_ERROR_KINDS", "DELIVERY_OUTCOMES",
+           "INCIDENT_STATES", "HOLE_ACTIONS", "LATENCY_PATHS", "SEVERITIES", "STAGES"]
 
 SEVERITIES = ("info", "warning", "critical")
 DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried", "digested")
@@ -21,6 +21,8 @@ INCIDENT_STATES = ("open", "acknowledged", "resolved")
 LATENCY_PATHS = ("ingest_to_enriched", "post_to_enriched", "enriched_to_signal",
                  "post_to_signal", "post_to_delivered")
 STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay")
+#: What happened to a refused credential: wrong, or not even looked at (address throttled).
+AUTH_OUTCOMES = ("invalid", "throttled")
 HOLE_ACTIONS = ("reread", "expired")  # what the consumer's hole watch did (streams/holes.py)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Human response times: from seconds (a click on a button) to a day.
@@ -51,6 +53,7 @@ class Metrics:
         detectors: Iterable[str] = (),
         connectors: Iterable[str] = (),
         topics: Iterable[str] = (),
+        credential_kinds: Iterable[str] = (),
     ) -> None:
         self.registry = registry
         self.mentions_in = Counter(
@@ -182,6 +185,14 @@ class Metrics:
             "escucha_model_loaded", "1 once the classification model is loaded.",
             registry=registry,
         )
+        self.auth_refused = Counter(
+            "escucha_auth_refused_total", "Credentials refused over HTTP, by kind (password, "
+            "api_token, link, ...) and outcome: invalid, or throttled (not checked: the "
+            "address failed too often).", ["kind", "outcome"], registry=registry,
+        )
+        for kind in credential_kinds:
+            for outcome in AUTH_OUTCOMES:
+                self.auth_refused.labels(kind, outcome)
         for source in sources:
             self.mentions_in.labels(source)
             self.source_last_event.labels(source)

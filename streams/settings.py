@@ -8,6 +8,7 @@ every problem with the path of the offending field, and the CLI exits with statu
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import datetime
@@ -130,6 +131,20 @@ class KafkaSettings(_Section):
 class WebSettings(_Section):
     host: str = Field(default="127.0.0.1", description="Bind address of the web server.")
     port: int = Field(default=6066, ge=0, le=65535, description="0 picks a free port.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses or networks (CIDR) of reverse proxies "
+        "whose X-Forwarded-For is believed, so sign-in throttling sees the real client. "
+        "Empty: the TCP peer is the client and the header is ignored.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an address or network: {exc}") from None
+        return value
 
 
 class PrioritySettings(_Section):
@@ -475,6 +490,26 @@ class Settings(BaseSettings):
             if report.slack is not None and n.slack.token is None:
                 problems.append(f"{where}.slack: needs notifiers.slack.token (with "
                                 "files:write)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _silences_are_deliberate(self) -> Settings:
+        """A silence that holds back every incident must say ``all: true``."""
+        from agents.silences import matches_every_incident
+
+        watches = [w.id for w in self.watches]
+        problems = []
+        for i, spec in enumerate(self.escalation.silences):
+            try:
+                everything = matches_every_incident(spec.matchers, watches=watches)
+            except ValueError as exc:
+                problems.append(f"escalation.silences.{i}.matchers: {exc}")
+                continue
+            if everything and not spec.all:
+                problems.append(f"escalation.silences.{i}.matchers: {spec.matchers} silence "
+                                "every incident; add `all: true` if that is what you mean")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -23,19 +23,23 @@ a second. ``kafka.fetch_max_wait_ms`` sets it (default 100).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 import faust
+from aiohttp import web as aioweb
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
+from faust.web import View
+from faust.web.drivers.aiohttp import Web as _AiohttpWeb
 from mode import Service
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
 from streams.holes import Hole, HoleWatch, holes_in, mend_for
+from streams.security import HTML_HEADERS, has_control
 
-__all__ = ["App"]
+__all__ = ["Access", "App"]
 
 log = logging.getLogger(__name__)
 #: Shortest time a hole must last before the partition is read again (see streams/holes.py).
@@ -187,8 +191,31 @@ class _Transport(driver.Transport):
     Consumer = _Consumer
 
 
+#: How a route is protected. "public": nothing (health, metrics, the sign-in form, static
+#: assets); "signed": the request proves itself (a signed link, Slack's signature); "token":
+#: a bearer token; "session": a console session or a console bearer token.
+Access = Literal["public", "signed", "token", "session"]
+
+
+class _Web(_AiohttpWeb):
+    """Faust's aiohttp web server without Faust's own views.
+
+    Faust serves ``/table/…`` (every table's keys and values: incidents with sample mentions,
+    authors, who acknowledged), ``/router/…``, statistics and an index, none of them behind
+    any login. escucha serves only the routes it registers with :meth:`App.serve`."""
+
+    default_blueprints = ()
+    production_blueprints = ()
+    debug_blueprints = ()
+    optional_blueprints = ()
+
+
+_Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
+
+
 class App(faust.App):
-    """``faust.App`` with the transport and flow control above."""
+    """``faust.App`` with the transport and flow control above, and a web server that
+    serves only the routes escucha decided to serve (:meth:`serve`)."""
 
     def __init__(self, id: str, *, fetch_max_wait_ms: int | None = None,
                  **options: Any) -> None:
@@ -196,11 +223,56 @@ class App(faust.App):
         #: Told (topic, "reread" or "expired", messages) when the consumer mends a hole:
         #: streams/app.py counts it in a metric.
         self.on_hole: Callable[[str, str, int], None] | None = None
+        #: Every route path served, with how it is protected; the guard answers 404 for any
+        #: other route the web server may hold.
+        self.routes: dict[str, Access] = {}
+        self._guarded = False
         super().__init__(id, **options)
+
+    def serve(self, path: str, *, access: Access) -> Callable[[Any], type[View]]:
+        """``app.page(path)``, with how the route is protected said where it is declared."""
+        if path in self.routes:
+            raise ValueError(f"route {path} is registered twice")
+        self.routes[path] = access
+        decorate: Callable[[Any], type[View]] = self.page(path)
+        return decorate
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
 
+    def _new_web(self) -> Any:
+        return _Web(self)
+
+    def on_webserver_init(self, web: Any) -> None:
+        # Called by Faust when its web server initialises (once per start, maybe twice).
+        if self._guarded:
+            return
+        self._guarded = True
+        web.web_app.middlewares.append(self._guard)
+        web.web_app.on_response_prepare.append(_security_headers)
+
+    @aioweb.middleware
+    async def _guard(self, request: aioweb.Request, handler: _Handler
+                     ) -> aioweb.StreamResponse:
+        # A decoded %0A in the path would otherwise reach ids, logs and Location headers.
+        if has_control(request.path):
+            return aioweb.json_response({"error": "control characters in the path"},
+                                        status=400)
+        info = request.match_info
+        resource = info.route.resource if info.http_exception is None else None
+        if resource is not None and resource.canonical not in self.routes:
+            return aioweb.json_response({"error": "not found"}, status=404)
+        return await handler(request)
+
     @cached_property
     def flow_control(self) -> FlowControlEvent:
         return _FlowControl(loop=self.loop)
+
+
+async def _security_headers(request: aioweb.Request, response: aioweb.StreamResponse) -> None:
+    """Every answer: no content sniffing. Every HTML page: a strict policy (no script, no
+    framing, forms only to this server), unless the page set a stricter one itself."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if (response.content_type or "").startswith("text/html"):
+        for name, value in HTML_HEADERS.items():
+            response.headers.setdefault(name, value)

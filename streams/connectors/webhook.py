@@ -11,15 +11,16 @@ Answers (JSON):
 - 202 ``{"accepted": n, "duplicates": d, "errors": [{"index": i, "error": "..."}]}`` when at
   least one item was taken; bad items are listed by their position and sent to the
   dead-letter topic with the same reason, the good ones go on (per-item, not all-or-nothing).
-- 422 the same shape when no item was usable; 400 when the body is not JSON; 401 without a
-  valid token; 413 above ``max_bytes`` or ``max_items``; 415 for a non-JSON content type.
+- 422 the same shape when no item was usable; 400 when the body is not JSON (or nests
+  deeper than 32 levels); 401 without a valid token (429 with ``Retry-After`` after five
+  wrong ones from an address); 413 above ``max_bytes`` or ``max_items``; 415 unless the
+  content type is ``application/json`` or ``application/x-ndjson`` (one mention per line).
 
 Repeated posts of the same (source, id) are accepted but not published twice (``duplicates``).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,10 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from streams.connectors.publish import RecentKeys
 from streams.records import Mention, RecordError, parse, stable_id
+from streams.security import BadRequest, bearer_token, media_type, read_json, same_secret
 
 __all__ = ["IngestResult", "WebhookIngestSettings", "authorized", "parse_ingest"]
 
 _ERROR_RAW = 4096
+_MAX_DEPTH = 32  # a mention is a few levels deep; this leaves room and stops parser bombs
+#: The media types accepted, exactly (parameters such as charset aside).
+CONTENT_TYPES = ("application/json", "application/x-ndjson")
 
 
 class WebhookIngestSettings(BaseModel):
@@ -53,11 +58,11 @@ class WebhookIngestSettings(BaseModel):
 
 def authorized(header: str, tokens: Sequence[bytes]) -> bool:
     """A ``Bearer`` header matching one of ``tokens``, compared in constant time."""
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given.strip() or not tokens:
-        return False
-    candidate = given.strip().encode()
-    return any(hmac.compare_digest(candidate, t) for t in tokens)
+    given = bearer_token(header)
+    found = False
+    for token in tokens:  # every one compared
+        found = same_secret(given, token) or found
+    return found
 
 
 @dataclass
@@ -75,19 +80,39 @@ class BodyError(ValueError):
         self.status = status
 
 
-def parse_ingest(body: bytes, *, source: str, max_items: int) -> IngestResult:
-    """Each item of ``body`` as a Mention or a per-item error; :class:`BodyError` for the body."""
+def parse_ingest(body: bytes, *, source: str, max_items: int,
+                 ndjson: bool = False) -> IngestResult:
+    """Each item of ``body`` as a Mention or a per-item error; :class:`BodyError` for the body.
+
+    ``ndjson``: one JSON value per line (blank lines skipped); a line that is not JSON is a
+    per-item error, not the whole body's."""
+    if ndjson:
+        return _parse_lines(body, source=source, max_items=max_items)
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BodyError(f"the body is not UTF-8: {exc}", status=400) from None
-    try:
-        data = json.loads(text)
-    except RecursionError:
-        raise BodyError("the JSON is nested too deeply", status=400) from None
-    except ValueError as exc:
-        raise BodyError(f"the body is not JSON: {exc}", status=400) from None
-    items = data if isinstance(data, list) else [data]
+        data = read_json(body, max_bytes=len(body), max_depth=_MAX_DEPTH)
+    except BadRequest as exc:
+        raise BodyError(str(exc), status=exc.status) from None
+    return _items(data if isinstance(data, list) else [data], source=source,
+                  max_items=max_items)
+
+
+def _parse_lines(body: bytes, *, source: str, max_items: int) -> IngestResult:
+    values: list[Any] = []
+    broken: dict[int, str] = {}
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        try:
+            values.append(read_json(line, max_bytes=len(line), max_depth=_MAX_DEPTH))
+        except BadRequest as exc:
+            broken[len(values)] = str(exc)
+            values.append(line.decode("utf-8", "backslashreplace"))
+    result = _items(values, source=source, max_items=max_items, broken=broken)
+    return result
+
+
+def _items(items: list[Any], *, source: str, max_items: int,
+           broken: dict[int, str] | None = None) -> IngestResult:
     if not items:
         raise BodyError("the body is an empty array; send one mention or more", status=422)
     if len(items) > max_items:
@@ -95,6 +120,9 @@ def parse_ingest(body: bytes, *, source: str, max_items: int) -> IngestResult:
                         status=413)
     result = IngestResult()
     for index, item in enumerate(items):
+        if broken and index in broken:
+            result.errors.append((index, broken[index], str(item)[:_ERROR_RAW]))
+            continue
         try:
             result.mentions.append(_mention(item, source))
         except (RecordError, RecursionError) as exc:
@@ -143,11 +171,12 @@ async def _read_limited(request: Any, limit: int) -> bytes | None:
 
 def install_ingest(pipeline: Any) -> None:
     """Add ``POST /ingest`` to the worker's web server."""
-    from faust.web import Request, Response, View
+    from faust.web import Request, Response
 
     from streams import topics
     from streams.dlq import make_dead_letter
     from streams.records import dumps
+    from streams.web import Page, client_of, too_many
 
     app, metrics = pipeline.app, pipeline.metrics
     cfg: WebhookIngestSettings = pipeline.settings.connectors.webhook
@@ -163,29 +192,37 @@ def install_ingest(pipeline: Any) -> None:
         metrics.connector_errors.labels(name, "malformed").inc()
         await dlq.send(key=b"ingest", value=dumps(record))
 
-    @app.page("/ingest")
-    class Ingest(View):
+    @app.serve("/ingest", access="token")
+    class Ingest(Page):
         async def post(self, request: Request) -> Response:
+            client = client_of(pipeline, request)
+            presented = bearer_token(request.headers.get("Authorization")) is not None
+            wait = pipeline.gate.locked("ingest_token", client) if presented else None
+            if wait is not None:
+                raise too_many(wait)
             if not authorized(request.headers.get("Authorization", ""), tokens):
+                if presented:
+                    pipeline.gate.failed("ingest_token", client)
                 why = ("no tokens configured: set connectors.webhook.tokens" if not tokens
                        else "missing or invalid bearer token")
                 return self.json({"error": why}, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="escucha"'})
-            ctype = request.headers.get("Content-Type", "application/json")
-            if "json" not in ctype.lower():
-                return self.json({"error": f"send application/json, not {ctype}"}, status=415)
+            ctype = media_type(request.headers.get("Content-Type"))
+            if ctype not in CONTENT_TYPES:
+                return self.json({"error": "send Content-Type: application/json (one mention "
+                                  "or an array) or application/x-ndjson (one per line), not "
+                                  f"{ctype or 'none'!r}"[:200]}, status=415)
             length = request.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > cfg.max_bytes:
                 return self.json({"error": f"body over {cfg.max_bytes} bytes"}, status=413)
             body = await _read_limited(request, cfg.max_bytes)
             if body is None:
                 return self.json({"error": f"body over {cfg.max_bytes} bytes"}, status=413)
-            peer = request.headers.get("X-Forwarded-For") or str(
-                getattr(request, "remote", "") or "")
             try:
-                result = parse_ingest(body, source=cfg.source, max_items=cfg.max_items)
+                result = parse_ingest(body, source=cfg.source, max_items=cfg.max_items,
+                                      ndjson=ctype == "application/x-ndjson")
             except BodyError as exc:
-                await dead(str(exc), body, f"POST /ingest from {peer}")
+                await dead(str(exc), body, f"POST /ingest from {client}")
                 return self.json({"error": str(exc)}, status=exc.status)
             accepted = duplicates = 0
             for mention in result.mentions:

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from streams.console.config import ConsoleToken, ConsoleUser, Role
+from streams.security import bearer_token, same_secret
 
-__all__ = ["Authenticator", "LoginThrottle", "Session", "hash_password", "verify_password"]
+__all__ = ["Authenticator", "Session", "hash_password", "verify_password"]
 
 # OWASP's scrypt floor (N=2^17 is its first choice; 2^14 keeps a sign-in ~50 ms on 2 cores).
 _N, _R, _P = 2**14, 8, 1
@@ -62,34 +63,6 @@ class Session:
         return self.role == "responder"
 
 
-class LoginThrottle:
-    """Slows guessing: after 5 failures for a name (or an address) in 5 min, 60 s of refusals."""
-
-    def __init__(self, *, limit: int = 5, window_s: float = 300.0, lock_s: float = 60.0) -> None:
-        self.limit, self.window_s, self.lock_s = limit, window_s, lock_s
-        self._fails: dict[str, list[float]] = {}
-
-    def locked(self, *keys: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        for key in keys:
-            recent = [t for t in self._fails.get(key, []) if now - t < self.window_s]
-            if len(recent) >= self.limit and now - recent[-1] < self.lock_s:
-                return True
-        return False
-
-    def failed(self, *keys: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        for key in keys:
-            recent = [t for t in self._fails.get(key, []) if now - t < self.window_s]
-            self._fails[key] = [*recent, now][-self.limit * 2:]
-        if len(self._fails) > 10_000:  # bounded: a spray of names must not grow memory forever
-            self._fails.clear()
-
-    def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            self._fails.pop(key, None)
-
-
 class Authenticator:
     """Checks credentials and issues/reads session cookies and CSRF tokens."""
 
@@ -111,15 +84,13 @@ class Authenticator:
     def token(self, given: str) -> tuple[str, Role] | None:
         found = None
         for t in self._tokens:  # every token compared, in constant time each
-            if hmac.compare_digest(given.encode(), t.token.get_secret_value().encode()):
+            if same_secret(given, t.token.get_secret_value()) and found is None:
                 found = (t.name, t.role)
         return found
 
     def bearer(self, header: str | None) -> Session | None:
-        scheme, _, given = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            return None
-        who = self.token(given.strip())
+        given = bearer_token(header)
+        who = self.token(given) if given else None
         return Session(user=who[0], role=who[1], sid="bearer", expires=time.time() + 60) \
             if who else None
 
@@ -133,7 +104,7 @@ class Authenticator:
         if not cookie or "." not in cookie or len(cookie) > 4096:
             return None
         body, _, mac = cookie.rpartition(".")
-        if not hmac.compare_digest(mac, self._sign(body)):
+        if not same_secret(mac, self._sign(body)):
             return None
         try:
             data = json.loads(_unb64(body))
@@ -150,7 +121,9 @@ class Authenticator:
         return self._sign("csrf:" + sid)
 
     def check_csrf(self, sid: str, given: str | None) -> bool:
-        return bool(given) and hmac.compare_digest(str(given), self.csrf(sid))
+        return bool(given) and same_secret(given, self.csrf(sid))
 
     def _sign(self, text: str) -> str:
-        return _b64(hmac.new(self._key, text.encode(), hashlib.sha256).digest())
+        # surrogatepass: a cookie header can carry anything, and must not raise here.
+        return _b64(hmac.new(self._key, text.encode("utf-8", "surrogatepass"),
+                             hashlib.sha256).digest())

@@ -16,20 +16,32 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
+from urllib.parse import quote
 
 from aiohttp import web
-from faust.web import Request, View
+from faust.web import Request
 from pydantic import SecretStr
 
 from agents.oncall import on_call, resolve_targets
 from agents.routing import labels_of, route
 from streams.app import Pipeline
 from streams.console import render
-from streams.console.auth import Authenticator, LoginThrottle, Session
+from streams.console.auth import Authenticator, Session
 from streams.console.config import ConsoleToken
 from streams.console.overview import watch_cards
 from streams.records import Incident
-from streams.web import INCIDENT_ID, send_ack, send_silence
+from streams.security import HTML_HEADERS, CredentialKind, has_control
+from streams.web import (
+    INCIDENT_ID,
+    Page,
+    Refused,
+    check_bearer,
+    client_of,
+    read_form,
+    send_ack,
+    send_silence,
+    too_many,
+)
 
 __all__ = ["install_console", "load_or_create_token"]
 
@@ -37,16 +49,7 @@ log = logging.getLogger(__name__)
 COOKIE, LOGIN_COOKIE = "escucha_session", "escucha_login"
 _STATIC = Path(__file__).parent / "static"
 _ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
-_HEADERS = {
-    # No inline script or style anywhere, so the policy can forbid both: an injected
-    # <script> in a mention would not run even if escaping were ever missed.
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-                               "img-src 'self' data:; frame-ancestors 'none'; "
-                               "form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+_HEADERS = HTML_HEADERS
 _KEEPALIVE_S = 15.0
 
 
@@ -73,8 +76,14 @@ def _redirect(location: str) -> web.Response:
 
 
 def _safe_next(value: object) -> str:
-    # Only our own pages: an open redirect after sign-in is a phishing tool.
+    """Where to go after sign-in: only our own pages (an open redirect is a phishing tool).
+
+    Raises :class:`Refused` (400) for a control character: it would reach the Location
+    header, where a CR/LF splits the response (aiohttp drops the connection instead)."""
     text = str(value or "")
+    if has_control(text):
+        raise Refused(_html(render.message_page("Bad request", "The next= address holds "
+                                                "control characters."), 400))
     return text if text.startswith("/console") and not text.startswith("//") else "/console"
 
 
@@ -100,29 +109,35 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
     auth = Authenticator(secret=secret, users=cfg.users, tokens=tokens, ttl_s=cfg.session_ttl_s)
     secure = (cfg.secure_cookies if cfg.secure_cookies is not None
               else settings.api.public_url.startswith("https://"))
-    throttle = LoginThrottle()
     assets = {name: (_STATIC / name).read_bytes() for name in _ASSETS}
     names = {w.id: w.name for w in settings.watches}
     policies = {p.id: p for p in settings.escalation.policies}
     schedules = {s.id: s for s in settings.escalation.schedules}
 
+    console_tokens = [t.token.get_secret_value().encode() for t in tokens]
+
     def session_of(request: Request) -> Session | None:
-        return (auth.bearer(request.headers.get("Authorization"))
-                or auth.read(request.cookies.get(COOKIE)))
+        """A cookie session, or a console token as a bearer header (a wallboard, a script);
+        a wrong bearer counts against the address like a wrong sign-in (401, then 429)."""
+        found = check_bearer(pipeline, request, kind="console_token", secrets=console_tokens)
+        if found is not None:
+            t = tokens[found]
+            return Session(user=t.name, role=t.role, sid="bearer",
+                           expires=datetime.now(UTC).timestamp() + 60)
+        return auth.read(request.cookies.get(COOKIE))
 
     def csrf_of(session: Session) -> str:
         return auth.csrf(session.sid)
 
     def login_redirect(request: Request) -> web.Response:
-        return _redirect("/console/login?" + f"next={_aio(request).path}")
+        return _redirect("/console/login?next=" + quote(_aio(request).path, safe="/"))
 
     async def checked_form(request: Request, session: Session) -> dict[str, str] | None:
         """The posted form, or None when the CSRF token or the origin is wrong."""
         origin = request.headers.get("Origin")
         if origin and origin.split("://", 1)[-1] != _aio(request).host:
             return None
-        form = await request.post()  # type: ignore[attr-defined]
-        data = {k: str(v) for k, v in form.items()}
+        data = await read_form(request)
         if session.sid == "bearer":  # a header, not a cookie: no cross-site risk
             return data
         given = data.get("csrf") or request.headers.get("X-CSRF-Token")
@@ -132,54 +147,58 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
         view = pipeline.views.get("incidents")
         return list(view.incidents()) if view else []
 
-    @app.page("/console/static/{name}")
-    class Static(View):
+    @app.serve("/console/static/{name}", access="public")
+    class Static(Page):
         async def get(self, request: Request, name: str) -> web.Response:
             if name not in _ASSETS:
                 return web.Response(status=404, text="not found")
             return web.Response(body=assets[name], content_type=_ASSETS[name],
                                 headers={**_HEADERS, "Cache-Control": "max-age=300"})
 
-    @app.page("/console/login")
-    class Login(View):
+    @app.serve("/console/login", access="public")
+    class Login(Page):
         async def get(self, request: Request) -> web.Response:
             nonce = secrets.token_hex(16)
-            resp = _html(render.login_page(csrf=auth.csrf("login:" + nonce),
-                                           next_url=_safe_next(request.query.get("next"))))
+            next_url = _safe_next(request.query.get("next"))
+            resp = _html(render.login_page(csrf=auth.csrf("login:" + nonce), next_url=next_url))
             resp.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="Strict",
                             secure=secure, path="/console", max_age=3600)
             return resp
 
         async def post(self, request: Request) -> web.Response:
-            form = {k: str(v) for k, v in (await request.post()).items()}  # type: ignore[attr-defined]
+            form = await read_form(request)
             nonce = request.cookies.get(LOGIN_COOKIE, "")
             csrf = auth.csrf("login:" + nonce)
             if not nonce or not auth.check_csrf("login:" + nonce, form.get("csrf")):
                 return _html(render.login_page(csrf=csrf, error="The form expired; try again."),
                              403)
+            next_url = _safe_next(form.get("next"))
             username = form.get("username", "").strip()[:64]
-            keys = [f"ip:{_aio(request).remote}", f"user:{username or 'token'}"]
-            if throttle.locked(*keys):
-                return _html(render.login_page(csrf=csrf, error="Too many failed attempts; "
-                                               "wait a minute and try again."), 429)
+            # Keyed by address and kind, never by name alone: guessing at Ana's password
+            # from one address must not lock Ana out from hers.
+            kind: CredentialKind = "password" if username else "console_token"
+            client = client_of(pipeline, request)
+            wait = pipeline.gate.locked(kind, client)
+            if wait is not None:
+                raise too_many(wait, html_body=render.login_page(
+                    csrf=csrf, error="Too many failed attempts; wait a minute and try again."))
             who = (await asyncio.to_thread(auth.password, username, form.get("password", ""))
                    if username else auth.token(form.get("token", "").strip()))
             if who is None:
-                throttle.failed(*keys)
+                pipeline.gate.failed(kind, client)
                 log.info("console sign-in refused for %r from %s", username or "(token)",
-                         _aio(request).remote)
+                         client)
                 return _html(render.login_page(csrf=csrf, error="Wrong username, password or "
                                                "token."), 401)
-            throttle.succeeded(*keys)
-            log.info("console sign-in: %s (%s) from %s", who[0], who[1], _aio(request).remote)
-            resp = _redirect(_safe_next(form.get("next")))
+            log.info("console sign-in: %r (%s) from %s", who[0], who[1], client)
+            resp = _redirect(next_url)
             resp.set_cookie(COOKIE, auth.issue(*who), httponly=True, samesite="Strict",
                             secure=secure, path="/console", max_age=cfg.session_ttl_s)
             resp.del_cookie(LOGIN_COOKIE, path="/console")
             return resp
 
-    @app.page("/console/logout")
-    class Logout(View):
+    @app.serve("/console/logout", access="session")
+    class Logout(Page):
         async def post(self, request: Request) -> web.Response:
             session = session_of(request)
             if session is None or await checked_form(request, session) is None:
@@ -189,8 +208,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
             resp.del_cookie(COOKIE, path="/console")
             return resp
 
-    @app.page("/console")
-    class IncidentList(View):
+    @app.serve("/console", access="session")
+    class IncidentList(Page):
         async def get(self, request: Request) -> web.Response:
             session = session_of(request)
             if session is None:
@@ -200,8 +219,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
             return _html(render.list_page(shown, names=names, filters=filters,
                                           session=session, csrf=csrf_of(session)))
 
-    @app.page("/console/events")
-    class Events(View):
+    @app.serve("/console/events", access="session")
+    class Events(Page):
         async def get(self, request: Request) -> web.StreamResponse:
             session = session_of(request)
             if session is None:
@@ -239,16 +258,16 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
                 pass  # the browser went away
             return resp
 
-    @app.page("/console/incidents/{incident_id}")
-    class IncidentPage(View):
+    @app.serve("/console/incidents/{incident_id}", access="session")
+    class IncidentPage(Page):
         async def get(self, request: Request, incident_id: str) -> web.Response:
             session = session_of(request)
             if session is None:
                 return login_redirect(request)
             view = pipeline.views.get("incidents")
-            inc = view.get(incident_id) if view and INCIDENT_ID.match(incident_id) else None
+            inc = view.get(incident_id) if view and INCIDENT_ID.fullmatch(incident_id) else None
             if inc is None:
-                return _html(render.message_page("Not found", f"No incident {incident_id}.",
+                return _html(render.message_page("Not found", "No such incident.",
                                                  session=session), 404)
             done = {"ack": "Acknowledgement sent.", "resolve": "Resolution sent.",
                     "silence": "Silence created.", "step": "Step marked done."
@@ -259,8 +278,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
                 oncall=oncall_lines(inc), series=series, authors=authors, session=session,
                 csrf=csrf_of(session), notice=done))
 
-    @app.page("/console/incidents/{incident_id}/{action}")
-    class IncidentAction(View):
+    @app.serve("/console/incidents/{incident_id}/{action}", access="session")
+    class IncidentAction(Page):
         async def post(self, request: Request, incident_id: str, action: str) -> web.Response:
             session = session_of(request)
             if session is None:
@@ -274,7 +293,7 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
                 return _html(render.message_page("Read-only", "Viewers cannot change "
                                                  "incidents.", session=session), 403)
             view = pipeline.views.get("incidents")
-            inc = view.get(incident_id) if view and INCIDENT_ID.match(incident_id) else None
+            inc = view.get(incident_id) if view and INCIDENT_ID.fullmatch(incident_id) else None
             if inc is None or action not in ("ack", "resolve", "silence", "step"):
                 return _html(render.message_page("Not found", "No such incident or action.",
                                                  session=session), 404)
@@ -299,8 +318,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
                 await send_ack(pipeline, inc.id, action, by=session.user, source="console")
             return _redirect(f"/console/incidents/{inc.id}?done={action}")
 
-    @app.page("/console/watches")
-    class Watches(View):
+    @app.serve("/console/watches", access="session")
+    class Watches(Page):
         async def get(self, request: Request) -> web.Response:
             session = session_of(request)
             if session is None:

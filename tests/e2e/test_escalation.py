@@ -201,7 +201,8 @@ async def test_ack_from_slack_stops_escalation_and_unacked_escalates(
             assert status == 401
             status, _ = _http("POST", f"http://127.0.0.1:{port}/api/incidents/{acme}/resolve",
                               body=b'{"by": "lead"}',
-                              headers={"Authorization": f"Bearer {API_TOKEN}"})
+                              headers={"Authorization": f"Bearer {API_TOKEN}",
+                                       "Content-Type": "application/json"})
             assert status == 202
 
             def resolved() -> bool:
@@ -241,7 +242,8 @@ async def test_ack_from_slack_stops_escalation_and_unacked_escalates(
             status, text = _http("POST", f"{url}/api/silences",
                                  body=json.dumps({"matchers": {"watch": "globex"},
                                                   "minutes": 30, "by": "luis"}).encode(),
-                                 headers={"Authorization": f"Bearer {API_TOKEN}"})
+                                 headers={"Authorization": f"Bearer {API_TOKEN}",
+                                          "Content-Type": "application/json"})
             assert status == 201, text
 
             def silence_listed() -> bool:

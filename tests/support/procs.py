@@ -58,6 +58,19 @@ class EscuchaProcess:
             time.sleep(0.25)
         raise AssertionError(f"no {pattern!r} within {timeout}s:\n{self.output()[-4000:]}")
 
+    def wait_serving(self, port: int, *, path: str = "/healthz", timeout: float = 120) -> None:
+        """Until the worker's web server answers ``path`` with 200 (or the process exits)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise AssertionError(self.output()[-3000:]) from None
+                time.sleep(0.5)
+        raise AssertionError(f"the worker did not serve {path}:\n{self.output()[-3000:]}")
+
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,21 +34,8 @@ def worker(tmp_path: Path, broker: EmbeddedBroker) -> Iterator[str]:
     proc = EscuchaProcess(["worker", "--config", str(config)], env={},
                           log=tmp_path / "worker.log")
     try:
-        deadline = time.monotonic() + 120
-        url = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                import urllib.request
-
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                    break
-            except OSError:
-                if proc.proc.poll() is not None:
-                    raise AssertionError(proc.output()[-3000:]) from None
-                time.sleep(0.5)
-        else:
-            raise AssertionError("worker did not serve /healthz:\n" + proc.output()[-3000:])
-        yield url
+        proc.wait_serving(port)
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.close()
 

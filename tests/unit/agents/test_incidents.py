@@ -537,6 +537,18 @@ def test_a_silenced_incident_waits_for_the_silence_to_end() -> None:
     assert t.entry is not None and eng.next_due(t.entry) == at(1200 + 300)
 
 
+def test_a_silence_of_everything_says_so_on_the_timeline() -> None:
+    everything = Silence(id="s-all", matchers={"watch": "*"}, all=True,
+                         starts_at=T0 - timedelta(hours=1), ends_at=T0 + timedelta(minutes=20),
+                         created_by="ops")
+    d = opened(engine(silences=lambda: [everything]))
+    assert d.incident is not None
+    assert "every incident" in d.incident.timeline[-1].text
+    narrow = opened(engine(silences=lambda: [silence()]))
+    assert narrow.incident is not None
+    assert "every incident" not in narrow.incident.timeline[-1].text
+
+
 def test_next_due_of_a_silenced_incident_is_the_end_of_its_silence() -> None:
     # The escalation clock only ticks incidents that are due; a silenced incident must come
     # due when its silence ends, or it stays silent until auto-resolve swallows it.

@@ -184,3 +184,30 @@ def test_from_dict_names_a_missing_key() -> None:
     del data["created_by"]
     with pytest.raises(ValueError, match="lacks 'created_by'"):
         Silence.from_dict(data)
+
+
+def test_matches_every_incident_sees_through_wildcards_and_negations() -> None:
+    from agents.silences import matches_every_incident
+
+    watches = ["acme", "globex"]
+    for everything in ({"watch": "*"}, {"watch": "~.*"}, {"severity": "!=nothing"},
+                       {"watch": "~acme|globex|.*"}, {"language": "!~xx"},
+                       {"watch": "*", "detector": "*"}):
+        assert matches_every_incident(everything, watches=watches), everything
+    for narrow in ({"watch": "acme"}, {"watch": "~acme|globex"}, {"watch": "!=acme"},
+                   {"severity": "critical"}, {"watch": "*", "detector": "negative_spike"},
+                   {"language": "es"}, {"severity": "~info|warning"}):
+        assert not matches_every_incident(narrow, watches=watches), narrow
+
+
+def test_a_config_silence_of_everything_must_say_all() -> None:
+    from streams.settings import ConfigError, load_settings
+
+    spec = {"matchers": {"watch": "*"}, "ends_at": "2030-01-01T00:00:00Z"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, escalation={"silences": [spec]})
+    assert "escalation.silences.0.matchers" in str(err.value) and "all: true" in str(err.value)
+    settings = load_settings(None, escalation={"silences": [{**spec, "all": True}]})
+    assert settings.escalation.silences[0].all
+    silence = Silence.from_spec(settings.escalation.silences[0], id="c", now=datetime.now(UTC))
+    assert silence.all and Silence.from_dict(silence.to_dict()).all

@@ -38,3 +38,27 @@ def test_escuchas_own_and_other_libraries_lines_are_never_dropped() -> None:
         assert quiet.filter(_record("agents.detect", "signal %s", "x", level=logging.INFO))
         assert quiet.filter(_record("streams.app", "lost the Kafka broker at %s", "b"))
         assert quiet.filter(_record("faust.worker", "something", level=logging.WARNING))
+
+
+def test_a_malformed_request_is_one_info_line_and_a_handler_error_stays() -> None:
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    from streams.logs import MalformedRequestFilter
+
+    bad = BadHttpMessage("Invalid header value char:\n\n    b'Cookie: \\x01'")
+    record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1,
+                               "Error handling request from %s", ("127.0.0.9",),
+                               (BadHttpMessage, bad, None))
+    assert MalformedRequestFilter().filter(record)
+    assert record.levelno == logging.INFO and record.exc_info is None
+    assert record.getMessage() == ("refused a malformed HTTP request (400): "
+                                   "Invalid header value char:")
+    # A bug in a handler is still an error with its traceback.
+    try:
+        raise KeyError("x")
+    except KeyError as exc:
+        real = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1,
+                                 "Error handling request from %s", ("127.0.0.9",),
+                                 (KeyError, exc, exc.__traceback__))
+    assert MalformedRequestFilter().filter(real)
+    assert real.levelno == logging.ERROR and real.exc_info is not None

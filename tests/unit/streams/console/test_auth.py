@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from streams.console.auth import Authenticator, LoginThrottle, hash_password, verify_password
+from streams.console.auth import Authenticator, hash_password, verify_password
 from streams.console.config import ConsoleToken, ConsoleUser, WebConsoleSettings
 
 SECRET = b"0123456789abcdef0123456789abcdef"
@@ -86,16 +84,17 @@ def test_bearer_header() -> None:
     assert auth.bearer("Basic " + "t" * 24) is None and auth.bearer(None) is None
 
 
-def test_throttle_locks_after_repeated_failures_and_recovers() -> None:
-    throttle = LoginThrottle(limit=3, window_s=100, lock_s=10)
-    for i in range(3):
-        assert not throttle.locked("user:ana", now=float(i))
-        throttle.failed("user:ana", now=float(i))
-    assert throttle.locked("user:ana", now=3.0)
-    assert not throttle.locked("user:bob", now=3.0)
-    assert not throttle.locked("user:ana", now=2.0 + 11)  # lock over
-    throttle.succeeded("user:ana")
-    assert not throttle.locked("user:ana", now=time.monotonic())
+def test_hostile_cookie_and_csrf_values_are_refused_not_raised() -> None:
+    auth = _auth()
+    cookie = auth.issue("ana", "responder", now=1000.0)
+    body, _, mac = cookie.rpartition(".")
+    # compare_digest raises TypeError on a non-ASCII str: these once answered 500.
+    assert auth.read(body + ".ñ" + mac[1:], now=1001.0) is None
+    assert auth.read("ñ.ñ") is None and auth.read("\udcff.x") is None
+    session = auth.read(cookie, now=1001.0)
+    assert session is not None
+    assert not auth.check_csrf(session.sid, "ñ" * 43)
+    assert auth.token("ñ" * 24) is None
 
 
 def test_config_refuses_plain_passwords_and_short_tokens() -> None:
