@@ -30,6 +30,7 @@ run: install
 lint: install
 	$(BIN)/ruff check streams agents models notifiers tests deploy
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python deploy/grafana/dashboards.py --check
 
 test: install system-deps lint

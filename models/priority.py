@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from streams.records import Mention
+from streams.core.records import Mention
 
 __all__ = ["PriorityWeights", "RISK_TERMS", "score_priority"]
 

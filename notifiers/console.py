@@ -6,9 +6,11 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-from notifiers.base import Receipt
+from pydantic import BaseModel, ConfigDict, Field
+
+from notifiers.base import ChannelSpec, Receipt
 from notifiers.text import console_safe
-from streams.records import Notification
+from streams.core.records import Notification
 
 __all__ = ["ConsoleNotifier"]
 
@@ -47,3 +49,23 @@ class ConsoleNotifier:
 
     async def close(self) -> None:
         return None
+
+class ConsoleSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(default=True, description="Print incidents to the worker's stdout.")
+
+
+def _console_problem(section: ConsoleSettings | None, value: object) -> str | None:
+    if section is None or not section.enabled:
+        return "uses the console but notifiers.console.enabled is false"
+    return None
+
+
+CHANNEL = ChannelSpec(
+    name="console", settings=ConsoleSettings, default_on=True, updatable=True,
+    target_type=bool, target_help="The worker's stdout.",
+    build=lambda s, ctx: ConsoleNotifier(watch_names=ctx.watch_names) if s.enabled else None,
+    problem=_console_problem, address=lambda _value: "stdout",
+    default_target=lambda s: True if s.enabled else None,
+)

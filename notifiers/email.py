@@ -23,12 +23,12 @@ from email.utils import format_datetime, parseaddr
 import aiosmtplib
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from notifiers.base import Receipt
+from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception
 from notifiers.playbook import playbook_lines
 from notifiers.text import clean, console_safe, html_escape, safe_url
-from streams.links import LinkSigner
-from streams.records import Incident, Notification
+from streams.core.links import LinkSigner
+from streams.core.records import Incident, Notification
 
 __all__ = ["EmailNotifier", "EmailSettings", "message_id", "parse_recipients"]
 
@@ -406,3 +406,10 @@ def _redact(error: DeliveryError, secret: str | None) -> DeliveryError:
         return error
     return DeliveryError(error.reason.replace(secret, "***"), retryable=error.retryable,
                          retry_after=error.retry_after)
+
+CHANNEL = ChannelSpec(
+    name="email", settings=EmailSettings, default_on=False, updatable=False,
+    target_type=list[str], target_help="Addresses.", personal=True,
+    build=lambda s, ctx: EmailNotifier(settings=s, links=ctx.links, watch_names=ctx.watch_names),
+    problem=not_configured("email"), address=lambda value: ",".join(value),
+)

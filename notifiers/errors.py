@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+
+from streams.core.http import parse_retry_after
 
 __all__ = ["DeliveryError", "NotifierError", "classify_exception", "classify_http",
            "parse_retry_after"]
@@ -30,24 +30,6 @@ class DeliveryError(NotifierError):
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def classify_http(channel: str, status: int, detail: str = "",

@@ -21,11 +21,11 @@ from typing import Any, Literal
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from notifiers.base import Receipt
+from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception, classify_http
 from notifiers.http import LazySession
 from notifiers.text import clean, console_safe, safe_url
-from streams.records import Incident, Notification
+from streams.core.records import Incident, Notification
 
 __all__ = ["PagerDutyNotifier", "PagerDutySettings", "build_event", "dedup_key", "event_action"]
 
@@ -250,3 +250,11 @@ class PagerDutyNotifier:
 
     async def close(self) -> None:
         await self._http.close()
+
+
+CHANNEL = ChannelSpec(
+    name="pagerduty", settings=PagerDutySettings, default_on=False, updatable=True,
+    target_type=str, target_help="Service name (notifiers.pagerduty).",
+    build=lambda s, ctx: PagerDutyNotifier(settings=s, watch_names=ctx.watch_names),
+    problem=not_configured("pagerduty", known="services", what="PagerDuty service"),
+)

@@ -6,7 +6,7 @@ these lines like any untrusted text before use.
 
 from __future__ import annotations
 
-from streams.records import PlaybookCard
+from streams.core.records import PlaybookCard
 
 __all__ = ["playbook_lines"]
 

@@ -21,13 +21,13 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from notifiers.base import Receipt
+from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception, classify_http
 from notifiers.http import LazySession
 from notifiers.playbook import playbook_lines
 from notifiers.text import clean, console_safe, safe_url
-from streams.links import LinkSigner
-from streams.records import Notification
+from streams.core.links import LinkSigner
+from streams.core.records import Notification
 
 __all__ = ["NtfySettings", "PushNotifier", "build_payload"]
 
@@ -266,3 +266,11 @@ def _scrub(error: DeliveryError, secrets: list[str]) -> DeliveryError:
     if reason == error.reason:
         return error
     return DeliveryError(reason, retryable=error.retryable, retry_after=error.retry_after)
+
+CHANNEL = ChannelSpec(
+    name="push", settings=NtfySettings, default_on=False, updatable=False,
+    target_type=str, target_help="ntfy topic.", personal=True,
+    personal_help="Personal ntfy topic.",
+    build=lambda s, ctx: PushNotifier(settings=s, links=ctx.links, watch_names=ctx.watch_names),
+    problem=not_configured("push"),
+)

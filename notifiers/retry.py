@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from notifiers.base import Notifier, Receipt
 from notifiers.errors import DeliveryError
-from streams.records import Notification
+from streams.core.records import Notification
 
 __all__ = ["RetryPolicy", "send_with_retry"]
 

@@ -25,15 +25,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from notifiers.base import Receipt
+from notifiers.base import BuildContext, ChannelSpec, Receipt
 from notifiers.errors import DeliveryError
 from notifiers.playbook import playbook_lines
 from notifiers.slack_actions import ACTION_ACK, ACTION_RESOLVE, ACTION_STEP
 from notifiers.text import clean, safe_url, slack_escape, truncate
-from streams.records import Incident, Notification
+from streams.core.records import Incident, Notification
 
 __all__ = ["EVENT_TYPE", "SlackNotifier", "build_message", "build_thread_reply"]
 
@@ -434,3 +435,37 @@ class SlackNotifier:
         session = getattr(self._client, "session", None)
         if session is not None and not session.closed:
             await session.close()
+
+class SlackSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token: SecretStr | None = Field(default=None, description="Bot token (xoxb-…).")
+    signing_secret: SecretStr | None = Field(
+        default=None, description="Verifies Acknowledge/Resolve button clicks (app settings, "
+        "'Signing Secret'); without it the buttons are refused.")
+    channel: str = Field(default="#escucha-alerts", description="Channel for alerts.")
+    base_url: str = Field(
+        default="https://slack.com/api/", description="Web API base URL (tests point it at a fake)."
+    )
+
+
+def _build(section: SlackSettings, ctx: BuildContext) -> SlackNotifier | None:
+    if section.token is None:
+        return None
+    return SlackNotifier(token=section.token.get_secret_value(), channel=section.channel,
+                         base_url=section.base_url, watch_names=ctx.watch_names)
+
+
+def _problem(section: SlackSettings | None, value: object) -> str | None:
+    if section is None or section.token is None:
+        return "uses slack but notifiers.slack.token is not set"
+    return None
+
+
+CHANNEL = ChannelSpec(
+    name="slack", settings=SlackSettings, default_on=True, updatable=True,
+    target_type=str, target_help="Channel ('#crisis', 'C…') or user (U…).",
+    personal=True, personal_help="Slack user id (U…).",
+    build=_build, problem=_problem,
+    default_target=lambda s: s.channel if s.token is not None else None,
+)

@@ -42,11 +42,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from notifiers.base import Receipt
+from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, NotifierError, classify_exception, classify_http
 from notifiers.http import LazySession
 from notifiers.text import console_safe
-from streams.records import Notification
+from streams.core.records import Notification
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -289,3 +289,11 @@ class WebhookNotifier:
 
     async def close(self) -> None:
         await self._http.close()
+
+
+CHANNEL = ChannelSpec(
+    name="webhook", settings=WebhookSettings, default_on=False, updatable=True,
+    target_type=str, target_help="Endpoint name (notifiers.webhook).",
+    build=lambda s, ctx: WebhookNotifier(settings=s),
+    problem=not_configured("webhook", known="endpoints", what="webhook endpoint"),
+)

@@ -1,1 +1,3 @@
-"""Stream plumbing: the Faust app, settings, topics, records, broker, connectors, CLI, web."""
+"""Everything around the stages, by role: ``core`` (the bottom layer), ``config``,
+``connectors``, ``reports``, ``runtime`` (Faust and the worker), ``web``, ``bench``, ``cli``,
+and ``wiring`` (the one module that installs the agents)."""

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from streams.broker import EmbeddedBroker
+from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.slack import FakeSlack
 
 

@@ -5,7 +5,7 @@
 
 The committed JSON is what Grafana provisions (see provisioning/dashboards/escucha.yaml); this
 module is the source of truth, so edit here and regenerate. Every query uses only the series a
-worker exposes on /metrics (streams/metrics.py and Faust's Prometheus sensor).
+worker exposes on /metrics (streams/runtime/metrics.py and Faust's Prometheus sensor).
 """
 
 from __future__ import annotations

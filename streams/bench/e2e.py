@@ -44,15 +44,15 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer
 
-from streams import topics
 from streams.bench.naive import run_naive
 from streams.bench.slack_sink import SlackSink
 from streams.bench.texts import BRAND, TextSource
-from streams.broker import EmbeddedBroker, ensure_topics
+from streams.config.settings import Settings
 from streams.connectors.publish import Publisher
 from streams.connectors.simulate import Crisis, SimBrand, simulate
-from streams.records import Author, Engagement, Mention
-from streams.settings import Settings
+from streams.core import topics
+from streams.core.records import Author, Engagement, Mention
+from streams.runtime.broker import EmbeddedBroker, ensure_topics
 
 __all__ = ["E2EOptions", "format_report", "run_e2e"]
 
@@ -115,7 +115,7 @@ class _Worker:
         self.started_at = time.time()
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--config", str(self.config)],
+                [sys.executable, "-m", "streams.cli.main", "worker", "--config", str(self.config)],
                 env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
     @property

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.broker import ensure_topics
-from streams.topics import TopicSpec
+from streams.core.topics import TopicSpec
+from streams.runtime.broker import ensure_topics
 
 __all__ = ["run_naive"]
 

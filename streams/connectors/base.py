@@ -35,10 +35,12 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from notifiers.errors import parse_retry_after
 from streams.connectors.publish import RecentKeys
-from streams.metrics import CONNECTOR_ERROR_KINDS
-from streams.records import DeadLetter, Mention
+from streams.core.http import parse_retry_after
+from streams.core.records import DeadLetter, Mention
+
+#: Why a source connector failed: its metric label (escucha_connector_errors_total{kind}).
+CONNECTOR_ERROR_KINDS = ("transport", "rate_limited", "server", "malformed", "crash")
 
 __all__ = [
     "CONNECTOR_ERROR_KINDS",
@@ -191,7 +193,7 @@ class Sink(Protocol):
 
 
 class _Metrics(Protocol):
-    """The connector series of :class:`streams.metrics.Metrics` (kept narrow for tests)."""
+    """The connector series of :class:`streams.runtime.metrics.Metrics` (kept narrow for tests)."""
 
     connector_events: Any
     connector_errors: Any

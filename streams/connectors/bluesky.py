@@ -6,7 +6,7 @@ text frame is one event ``{"did", "time_us", "kind": "commit"|"identity"|"accoun
 only ``commit`` events with ``operation: "create"`` on ``app.bsky.feed.post`` become mentions
 (updates and deletes are skipped: a mention is what was said when it was said). The firehose
 carries every public post of the network, so posts are kept only when their folded text
-(case- and accent-insensitive, :func:`streams.query.fold`) contains one of ``keywords`` or,
+(case- and accent-insensitive, :func:`streams.core.query.fold`) contains one of ``keywords`` or,
 if none are set, one of the watch terms (``ctx.terms``); one Aho-Corasick pass per post
 does that whatever the number of terms. The cursor is ``{"time_us": N}``, the Jetstream time
 of the last processed event (matched or not): stored with every emitted mention, and every
@@ -51,8 +51,8 @@ from streams.connectors.base import (
     SourceSettings,
     retry_after_seconds,
 )
-from streams.query import fold
-from streams.records import Author, Engagement, Mention
+from streams.core.query import fold
+from streams.core.records import Author, Engagement, Mention
 
 __all__ = ["BlueskyConnector", "BlueskySettings"]
 

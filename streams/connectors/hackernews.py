@@ -43,7 +43,7 @@ from streams.connectors.base import (
     retry_after_seconds,
 )
 from streams.connectors.text import html_to_text
-from streams.records import Author, Engagement, Mention
+from streams.core.records import Author, Engagement, Mention
 
 __all__ = ["HackerNewsConnector", "HackerNewsSettings"]
 

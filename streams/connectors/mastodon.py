@@ -51,7 +51,7 @@ from streams.connectors.base import (
     retry_after_seconds,
 )
 from streams.connectors.text import html_to_text
-from streams.records import Mention, RecordError, parse
+from streams.core.records import Mention, RecordError, parse
 
 __all__ = ["MastodonConnector", "MastodonSettings"]
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 
-from streams.records import Mention
+from streams.core.records import Mention
 
 __all__ = ["Clock", "Sleep", "paced"]
 

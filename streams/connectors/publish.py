@@ -13,8 +13,8 @@ from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
 
-from streams import topics
-from streams.records import DeadLetter, Mention, dumps
+from streams.core import topics
+from streams.core.records import DeadLetter, Mention, dumps
 
 __all__ = ["Publisher", "RecentKeys"]
 

@@ -47,7 +47,7 @@ from streams.connectors.base import (
     SourceSettings,
     retry_after_seconds,
 )
-from streams.records import Author, Engagement, Mention, stable_id
+from streams.core.records import Author, Engagement, Mention, stable_id
 
 __all__ = ["RedditConnector", "RedditSettings"]
 

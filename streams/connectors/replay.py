@@ -2,7 +2,7 @@
 
 A history export is untrusted input: one malformed line, a stray Latin-1 byte or a row with an
 impossible date must cost that line only. So the file is read as bytes, decoded line by line,
-and every record goes through :func:`streams.records.parse`; what fails comes out as a
+and every record goes through :func:`streams.core.records.parse`; what fails comes out as a
 :class:`BadLine` with its line number and the validator's reason, ready for the dead-letter
 topic, and reading carries on. Problems with the *file* (missing, unknown format, a column
 map that does not fit its header) raise :class:`ReplayError` before the first record.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Literal
 
-from streams.records import Mention, RecordError, parse
+from streams.core.records import Mention, RecordError, parse
 
 __all__ = ["FIELD_PATHS", "BadLine", "ReplayError", "parse_column_map", "read_file"]
 

@@ -48,7 +48,7 @@ from streams.connectors.base import (
     retry_after_seconds,
 )
 from streams.connectors.text import html_to_text
-from streams.records import Author, Mention
+from streams.core.records import Author, Mention
 
 __all__ = ["RssConnector", "RssFeed", "RssSettings"]
 

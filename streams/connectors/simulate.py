@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from streams.connectors import _sim_texts as _t
 from streams.connectors._sim_texts import SimSentiment
-from streams.records import Author, Engagement, Mention
+from streams.core.records import Author, Engagement, Mention
 
 __all__ = [
     "LANGUAGES",

@@ -50,7 +50,7 @@ import aiohttp
 from pydantic import Field, SecretStr, field_validator
 
 from streams.connectors.base import ConnectorContext, SourceError, SourceSettings
-from streams.records import Mention, RecordError, parse
+from streams.core.records import Mention, RecordError, parse
 
 __all__ = ["XConnector", "XSettings"]
 

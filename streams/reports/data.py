@@ -1,10 +1,10 @@
 """The numbers of one report, from the stored aggregates and the incidents, free of Kafka.
 
-Every count comes from the bucket snapshots on escucha.aggregates (agents/buckets.py) through
-:func:`summarize`, :func:`series` and :func:`share_of_voice`, so a report can be produced for
-any period the topic still retains, and it shows what the console shows. Buckets count by
-their start: a period's edges are exact when they fall on bucket boundaries (any whole hour
-or local midnight with 5-minute buckets).
+Every count comes from the bucket snapshots on escucha.aggregates (streams/core/buckets.py)
+through :func:`summarize`, :func:`series` and :func:`share_of_voice`, so a report can be
+produced for any period the topic still retains, and it shows what the console shows.
+Buckets count by their start: a period's edges are exact when they fall on bucket
+boundaries (any whole hour or local midnight with 5-minute buckets).
 """
 
 from __future__ import annotations
@@ -17,23 +17,23 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.buckets import Bucket, Summary, series, share_of_voice, summarize
-from streams.records import Incident
-from streams.reports.config import Period, ReportSettings
-from streams.reports.schedule import wall_time
+from streams.config.reports import Period, ReportSettings
+from streams.core.buckets import Bucket, Summary, series, share_of_voice, summarize
+from streams.core.records import Incident
+from streams.core.schedule import wall_time
 
 __all__ = ["BucketSource", "IncidentRow", "ReportData", "SeriesPoint", "WatchInfo",
            "WatchReport", "build_report", "change_pct"]
 
 
 class BucketSource(Protocol):
-    """Where bucket snapshots come from: streams.views.AggregateView, or a list in tests."""
+    """Where bucket snapshots come from: streams.runtime.views.AggregateView, or a list in tests."""
 
     def buckets(self, watch_id: str, since: datetime, until: datetime) -> list[Bucket]: ...
 
 
 class WatchInfo(Protocol):
-    """What a report needs of a configured watch (streams.settings.Watch has it)."""
+    """What a report needs of a configured watch (streams.config.settings.Watch has it)."""
 
     @property
     def id(self) -> str: ...

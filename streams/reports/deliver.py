@@ -1,6 +1,6 @@
 """Render a report once and hand it to its channels: a PDF file, an email, a Slack upload.
 
-The scheduler (agents/report.py) and ``escucha report send`` both come through here, so a
+The scheduler (agents/report/agent.py) and ``escucha report send`` both come through here, so a
 report run by hand is exactly what the schedule would have sent. Each channel raises
 :class:`DeliveryError` (``retryable`` says whether another try can help); the caller records
 outcomes in the ledger and decides about retries.
@@ -26,8 +26,8 @@ from notifiers.email import EmailSettings
 from notifiers.errors import DeliveryError, classify_exception
 from notifiers.slack_files import SlackFile, SlackFileUploader
 from notifiers.text import console_safe
+from streams.config.reports import ReportSettings
 from streams.reports.charts import render_charts
-from streams.reports.config import ReportSettings
 from streams.reports.data import ReportData
 from streams.reports.pdf import render_pdf
 from streams.reports.render import chart_titles, html_body, slack_text, subject, text_body

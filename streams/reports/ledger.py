@@ -1,7 +1,7 @@
 """What was sent, and what is due: the ledger on escucha.reports and the scheduling rule.
 
 Each delivery of a report to one channel (pdf, email, slack) for one slot is recorded as a
-:class:`LedgerEntry`; the scheduler reads them all back at start (streams.views
+:class:`LedgerEntry`; the scheduler reads them all back at start (streams.runtime.views
 ReportLedgerView), so a restart neither repeats a recorded slot nor skips the latest one:
 
 * the slot that is due is the schedule's latest firing time at or before now; older missed
@@ -25,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from streams.reports.config import ReportSettings
+from streams.config.reports import ReportSettings
 
 __all__ = ["RETRY_FOR", "LedgerEntry", "Plan", "entry_key", "plan"]
 

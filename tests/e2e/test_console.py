@@ -25,9 +25,9 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
-from streams.broker import EmbeddedBroker
 from streams.connectors.simulate import Crisis, SimBrand, simulate
-from streams.console.auth import hash_password
+from streams.runtime.broker import EmbeddedBroker
+from streams.web.console.auth import hash_password
 from tests.fakes.ntfy import FakeNtfy
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smtp import FakeSMTP

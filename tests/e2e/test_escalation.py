@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from streams.broker import EmbeddedBroker
 from streams.connectors.simulate import Crisis, SimBrand, simulate
-from streams.links import LinkSigner
+from streams.core.links import LinkSigner
+from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.ntfy import FakeNtfy
 from tests.fakes.slack import FakeSlack, sign_slack_request
 from tests.fakes.smtp import FakeSMTP

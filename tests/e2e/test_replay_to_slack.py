@@ -15,9 +15,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from streams import topics
-from streams.broker import EmbeddedBroker
 from streams.connectors.simulate import Crisis, SimBrand, simulate
+from streams.core import topics
+from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.slack import FakeSlack
 from tests.support.kafka import produce_raw, read_all
 from tests.support.procs import EscuchaProcess, free_port, metric_value, write_config

@@ -29,12 +29,12 @@ from zoneinfo import ZoneInfo
 
 from pypdf import PdfReader
 
-from agents.matching import WatchMatcher
-from streams import topics
-from streams.broker import EmbeddedBroker
+from agents.classify.matching import WatchMatcher
+from streams.config.settings import load_settings
 from streams.connectors.simulate import Crisis, SimBrand, simulate
-from streams.settings import load_settings
-from streams.views import AggregateView
+from streams.core import topics
+from streams.runtime.broker import EmbeddedBroker
+from streams.runtime.views import AggregateView
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smtp import FakeSMTP
 from tests.support.kafka import read_all

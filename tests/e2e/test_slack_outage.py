@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.broker import EmbeddedBroker
+from streams.runtime.broker import EmbeddedBroker
 from tests.e2e.test_replay_to_slack import _config, _history
 from tests.fakes.slack import FakeSlack
 from tests.support.procs import EscuchaProcess, free_port

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from streams.links import LinkSigner
+from streams.core.links import LinkSigner
+from streams.runtime.broker import EmbeddedBroker
 from tests.support.procs import EscuchaProcess, free_port, write_config
 from tests.support.rawhttp import answered, request
 from tests.support.secured import (

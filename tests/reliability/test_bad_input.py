@@ -17,9 +17,9 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from streams import topics
-from streams.broker import EmbeddedBroker
 from streams.connectors.simulate import SimBrand, simulate
+from streams.core import topics
+from streams.runtime.broker import EmbeddedBroker
 from tests.support.kafka import produce_raw, read_all
 from tests.support.procs import EscuchaProcess, free_port, write_config
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import BrokerError, EmbeddedBroker, wait_until_ready
 from streams.connectors.simulate import SimBrand, simulate
-from streams.records import Mention
+from streams.core.records import Mention
+from streams.runtime.broker import BrokerError, EmbeddedBroker, wait_until_ready
 from tests.fakes.slack import FakeSlack
 from tests.support.faults import (
     enriched_keys,
@@ -102,7 +102,7 @@ async def _processed(bootstrap: str, mentions: list[Mention]) -> bool:
 
 def test_waiting_for_a_broker_backs_off_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
-    caplog.set_level(logging.INFO, logger="streams.broker")
+    caplog.set_level(logging.INFO, logger="streams.runtime.broker")
     started = time.monotonic()
     with pytest.raises(BrokerError, match=rf"no Kafka broker answered at {dead} within 4s"):
         wait_until_ready(dead, timeout=4)
@@ -230,7 +230,7 @@ async def test_broker_lost_mid_run_comes_back_empty_and_alerts_flow_again(
         said = worker.output()
         assert f"lost the Kafka broker at {broker.bootstrap}" in said, said[-3000:]
         assert f"the Kafka broker at {broker.bootstrap} is back after" in said, said[-3000:]
-        # The Kafka client's per-node retry errors are held back (streams/logs.py): before,
+        # The Kafka client's per-node retry errors are held back (streams/runtime/logs.py): before,
         # this outage wrote ~2,400 lines in 12 s.
         assert outage_lines < 100, said[-6000:]
     finally:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from notifiers.email import message_id
-from streams import topics
-from streams.broker import EmbeddedBroker
+from streams.core import topics
+from streams.runtime.broker import EmbeddedBroker
 from tests.e2e.test_replay_to_slack import _history
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack

@@ -1,8 +1,8 @@
 """A message dropped inside a worker is read again, without a restart.
 
-The hole watch (streams/holes.py, run by the consumer in streams/transport.py) against the
-real embedded broker and a real Faust worker on escucha's transport, whose agent drops one
-message the first time it sees it (tests/support/dropping_worker.py).
+The hole watch (streams/runtime/holes.py, run by the consumer in streams/runtime/faust.py)
+against the real embedded broker and a real Faust worker on escucha's transport, whose agent
+drops one message the first time it sees it (tests/support/dropping_worker.py).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.broker import EmbeddedBroker, ensure_topics
-from streams.topics import TopicSpec
+from streams.core.topics import TopicSpec
+from streams.runtime.broker import EmbeddedBroker, ensure_topics
 from tests.support.faults import report_figures, until
 from tests.support.kafka import produce_raw
 

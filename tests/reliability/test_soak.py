@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams import topics
-from streams.broker import EmbeddedBroker
 from streams.connectors.simulate import SimBrand, simulate
+from streams.core import topics
+from streams.runtime.broker import EmbeddedBroker
 from tests.support.procs import EscuchaProcess, free_port, metric_value, write_config
 
 SOAK_S = float(os.environ.get("ESCUCHA_SOAK_S", "600"))

@@ -26,9 +26,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import topics
-from streams.broker import EmbeddedBroker
 from streams.connectors.simulate import Crisis, SimBrand, simulate
+from streams.core import topics
+from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.slack import FakeSlack
 from tests.support.faults import (
     enriched_keys,
@@ -219,7 +219,7 @@ async def _check_incidents(bootstrap: str, slack: FakeSlack) -> dict[str, dict[s
 
 
 def _assert_clean(figures: dict[str, Any], workers: list[_Worker]) -> None:
-    # The hole watch (streams/holes.py) would mend a dropped message, and the counts above
+    # The hole watch (streams/runtime/holes.py) would mend a dropped message, and the counts above
     # would still add up: a worker that had to is a rebalance bug coming back.
     for w in workers:
         assert "never processed" not in w.proc.output(), w.tail()

@@ -11,10 +11,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from streams import topics
 from streams.connectors.base import Connector, ConnectorContext, ConnectorRunner
 from streams.connectors.publish import Publisher
-from streams.metrics import Metrics
+from streams.core import topics
+from streams.runtime.metrics import Metrics
 from tests.support.kafka import read_all
 
 __all__ = ["dead_letters", "raw_mentions", "run_until"]

@@ -3,7 +3,7 @@
 ``python -m tests.support.dropping_worker BOOTSTRAP TOPIC GROUP OFFSET DATADIR``
 
 It stands in for the ways Faust has dropped a fetched message inside the worker (see
-streams/transport.py): the agent takes the message at OFFSET the first time and never
+streams/runtime/faust.py): the agent takes the message at OFFSET the first time and never
 acknowledges it, and acknowledges everything else. It prints ``seen PARTITION OFFSET`` for
 every message, so a test can tell whether the consumer read the dropped one again.
 """
@@ -15,10 +15,10 @@ from typing import Any
 
 import faust
 
-from streams.app import faust_settings
-from streams.logs import setup_logging
-from streams.settings import Settings
-from streams.transport import App
+from streams.config.settings import Settings
+from streams.runtime.faust import App
+from streams.runtime.logs import setup_logging
+from streams.runtime.pipeline import faust_settings
 
 
 def main(bootstrap: str, topic: str, group: str, drop: int, datadir: str) -> None:

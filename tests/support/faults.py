@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from streams import topics
 from streams.connectors.publish import Publisher
-from streams.records import Author, Engagement, Mention
+from streams.core import topics
+from streams.core.records import Author, Engagement, Mention
 from tests.fakes.slack import FakeSlack, SlackCall
 from tests.support.kafka import read_all
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from streams.console.auth import hash_password
+from streams.web.console.auth import hash_password
 
 __all__ = ["ANA", "API_TOKEN", "CONSOLE_TOKEN", "INGEST_TOKEN", "LINK_SECRET",
            "SIGNING_SECRET", "addresses", "secured_sections"]

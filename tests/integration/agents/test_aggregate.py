@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agents.buckets import Bucket
-from agents.matching import WatchMatcher
-from streams import topics
-from streams.broker import EmbeddedBroker
+from agents.classify.matching import WatchMatcher
+from streams.config.settings import load_settings
 from streams.connectors.simulate import SimBrand, simulate
-from streams.settings import load_settings
+from streams.core import topics
+from streams.core.buckets import Bucket
+from streams.runtime.broker import EmbeddedBroker
 from tests.support.kafka import read_all
 from tests.support.procs import EscuchaProcess, free_port, write_config
 

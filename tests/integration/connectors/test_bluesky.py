@@ -12,9 +12,9 @@ from typing import Any
 import pydantic
 import pytest
 
-from streams.broker import EmbeddedBroker
 from streams.connectors.base import ConnectorContext
 from streams.connectors.bluesky import BlueskyConnector, BlueskySettings
+from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.bluesky import FakeBluesky
 from tests.support.connectors import dead_letters, raw_mentions, run_until
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker
 from streams.connectors.base import ConnectorContext
 from streams.connectors.hackernews import HackerNewsConnector, HackerNewsSettings
+from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.hackernews import FakeHackerNews
 from tests.support.connectors import dead_letters, raw_mentions, run_until
 

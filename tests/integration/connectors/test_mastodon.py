@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker
 from streams.connectors.base import ConnectorContext
 from streams.connectors.mastodon import MastodonConnector, MastodonSettings
+from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.mastodon import FakeMastodon, frame
 from tests.support.connectors import dead_letters, raw_mentions, run_until
 

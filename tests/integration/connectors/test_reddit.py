@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from streams.broker import EmbeddedBroker
 from streams.connectors.base import ConnectorContext
 from streams.connectors.reddit import RedditConnector, RedditSettings
+from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.reddit import FakeReddit, RedditRequest
 from tests.support.connectors import dead_letters, raw_mentions, run_until
 

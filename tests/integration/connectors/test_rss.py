@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker
 from streams.connectors.base import ConnectorContext, read_health
 from streams.connectors.rss import RssConnector, RssFeed, RssSettings
+from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.rss import FakeFeeds, FeedItem
 from tests.support.connectors import dead_letters, raw_mentions, run_until
 

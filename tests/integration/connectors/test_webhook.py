@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.broker import EmbeddedBroker
+from streams.runtime.broker import EmbeddedBroker
 from tests.support.connectors import dead_letters, raw_mentions
 from tests.support.procs import EscuchaProcess, free_port, write_config
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest_asyncio
 
-from streams.broker import EmbeddedBroker
 from streams.connectors.base import ConnectorContext, read_health
 from streams.connectors.x import XConnector, XSettings
+from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.x import FakeX
 from tests.support.connectors import dead_letters, raw_mentions, run_until
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.broker import EmbeddedBroker
+from streams.runtime.broker import EmbeddedBroker
 from tests.support.procs import EscuchaProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[3]

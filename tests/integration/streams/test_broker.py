@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from streams import topics
-from streams.broker import BrokerError, EmbeddedBroker, read_address_file, wait_until_ready
+from streams.core import topics
+from streams.runtime.broker import BrokerError, EmbeddedBroker, read_address_file, wait_until_ready
 
 
 def _gone(pid: int, timeout: float = 10) -> bool:
@@ -72,7 +72,7 @@ def test_broker_dies_with_its_parent(tmp_path: Path, how: signal.Signals) -> Non
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from streams.broker import EmbeddedBroker\n"
+        "from streams.runtime.broker import EmbeddedBroker\n"
         f"b = EmbeddedBroker(partitions=1, datadir=Path({str(tmp_path)!r}))\n"
         "b.start()\n"
         "print('ready', flush=True)\n"
@@ -93,10 +93,10 @@ def test_broker_dies_with_its_parent(tmp_path: Path, how: signal.Signals) -> Non
 
 def test_existing_topics_keep_their_partitions(tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
-    from streams.broker import ensure_topics
+    from streams.runtime.broker import ensure_topics
 
     with EmbeddedBroker(partitions=2) as broker:
         assert ensure_topics(broker.bootstrap, partitions=2) == []
-        with caplog.at_level("WARNING", logger="streams.broker"):
+        with caplog.at_level("WARNING", logger="streams.runtime.broker"):
             ensure_topics(broker.bootstrap, partitions=6)
         assert "has 2 partitions, config says 6" in caplog.text

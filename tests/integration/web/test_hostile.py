@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams import topics
-from streams.broker import EmbeddedBroker
-from streams.links import LinkSigner
+from streams.core import topics
+from streams.core.links import LinkSigner
+from streams.runtime.broker import EmbeddedBroker
 from tests.support.kafka import read_all
 from tests.support.procs import EscuchaProcess, free_port, metric_value, write_config
 from tests.support.rawhttp import Answer, answered, request

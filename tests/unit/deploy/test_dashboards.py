@@ -18,7 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 GRAFANA = ROOT / "deploy" / "grafana"
 
-# Series names as a worker exposes them on /metrics (streams/metrics.py plus Faust's sensor,
+# Series names as a worker exposes them on /metrics (streams/runtime/metrics.py plus Faust's sensor,
 # prefix escucha_faust_). Histograms appear as _bucket/_sum/_count; prometheus_client adds
 # _total to every counter, Faust's included (escucha_faust_messages_received is registered,
 # escucha_faust_messages_received_total is exposed). To be replaced by a live-worker check.

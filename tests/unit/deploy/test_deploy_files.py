@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from streams.settings import load_settings
+from streams.config.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"

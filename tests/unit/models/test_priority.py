@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from models.priority import RISK_TERMS, PriorityWeights, score_priority
-from streams.records import Author, Engagement, Mention
+from streams.core.records import Author, Engagement, Mention
 
 
 def mention(text: str, *, followers: int = 0, verified: bool = False, likes: int = 0,

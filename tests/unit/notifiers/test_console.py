@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from notifiers.base import Notifier
 from notifiers.console import ConsoleNotifier
-from streams.records import Incident, Notification, SampleMention
+from streams.core.records import Incident, Notification, SampleMention
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 

@@ -18,8 +18,8 @@ from pydantic import SecretStr, ValidationError
 from notifiers.base import Notifier
 from notifiers.email import EmailNotifier, EmailSettings, message_id, parse_recipients
 from notifiers.errors import DeliveryError
-from streams.links import LinkSigner
-from streams.records import Incident, Notification, NotificationKind, SampleMention
+from streams.core.links import LinkSigner
+from streams.core.records import Incident, Notification, NotificationKind, SampleMention
 from tests.fakes.smtp import FakeSMTP
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

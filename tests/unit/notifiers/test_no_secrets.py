@@ -24,8 +24,8 @@ from notifiers.push import NtfySettings, PushNotifier
 from notifiers.retry import RetryPolicy, send_with_retry
 from notifiers.slack import SlackNotifier
 from notifiers.webhook import WebhookEndpoint, WebhookNotifier, WebhookSettings
-from streams.links import LinkSigner
-from streams.records import Incident, Notification, SampleMention
+from streams.core.links import LinkSigner
+from streams.core.records import Incident, Notification, SampleMention
 from tests.fakes.ntfy import FakeNtfy
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack

@@ -17,7 +17,7 @@ from pydantic import SecretStr, ValidationError
 from notifiers.base import Notifier
 from notifiers.errors import DeliveryError
 from notifiers.pagerduty import PagerDutyNotifier, PagerDutySettings, build_event, event_action
-from streams.records import Incident, Notification, SampleMention
+from streams.core.records import Incident, Notification, SampleMention
 from tests.fakes.pagerduty import FakePagerDuty
 
 KEY = "R0UT1NG-SECRET-KEY-a1b2c3d4e5f6a7"

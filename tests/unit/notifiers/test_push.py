@@ -16,8 +16,8 @@ from pydantic import SecretStr, ValidationError
 from notifiers.base import Notifier
 from notifiers.errors import DeliveryError
 from notifiers.push import NtfySettings, PushNotifier
-from streams.links import LinkError, LinkSigner
-from streams.records import Incident, Notification, NotificationKind, SampleMention
+from streams.core.links import LinkError, LinkSigner
+from streams.core.records import Incident, Notification, NotificationKind, SampleMention
 from tests.fakes.ntfy import FakeNtfy, press
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

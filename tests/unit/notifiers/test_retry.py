@@ -11,7 +11,7 @@ import pytest
 from notifiers.base import Notifier, Receipt
 from notifiers.errors import DeliveryError
 from notifiers.retry import RetryPolicy, send_with_retry
-from streams.records import Incident, Notification
+from streams.core.records import Incident, Notification
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 NOTE = Notification(

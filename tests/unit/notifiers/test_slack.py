@@ -15,7 +15,7 @@ import pytest_asyncio
 from notifiers.base import Notifier
 from notifiers.errors import DeliveryError
 from notifiers.slack import EVENT_TYPE, SlackNotifier
-from streams.records import Incident, Notification, SampleMention
+from streams.core.records import Incident, Notification, SampleMention
 from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-1234567890-SECRET-TOKEN-abcdef"

@@ -20,7 +20,7 @@ from notifiers.slack_actions import (
     parse_block_action,
     verify_slack_signature,
 )
-from streams.records import Incident, Notification
+from streams.core.records import Incident, Notification
 from tests.fakes.slack import sign_slack_request
 
 INCIDENT = "acme.0123456789abcdef"

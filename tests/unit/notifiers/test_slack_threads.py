@@ -13,7 +13,7 @@ import pytest_asyncio
 from notifiers.errors import DeliveryError
 from notifiers.slack import SlackNotifier, build_message
 from notifiers.slack_actions import ACTION_ACK, ACTION_RESOLVE, INCIDENT_ID
-from streams.records import Incident, Notification, NotificationKind, TimelineEntry
+from streams.core.records import Incident, Notification, NotificationKind, TimelineEntry
 from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-1234567890-SECRET-TOKEN-abcdef"

@@ -29,7 +29,7 @@ from notifiers.webhook import (
     sign_webhook,
     verify_webhook,
 )
-from streams.records import Incident, Notification, SampleMention
+from streams.core.records import Incident, Notification, SampleMention
 from tests.fakes.webhook import FakeWebhookReceiver
 
 TOKEN = "T0KEN-in-the-path-9f8e7d6c5b4a"

@@ -19,7 +19,7 @@ from streams.connectors.base import (
     read_health,
     retry_after_seconds,
 )
-from streams.records import Author, DeadLetter, Mention
+from streams.core.records import Author, DeadLetter, Mention
 
 
 class MemorySink:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streams.connectors.pacing import paced
-from streams.records import Author, Mention
+from streams.core.records import Author, Mention
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streams.connectors.replay import BadLine, ReplayError, parse_column_map, read_file
-from streams.records import Mention
+from streams.core.records import Mention
 
 
 def _mention(n: int, **extra: Any) -> dict[str, Any]:

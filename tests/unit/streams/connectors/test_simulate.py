@@ -19,7 +19,7 @@ from streams.connectors.simulate import (
     simulate,
     simulate_labelled,
 )
-from streams.records import Mention
+from streams.core.records import Mention
 
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ACME = SimBrand(name="Acme", terms=("Acme", "AcmePhone"))

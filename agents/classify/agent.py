@@ -1,0 +1,126 @@
+"""classify: raw mentions → watch match → batched transformer sentiment → priority.
+
+Mentions arrive keyed by their id; each one that matches a watch leaves as one
+EnrichedMention per watch, keyed by watch id, so detection state for a watch lives in one
+partition. The model call runs in a thread: it is CPU-bound and would otherwise freeze the
+event loop (heartbeats, web server) for the length of a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from agents.classify.classifier import Classifier
+from agents.classify.matching import WatchMatcher
+from models.language import LanguageDetector
+from models.loader import load_model
+from models.priority import PriorityWeights
+from models.sentiment import SentimentModel
+from streams.core import topics
+from streams.core.records import (
+    Mention,
+    RecordError,
+    dumps,
+    parse,
+)
+from streams.runtime.dlq import dead_letter
+from streams.runtime.pipeline import Pipeline
+from streams.runtime.stopping import finish_in_hand
+
+__all__ = ["install"]
+
+log = logging.getLogger(__name__)
+
+
+def install(
+    pipeline: Pipeline, *, model_factory: Callable[[], SentimentModel] | None = None
+) -> None:
+    settings, metrics = pipeline.settings, pipeline.metrics
+    cfg = settings.model
+    factory = model_factory or (lambda: load_model(
+        name=cfg.name, label_map=cfg.label_map, allow_download=cfg.allow_download,
+        threads=cfg.threads, batch_size=cfg.batch_size, quantize=cfg.quantize,
+        cache_size=cfg.cache_size, languages=cfg.languages))
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+    futures: list[Future[SentimentModel]] = []
+
+    def load() -> Future[SentimentModel]:
+        if not futures:
+            futures.append(loader.submit(factory))
+        return futures[0]
+
+    @pipeline.app.task
+    async def preload_model() -> None:
+        # Only a running worker loads the model (not `escucha faust agents`), and it does so
+        # while Faust joins the consumer group: both take seconds, in parallel.
+        await classifier()
+
+    matcher = WatchMatcher(settings.watches)
+    raw = pipeline.topic(topics.RAW)
+    enriched_topic = pipeline.topic(topics.ENRICHED)
+    dlq = pipeline.topic(topics.DLQ)
+    state: dict[str, Classifier] = {}
+
+    async def classifier() -> Classifier:
+        if "c" not in state:
+            model = await asyncio.wrap_future(load())
+            if "c" in state:  # the preload and the first batch both waited for the load
+                return state["c"]
+            state["c"] = Classifier(
+                matcher=matcher, model=model, languages=LanguageDetector(languages=cfg.languages),
+                weights=PriorityWeights(**cfg.priority.model_dump()))
+            metrics.model_loaded.set(1)
+            pipeline.health["model"] = True
+            log.info("model %s (%s) loaded", model.model_id, model.model_version)
+        return state["c"]
+
+    @pipeline.app.agent(raw, name="escucha.classify")
+    async def classify(stream: Any) -> None:
+        async for batch in stream.take_events(
+            settings.model.batch_size, within=settings.model.max_wait_s
+        ):
+            # A stop must not ack a batch still in the model: see streams/runtime/stopping.py.
+            await finish_in_hand(handle(batch), what=f"a batch of {len(batch)} mentions")
+
+    async def handle(batch: Sequence[Any]) -> None:
+        mentions: list[Mention] = []
+        ingested: dict[str, float | None] = {}  # raw-topic write time, for latency
+        for event in batch:
+            msg = event.message
+            try:
+                mention = parse(Mention, event.value)
+            except RecordError as exc:
+                await dead_letter(
+                    dlq, metrics, stage="classify", reason=str(exc), payload=event.value,
+                    origin=f"{msg.topic}[{msg.partition}]@{msg.offset}",
+                )
+                continue
+            metrics.mentions_in.labels(mention.source).inc()
+            metrics.source_last_event.labels(mention.source).set(time.time())
+            mentions.append(mention)
+            ingested[mention.key] = msg.timestamp / 1000 if msg.timestamp else None
+        if not mentions:
+            return
+        clf = await classifier()
+        started = time.perf_counter()
+        results = await asyncio.to_thread(clf.enrich, mentions)
+        metrics.classify_batch_seconds.observe(time.perf_counter() - started)
+        metrics.classify_batch_size.observe(len(mentions))
+        metrics.model_texts.inc(len({e.mention.key for e in results}))
+        now = time.time()
+        for mention in mentions:
+            written = ingested.get(mention.key)
+            if written:
+                metrics.latency.labels("ingest_to_enriched").observe(max(0.0, now - written))
+        matched = {e.mention.key for e in results}
+        metrics.mentions_unmatched.inc(len(mentions) - len(matched))
+        for em in results:
+            metrics.mentions_classified.labels(em.watch_id).inc()
+            metrics.latency.labels("post_to_enriched").observe(
+                max(0.0, now - em.mention.created_at.timestamp()))
+            await enriched_topic.send(key=em.watch_id.encode(), value=dumps(em))

@@ -1,0 +1,69 @@
+"""The pure part of classify: mentions in, enriched mentions out (no Kafka, no Faust)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from agents.classify.matching import WatchMatcher
+from models.language import LanguageDetector
+from models.priority import PriorityWeights, score_priority
+from models.sentiment import Prediction, SentimentModel
+from streams.core.records import (
+    EnrichedMention,
+    Mention,
+    ModelInfo,
+    Sentiment,
+)
+
+__all__ = ["Classifier"]
+
+class Classifier:
+    """The pure part of the stage: mentions in, enriched mentions out (no Kafka)."""
+
+    def __init__(self, *, matcher: WatchMatcher, model: SentimentModel,
+                 languages: LanguageDetector | None = None,
+                 weights: PriorityWeights | None = None) -> None:
+        self.matcher = matcher
+        self.model = model
+        self.languages = languages or LanguageDetector()
+        self.weights = weights or PriorityWeights()
+
+    def _with_language(self, mention: Mention) -> Mention:
+        # Watches filter by language, so it is known before matching. A source's own tag is
+        # kept when the text is too short to tell.
+        found = self.languages.detect(mention.text)
+        if found is None or found == mention.language:
+            return mention
+        return mention.model_copy(update={"language": found})
+
+    def enrich(self, mentions: Sequence[Mention]) -> list[EnrichedMention]:
+        mentions = [self._with_language(m) for m in mentions]
+        matched = [(m, self.matcher.match(m)) for m in mentions]
+        matched = [(m, w) for m, w in matched if w]
+        if not matched:
+            return []
+        predictions = self.model.predict([m.text for m, _ in matched])
+        now = datetime.now(UTC)
+        out = []
+        for (mention, watch_ids), pred in zip(matched, predictions, strict=True):
+            out.extend(self._enriched(mention, watch_ids, pred, now))
+        return out
+
+    def _enriched(
+        self, mention: Mention, watch_ids: list[str], pred: Prediction, now: datetime
+    ) -> list[EnrichedMention]:
+        anger = (pred.emotion or {}).get("anger", 0.0)
+        priority, reasons = score_priority(mention, pred.scores.get("negative", 0.0),
+                                           anger=anger, weights=self.weights)
+        sentiment = Sentiment(label=pred.label, scores=pred.scores)  # type: ignore[arg-type]
+        info = ModelInfo(id=pred.model_id, version=pred.model_version)
+        return [
+            EnrichedMention(
+                mention=mention, watch_id=wid, watch_ids=watch_ids, sentiment=sentiment,
+                priority=priority, reasons=reasons, model=info, classified_at=now,
+            )
+            for wid in watch_ids
+        ]
+
+

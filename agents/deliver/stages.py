@@ -1,0 +1,344 @@
+"""Delivery as a chain of small stages, free of Faust (Alertmanager's notify pipeline).
+
+Each notification goes through, in order:
+
+  Dedup → Route → RateLimit (held lines go to Digests) → Thread → Send (with retry) →
+  Record, and Fallback when Route or Send fail for good.
+
+Exactly-once delivery on an at-least-once stream: before a notifier is called, an intent
+("pending") is written to the ledger (the ``escucha.deliveries`` table in the worker, a dict
+in tests) and made durable (``durable``: the producer's flush, so the table's changelog has
+it); after, the outcome. A re-delivered notification whose outcome is recorded is skipped;
+one left "pending" by a killed worker is first looked up in the channel (``find_sent``).
+
+Each stage returns the notification to pass on, or None when it has finished with it.
+``Receipts`` get one :class:`~streams.core.records.Delivery` per outcome: the agent sends
+them to the escalate agent for the incident's timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from agents.escalate.oncall import resolve_targets
+from notifiers.base import Notifier, Receipt
+from notifiers.errors import DeliveryError
+from notifiers.retry import RetryPolicy, send_with_retry
+from streams.config.escalation import Schedule, TargetSpec
+from streams.core.records import Delivery, Notification
+from streams.runtime.metrics import Metrics
+
+__all__ = ["Attempt", "Chain", "Dedup", "Digests", "Fallback", "RateLimit", "Record", "Route",
+           "STATE_KINDS", "Send", "Thread", "TokenBucket", "build_chain", "thread_key"]
+
+log = logging.getLogger(__name__)
+
+#: Kinds that change an existing message; never held back by the rate limit.
+STATE_KINDS = frozenset({"acknowledge", "resolve", "update"})
+#: Ledger states after which a notification is never sent again.
+DONE = frozenset({"delivered", "failed", "digested"})
+
+Ledger = MutableMapping[str, Any]
+Receipts = Callable[[Delivery], Awaitable[None]]
+Durable = Callable[[], Awaitable[None]]
+
+
+async def _nothing() -> None:
+    return None
+
+
+def thread_key(note: Notification) -> str:
+    """The ledger key of the first message sent about an incident to one target."""
+    return f"message:{note.incident.id}:{note.channel}:{note.target}"
+
+
+class TokenBucket:
+    """``per_minute`` sends per target, refilled continuously; bursts up to the same number."""
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._clock = clock
+        self._state: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def take(self, key: tuple[str, str]) -> bool:
+        now = self._clock()
+        tokens, last = self._state.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._state[key] = (tokens, now)
+            return False
+        self._state[key] = (tokens - 1, now)
+        return True
+
+
+@dataclass
+class Attempt:
+    """One send with the shared retry policy, timed into the metrics."""
+
+    metrics: Metrics
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    wall: Callable[[], float] = time.time
+
+    async def __call__(self, notifier: Notifier, note: Notification) -> Receipt | DeliveryError:
+        started = time.monotonic()
+        try:
+            rec = await send_with_retry(
+                notifier, note, policy=self.policy,
+                on_retry=lambda _e: self.metrics.notifications.labels(note.channel,
+                                                                      "retried").inc())
+        except DeliveryError as exc:
+            return exc
+        self.metrics.delivery_seconds.labels(note.channel).observe(time.monotonic() - started)
+        posted = note.incident.trigger_posted_at
+        if note.kind == "trigger" and posted is not None:
+            self.metrics.latency.labels("post_to_delivered").observe(
+                max(0.0, self.wall() - posted.timestamp()))
+        return rec
+
+
+@dataclass
+class Record:
+    """Counts an outcome and hands its receipt on."""
+
+    metrics: Metrics
+    receipts: Receipts
+
+    async def __call__(self, note: Notification, outcome: str, rec: Receipt | None,
+                       detail: str) -> None:
+        self.metrics.notifications.labels(note.channel, outcome).inc()
+        await self.receipts(Delivery(
+            notification_id=note.id, incident_id=note.incident.id, channel=note.channel,
+            target=note.target, outcome=outcome,  # type: ignore[arg-type]
+            detail=detail, external_id=rec.external_id if rec else None,
+            at=datetime.now(UTC)))
+
+
+@dataclass
+class Fallback:
+    """A permanent failure goes to the fallback targets, so the alert is not lost."""
+
+    targets: Sequence[TargetSpec]
+    schedules: Mapping[str, Schedule]
+    notifiers: Mapping[str, Notifier]
+    attempt: Attempt
+    record: Record
+
+    async def __call__(self, note: Notification, why: str) -> int:
+        """Send ``note`` to every fallback target but its own; how many were tried."""
+        if note.kind in STATE_KINDS:
+            return 0  # an ack/resolve notice for a message that never arrived helps nobody
+        tried = 0
+        for spec in self.targets:
+            for channel, target in resolve_targets(spec, self.schedules, datetime.now(UTC)):
+                notifier = self.notifiers.get(channel)
+                if notifier is None or (channel, target) == (note.channel, note.target):
+                    continue
+                copy = note.model_copy(update={
+                    "id": f"{note.id}:fallback:{channel}:{target}", "channel": channel,
+                    "target": target, "update_of": None})
+                log.warning("falling back to %s %s for %s (%s)", channel, target, note.id, why)
+                tried += 1
+                result = await self.attempt(notifier, copy)
+                if isinstance(result, DeliveryError):
+                    await self.record(copy, "failed", None, result.reason)
+                else:
+                    await self.record(copy, "delivered", result, f"fallback: {result.detail}")
+        return tried
+
+
+@dataclass
+class Dedup:
+    """Skips a notification whose outcome the ledger already holds (a re-delivery)."""
+
+    ledger: Ledger
+    metrics: Metrics
+
+    def __call__(self, note: Notification) -> Notification | None:
+        previous = self.ledger.get(note.id)
+        if previous and previous.get("state") in DONE:
+            self.metrics.notifications.labels(note.channel, "duplicate").inc()
+            log.info("notification %s already %s; skipped", note.id, previous["state"])
+            return None
+        return note
+
+
+@dataclass
+class Route:
+    """Finds the channel's notifier; a channel that is not configured fails at once."""
+
+    notifiers: Mapping[str, Notifier]
+    ledger: Ledger
+    record: Record
+    fallback: Fallback
+
+    async def __call__(self, note: Notification) -> Notifier | None:
+        notifier = self.notifiers.get(note.channel)
+        if notifier is None:
+            self.ledger[note.id] = {"state": "failed"}
+            await self.record(note, "failed", None, f"channel {note.channel!r} not configured")
+            await self.fallback(note, "channel not configured")
+        return notifier
+
+
+@dataclass
+class Digests:
+    """Lines held back by the rate limit, per (channel, target), until the next digest.
+
+    In memory: a crash loses these digest lines (each was already marked "digested"), never a
+    first alert.
+    """
+
+    held: dict[tuple[str, str], list[Notification]] = field(default_factory=dict)
+
+    def hold(self, note: Notification) -> None:
+        self.held.setdefault((note.channel, note.target), []).append(note)
+
+    def take(self, bucket: TokenBucket) -> list[tuple[tuple[str, str], list[Notification]]]:
+        """The held lines of every target the rate limit lets through now (removed)."""
+        out = []
+        for key, lines in list(self.held.items()):
+            if lines and bucket.take(key):
+                out.append((key, lines))
+                self.held[key] = []
+        return out
+
+    def put_back(self, key: tuple[str, str], lines: list[Notification]) -> None:
+        self.held[key] = lines + self.held.get(key, [])
+
+    @staticmethod
+    def digest_of(key: tuple[str, str], lines: list[Notification]) -> Notification:
+        """One notification that lists the held lines, sent like the last of them."""
+        last = lines[-1]
+        text = [f"{n.incident.severity}: {n.incident.watch_id} — {n.kind} "
+                f"(level {n.level}) {n.incident.summary[:160]}" for n in lines]
+        return last.model_copy(update={
+            "id": f"digest:{key[0]}:{key[1]}:{lines[0].id}", "kind": "digest",
+            "digest": text, "update_of": None})
+
+
+@dataclass
+class RateLimit:
+    """Past ``rate_limit_per_min`` per target, a new alert becomes a line of the next digest.
+
+    State changes (acknowledged, resolved, updated) always pass: they edit what was sent.
+    """
+
+    bucket: TokenBucket
+    digests: Digests
+    ledger: Ledger
+    metrics: Metrics
+
+    def __call__(self, note: Notification) -> Notification | None:
+        if note.kind in STATE_KINDS or self.bucket.take((note.channel, note.target)):
+            return note
+        self.ledger[note.id] = {"state": "digested"}
+        self.digests.hold(note)
+        self.metrics.notifications.labels(note.channel, "digested").inc()
+        return None
+
+
+@dataclass
+class Thread:
+    """Points a later notification at the first message sent about its incident there."""
+
+    ledger: Ledger
+
+    def __call__(self, note: Notification) -> Notification:
+        first = self.ledger.get(thread_key(note))
+        if first and first.get("external_id"):
+            return note.model_copy(update={"update_of": first["external_id"]})
+        return note
+
+
+@dataclass
+class Send:
+    """Intent, send with retry, outcome; a failure is recorded and falls back."""
+
+    ledger: Ledger
+    attempt: Attempt
+    record: Record
+    fallback: Fallback
+    durable: Durable = _nothing
+
+    async def __call__(self, notifier: Notifier, note: Notification, *,
+                       seen_before: bool) -> Receipt | None:
+        """The receipt, or None when the send failed for good (recorded, fallen back)."""
+        rec = await notifier.find_sent(note) if seen_before else None
+        if rec is not None:
+            log.info("notification %s was sent before a restart; not resent", note.id)
+            return rec
+        self.ledger[note.id] = {"state": "pending"}
+        await self.durable()  # the intent must be durable before the side effect
+        result = await self.attempt(notifier, note)
+        if isinstance(result, DeliveryError):
+            log.error("notification %s to %s failed: %s", note.id, note.channel, result.reason)
+            self.ledger[note.id] = {"state": "failed"}
+            await self.record(note, "failed", None, result.reason)
+            await self.fallback(note, result.reason)
+            await self.durable()
+            return None
+        return result
+
+
+@dataclass
+class Chain:
+    """The stages, in order, for one notification at a time (per lane)."""
+
+    ledger: Ledger
+    dedup: Dedup
+    route: Route
+    rate_limit: RateLimit
+    thread: Thread
+    send: Send
+    record: Record
+    durable: Durable = _nothing
+
+    async def __call__(self, note: Notification) -> str:
+        """Deliver one notification; what became of it (for logs and tests)."""
+        seen_before = self.ledger.get(note.id) is not None
+        if self.dedup(note) is None:
+            return "duplicate"
+        notifier = await self.route(note)
+        if notifier is None:
+            return "failed"
+        if self.rate_limit(note) is None:
+            return "digested"
+        first = self.ledger.get(thread_key(note))
+        note = self.thread(note)
+        rec = await self.send(notifier, note, seen_before=seen_before)
+        if rec is None:
+            return "failed"
+        self.ledger[note.id] = {"state": "delivered", "external_id": rec.external_id}
+        if rec.external_id and not first:
+            self.ledger[thread_key(note)] = {"external_id": rec.external_id}
+        await self.record(note, "delivered", rec, rec.detail)
+        await self.durable()
+        return "delivered"
+
+
+def build_chain(*, ledger: Ledger, notifiers: Mapping[str, Notifier], metrics: Metrics,
+                receipts: Receipts, fallback_targets: Sequence[TargetSpec],
+                schedules: Mapping[str, Schedule], bucket: TokenBucket, digests: Digests,
+                durable: Durable = _nothing,
+                policy: RetryPolicy | None = None) -> tuple[Chain, Attempt, Record]:
+    """The stages wired together: the chain, and the attempt and record digests use."""
+    attempt = Attempt(metrics=metrics, policy=policy or RetryPolicy())
+    record = Record(metrics=metrics, receipts=receipts)
+    fallback = Fallback(targets=fallback_targets, schedules=schedules, notifiers=notifiers,
+                        attempt=attempt, record=record)
+    chain = Chain(
+        ledger=ledger, durable=durable,
+        dedup=Dedup(ledger=ledger, metrics=metrics),
+        route=Route(notifiers=notifiers, ledger=ledger, record=record, fallback=fallback),
+        rate_limit=RateLimit(bucket=bucket, digests=digests, ledger=ledger, metrics=metrics),
+        thread=Thread(ledger=ledger),
+        send=Send(ledger=ledger, attempt=attempt, record=record, fallback=fallback,
+                  durable=durable),
+        record=record)
+    return chain, attempt, record

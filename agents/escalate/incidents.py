@@ -1,0 +1,400 @@
+"""Incidents and their escalation, free of Kafka: events in, new state and notifications out.
+
+One table entry per incident: ``{"incident": <Incident JSON>, "esc": <escalation state>}``.
+Every function takes ``now`` (wall clock: escalation timeouts are about people, not event
+time) and is deterministic for it, so re-delivered events (at-least-once) produce the same
+notification ids and the deliver stage drops the repeats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from agents.escalate.oncall import in_quiet_hours, resolve_targets
+from agents.escalate.routing import labels_of, route
+from notifiers import registry
+from streams.config.escalation import EscalationSettings, Policy, Schedule
+from streams.config.playbooks import Playbook, match_playbook
+from streams.core.records import (
+    Ack,
+    Evidence,
+    Incident,
+    Notification,
+    NotificationKind,
+    Signal,
+    TimelineEntry,
+    parse,
+    stable_id,
+)
+from streams.core.silences import Silence, first_match
+
+__all__ = ["Decision", "EscalationEngine", "UPDATABLE_CHANNELS"]
+
+_RANK = {"info": 0, "warning": 1, "critical": 2}
+#: Channels whose message can change with the incident (a Slack message edited in place, a
+#: PagerDuty alert acknowledged). Email and push are not told about acks and resolutions.
+UPDATABLE_CHANNELS = registry.UPDATABLE
+_TIMELINE_MAX = 200
+_EVIDENCE_MAX = 50
+
+
+@dataclass
+class Decision:
+    entry: dict[str, Any] | None            # the new table value; None: nothing changed
+    notifications: list[Notification] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # for metrics: opened, acked, escalated:2…
+
+    @property
+    def incident(self) -> Incident | None:
+        return parse(Incident, self.entry["incident"]) if self.entry else None
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat()
+
+
+def _dt(s: str) -> datetime:
+    return datetime.fromisoformat(s)
+
+
+def _add_evidence(inc: dict[str, Any], signal: Signal) -> None:
+    evidence = inc.setdefault("evidence", [])
+    evidence.append(Evidence.of(signal).model_dump(mode="json"))
+    del evidence[:-_EVIDENCE_MAX]
+
+
+class EscalationEngine:
+    def __init__(
+        self,
+        *,
+        settings: EscalationSettings,
+        policies: Sequence[Policy],
+        schedules: Mapping[str, Schedule],
+        silences: Callable[[], list[Silence]] = list,
+        resolved_ids: Callable[[], set[str]] = set,
+        playbooks: Sequence[Playbook] = (),
+    ) -> None:
+        self.cfg = settings
+        self.playbooks = list(playbooks)
+        self.policies = {p.id: p for p in policies}
+        self.schedules = dict(schedules)
+        self._silences = silences
+        self._resolved = resolved_ids
+
+    # -- helpers --------------------------------------------------------------------------
+    def fingerprint(self, signal: Signal) -> str:
+        """Signals with the same fingerprint join one incident (``group_by``)."""
+        parts = {"detector": signal.detector, "severity": signal.severity}
+        # The watch is always part of it: incident ids and their partition follow the watch.
+        extra = [parts[label] for label in self.cfg.group_by if label != "watch"]
+        return ":".join([signal.watch_id, *extra])
+
+    def _labels(self, inc: Incident) -> dict[str, str]:
+        return labels_of(inc.watch_id, inc.severity, inc.detector, inc.language)
+
+    def _silence(self, inc: Incident, now: datetime) -> Silence | None:
+        return first_match(self._silences(), self._labels(inc), now, resolved=self._resolved())
+
+    def _silence_end(self, silence_id: str, overdue: datetime) -> datetime:
+        """When silence ``silence_id`` stops holding an incident; ``overdue`` if it already has."""
+        resolved = self._resolved()
+        for s in self._silences():
+            if s.id == silence_id and not (s.incident_id and s.incident_id in resolved):
+                return s.ends_at
+        return overdue
+
+    @staticmethod
+    def _log(inc: dict[str, Any], now: datetime, kind: str, text: str,
+             by: str | None = None) -> None:
+        entry = TimelineEntry(at=now, kind=kind, text=text, by=by)  # type: ignore[arg-type]
+        timeline = inc.setdefault("timeline", [])
+        timeline.append(entry.model_dump(mode="json"))
+        del timeline[:-_TIMELINE_MAX]
+
+    def _notify(self, entry: dict[str, Any], targets: list[tuple[str, str]],
+                kind: NotificationKind, level: int, now: datetime) -> list[Notification]:
+        esc = entry["esc"]
+        incident = parse(Incident, entry["incident"])
+        out = []
+        for channel, target in targets:
+            esc["seq"] = esc.get("seq", 0) + 1
+            out.append(Notification(
+                id=f"{incident.id}:{esc['seq']}:{channel}:{target}:{kind}",
+                incident=incident, level=level, channel=channel, target=target,
+                created_at=now, kind=kind))
+            if [channel, target] not in esc["notified"]:
+                esc["notified"].append([channel, target])
+        if out:
+            names = ", ".join(sorted({f"{c} {t}" for c, t in targets}))
+            self._log(entry["incident"], now, "notification", f"{kind} (level {level}) → {names}")
+        return out
+
+    def _enter_level(self, entry: dict[str, Any], pid: str, idx: int, now: datetime,
+                     kind: NotificationKind) -> list[Notification]:
+        """Notify level ``idx`` of policy ``pid`` (skipping levels in quiet hours)."""
+        policy, state = self.policies[pid], entry["esc"]["policies"][pid]
+        severity = entry["incident"]["severity"]
+        while idx < len(policy.levels):
+            level = policy.levels[idx]
+            state.update(level=idx, since=_iso(now))
+            if level.quiet_hours and in_quiet_hours(level.quiet_hours, now, severity):
+                self._log(entry["incident"], now, "skipped",
+                          f"{pid} level {idx + 1}: quiet hours")
+                idx += 1
+                continue
+            entry["incident"]["level"] = idx + 1
+            targets = [pair for t in level.targets
+                       for pair in resolve_targets(t, self.schedules, now)]
+            if not targets:
+                self._log(entry["incident"], now, "skipped",
+                          f"{pid} level {idx + 1}: nobody to notify (on-call has no contact)")
+            return self._notify(entry, targets, kind, idx + 1, now)
+        state.update(done=True, reminded=_iso(now))
+        return []
+
+    def _start(self, entry: dict[str, Any], now: datetime,
+               kind: NotificationKind = "trigger") -> list[Notification]:
+        inc = parse(Incident, entry["incident"])
+        silence = self._silence(inc, now)
+        if silence is not None:
+            entry["esc"]["silenced"] = silence.id
+            scope = " (a silence of every incident, all: true)" if silence.all else ""
+            self._log(entry["incident"], now, "silenced",
+                      f"silenced by {silence.id}{scope} until "
+                      f"{silence.ends_at:%Y-%m-%d %H:%M} UTC", by=silence.created_by)
+            return []
+        entry["esc"]["silenced"] = None
+        out: list[Notification] = []
+        for pid in entry["esc"]["policies"]:
+            entry["esc"]["policies"][pid] = {"level": 0, "round": 0, "done": False}
+            out += self._enter_level(entry, pid, 0, now, kind)
+        return out
+
+    # -- events ---------------------------------------------------------------------------
+    def on_signal(self, entry: dict[str, Any] | None, signal: Signal, now: datetime,
+                  *, language: str | None = None) -> Decision:
+        if entry is not None and signal.id in entry["incident"]["signal_ids"]:
+            return Decision(None)  # re-delivered signal
+        state = entry["incident"]["state"] if entry else None
+        if entry is not None and state == "resolved":
+            resolved_at = _dt(entry["esc"].get("resolved_wall", _iso(now)))
+            if now - resolved_at <= timedelta(seconds=self.cfg.reopen_within_s):
+                return self._reopen(entry, signal, now)
+            entry = None
+        if entry is None:
+            return self._open(signal, now, language)
+        return self._join(entry, signal, now)
+
+    def _open(self, signal: Signal, now: datetime, language: str | None) -> Decision:
+        fp = self.fingerprint(signal)
+        incident = Incident(
+            id=f"{signal.watch_id}.{stable_id(fp, signal.window_start.isoformat())}",
+            fingerprint=fp, watch_id=signal.watch_id, detector=signal.detector,
+            severity=signal.severity, opened_at=signal.window_end,
+            updated_at=signal.window_end, summary=signal.summary, signal_ids=[signal.id],
+            samples=signal.samples, language=language,
+            trigger_posted_at=signal.trigger_posted_at, evidence=[Evidence.of(signal)],
+        )
+        found = match_playbook(self.playbooks, self._labels(incident))
+        if found is not None:
+            incident = incident.model_copy(update={"playbook": found.card()})
+        pids = route(self._labels(incident), self.cfg.route)
+        entry: dict[str, Any] = {
+            "incident": incident.model_dump(mode="json"),
+            "esc": {"opened_wall": _iso(now), "last_signal_wall": _iso(now), "seq": 0,
+                    "notified": [], "policies": {p: {} for p in pids}, "silenced": None,
+                    "last_update_wall": _iso(now), "pending_update": False},
+        }
+        self._log(entry["incident"], now, "signal", signal.summary)
+        if self.cfg.group_wait_s:
+            # Alertmanager's group_wait: the first alert carries whatever joined meanwhile.
+            entry["esc"]["waiting_until"] = _iso(now + timedelta(seconds=self.cfg.group_wait_s))
+            return Decision(entry, [], ["opened"])
+        return Decision(entry, self._start(entry, now), ["opened"])
+
+    def _reopen(self, entry: dict[str, Any], signal: Signal, now: datetime) -> Decision:
+        inc = entry["incident"]
+        inc.update(state="open", acked_by=None, acked_at=None, resolved_by=None,
+                   resolved_at=None, updated_at=signal.window_end.isoformat(),
+                   summary=signal.summary, severity=signal.severity)
+        inc["signal_ids"] = [*inc["signal_ids"], signal.id][-100:]
+        _add_evidence(inc, signal)
+        inc["samples"] = [s.model_dump(mode="json") for s in signal.samples]
+        # A reopened incident is a new page: time-to-acknowledge counts from now.
+        entry["esc"].update(last_signal_wall=_iso(now), opened_wall=_iso(now),
+                            pending_update=False, last_update_wall=_iso(now))
+        self._log(inc, now, "reopen", f"recurred: {signal.summary}")
+        return Decision(entry, self._start(entry, now, kind="escalate"), ["reopened"])
+
+    def _join(self, entry: dict[str, Any], signal: Signal, now: datetime) -> Decision:
+        inc, esc = entry["incident"], entry["esc"]
+        inc["signal_ids"] = [*inc["signal_ids"], signal.id][-100:]
+        _add_evidence(inc, signal)
+        inc["updated_at"] = max(_dt(inc["updated_at"]), signal.window_end).isoformat()
+        esc["last_signal_wall"] = _iso(now)
+        self._log(inc, now, "signal", f"{signal.detector}: {signal.summary}")
+        if _RANK[signal.severity] <= _RANK[inc["severity"]]:
+            return Decision(entry)  # joins silently (Alertmanager's grouping)
+        inc.update(severity=signal.severity, summary=signal.summary,
+                   samples=[s.model_dump(mode="json") for s in signal.samples])
+        if inc.get("playbook") is None:  # a playbook for critical incidents only, say
+            found = match_playbook(self.playbooks, self._labels(parse(Incident, inc)))
+            if found is not None:
+                inc["playbook"] = found.card().model_dump(mode="json")
+        out = self._maybe_update(entry, now)
+        # Routes may depend on severity: a warning that turns critical must reach whoever
+        # the routing tree sends critical incidents to, from their first level.
+        if inc["state"] == "open" and not esc.get("silenced") and not esc.get("waiting_until"):
+            for pid in route(self._labels(parse(Incident, inc)), self.cfg.route):
+                if pid not in esc["policies"]:
+                    esc["policies"][pid] = {"level": 0, "round": 0, "done": False}
+                    out += self._enter_level(entry, pid, 0, now, "trigger")
+        return Decision(entry, out, ["worsened"])
+
+    def _maybe_update(self, entry: dict[str, Any], now: datetime) -> list[Notification]:
+        """Tell everyone already notified that it got worse, at most once per group_interval."""
+        esc = entry["esc"]
+        if esc.get("silenced"):
+            return []
+        due = _dt(esc["last_update_wall"]) + timedelta(seconds=self.cfg.group_interval_s)
+        if now < due and esc["notified"]:
+            esc["pending_update"] = True
+            return []
+        esc.update(last_update_wall=_iso(now), pending_update=False)
+        targets = [(c, t) for c, t in esc["notified"]]
+        return self._notify(entry, targets, "update", entry["incident"]["level"], now)
+
+    def on_ack(self, entry: dict[str, Any] | None, ack: Ack, now: datetime) -> Decision:
+        if entry is None:
+            return Decision(None, events=["unknown"])
+        inc, esc = entry["incident"], entry["esc"]
+        if ack.action == "step":
+            return self._step_done(entry, ack, now)
+        if inc["state"] == "resolved" or (ack.action == "ack" and inc["state"] != "open"):
+            return Decision(None, events=["noop"])  # idempotent: already done
+        opened = _dt(esc["opened_wall"])
+        if ack.action == "ack":
+            inc.update(state="acknowledged", acked_by=ack.by, acked_at=_iso(now))
+            self._log(inc, now, "ack", f"acknowledged via {ack.source}", by=ack.by)
+            kind: NotificationKind = "acknowledge"
+            events = [f"acked:{(now - opened).total_seconds():.3f}"]
+        else:
+            inc.update(state="resolved", resolved_by=ack.by, resolved_at=_iso(now))
+            esc["resolved_wall"] = _iso(now)
+            self._log(inc, now, "resolve", f"resolved via {ack.source}", by=ack.by)
+            kind = "resolve"
+            events = [f"resolved:{(now - opened).total_seconds():.3f}"]
+        targets = [(c, t) for c, t in esc["notified"] if c in UPDATABLE_CHANNELS]
+        return Decision(entry, self._notify(entry, targets, kind, inc["level"], now), events)
+
+    def _step_done(self, entry: dict[str, Any], ack: Ack, now: datetime) -> Decision:
+        inc = entry["incident"]
+        book = inc.get("playbook")
+        step = next((s for s in (book or {}).get("steps", []) if s["id"] == ack.step), None)
+        if book is None or step is None:
+            return Decision(None, events=["unknown-step"])
+        if any(d["step"] == ack.step for d in book.get("done", [])):
+            return Decision(None, events=["noop"])  # idempotent: already marked
+        book.setdefault("done", []).append({"step": ack.step, "by": ack.by, "at": _iso(now)})
+        self._log(inc, now, "step", f"step done via {ack.source}: {step['text']}", by=ack.by)
+        # Slack shows the checklist: edit its message in place. Nobody else is told; a step
+        # done is progress, not news worth an email or a page.
+        targets = [(c, t) for c, t in entry["esc"]["notified"] if c == "slack"]
+        return Decision(entry, self._notify(entry, targets, "update", inc["level"], now),
+                        ["step"])
+
+    def next_due(self, entry: dict[str, Any]) -> datetime | None:
+        """When ``on_tick`` next has something to do for this incident."""
+        inc, esc = entry["incident"], entry["esc"]
+        if inc["state"] == "resolved":
+            return None
+        times = [_dt(esc["last_signal_wall"]) + timedelta(seconds=self.cfg.resolve_after_s)]
+        if esc.get("waiting_until"):
+            return min([*times, _dt(esc["waiting_until"])])
+        if esc.get("pending_update"):
+            times.append(_dt(esc["last_update_wall"])
+                         + timedelta(seconds=self.cfg.group_interval_s))
+        if inc["state"] == "open" and esc.get("silenced"):
+            # The clock ticks only what is due: without this a silenced incident would never
+            # be ticked when its silence ends and would wait, unpaged, for auto-resolve.
+            times.append(self._silence_end(esc["silenced"], _dt(esc["opened_wall"])))
+        elif inc["state"] == "open":
+            for pid, st in esc["policies"].items():
+                if st.get("done"):
+                    times.append(_dt(st["reminded"])
+                                 + timedelta(seconds=self.cfg.repeat_interval_s))
+                else:
+                    level = self.policies[pid].levels[st["level"]]
+                    times.append(_dt(st["since"]) + timedelta(seconds=level.timeout_s))
+        return min(times)
+
+    def on_tick(self, entry: dict[str, Any] | None, now: datetime) -> Decision:
+        if entry is None or entry["incident"]["state"] == "resolved":
+            return Decision(None)
+        inc, esc = entry["incident"], entry["esc"]
+        quiet = now - _dt(esc["last_signal_wall"])
+        if quiet >= timedelta(seconds=self.cfg.resolve_after_s):
+            ack = Ack(incident_id=inc["id"], action="resolve", source="auto",
+                      by=f"escucha (no signal for {quiet.total_seconds() / 60:.0f} min)", at=now)
+            return self.on_ack(entry, ack, now)
+        if esc.get("waiting_until"):
+            if now < _dt(esc["waiting_until"]):
+                return Decision(None)
+            esc["waiting_until"] = None
+            if inc["state"] != "open":
+                return Decision(entry)  # acknowledged while waiting: nobody needs paging
+            return Decision(entry, self._start(entry, now))
+        out: list[Notification] = []
+        events: list[str] = []
+        if esc.get("silenced"):
+            silence = self._silence(parse(Incident, inc), now)
+            if silence is not None:
+                if silence.id == esc["silenced"]:
+                    return Decision(None)  # still silenced: nothing escalates
+                esc["silenced"] = silence.id  # another silence holds it: next_due follows it
+                return Decision(entry)
+            self._log(inc, now, "silenced", "silence ended")
+            if inc["state"] != "open":  # acknowledged while silenced: someone owns it already
+                esc["silenced"] = None
+                return Decision(entry)
+            return Decision(entry, self._start(entry, now))
+        if esc.get("pending_update"):
+            out += self._maybe_update(entry, now)
+        if inc["state"] == "open":
+            for pid, st in esc["policies"].items():
+                policy = self.policies[pid]
+                if st.get("done"):
+                    if now - _dt(st["reminded"]) >= timedelta(seconds=self.cfg.repeat_interval_s):
+                        st["reminded"] = _iso(now)
+                        last = policy.levels[-1]
+                        targets = [p for t in last.targets
+                                   for p in resolve_targets(t, self.schedules, now)]
+                        out += self._notify(entry, targets, "reminder", len(policy.levels), now)
+                    continue
+                level = policy.levels[st["level"]]
+                if now - _dt(st["since"]) < timedelta(seconds=level.timeout_s):
+                    continue
+                nxt = st["level"] + 1
+                if nxt >= len(policy.levels) and st["round"] < policy.repeat:
+                    st["round"] += 1
+                    nxt = 0
+                if nxt >= len(policy.levels):
+                    st.update(done=True, reminded=_iso(now))
+                    continue
+                self._log(inc, now, "escalate",
+                          f"{pid}: not acknowledged within {level.timeout_s}s → level {nxt + 1}")
+                events.append(f"escalated:{nxt + 1}")
+                out += self._enter_level(entry, pid, nxt, now, "escalate")
+        return Decision(entry, out, events)
+
+    def on_delivery(self, entry: dict[str, Any] | None, *, channel: str, target: str,
+                    outcome: str, detail: str, now: datetime) -> Decision:
+        """Receipts go on the timeline, so responders see what reached whom."""
+        if entry is None:
+            return Decision(None)
+        kind = "delivery" if outcome == "delivered" else "failed"
+        self._log(entry["incident"], now, kind, f"{channel} {target}: {outcome} {detail}"[:300])
+        return Decision(entry)

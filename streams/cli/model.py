@@ -1,0 +1,171 @@
+"""``escucha model …``: train, evaluate, try and time the sentiment model."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from streams.config.settings import Settings
+
+__all__ = ["model"]
+
+_DATA_HELP = "Labelled tweets (default: ../shared/data when it exists)."
+
+
+def _data_dir(data: Path | None) -> Path:
+    from models.data import default_data_dir
+
+    found = data or default_data_dir()
+    if found is None or not found.is_dir():
+        click.echo("escucha: no labelled data: pass --data DIR (the layout of "
+                   "../shared/data: umsab/<language>/, tweeteval/sentiment/, ...)", err=True)
+        sys.exit(2)
+    return found
+
+
+def _settings_of(config: Path | None) -> Settings:
+    from streams.cli._common import settings_or_exit  # the CLI's one loader (exit 2)
+
+    return settings_or_exit(str(config) if config else None)
+
+
+def _load(settings: Settings, *, cache: bool = True) -> object:
+    from models.errors import ModelError
+    from models.loader import load_model
+
+    cfg = settings.model
+    try:
+        return load_model(name=cfg.name, label_map=cfg.label_map,
+                          allow_download=cfg.allow_download, threads=cfg.threads,
+                          batch_size=cfg.batch_size, quantize=cfg.quantize,
+                          cache_size=cfg.cache_size if cache else 0, languages=cfg.languages)
+    except ModelError as exc:
+        click.echo(f"escucha: {exc}", err=True)
+        sys.exit(2)
+
+
+def _progress(message: str) -> None:
+    click.echo(f"… {message}", err=True)
+
+
+@click.group()
+def model() -> None:
+    """Train, evaluate, try and time the sentiment model."""
+
+
+@model.command("train")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=_DATA_HELP)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the artifacts (default: models/artifacts, the bundled ones).")
+@click.option("--seed", default=13, show_default=True)
+@click.option("--layers", default=2, show_default=True, help="Top encoder layers to fine-tune.")
+@click.option("--epochs", default=3, show_default=True)
+@click.option("--threads", type=int, default=None)
+def train_cmd(data: Path | None, out: Path | None, seed: int, layers: int, epochs: int,
+              threads: int | None) -> None:
+    """Fine-tune the bundled model on the labelled tweets (about 10 minutes on 2 cores)."""
+    from models.bundled import ARTIFACTS
+    from models.train import train_bundle
+
+    began = time.perf_counter()
+    bundle = train_bundle(data_dir=_data_dir(data), out=out or ARTIFACTS, seed=seed,
+                          layers=layers, epochs=epochs, threads=threads, progress=_progress)
+    click.echo(json.dumps(bundle, indent=2))
+    click.echo(f"trained in {time.perf_counter() - began:.0f}s; now run `escucha model eval`",
+               err=True)
+
+
+@model.command("eval")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=_DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def eval_cmd(data: Path | None, as_json: bool, config: Path | None) -> None:
+    """The configured model on TweetEval and UMSAB test splits, beside published baselines."""
+    from models.evaluate import evaluate, format_eval
+
+    directory = _data_dir(data)
+    result = evaluate(_load(_settings_of(config), cache=False), directory,  # type: ignore[arg-type]
+                      progress=_progress)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for line in format_eval(result):
+        click.echo(line)
+
+
+@model.command("predict")
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: label, scores, language, priority, reasons.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def predict_cmd(file: click.utils.LazyFile, as_json: bool, config: Path | None) -> None:
+    """Classify texts, one per line, from FILE or standard input."""
+    from datetime import UTC, datetime
+
+    from models.priority import PriorityWeights, score_priority
+    from streams.core.records import Author, Mention
+
+    settings = _settings_of(config)
+    weights = PriorityWeights(**settings.model.priority.model_dump())
+    texts = [line.rstrip("\n") for line in file]
+    texts = [t for t in texts if t.strip()]
+    chosen = _load(settings)
+    now = datetime.now(UTC)
+    for start in range(0, len(texts), 256):
+        chunk = texts[start:start + 256]
+        for text, pred in zip(chunk, chosen.predict(chunk), strict=True):  # type: ignore[attr-defined]
+            anger = (pred.emotion or {}).get("anger", 0.0)
+            mention = Mention(source="cli", id="-", text=text[:20_000],
+                              author=Author(handle="cli"), created_at=now)
+            priority, reasons = score_priority(mention, pred.scores["negative"], anger=anger,
+                                               weights=weights)
+            if as_json:
+                click.echo(json.dumps({
+                    "text": text, "label": pred.label,
+                    "scores": {k: round(v, 4) for k, v in pred.scores.items()},
+                    "language": pred.language,
+                    "emotion": {k: round(v, 4) for k, v in (pred.emotion or {}).items()},
+                    "priority": priority, "reasons": reasons,
+                    "model": {"id": pred.model_id, "version": pred.model_version}},
+                    ensure_ascii=False))
+            else:
+                click.echo(f"{pred.label:<8} {pred.scores[pred.label]:.2f}  "
+                           f"{pred.language or '??':<3} p{priority:<3} {text}")
+
+
+@model.command("bench")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=_DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+@click.option("--texts", "count", default=2048, show_default=True,
+              help="How many real tweets to time on.")
+@click.option("--batch-size", "batch_sizes", multiple=True, type=int,
+              help="Batch sizes to time (repeatable; default 1, 8, 32, 64).")
+@click.option("--duplicates", default=0.4, show_default=True,
+              help="Share of repeated texts in the cache run.")
+@click.option("--threads", type=int, default=None)
+def bench_cmd(data: Path | None, as_json: bool, count: int, batch_sizes: tuple[int, ...],
+              duplicates: float, threads: int | None) -> None:
+    """Texts/s and batch latency of the bundled model: fp32, int8, cache, forward limit."""
+    from models.data import UMSAB_LANGUAGES, read_split
+    from streams.bench.model import bench_model, format_bench
+
+    directory = _data_dir(data)
+    texts: list[str] = []
+    for lang in UMSAB_LANGUAGES:  # every language, as a real stream would mix them
+        texts += read_split(directory / "umsab" / lang, "test")[0]
+    texts += read_split(directory / "tweeteval" / "sentiment", "test")[0]
+    texts = texts[::max(1, len(texts) // count)][:count]
+    result = bench_model(texts, batch_sizes=batch_sizes or (1, 8, 32, 64),
+                         duplicate_ratio=duplicates, threads=threads, progress=_progress)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for line in format_bench(result):
+        click.echo(line)

@@ -1,0 +1,3 @@
+"""Configuration, one module per top-level YAML key; ``settings`` composes them and runs the checks
+that span sections.
+"""

@@ -1,0 +1,63 @@
+"""``detect:``: the detectors' thresholds (a watch may override them)."""
+
+from __future__ import annotations
+
+from pydantic import (
+    Field,
+)
+
+from streams.config.base import Section
+
+__all__ = ["DetectSettings"]
+
+
+class DetectSettings(Section):
+    """How crises are detected. Counts are per watch, in event time (the posts' own time)."""
+
+    bucket_s: int = Field(default=60, ge=10, le=3600, description="Bucket length, seconds.")
+    spike_window_min: int = Field(default=5, ge=1, le=120,
+                                  description="Window of the volume and negative spikes.")
+    shift_window_min: int = Field(default=30, ge=5, le=720,
+                                  description="Window of the negative-share shift.")
+    term_window_min: int = Field(default=15, ge=1, le=240,
+                                 description="Window of risk-term and emerging-term surges.")
+    warmup_min: int = Field(default=120, ge=0, description="History a watch needs before "
+                            "comparing against its baseline (single posts are judged at once).")
+    level_halflife_min: float = Field(default=180.0, gt=0, description="How fast the "
+                                      "expected rate follows a trend.")
+    share_halflife_min: float = Field(default=1440.0, gt=0, description="How fast the usual "
+                                      "negative share adapts.")
+    seasonal: bool = Field(default=True, description="Learn hour-of-week patterns (after a "
+                           "week of history) so a regular Monday peak is not a crisis.")
+    ratio: float = Field(default=3.0, gt=1, description="Observed/expected needed to fire.")
+    max_p_value: float = Field(default=1e-5, gt=0, lt=1, description="Tail probability "
+                               "needed to fire: how surprising it must be under the baseline.")
+    min_volume: int = Field(default=15, ge=1, description="Least mentions for a volume spike.")
+    min_negative: int = Field(default=8, ge=1, description="Least negative mentions for a "
+                              "negative spike.")
+    min_authors: int = Field(default=4, ge=1, description="Least distinct authors in a spike: "
+                             "one account posting a lot is spam, not a crisis.")
+    shift_min_volume: int = Field(default=20, ge=1, description="Least mentions in the shift "
+                                  "window to judge a negative share.")
+    shift_min_delta: float = Field(default=0.25, gt=0, lt=1, description="Least rise of the "
+                                   "negative share over its usual value (0.25 = 25 points).")
+    risk_min: int = Field(default=5, ge=1, description="Least mentions with risk terms.")
+    emerging_min: int = Field(default=8, ge=2, description="Least uses of a new term.")
+    emerging_warmup_min: int = Field(default=1440, ge=0, description="History a watch needs "
+                                     "before a term can be 'new' to it (its vocabulary).")
+    influencer_followers: int = Field(default=100_000, ge=1, description="Reach that makes "
+                                      "one negative post worth an alert.")
+    influencer_verified_followers: int = Field(default=50_000, ge=1,
+                                               description="The same for verified authors.")
+    influencer_interactions_per_min: float = Field(default=100.0, gt=0, description="Or "
+                                                   "engagement velocity at classification "
+                                                   "(with at least 500 interactions).")
+    influencer_cooldown_min: int = Field(default=1440, ge=1, description="One alert per "
+                                         "author per this long: a regular critic is known.")
+    cooldown_min: int = Field(default=45, ge=1, description="A detector that fired stays "
+                              "quiet while its condition lasts and this long after, unless "
+                              "the severity rises.")
+    lateness_min: int = Field(default=10, ge=0, description="Allowed lateness: older "
+                              "mentions still count in their window.")
+    skew_tolerance_s: int = Field(default=120, ge=0, description="A post time later than its "
+                                  "classification time plus this is clamped (clock skew).")

@@ -1,0 +1,242 @@
+"""Configuration of who gets told, how, and when: routes, policies, schedules, silences.
+
+Alertmanager's routing tree picks escalation policies for an incident; each policy is a list
+of levels (targets + an acknowledgement timeout), PagerDuty-style. Part of ``Settings``
+(``escalation:``); cross-references (policy ids, schedule ids, services) are checked there.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+
+from notifiers import registry
+from streams.core.silences import MATCH_LABELS
+
+__all__ = ["EscalationSettings", "Level", "Member", "Override", "Policy", "QuietHours",
+           "Route", "Schedule", "SilenceSpec", "TargetSpec", "MATCH_LABELS"]
+
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like "
+                         "'Europe/Madrid')") from exc
+    return value
+
+
+TARGET_KEYS: tuple[str, ...] = (*registry.names, "schedule")
+if TYPE_CHECKING:
+    _Personal = str
+else:  # a channel an on-call member can be reached on
+    _Personal = Literal[registry.personal]
+
+
+class _Target(_Section):
+    """Exactly one of the keys: where one notification goes.
+
+    One key per channel in ``notifiers/registry.py`` (``slack``, ``email``, …) is added to this
+    base by :data:`TargetSpec`; ``schedule`` sends to whoever is on call, reached ``via``
+    their contacts.
+    """
+
+    schedule: str | None = Field(default=None, description="Whoever is on call in a schedule.")
+    via: list[_Personal] = Field(
+        default_factory=lambda: ["slack"],
+        description="For schedule targets: how to reach the person on call.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> _Target:
+        keys = [k for k in TARGET_KEYS if getattr(self, k) not in (None, False, [])]
+        if len(keys) != 1:
+            raise ValueError(f"a target needs exactly one of {', '.join(TARGET_KEYS)} "
+                             f"(got {keys or 'none'})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for k in TARGET_KEYS:
+            if getattr(self, k) not in (None, False, []):
+                return k
+        raise AssertionError("validated to have one")  # pragma: no cover
+
+
+#: The target model: :class:`_Target` plus one optional key per channel.
+if TYPE_CHECKING:  # built at run time: to mypy its channel keys are Any
+    TargetSpec = Any
+else:
+    TargetSpec = create_model("TargetSpec", __base__=_Target, **{
+        c.name: (c.target_type | None, Field(default=None, description=c.target_help))
+        for c in registry.CHANNELS})
+
+
+class QuietHours(_Section):
+    """A daily window in which a level is skipped (escalation goes on to the next level)."""
+
+    start: time = Field(description="Local start, e.g. '22:00'.")
+    end: time = Field(description="Local end, e.g. '07:00' (may wrap past midnight).")
+    timezone: str = Field(default="UTC", description="IANA time zone of start/end.")
+    days: list[int] = Field(default_factory=lambda: list(range(7)),
+                            description="Weekdays it applies to, 0 = Monday.")
+    except_severity: list[Literal["info", "warning", "critical"]] = Field(
+        default_factory=lambda: ["critical"],  # type: ignore[arg-type]
+        description="Severities that are never held back by these quiet hours.")
+
+    _tz = field_validator("timezone")(_zone)
+
+
+class Level(_Section):
+    targets: list[TargetSpec] = Field(min_length=1)
+    timeout_s: int = Field(default=300, ge=10, description="Time to acknowledge before the "
+                           "next level is notified.")
+    quiet_hours: QuietHours | None = None
+
+
+class Policy(_Section):
+    id: str = Field(min_length=1)
+    levels: list[Level] = Field(min_length=1)
+    repeat: int = Field(default=0, ge=0, le=10,
+                        description="Times to start again at level 1 after the last level.")
+
+
+class Route(_Section):
+    """A node of the routing tree (Alertmanager semantics)."""
+
+    match: dict[str, str | list[str]] = Field(
+        default_factory=dict, description=f"Labels that must all match: {', '.join(MATCH_LABELS)}.")
+    policy: str | None = Field(default=None, description="Policy id; inherited when unset.")
+    continue_: bool = Field(default=False, alias="continue",
+                            description="Keep looking at later siblings after this one matches.")
+    routes: list[Route] = Field(default_factory=list)
+
+    @field_validator("match")
+    @classmethod
+    def _labels(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        bad = [k for k in value if k not in MATCH_LABELS]
+        if bad:
+            raise ValueError(f"unknown label(s) {bad}; use {', '.join(MATCH_LABELS)}")
+        return value
+
+
+class _Member(_Section):
+    name: str = Field(min_length=1)
+
+
+#: An on-call member: a name and one optional contact per personal channel (registry).
+if TYPE_CHECKING:
+    Member = Any
+else:
+    Member = create_model("Member", __base__=_Member, **{
+        c.name: (str | None, Field(default=None, description=c.personal_help or None))
+        for c in registry.CHANNELS if c.personal})
+
+
+class Override(_Section):
+    start: datetime
+    end: datetime
+    member: str
+
+    @model_validator(mode="after")
+    def _order(self) -> Override:
+        if self.end <= self.start:
+            raise ValueError("an override must end after it starts")
+        return self
+
+
+class Schedule(_Section):
+    """A rotation: members take turns of ``rotation_days``, handing off at a local time."""
+
+    id: str = Field(min_length=1)
+    timezone: str = "UTC"
+    members: list[Member] = Field(min_length=1)
+    start: date = Field(description="The local date the first member's first turn begins.")
+    handoff: time = Field(default=time(9, 0), description="Local hand-off time.")
+    rotation_days: int = Field(default=7, ge=1, le=366)
+    overrides: list[Override] = Field(default_factory=list)
+
+    _tz = field_validator("timezone")(_zone)
+
+    @model_validator(mode="after")
+    def _override_members(self) -> Schedule:
+        names = {m.name for m in self.members}
+        for o in self.overrides:
+            if o.member not in names:
+                raise ValueError(f"override names {o.member!r}, who is not a member")
+        return self
+
+
+class SilenceSpec(_Section):
+    matchers: dict[str, str] = Field(min_length=1)
+    ends_at: datetime
+    starts_at: datetime | None = None
+    comment: str = ""
+    created_by: str = "config"
+    all: bool = Field(default=False, description="Must be true when the matchers silence "
+                      "every incident (e.g. {watch: '*'}): so it is never done by a slip.")
+
+
+def _default_policies() -> list[Policy]:
+    return [Policy(id="default", levels=[Level(targets=[TargetSpec(console=True)])])]
+
+
+class EscalationSettings(_Section):
+    group_by: list[Literal["watch", "detector", "severity"]] = Field(
+        default_factory=lambda: ["watch"],  # type: ignore[arg-type]
+        description="What makes signals one incident (Alertmanager's group_by). By watch: one "
+                    "crisis is one incident, whichever detectors see it; add 'detector' to "
+                    "page separately per detector.")
+    group_wait_s: int = Field(default=0, ge=0, le=3600, description="Hold a new incident's "
+                              "first notification this long, so signals that arrive together "
+                              "go out as one alert. 0: alert at once (a crisis will not wait).")
+    group_interval_s: int = Field(default=300, ge=0, description="Least time between update "
+                                  "notifications for one incident (new signals joining it).")
+    repeat_interval_s: int = Field(default=3600, ge=60, description="Reminder interval while an "
+                                   "incident stays unacknowledged after its last level.")
+    resolve_after_s: int = Field(default=1800, ge=60, description="Auto-resolve after this long "
+                                 "without a new signal.")
+    reopen_within_s: int = Field(default=3600, ge=0, description="A signal this soon after "
+                                 "resolution reopens the incident instead of opening a new one.")
+    route: Route = Field(default_factory=lambda: Route(policy="default"))
+    policies: list[Policy] = Field(default_factory=_default_policies)
+    schedules: list[Schedule] = Field(default_factory=list)
+    silences: list[SilenceSpec] = Field(default_factory=list)
+    fallback: list[TargetSpec] = Field(default_factory=list, description="Where a notification "
+                                       "goes when its channel fails permanently.")
+    rate_limit_per_min: int = Field(default=20, ge=1, description="Per target; the excess is "
+                                    "rolled into one digest instead of being dropped.")
+
+    @model_validator(mode="after")
+    def _references(self) -> EscalationSettings:
+        policies = {p.id for p in self.policies}
+        schedules = {s.id for s in self.schedules}
+        problems = []
+
+        def walk(node: Route, path: str) -> None:
+            if node.policy is not None and node.policy not in policies:
+                problems.append(f"{path}.policy: no policy {node.policy!r}")
+            for i, child in enumerate(node.routes):
+                walk(child, f"{path}.routes.{i}")
+
+        if self.route.policy is None:
+            problems.append("route.policy: the root route needs a policy")
+        walk(self.route, "route")
+        for p in self.policies:
+            for li, level in enumerate(p.levels):
+                for ti, t in enumerate(level.targets):
+                    if t.schedule is not None and t.schedule not in schedules:
+                        problems.append(f"policies[{p.id}].levels.{li}.targets.{ti}: "
+                                        f"no schedule {t.schedule!r}")
+        if len(policies) != len(self.policies):
+            problems.append("policies: ids must be unique")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -1,0 +1,238 @@
+"""Every escucha metric, in one module, registered on an injected registry.
+
+Label sets are created at start-up so a series exists (at 0) before its first event:
+dashboards and alert rules then see "nothing happened" instead of "no data".
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from streams.connectors.base import CONNECTOR_ERROR_KINDS
+
+__all__ = ["Metrics", "AUTH_OUTCOMES", "DELIVERY_OUTCOMES",
+           "INCIDENT_STATES", "HOLE_ACTIONS", "LATENCY_PATHS", "SEVERITIES", "STAGES"]
+
+SEVERITIES = ("info", "warning", "critical")
+DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried", "digested")
+INCIDENT_STATES = ("open", "acknowledged", "resolved")
+LATENCY_PATHS = ("ingest_to_enriched", "post_to_enriched", "enriched_to_signal",
+                 "post_to_signal", "post_to_delivered")
+STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay")
+#: What happened to a refused credential: wrong, or not even looked at (address throttled).
+AUTH_OUTCOMES = ("invalid", "throttled")
+#: What the consumer's hole watch did (streams/runtime/holes.py).
+HOLE_ACTIONS = ("reread", "expired")
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Human response times: from seconds (a click on a button) to a day.
+_HUMAN_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
+                  86400.0)
+_E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+                86400.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: Kept here, not imported from streams.connectors.base, so metrics import nothing of ours.
+
+
+def _since(gauge: Gauge) -> float:
+    last = gauge._value.get()  # prometheus_client has no public getter
+    return -1.0 if last <= 0 else max(0.0, time.time() - last)
+
+
+class Metrics:
+    """The pipeline's own series. One instance per process, built with its registry."""
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry,
+        sources: Iterable[str] = (),
+        watches: Iterable[str] = (),
+        channels: Iterable[str] = (),
+        detectors: Iterable[str] = (),
+        connectors: Iterable[str] = (),
+        topics: Iterable[str] = (),
+        credential_kinds: Iterable[str] = (),
+    ) -> None:
+        self.registry = registry
+        self.mentions_in = Counter(
+            "escucha_mentions_in_total", "Mentions read from the raw topic, by source.",
+            ["source"], registry=registry,
+        )
+        self.mentions_classified = Counter(
+            "escucha_mentions_classified_total",
+            "Mentions that matched at least one watch and were classified, by watch.",
+            ["watch"], registry=registry,
+        )
+        self.mentions_unmatched = Counter(
+            "escucha_mentions_unmatched_total", "Mentions that matched no watch.",
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "escucha_dead_letters_total", "Items sent to the dead-letter topic, by stage.",
+            ["stage"], registry=registry,
+        )
+        self.classify_batch_size = Histogram(
+            "escucha_classify_batch_size", "Texts per model call.",
+            buckets=_BATCH_BUCKETS, registry=registry,
+        )
+        self.classify_batch_seconds = Histogram(
+            "escucha_classify_batch_seconds", "Wall time of one model call, seconds.",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.signals = Counter(
+            "escucha_signals_total", "Signals emitted by detectors.",
+            ["detector", "severity"], registry=registry,
+        )
+        self.incidents = Counter(
+            "escucha_incidents_opened_total", "Incidents opened.",
+            ["severity"], registry=registry,
+        )
+        self.notifications = Counter(
+            "escucha_notifications_total", "Notification outcomes by channel.",
+            ["channel", "outcome"], registry=registry,
+        )
+        self.delivery_seconds = Histogram(
+            "escucha_delivery_seconds", "From notification created to delivered, seconds.",
+            ["channel"], buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.time_to_ack = Histogram(
+            "escucha_time_to_acknowledge_seconds", "From incident opened to acknowledged.",
+            ["severity", "watch"], buckets=_HUMAN_BUCKETS, registry=registry,
+        )
+        self.time_to_resolve = Histogram(
+            "escucha_time_to_resolve_seconds", "From incident opened to resolved.",
+            ["severity", "watch"], buckets=_HUMAN_BUCKETS, registry=registry,
+        )
+        self.escalations = Counter(
+            "escucha_escalations_total", "Escalations to a level (2 = first escalation).",
+            ["level"], registry=registry,
+        )
+        self.acks = Counter(
+            "escucha_acks_total", "Acknowledgements and resolutions, by path.",
+            ["source", "action"], registry=registry,
+        )
+        self.silences = Counter(
+            "escucha_silences_created_total", "Silences created over the API or console.",
+            registry=registry,
+        )
+        self.source_last_event = Gauge(
+            "escucha_source_last_event_timestamp_seconds",
+            "Unix time the pipeline last saw a mention from each source.",
+            ["source"], registry=registry,
+        )
+        self.model_texts = Counter(
+            "escucha_model_texts_total", "Texts classified by the model.", registry=registry,
+        )
+        self.latency = Histogram(
+            "escucha_end_to_end_latency_seconds",
+            "Latency along the pipeline: ingest_to_enriched (raw topic write to enriched), "
+            "enriched_to_signal (the triggering mention's enriched write to its signal), "
+            "post_to_enriched, post_to_signal, post_to_delivered (from the mention's own "
+            "post time; large for replayed history).",
+            ["path"], buckets=_E2E_BUCKETS, registry=registry,
+        )
+        self.incidents_current = Gauge(
+            "escucha_incidents", "Incidents this worker owns, by severity and state.",
+            ["severity", "state"], registry=registry,
+        )
+        self.incidents_overdue = Gauge(
+            "escucha_incidents_overdue",
+            "Open, unacknowledged incidents whose escalation policy is exhausted.",
+            ["severity"], registry=registry,
+        )
+        self.ready = Gauge(
+            "escucha_ready", "1 when /readyz passes: broker, model, partitions.",
+            registry=registry,
+        )
+        self.tasks = Gauge(
+            "escucha_asyncio_tasks", "asyncio tasks alive in the worker; steady growth is a "
+            "leak (the soak test watches it).", registry=registry,
+        )
+        self.connector_events = Counter(
+            "escucha_connector_events_total", "Mentions a connector published (new ones only).",
+            ["connector"], registry=registry,
+        )
+        self.connector_errors = Counter(
+            "escucha_connector_errors_total",
+            "Connector errors by kind: transport, rate_limited, server, malformed, crash.",
+            ["connector", "kind"], registry=registry,
+        )
+        self.connector_up = Gauge(
+            "escucha_connector_up", "1 while a connector's last fetch succeeded.",
+            ["connector"], registry=registry,
+        )
+        self.connector_last_event = Gauge(
+            "escucha_connector_last_event_timestamp_seconds",
+            "Unix time a connector last published a mention (0: never, in this process); "
+            "time() minus this is the seconds since its last event.",
+            ["connector"], registry=registry,
+        )
+        self.connector_seconds_since_last_event = Gauge(
+            "escucha_connector_seconds_since_last_event",
+            "Seconds since a connector last published a mention (-1: never).",
+            ["connector"], registry=registry,
+        )
+        self.hole_messages = Counter(
+            "escucha_consumer_hole_messages_total",
+            "Messages the consumer fetched but no stream acknowledged, found by the hole "
+            "watch: read again (action=reread) or deleted by retention first "
+            "(action=expired). Any increase is a bug or a retention problem to look at.",
+            ["topic", "action"], registry=registry,
+        )
+        self.model_loaded = Gauge(
+            "escucha_model_loaded", "1 once the classification model is loaded.",
+            registry=registry,
+        )
+        self.auth_refused = Counter(
+            "escucha_auth_refused_total", "Credentials refused over HTTP, by kind (password, "
+            "api_token, link, ...) and outcome: invalid, or throttled (not checked: the "
+            "address failed too often).", ["kind", "outcome"], registry=registry,
+        )
+        for kind in credential_kinds:
+            for outcome in AUTH_OUTCOMES:
+                self.auth_refused.labels(kind, outcome)
+        for source in sources:
+            self.mentions_in.labels(source)
+            self.source_last_event.labels(source)
+        for path in LATENCY_PATHS:
+            self.latency.labels(path)
+        watches = list(watches)
+        for watch in watches:
+            self.mentions_classified.labels(watch)
+        for stage in STAGES:
+            self.dead_letters.labels(stage)
+        for detector in detectors:
+            for severity in SEVERITIES:
+                self.signals.labels(detector, severity)
+        for severity in SEVERITIES:
+            self.incidents.labels(severity)
+            self.incidents_overdue.labels(severity)
+            for state in INCIDENT_STATES:
+                self.incidents_current.labels(severity, state)
+            for watch in watches:
+                self.time_to_ack.labels(severity, watch)
+                self.time_to_resolve.labels(severity, watch)
+        for level in ("2", "3", "4", "5"):
+            self.escalations.labels(level)
+        for source in ("slack", "api", "link", "cli", "console", "auto"):
+            for action in ("ack", "resolve"):
+                self.acks.labels(source, action)
+        for name in connectors:
+            self.connector_events.labels(name)
+            self.connector_up.labels(name)
+            last = self.connector_last_event.labels(name)
+            for kind in CONNECTOR_ERROR_KINDS:
+                self.connector_errors.labels(name, kind)
+            self.connector_seconds_since_last_event.labels(name).set_function(
+                functools.partial(_since, last))
+        for topic in topics:
+            for hole_action in HOLE_ACTIONS:
+                self.hole_messages.labels(topic, hole_action)
+        for channel in channels:
+            self.delivery_seconds.labels(channel)
+            for outcome in DELIVERY_OUTCOMES:
+                self.notifications.labels(channel, outcome)

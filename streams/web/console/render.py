@@ -1,0 +1,449 @@
+"""HTML for the console, rendered on the server. Everything from a mention or config is escaped.
+
+No template engine and no front-end build: a handful of pages, each a function of plain data,
+and one small script (``console.js``) for live updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from streams.core.records import Evidence, Incident
+from streams.web.console.auth import Session
+
+__all__ = ["Filters", "OnCallLine", "WatchCard", "chart_svg", "incident_page", "incident_rows",
+           "list_page", "login_page", "message_page", "safe_url", "watches_page"]
+
+SILENCE_CHOICES = (("30", "30 minutes"), ("60", "1 hour"), ("240", "4 hours"),
+                   ("1440", "24 hours"))
+_SEVERITIES = ("critical", "warning", "info")
+_STATES = ("open", "acknowledged", "resolved")
+
+
+def e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def safe_url(url: str | None) -> str | None:
+    """Only http(s) links: a ``javascript:`` URL in a mention must not become a live link."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _when(t: datetime | None) -> str:
+    if t is None:
+        return ""
+    t = t.astimezone(UTC)
+    return f'<time datetime="{e(t.isoformat())}">{t:%Y-%m-%d %H:%M} UTC</time>'
+
+
+@dataclass(frozen=True)
+class Filters:
+    watch: str = ""
+    severity: str = ""
+    state: str = ""
+
+    def keep(self, inc: Incident) -> bool:
+        return ((not self.watch or inc.watch_id == self.watch)
+                and (not self.severity or inc.severity == self.severity)
+                and (not self.state or inc.state == self.state))
+
+    def query(self) -> str:
+        return urlencode({k: v for k, v in vars(self).items() if v})
+
+
+@dataclass(frozen=True)
+class OnCallLine:
+    policy: str
+    level: int
+    targets: str
+    current: bool
+
+
+@dataclass(frozen=True)
+class WatchCard:
+    id: str
+    name: str
+    day: Mapping[str, Any]          # summary over 24 h: count, negative_pct, reach, ...
+    week: Mapping[str, Any]
+    day_series: Sequence[tuple[datetime, int, int]]   # (start, count, negative)
+    week_series: Sequence[tuple[datetime, int, int]]
+    share_of_voice: Mapping[str, float]               # watch name -> percent
+    top: Sequence[Mapping[str, Any]]                  # top mentions by priority
+
+
+def _layout(title: str, body: str, *, session: Session | None, csrf: str = "",
+            active: str = "") -> str:
+    nav = ""
+    if session is not None:
+        links = [("incidents", "/console", "Incidents"), ("watches", "/console/watches",
+                                                        "Watches")]
+        items = "".join(
+            f'<li><a href="{href}"{" aria-current=page" if key == active else ""}>{label}</a></li>'
+            for key, href, label in links)
+        role = "responder" if session.can_act else "viewer (read-only)"
+        nav = (f'<nav aria-label="Main"><ul>{items}</ul><span class="who">{e(session.user)} · '
+               f'{role}</span><form method="post" action="/console/logout" class="inline">'
+               f'<input type="hidden" name="csrf" value="{e(csrf)}">'
+               f'<button type="submit" class="link">Sign out</button></form></nav>')
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{e(title)} · escucha</title>'
+        '<link rel="stylesheet" href="/console/static/console.css">'
+        '<script src="/console/static/console.js" defer></script></head><body>'
+        '<a class="skip" href="#main">Skip to content</a>'
+        f'<header><span class="brand">escucha</span>{nav}</header>'
+        f'<main id="main" tabindex="-1">{body}</main></body></html>')
+
+
+def message_page(title: str, text: str, *, session: Session | None = None) -> str:
+    return _layout(title, f"<h1>{e(title)}</h1><p>{e(text)}</p>", session=session)
+
+
+def login_page(*, csrf: str, error: str = "", next_url: str = "/console") -> str:
+    err = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    body = (
+        f'<h1>Sign in</h1>{err}'
+        '<form method="post" action="/console/login" class="card">'
+        f'<input type="hidden" name="csrf" value="{e(csrf)}">'
+        f'<input type="hidden" name="next" value="{e(next_url)}">'
+        '<fieldset><legend>With a username and password</legend>'
+        '<label for="username">Username</label>'
+        '<input id="username" name="username" autocomplete="username">'
+        '<label for="password">Password</label>'
+        '<input id="password" name="password" type="password" autocomplete="current-password">'
+        '</fieldset><fieldset><legend>Or with an access token</legend>'
+        '<label for="token">Token</label>'
+        '<input id="token" name="token" type="password" autocomplete="off"></fieldset>'
+        '<button type="submit">Sign in</button></form>')
+    return _layout("Sign in", body, session=None)
+
+
+def _badge(severity: str) -> str:
+    return f'<span class="sev sev-{e(severity)}">{e(severity)}</span>'
+
+
+def _state(state: str) -> str:
+    return f'<span class="state state-{e(state)}">{e(state)}</span>'
+
+
+def incident_rows(incidents: Iterable[Incident], names: Mapping[str, str]) -> str:
+    rows = []
+    for inc in incidents:
+        name = names.get(inc.watch_id, inc.watch_id)
+        rows.append(
+            f'<tr data-id="{e(inc.id)}" class="row-{e(inc.state)}">'
+            f'<td>{_badge(inc.severity)}</td><td>{_state(inc.state)}</td>'
+            f'<td><a href="/console/incidents/{e(inc.id)}">{e(name)}'
+            f': {e(inc.detector.replace("_", " "))}</a>'
+            f'<div class="summary">{e(inc.summary[:240])}</div></td>'
+            f'<td>{_when(inc.opened_at)}</td><td>{e(inc.level)}</td>'
+            f'<td>{e(inc.acked_by or "")}</td></tr>')
+    if not rows:
+        rows.append('<tr><td colspan="6" class="empty">No incidents match.</td></tr>')
+    return "".join(rows)
+
+
+def _select(name: str, label: str, options: Sequence[tuple[str, str]], chosen: str) -> str:
+    opts = "".join(f'<option value="{e(v)}"{" selected" if v == chosen else ""}>{e(t)}</option>'
+                   for v, t in [("", "all"), *options])
+    return f'<label>{label} <select name="{name}">{opts}</select></label>'
+
+
+def list_page(incidents: Sequence[Incident], *, names: Mapping[str, str], filters: Filters,
+              session: Session, csrf: str) -> str:
+    form = (
+        '<form method="get" action="/console" class="filters" aria-label="Filter incidents">'
+        + _select("watch", "Watch", list(names.items()), filters.watch)
+        + _select("severity", "Severity", [(s, s) for s in _SEVERITIES], filters.severity)
+        + _select("state", "State", [(s, s) for s in _STATES], filters.state)
+        + '<button type="submit">Filter</button></form>')
+    open_count = sum(1 for i in incidents if i.state == "open")
+    body = (
+        f'<h1>Incidents</h1>{form}'
+        f'<p id="live-status" role="status" aria-live="polite" data-count="{len(incidents)}">'
+        f'{len(incidents)} shown, {open_count} open. Updates appear live.</p>'
+        '<div class="table-wrap"><table class="incidents"><caption class="sr-only">Incidents, '
+        'newest first</caption><thead><tr><th scope="col">Severity</th><th scope="col">State'
+        '</th><th scope="col">Incident</th><th scope="col">Opened</th><th scope="col">Level'
+        '</th><th scope="col">Acknowledged by</th></tr></thead>'
+        f'<tbody id="incident-rows" data-live="/console/events?{e(filters.query())}">'
+        f'{incident_rows(incidents, names)}</tbody></table></div>')
+    return _layout("Incidents", body, session=session, csrf=csrf, active="incidents")
+
+
+def chart_svg(evidence: Sequence[Evidence], series: Sequence[tuple[datetime, int, int]],
+              *, title: str) -> str:
+    """Mentions per bucket over time (negative darker), with a marker where each signal fired,
+    then each signal's observed count beside its expected count.
+
+    Detectors count different things over different windows (negative mentions in 5 min, risk
+    terms in 15 min), so observed/expected are compared per signal, not drawn on the volume
+    axis. The table under the chart holds the same numbers as text.
+    """
+    series = list(series)
+    # Empty buckets before the first and after the last mention only squash what matters.
+    while series and series[0][1] == 0:
+        series.pop(0)
+    while series and series[-1][1] == 0:
+        series.pop()
+    if not series and not evidence:
+        return '<p>No numbers recorded for this incident yet.</p>'
+    return _volume_svg(series, evidence, title) + _signals_svg(evidence)
+
+
+def _volume_svg(series: list[tuple[datetime, int, int]], evidence: Sequence[Evidence],
+                title: str) -> str:
+    width, height, pad = 640, 200, 32
+    times = [t for t, _, _ in series] + [ev.window_end for ev in evidence]
+    step = (series[1][0] - series[0][0]).total_seconds() if len(series) > 1 else 300.0
+    t0, t1 = min(times).timestamp(), max(times).timestamp() + step
+    span = max(t1 - t0, 60.0)
+    top = max([c for _, c, _ in series] + [1])
+
+    def x(t: datetime) -> float:
+        return pad + (t.timestamp() - t0) / span * (width - 2 * pad)
+
+    def y(v: float) -> float:
+        return height - pad - v / top * (height - 2 * pad)
+
+    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-labelledby="chart-title" '
+             f'class="chart"><title id="chart-title">{e(title)}</title>',
+             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+             'class="axis"/>']
+    bar = max(2.0, step / span * (width - 2 * pad) * 0.85)
+    for t, count, neg in series:
+        parts.append(f'<rect x="{x(t):.1f}" y="{y(count):.1f}" width="{bar:.1f}" '
+                     f'height="{y(0) - y(count):.1f}" class="bar"/>')
+        parts.append(f'<rect x="{x(t):.1f}" y="{y(neg):.1f}" width="{bar:.1f}" '
+                     f'height="{y(0) - y(neg):.1f}" class="bar-neg"/>')
+    for at in sorted({ev.window_end for ev in evidence}):
+        parts.append(f'<line x1="{x(at):.1f}" y1="{pad - 6}" x2="{x(at):.1f}" '
+                     f'y2="{height - pad}" class="fired"/>')
+    parts.append(f'<text x="{pad}" y="{pad - 12}" class="label">max {top:,} per '
+                 f'{step / 60:g} min</text>')
+    parts.append(f'<text x="{pad}" y="{height - 10}" class="label">'
+                 f'{datetime.fromtimestamp(t0, UTC):%H:%M}</text>')
+    parts.append(f'<text x="{width - pad}" y="{height - 10}" text-anchor="end" class="label">'
+                 f'{datetime.fromtimestamp(t1, UTC):%H:%M} UTC</text></svg>')
+    legend = ('<p class="legend"><span class="key bar"></span> mentions '
+              '<span class="key bar-neg"></span> negative '
+              '<span class="key fired"></span> a signal fired</p>')
+    return "".join(parts) + legend
+
+
+def _signals_svg(evidence: Sequence[Evidence]) -> str:
+    """One row per detector's latest signal: observed (red) against expected (grey)."""
+    latest: dict[str, Evidence] = {}
+    for ev in evidence:
+        latest[ev.detector] = ev
+    if not latest:
+        return ""
+    row, label_w, width = 34, 150, 640
+    height = row * len(latest) + 10
+    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" class="chart signals" '
+             'aria-label="Each detector\'s latest signal: observed against expected">']
+    for i, ev in enumerate(latest.values()):
+        top = max(ev.observed, ev.expected, 1e-9)
+        scale = (width - label_w - 120) / top
+        yy = 8 + i * row
+        parts.append(f'<text x="0" y="{yy + 17}" class="label">'
+                     f'{e(ev.detector.replace("_", " "))}</text>')
+        parts.append(f'<rect x="{label_w}" y="{yy}" width="{max(ev.observed * scale, 1):.1f}" '
+                     'height="11" class="bar-neg"/>')
+        parts.append(f'<rect x="{label_w}" y="{yy + 13}" '
+                     f'width="{max(ev.expected * scale, 1):.1f}" height="11" class="bar"/>')
+        parts.append(f'<text x="{label_w + ev.observed * scale + 6:.1f}" y="{yy + 10}" '
+                     f'class="label">observed {ev.observed:g}</text>')
+        parts.append(f'<text x="{label_w + ev.expected * scale + 6:.1f}" y="{yy + 23}" '
+                     f'class="label">expected {ev.expected:g}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def _actions(inc: Incident, session: Session, csrf: str) -> str:
+    if not session.can_act:
+        return ('<p class="note" id="actions">You are signed in read-only; a responder can '
+                'acknowledge, resolve or silence.</p>')
+    hidden = f'<input type="hidden" name="csrf" value="{e(csrf)}">'
+    base = f"/console/incidents/{e(inc.id)}"
+    buttons = []
+    if inc.state == "open":
+        buttons.append(f'<form method="post" action="{base}/ack">{hidden}'
+                       '<button type="submit" class="primary">Acknowledge</button></form>')
+    if inc.state != "resolved":
+        buttons.append(f'<form method="post" action="{base}/resolve">{hidden}'
+                       '<button type="submit">Resolve</button></form>')
+    options = "".join(f'<option value="{v}">{t}</option>' for v, t in SILENCE_CHOICES)
+    buttons.append(
+        f'<form method="post" action="{base}/silence">{hidden}'
+        f'<label for="silence-minutes">Silence for</label> <select id="silence-minutes" '
+        f'name="minutes">{options}</select> <button type="submit">Silence</button></form>')
+    return f'<div class="actions" id="actions">{"".join(buttons)}</div>'
+
+
+def _playbook(inc: Incident, session: Session, csrf: str) -> str:
+    book = inc.playbook
+    if book is None:
+        return ""
+    done = {d.step: d for d in book.done}
+    steps = []
+    for step in book.steps:
+        owner = f' <span class="owner">({e(step.owner)})</span>' if step.owner else ""
+        if step.id in done:
+            d = done[step.id]
+            steps.append(f'<li class="done"><span aria-hidden="true">✓</span> '
+                         f'<s>{e(step.text)}</s>{owner} <span class="by">done by {e(d.by)} '
+                         f'{_when(d.at)}</span></li>')
+        elif session.can_act and inc.state != "resolved":
+            steps.append(
+                f'<li><form method="post" action="/console/incidents/{e(inc.id)}/step" '
+                f'class="inline"><input type="hidden" name="csrf" value="{e(csrf)}">'
+                f'<input type="hidden" name="step" value="{e(step.id)}">'
+                f'<button type="submit" class="step">Mark done</button></form> '
+                f'{e(step.text)}{owner}</li>')
+        else:
+            steps.append(f'<li><span aria-hidden="true">○</span> {e(step.text)}{owner}</li>')
+    templates = "".join(
+        f'<details><summary>{e(t.channel)} · {e(t.language)}</summary>'
+        f'<blockquote class="template">{e(t.text)}</blockquote></details>'
+        for t in book.templates_for(inc.language))
+    people = (f'<dl class="facts"><dt>Owner</dt><dd>{e(book.owner)}</dd>'
+              + (f'<dt>Experts</dt><dd>{"; ".join(e(x) for x in book.experts)}</dd>'
+                 if book.experts else "")
+              + (f'<dt>Approval</dt><dd>{e(book.approval)}</dd>' if book.approval else "")
+              + '</dl>')
+    dont = "".join(f"<li>{e(rule)}</li>" for rule in book.do_not_respond)
+    return (f'<section aria-labelledby="playbook" id="playbook-section"><h2 id="playbook">'
+            f'Playbook: {e(book.name)}</h2>{people}<h3>Steps</h3><ul class="steps">'
+            f'{"".join(steps)}</ul>'
+            + (f'<h3>Do not respond</h3><ul class="dont">{dont}</ul>' if dont else "")
+            + (f'<h3>Approved starting points (never posted automatically)</h3>{templates}'
+               if templates else "")
+            + '</section>')
+
+
+def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine],
+                  series: Sequence[tuple[datetime, int, int]], authors: Sequence[tuple[str, int]],
+                  session: Session, csrf: str, notice: str = "") -> str:
+    latest = inc.evidence[-1] if inc.evidence else None
+    terms = latest.top_terms if latest else []
+    facts = (
+        f'<dl class="facts"><dt>State</dt><dd id="incident-state">{_state(inc.state)}</dd>'
+        f'<dt>Severity</dt><dd>{_badge(inc.severity)}</dd>'
+        f'<dt>Watch</dt><dd>{e(watch_name)}</dd><dt>Detector</dt><dd>{e(inc.detector)}</dd>'
+        f'<dt>Opened</dt><dd>{_when(inc.opened_at)}</dd><dt>Escalation level</dt>'
+        f'<dd>{e(inc.level)}</dd>'
+        + (f'<dt>Acknowledged</dt><dd>{e(inc.acked_by)} {_when(inc.acked_at)}</dd>'
+           if inc.acked_by else "")
+        + (f'<dt>Resolved</dt><dd>{e(inc.resolved_by)} {_when(inc.resolved_at)}</dd>'
+           if inc.resolved_by else "")
+        + '</dl>')
+    numbers = "".join(
+        f'<tr><td>{_when(ev.window_end)}</td><td>{e(ev.detector)}</td><td>{ev.observed:g}</td>'
+        f'<td>{ev.expected:g}</td><td>{ev.score:g}</td></tr>' for ev in inc.evidence[-10:])
+    explanation = (
+        '<section aria-labelledby="why"><h2 id="why">Why this fired</h2>'
+        f'<p class="summary">{e(inc.summary)}</p>'
+        + chart_svg(inc.evidence, series, title=f"Mentions of {watch_name} over time, with "
+                    "observed against expected")
+        + '<table><caption>Signals: observed against expected</caption><thead><tr>'
+        '<th scope="col">Window end</th><th scope="col">Detector</th><th scope="col">Observed'
+        '</th><th scope="col">Expected</th><th scope="col">Score</th></tr></thead>'
+        f'<tbody>{numbers}</tbody></table>'
+        '<div class="cols"><div><h3>Top terms</h3><ol class="terms">'
+        + "".join(f"<li>{e(t)}</li>" for t in terms) + '</ol></div>'
+        '<div><h3>Top authors</h3><ol class="authors">'
+        + "".join(f"<li>@{e(a)} ({n})</li>" for a, n in authors) + '</ol></div></div></section>')
+    samples = "".join(
+        '<li class="mention">'
+        + (f'<a href="{e(u)}" rel="noopener noreferrer nofollow" target="_blank">@{e(s.author)}'
+           '</a>' if (u := safe_url(s.url)) else f"@{e(s.author)}")
+        + f' <span class="sentiment">{e(s.sentiment or "")}</span>'
+        f' <span class="priority">priority {e(s.priority)}</span>'
+        + (f' <span class="lang">{e(s.language)}</span>' if s.language else "")
+        + f'<blockquote>{e(s.text)}</blockquote></li>' for s in inc.samples)
+    who = "".join(
+        f'<li{" class=current" if line.current else ""}>{e(line.policy)}, level {line.level}: '
+        f'{e(line.targets)}{" (now)" if line.current else ""}</li>' for line in oncall)
+    timeline = "".join(
+        f'<li><span class="tl-kind">{e(t.kind)}</span> {_when(t.at)} '
+        f'{e(t.text)}{(" — " + e(t.by)) if t.by else ""}</li>' for t in reversed(inc.timeline))
+    note = f'<p class="notice" role="status">{e(notice)}</p>' if notice else ""
+    body = (
+        f'<p><a href="/console">← All incidents</a></p>'
+        f'<h1>{e(watch_name)}: {e(inc.detector.replace("_", " "))}</h1>{note}'
+        f'<div id="incident-live" data-live="/console/events?incident={e(inc.id)}" '
+        f'data-state="{e(inc.state)}">{facts}{_actions(inc, session, csrf)}</div>'
+        + _playbook(inc, session, csrf)
+        + explanation
+        + f'<section aria-labelledby="samples"><h2 id="samples">What people are saying</h2>'
+        f'<ul class="mentions">{samples or "<li>No samples.</li>"}</ul></section>'
+        f'<section aria-labelledby="oncall"><h2 id="oncall">Who is on call</h2>'
+        f'<ul class="oncall">{who or "<li>No escalation policy routes this incident.</li>"}'
+        '</ul></section>'
+        f'<section aria-labelledby="tl"><h2 id="tl">Timeline</h2><ol class="timeline" '
+        f'reversed>{timeline}</ol></section>')
+    return _layout(f"Incident {inc.id}", body, session=session, csrf=csrf)
+
+
+def _spark(series: Sequence[tuple[datetime, int, int]], label: str) -> str:
+    width, height = 300, 60
+    top = max([c for _, c, _ in series] + [1])
+    n = max(len(series), 1)
+    step = width / n
+    bars = "".join(
+        f'<rect x="{i * step:.1f}" y="{height - c / top * height:.1f}" width="{step * .8:.1f}" '
+        f'height="{c / top * height:.1f}" class="bar"/>'
+        f'<rect x="{i * step:.1f}" y="{height - g / top * height:.1f}" width="{step * .8:.1f}" '
+        f'height="{g / top * height:.1f}" class="bar-neg"/>'
+        for i, (_, c, g) in enumerate(series))
+    return (f'<svg viewBox="0 0 {width} {height}" class="spark" role="img" '
+            f'aria-label="{e(label)}">{bars}</svg>')
+
+
+def _stat(summary: Mapping[str, Any], key: str, suffix: str = "") -> str:
+    value = summary.get(key, 0)
+    return f"{value:,.0f}{suffix}" if isinstance(value, int | float) else e(value)
+
+
+def watches_page(cards: Sequence[WatchCard], *, session: Session, csrf: str) -> str:
+    out = []
+    for card in cards:
+        sov = "".join(f'<li>{e(name)}: {pct:.1f}%</li>' for name, pct in
+                      card.share_of_voice.items())
+        top = "".join(
+            '<li>' + (f'<a href="{e(u)}" rel="noopener noreferrer nofollow" target="_blank">'
+                      f'@{e(m.get("author", ""))}</a>' if (u := safe_url(m.get("url")))
+                      else f'@{e(m.get("author", ""))}')
+            + f' <span class="priority">priority {e(m.get("priority", ""))}</span> '
+            f'<span class="sentiment">{e(m.get("sentiment", ""))}</span>'
+            f'<blockquote>{e(str(m.get("text", ""))[:280])}</blockquote></li>'
+            for m in card.top)
+        out.append(
+            f'<section class="card watch" aria-labelledby="w-{e(card.id)}">'
+            f'<h2 id="w-{e(card.id)}">{e(card.name)}</h2><div class="cols">'
+            f'<div><h3>Last 24 hours</h3><p><strong>{_stat(card.day, "count")}</strong> '
+            f'mentions, {_stat(card.day, "negative_pct", "%")} negative, reach '
+            f'{_stat(card.day, "reach")}</p>'
+            f'{_spark(card.day_series, f"{card.name}: mentions per hour, last 24 hours")}</div>'
+            f'<div><h3>Last 7 days</h3><p><strong>{_stat(card.week, "count")}</strong> '
+            f'mentions, {_stat(card.week, "negative_pct", "%")} negative, reach '
+            f'{_stat(card.week, "reach")}</p>'
+            f'{_spark(card.week_series, f"{card.name}: mentions per day, last 7 days")}</div>'
+            '</div>'
+            + (f'<h3>Share of voice, 7 days</h3><ul class="sov">{sov}</ul>' if sov else "")
+            + f'<h3>Top mentions by priority, 24 hours</h3><ul class="mentions">'
+            f'{top or "<li>None yet.</li>"}</ul></section>')
+    body = "<h1>Watches</h1>" + ("".join(out) or "<p>No watches configured.</p>")
+    return _layout("Watches", body, session=session, csrf=csrf, active="watches")

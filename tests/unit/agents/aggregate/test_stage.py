@@ -1,0 +1,88 @@
+"""AggregateStage alone: seeds from what is stored, flushes changed buckets, keeps them on a
+failed send."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from agents.aggregate.builder import BucketBuilder
+from agents.aggregate.stage import AggregateStage
+from streams.core.buckets import Bucket
+from tests.unit.agents.aggregate.test_builder import POS, T0, em
+
+
+def builder() -> BucketBuilder:
+    return BucketBuilder(size_s=300, top_mentions=5, top_terms=10, top_authors=10,
+                         watch_terms={"acme": ["acme"]})
+
+
+class Store:
+    """The topic and its view: what was sent, read back by bucket id."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.sent: list[Bucket] = []
+        self.fail_after = fail_after
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        if self.fail_after is not None and len(self.sent) >= self.fail_after:
+            raise ConnectionError("broker gone")
+        bucket = Bucket.model_validate_json(value)
+        assert key == bucket.watch_id.encode()
+        self.sent.append(bucket)
+
+    def get(self, bucket_id: str) -> Bucket | None:
+        found = [b for b in self.sent if b.id == bucket_id]
+        return found[-1] if found else None
+
+
+async def test_flush_sends_each_changed_bucket_once() -> None:
+    store = Store()
+    stage = AggregateStage(builder=builder(), watches={"acme"}, stored=store.get)
+    for i in range(3):
+        stage.add(em(T0 + timedelta(minutes=i)), position=POS, offset=i)
+    stage.add(em(T0 + timedelta(minutes=6)), position=POS, offset=3)
+    assert await stage.flush(store.send) == 2
+    assert sorted(b.count for b in store.sent) == [1, 3]
+    assert await stage.flush(store.send) == 0  # nothing changed since
+
+
+async def test_a_restarted_stage_continues_from_the_stored_snapshot() -> None:
+    store = Store()
+    first = AggregateStage(builder=builder(), watches={"acme"}, stored=store.get)
+    for i in range(4):
+        first.add(em(T0 + timedelta(seconds=i)), position=POS, offset=i)
+    await first.flush(store.send)
+    again = AggregateStage(builder=builder(), watches={"acme"}, stored=store.get)
+    again.add(em(T0 + timedelta(seconds=3)), position=POS, offset=3)  # a re-delivery
+    again.add(em(T0 + timedelta(seconds=9)), position=POS, offset=4)
+    await again.flush(store.send)
+    assert store.sent[-1].count == 5  # 4 stored + 1 new; the re-delivered one not again
+
+
+async def test_a_failed_send_keeps_the_rest_for_the_next_flush() -> None:
+    store = Store(fail_after=1)
+    stage = AggregateStage(builder=builder(), watches={"acme"}, stored=store.get)
+    for i in range(3):
+        stage.add(em(T0 + timedelta(minutes=5 * i)), position=POS, offset=i)
+    assert await stage.flush(store.send) == 1
+    store.fail_after = None
+    assert await stage.flush(store.send) == 2
+    assert len({b.id for b in store.sent}) == 3
+
+
+@pytest.mark.parametrize("watch", ["globex", "removed"])
+async def test_mentions_of_watches_not_configured_are_ignored(watch: str) -> None:
+    store = Store()
+    stage = AggregateStage(builder=builder(), watches={"acme"}, stored=store.get)
+    stage.add(em(T0, watch=watch), position=POS, offset=0)
+    assert await stage.flush(store.send) == 0
+
+
+async def test_retain_forgets_buckets_of_partitions_owned_elsewhere() -> None:
+    store = Store()
+    stage = AggregateStage(builder=builder(), watches={"acme"}, stored=store.get)
+    stage.add(em(T0), position=POS, offset=0)
+    stage.add(em(T0 + timedelta(minutes=5)), position="escucha.enriched:1", offset=0)
+    assert stage.retain({POS}) == 1
