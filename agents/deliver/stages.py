@@ -309,13 +309,14 @@ class Chain:
             return "failed"
         if self.rate_limit(note) is None:
             return "digested"
-        first = self.ledger.get(thread_key(note))
         note = self.thread(note)
         rec = await self.send(notifier, note, seen_before=seen_before)
         if rec is None:
             return "failed"
         self.ledger[note.id] = {"state": "delivered", "external_id": rec.external_id}
-        if rec.external_id and not first:
+        # Only this (channel, target)'s lane writes its thread key: still unset here means
+        # this was the first message, which later ones thread under.
+        if rec.external_id and not self.ledger.get(thread_key(note)):
             self.ledger[thread_key(note)] = {"external_id": rec.external_id}
         await self.record(note, "delivered", rec, rec.detail)
         await self.durable()

@@ -310,3 +310,20 @@ async def test_chain_digests_past_the_limit() -> None:
     assert [await chain(note(id=f"n{i}")) for i in range(3)] == ["delivered", "digested",
                                                                   "digested"]
     assert len(digests.held[("console", "stdout")]) == 2
+
+
+async def test_chain_threads_later_messages_under_the_first_one() -> None:
+    m = metrics()
+    sent: list[str | None] = []
+
+    class Numbered(ConsoleNotifier):
+        async def send(self, notification: Notification) -> Receipt:
+            await super().send(notification)
+            sent.append(notification.update_of)
+            return Receipt(external_id=f"ext-{len(sent)}")
+
+    chain, ledger, _, _ = chain_of(m, {"console": Numbered(stream=io.StringIO())})
+    assert await chain(note(id="n1")) == "delivered"
+    assert await chain(note("update", id="n2")) == "delivered"
+    assert sent == [None, "ext-1"]
+    assert ledger[thread_key(note())] == {"external_id": "ext-1"}  # not moved to ext-2
