@@ -3,6 +3,15 @@
 :class:`BucketBuilder` keeps full counters for the buckets it owns and turns them into
 :class:`~streams.core.buckets.Bucket` snapshots (the record stored on ``escucha.aggregates``),
 where terms, authors and top mentions are cut to their top k.
+
+Counts are of distinct mentions: each bucket keeps the key digest of every mention it counted
+and is stored with them, so a mention that classify wrote again at a new enriched offset
+(after a crash, a rebalance or a hole read again) is recognised, in this worker or in the
+next one that seeds the bucket from its stored snapshot. A bucket older than ``keep_s``
+before its watch's newest one is stored once more without its keys ("sealed") and then
+evicted: re-reads come minutes after the first read, and the keys would otherwise cost every
+view of every worker memory for as long as the bucket is retained (a 6-hour-late post read
+twice is the one case counted twice).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from streams.core.buckets import (
     top_counts,
     top_rank,
 )
-from streams.core.records import EnrichedMention
+from streams.core.records import EnrichedMention, key_digest
 from streams.core.terms import terms_of
 
 __all__ = ["BucketBuilder"]
@@ -47,6 +56,8 @@ class _Acc:
     authors: Counter[str] = field(default_factory=Counter)
     top: list[TopMention] = field(default_factory=list)
     offsets: dict[str, int] = field(default_factory=dict)
+    keys: set[str] = field(default_factory=set)
+    sealed: bool = False  # keys dropped (see the module's docstring)
 
     @classmethod
     def of(cls, b: Bucket) -> _Acc:
@@ -54,7 +65,8 @@ class _Acc:
                    reach=b.reach, engagement=b.engagement, languages=Counter(b.languages),
                    sources=Counter(b.sources), terms=Counter(b.terms),
                    authors=Counter(b.authors), top=sorted(b.top, key=top_rank),
-                   offsets=dict(b.offsets))
+                   offsets=dict(b.offsets), keys=set(b.keys),
+                   sealed=b.count > 0 and not b.keys)
 
 
 class BucketBuilder:
@@ -77,6 +89,8 @@ class BucketBuilder:
         # here, not from the view, which may not have read that snapshot back yet (and
         # would then seed an older count that the next snapshot writes over).
         self._evicted: OrderedDict[BucketKey, Bucket] = OrderedDict()
+        #: Mentions recognised as counted already, by their key (for the metrics).
+        self.duplicates = 0
 
     def __contains__(self, key: object) -> bool:
         return key in self._buckets
@@ -88,11 +102,12 @@ class BucketBuilder:
         return em.watch_id, bucket_start(em.mention.created_at, self.size_s)
 
     def add(self, em: EnrichedMention, *, position: str, offset: int) -> BucketKey | None:
-        """Count ``em`` in its bucket; None if ``offset`` of ``position`` is already in it.
+        """Count ``em`` in its bucket; None if it is counted there already.
 
         ``position`` is ``'topic:partition'``. A partition's messages arrive in order, so
         every message of a bucket up to the last absorbed offset is in its counts: after a
-        crash the re-delivered ones are skipped instead of counted twice.
+        crash the re-delivered ones are skipped without a lookup. A mention written again
+        at a new offset is recognised by its key.
         """
         key = self.key_of(em)
         acc = self._buckets.get(key)
@@ -101,6 +116,13 @@ class BucketBuilder:
         if offset <= acc.offsets.get(position, -1):
             return None
         m = em.mention
+        digest = key_digest(m.key)
+        if digest in acc.keys:
+            self.duplicates += 1
+            acc.offsets[position] = offset
+            return None
+        if not acc.sealed:
+            acc.keys.add(digest)
         acc.count += 1
         acc.sentiment[em.sentiment.label] += 1
         acc.priority_sum += em.priority
@@ -132,7 +154,8 @@ class BucketBuilder:
             languages=dict(acc.languages), sources=dict(acc.sources),
             terms=top_counts(acc.terms, self.top_terms),
             authors=top_counts(acc.authors, self.top_authors),
-            top=list(acc.top[: self.top_mentions]), offsets=dict(acc.offsets))
+            top=list(acc.top[: self.top_mentions]), offsets=dict(acc.offsets),
+            keys=sorted(acc.keys))
 
     def evicted(self, key: BucketKey) -> Bucket | None:
         """This builder's own last snapshot of an evicted bucket (see ``evict``)."""
@@ -166,10 +189,19 @@ class BucketBuilder:
 
         Their last snapshot is stored: a late mention for one is counted after seeding it
         again from the stored snapshot. Full term counters are the bulk of the memory, and
-        all but the latest hours only ever see stragglers.
+        all but the latest hours only ever see stragglers. A bucket still holding its keys
+        is first sealed (keys dropped, marked dirty: stored once more without them) and
+        evicted on a later call.
         """
         old = [k for k in self._buckets if k not in self._dirty
                and k[1] < self._newest.get(k[0], k[1]) - self.keep]
+        for k in [k for k in old if not self._buckets[k].sealed]:
+            acc = self._buckets[k]
+            acc.sealed = True
+            if acc.keys:
+                acc.keys = set()
+                self._dirty.add(k)
+        old = [k for k in old if k not in self._dirty]
         for k in old:
             self._evicted[k] = self.snapshot(k)
             del self._buckets[k]

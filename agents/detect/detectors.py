@@ -9,6 +9,12 @@ crisis does not teach itself to be normal), times an hour-of-week factor once a 
 history exists. Tests: Poisson tails for counts, a binomial tail for the negative share, all
 behind minimum counts and distinct-author guards. A detector fires once per episode and
 again only if the severity rises.
+
+Counts are of distinct mentions: the state remembers the key (``source:id``, as
+:func:`~streams.core.records.key_digest`) of every mention it counted while that mention's
+minute can still take mentions (the lateness window), so one that classify processed twice
+(a crash, a rebalance, a hole read again: a new enriched-topic offset each time) is
+recognised and counted once. Older ones are dropped as too late anyway.
 """
 
 from __future__ import annotations
@@ -20,7 +26,14 @@ from typing import Any
 
 from agents.classify.matching import fold
 from streams.config.settings import DetectSettings
-from streams.core.records import EnrichedMention, SampleMention, Severity, Signal, stable_id
+from streams.core.records import (
+    EnrichedMention,
+    SampleMention,
+    Severity,
+    Signal,
+    key_digest,
+    stable_id,
+)
 from streams.core.terms import terms_of
 
 __all__ = ["DETECTORS", "DetectionEngine", "binomial_tail", "poisson_tail"]
@@ -84,6 +97,8 @@ class DetectionEngine:
         span = max(cfg.spike_window_min, cfg.shift_window_min, cfg.term_window_min)
         self._keep_counts = max(_KEEP_MIN, span + cfg.lateness_min)
         self._keep_terms = max(_DETAIL_MIN, cfg.term_window_min)
+        #: Mentions this engine recognised as already counted (re-reads), for the metrics.
+        self.duplicates = 0
 
     # -- time -----------------------------------------------------------------------------
     def _event_seconds(self, em: EnrichedMention) -> float:
@@ -176,6 +191,11 @@ class DetectionEngine:
                 else:
                     st["wt"].pop(term, None)
         st["t"] = minute
+        # Identities are needed only while their minute can still take mentions: a copy
+        # arriving later is dropped by the lateness rule before it is looked up.
+        ids = st.setdefault("ids", {})
+        for k in [k for k, m in ids.items() if m < minute - self.cfg.lateness_min]:
+            del ids[k]
         horizon = minute - self._keep_counts
         for k in [k for k in st["m"] if int(k) < horizon]:
             del st["m"][k]
@@ -192,7 +212,7 @@ class DetectionEngine:
     def _new_state(self, minute: int) -> dict[str, Any]:
         return {"t": minute, "first": minute, "m": {}, "a": {}, "na": {}, "tm": {},
                 "s": {}, "lvl": [0.0, 0.0], "sh": [0.0, 0.0, 0.0], "seen": {}, "fired": {},
-                "wt": {}, "now": minute * self.cfg.bucket_s}
+                "wt": {}, "ids": {}, "now": minute * self.cfg.bucket_s}
 
     def _add(self, st: dict[str, Any], minute: int, em: EnrichedMention) -> set[str]:
         k = str(minute)
@@ -231,9 +251,15 @@ class DetectionEngine:
         if not state:
             state.update(self._new_state(minute))
         st = state
+        ids = st.setdefault("ids", {})  # states saved before identities were kept lack it
+        digest = key_digest(em.mention.key)
+        if digest in ids:
+            self.duplicates += 1
+            return []  # counted already (a re-read): twice would look exactly like a spike
         signals = self._influencer(st, em, seconds)  # a single post matters even when late
         if minute < st["t"] - self.cfg.lateness_min:
             return signals  # too late for its window; counted nowhere
+        ids[digest] = minute
         if minute > st["t"]:
             self._advance(st, minute)
         st["first"] = min(st["first"], minute)

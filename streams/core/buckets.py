@@ -36,7 +36,8 @@ __all__ = [
     "top_rank",
 ]
 
-BUCKET_VERSION = 1
+#: 2: ``keys`` (the identities counted) was added; version 1 snapshots read as having none.
+BUCKET_VERSION = 2
 SENTIMENTS: tuple[Literal["negative", "neutral", "positive"], ...] = (
     "negative", "neutral", "positive")
 
@@ -96,6 +97,10 @@ class Bucket(BaseModel):
                                   description="Highest priority first, ties by key.")
     offsets: dict[str, int] = Field(default_factory=dict,
                                     description="'topic:partition' → last offset absorbed.")
+    keys: list[str] = Field(
+        default_factory=list,
+        description="key_digest of every mention counted, so a re-read one is counted once; "
+        "emptied once the bucket is older than the builder keeps buckets (keep_s).")
 
     @field_validator("start")
     @classmethod

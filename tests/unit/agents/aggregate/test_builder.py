@@ -138,11 +138,60 @@ def test_eviction_forgets_old_clean_buckets_only() -> None:
     feed(b, [em(T0), em(T0 + timedelta(minutes=30)), em(T0 + timedelta(hours=2))])
     assert b.evict() == 0  # all dirty: not stored yet
     b.mark_clean([("acme", T0)])
+    # First sealed: its keys dropped, stored once more without them, then evicted.
+    assert b.evict() == 0 and b.dirty()[0] == ("acme", T0)
+    assert b.snapshot(("acme", T0)).keys == [] and b.snapshot(("acme", T0)).count == 1
+    b.mark_clean([("acme", T0)])
     assert b.evict() == 1
     assert ("acme", T0) not in b and ("acme", T0 + timedelta(minutes=30)) in b
     b.mark_clean()
-    assert b.evict() == 1  # 30 min is more than an hour before 2 h
+    assert b.evict() == 0  # 30 min is more than an hour before 2 h: sealed first
+    b.mark_clean()
+    assert b.evict() == 1
     assert len(b) == 1
+
+
+def _reclassified(m: EnrichedMention) -> EnrichedMention:
+    """The same mention as classify writes it again after a crash: a new copy, same key."""
+    return m.model_copy(update={"classified_at": m.classified_at + timedelta(seconds=30)})
+
+
+def test_a_mention_written_again_at_a_new_offset_is_counted_once() -> None:
+    b = BucketBuilder(size_s=300)
+    ms = [em(T0 + timedelta(seconds=i), "negative", ident=f"k{i}") for i in range(4)]
+    feed(b, ms)
+    assert b.add(_reclassified(ms[1]), position=POS, offset=10) is None
+    assert b.add(_reclassified(ms[3]), position="escucha.mentions.enriched:2", offset=0) is None
+    snap = b.snapshot(("acme", T0))
+    assert snap.count == 4 and snap.sentiment["negative"] == 4
+    assert b.duplicates == 2
+    assert len(snap.keys) == 4
+    # A new mention still counts.
+    assert b.add(em(T0 + timedelta(seconds=9), ident="k9"), position=POS, offset=11)
+    assert b.snapshot(("acme", T0)).count == 5
+
+
+def test_a_restart_recognises_mentions_from_the_stored_keys() -> None:
+    first = BucketBuilder(size_s=300)
+    ms = [em(T0 + timedelta(seconds=i), ident=f"r{i}") for i in range(5)]
+    feed(first, ms)
+    stored = Bucket.model_validate_json(first.snapshot(("acme", T0)).model_dump_json())
+    second = BucketBuilder(size_s=300)
+    second.seed(stored)
+    # Re-classified by the new worker at offsets past anything stored: keys catch them.
+    for i, m in enumerate(ms):
+        assert second.add(_reclassified(m), position=POS, offset=100 + i) is None
+    assert second.snapshot(("acme", T0)).count == 5
+    assert second.duplicates == 5
+
+
+def test_a_version_1_snapshot_without_keys_still_seeds() -> None:
+    old = Bucket.model_validate({"v": 1, "watch_id": "acme", "start": T0.isoformat(),
+                                 "size_s": 300, "count": 3})
+    b = BucketBuilder(size_s=300)
+    b.seed(old)
+    assert b.add(em(T0, ident="new"), position=POS, offset=0)
+    assert b.snapshot(("acme", T0)).count == 4
 
 
 def test_retain_drops_buckets_of_partitions_owned_elsewhere() -> None:
@@ -303,6 +352,8 @@ def test_a_straggler_for_an_evicted_bucket_continues_its_own_count() -> None:
     b.mark_clean()
     b.add(em(t0 + timedelta(hours=3)), position="t:0", offset=2)
     b.add(em(t0 + timedelta(minutes=1), watch="globex"), position="t:1", offset=1)
+    b.mark_clean()
+    assert b.evict() == 0  # sealed first: stored once more without its keys
     b.mark_clean()
     assert b.evict() == 1 and first not in b  # per watch: globex's new bucket keeps its own
     assert (first[0], first[1]) not in b

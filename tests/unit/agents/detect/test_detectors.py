@@ -29,6 +29,7 @@ from streams.core.records import (
     ModelInfo,
     Sentiment,
     Signal,
+    key_digest,
 )
 
 T0 = datetime(2024, 4, 29, tzinfo=UTC)  # a Monday, 00:00 UTC
@@ -443,3 +444,68 @@ def test_binomial_tail_matches_direct_sum(n: int, p: float) -> None:
         direct = math.fsum(math.comb(n, j) * p**j * (1 - p) ** (n - j)
                            for j in range(k, n + 1))
         assert binomial_tail(k, n, p) == pytest.approx(direct, rel=1e-9, abs=1e-12)
+
+
+# -- identity: a re-read mention counts once ---------------------------------------------------
+
+def _window_counts(state: dict[str, Any]) -> tuple[int, int]:
+    """(mentions, negatives) the state holds in its per-minute counts."""
+    rows = state["m"].values()
+    return sum(r[0] for r in rows), sum(r[1] for r in rows)
+
+
+def test_the_same_mention_fed_twice_is_counted_once() -> None:
+    eng, state = engine(), warm()
+    em = Traffic(41).one(START + mins(1), "negative")
+    feed(eng, state, [em])
+    row = list(state["m"][str(minute_of(em.mention.created_at))])
+    # The same mention classified again (a crash or a rebalance re-read it): a new enriched
+    # copy, a later classification time, the same key.
+    copy = em.model_copy(update={"classified_at": em.classified_at + timedelta(seconds=40)})
+    assert feed(eng, state, [copy]) == []
+    assert state["m"][str(minute_of(em.mention.created_at))] == row
+    assert row[:2] == [1, 1]  # the minute held only this one: it is counted, once
+    assert eng.duplicates == 1
+
+
+def test_a_reread_burst_does_not_fire_a_second_spike_or_inflate_the_count() -> None:
+    mentions, _ = negative_burst()
+    eng, state = engine(), warm()
+    first = feed(eng, state, mentions)
+    assert of(first, "negative_spike"), "the burst itself fires"
+    counts = _window_counts(state)
+    # The last 200 mentions read again, as after a kill -9 with that much uncommitted.
+    assert feed(eng, state, mentions[-200:]) == []
+    assert _window_counts(state) == counts
+    # Those still inside the lateness window are recognised; older ones are too late anyway.
+    recent = [em for em in mentions[-200:]
+              if minute_of(em.mention.created_at) >= state["t"] - CFG.lateness_min]
+    assert eng.duplicates == len(recent) > 50
+
+
+def test_identities_are_kept_for_the_lateness_window_and_no_longer() -> None:
+    eng, state = engine(lateness_min=3), warm()
+    gen = Traffic(42)
+    em = gen.one(START + mins(1))
+    feed(eng, state, [em])
+    digest = key_digest(em.mention.key)
+    assert state["ids"][digest] == minute_of(em.mention.created_at)
+    # Three minutes on, the mention's minute can still take late mentions: still known.
+    feed(eng, state, [gen.one(START + mins(4))])
+    assert digest in state["ids"]
+    assert feed(eng, state, [em]) == [] and eng.duplicates == 1
+    # One minute later it is past the lateness window: forgotten, and a copy is too late
+    # to be counted anyway.
+    feed(eng, state, [gen.one(START + mins(5))])
+    assert digest not in state["ids"]
+    counts = _window_counts(state)
+    feed(eng, state, [em])
+    assert _window_counts(state) == counts
+
+
+def test_a_state_saved_before_identities_were_kept_still_loads() -> None:
+    eng, state = engine(), warm()
+    state.pop("ids", None)
+    em = Traffic(43).one(START + mins(1))
+    feed(eng, state, [em, em])
+    assert eng.duplicates == 1
