@@ -6,16 +6,17 @@ changed buckets are sent as whole snapshots, keyed by watch id, at most once a s
 
 Restarts and rebalances: a bucket this worker does not hold in memory is seeded from the
 latest stored snapshot (the aggregates view) before its first new mention, and each snapshot
-carries the last offset it absorbed per partition, so re-delivered mentions are skipped
+carries the last offset it absorbed per partition and the keys of the mentions it counted,
+so re-delivered mentions, and mentions classify wrote again at new offsets, are skipped
 instead of counted twice.
 
-The loss window, honestly: Faust commits consumed offsets on its own clock
-(``kafka.commit_interval_s``), independently of the snapshot flush. A kill -9 after an offset
-commit and before the next flush loses the mentions absorbed since the last flush, up to ~1 s
-of counts in the buckets they fell in; they are not re-delivered. The opposite order only
-re-delivers, which the offsets make harmless. A clean stop (SIGINT/SIGTERM) and a rebalance
-flush first and lose nothing. After a rebalance the new owner seeds from what its view has
-read; the old owner flushed while giving the partition up, normally seconds before.
+No loss window: a mention is acknowledged only once the snapshot that counts it is stored
+(agents/aggregate/stage.py), so the consumer never commits past a count that a kill -9 could
+take with it; what the dead worker had counted but not stored is read again, and what it had
+stored is recognised by its key. A clean stop (SIGINT/SIGTERM) and a rebalance flush first,
+and a rebalance commits those acks before the partitions go (streams/runtime/faust.py). After
+a rebalance the new owner seeds from what its view has read; the old owner flushed while
+giving the partition up, normally seconds before.
 """
 
 from __future__ import annotations
@@ -27,13 +28,17 @@ from agents.aggregate.builder import BucketBuilder
 from agents.aggregate.stage import AggregateStage
 from streams.core import topics
 from streams.core.records import EnrichedMention
-from streams.runtime.dlq import valid_events
+from streams.runtime.dlq import parsed_events
 from streams.runtime.pipeline import Pipeline
 
 __all__ = ["FLUSH_INTERVAL_S", "install"]
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
+
+
+async def _no_stream(event: Any) -> None:
+    return None  # no agent reading yet: nothing was taken, nothing to acknowledge
 
 
 def install(pipeline: Pipeline) -> None:
@@ -48,6 +53,7 @@ def install(pipeline: Pipeline) -> None:
                            stored=view.get)
     enriched = pipeline.topic(topics.ENRICHED)
     out = pipeline.topic(topics.AGGREGATES)
+    reported = [0]  # duplicates already counted in the metric
 
     @app.task
     async def aggregate_view_task() -> None:
@@ -56,8 +62,14 @@ def install(pipeline: Pipeline) -> None:
     async def send(key: bytes, value: bytes) -> None:
         await out.send(key=key, value=value)
 
+    # The agent's stream, for the acks: set when the agent starts reading.
+    stream_of: list[Any] = []
+
+    async def ack(event: Any) -> None:
+        await stream_of[0].ack(event)
+
     async def flush() -> None:
-        await stage.flush(send)
+        await stage.flush(send, ack if stream_of else _no_stream)
 
     # One snapshot per mention would multiply the topic's volume by the mentions per bucket
     # (every snapshot is the whole bucket): once a second per changed bucket bounds it by the
@@ -66,9 +78,9 @@ def install(pipeline: Pipeline) -> None:
     async def flush_timer() -> None:
         await flush()
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc, arg-type]
-    async def _revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
-        await flush()  # the next owner seeds from what is stored
+    # Before the consumer commits on revoke (streams/runtime/faust.py): the next owner seeds
+    # from what is stored, and reads again only what was not.
+    app.before_revoke.append(flush)
 
     @app.on_partitions_assigned.connect  # type: ignore[misc, arg-type]
     async def _assigned(app: Any, assigned: Any, **kwargs: Any) -> None:
@@ -85,7 +97,18 @@ def install(pipeline: Pipeline) -> None:
         # Counts continue from the stored snapshots (AggregateStage.add): wait until they
         # are read.
         await view.ready.wait()
-        # detect dead-letters bad enriched records; reporting them here too would double them.
-        async for em, msg in valid_events(stream, EnrichedMention, dlq=None, metrics=metrics,
-                                          stage="aggregate"):
-            stage.add(em, position=f"{msg.topic}:{msg.partition}", offset=msg.offset)
+        manual = stream.noack()
+        stream_of[:] = [manual]
+
+        async def invalid(event: Any, reason: str) -> None:
+            # detect dead-letters bad enriched records; reporting them here too would double
+            # them. Acked in order with the records around it.
+            stage.hold(event)
+
+        async for event, em in parsed_events(manual, EnrichedMention, on_invalid=invalid):
+            msg = event.message
+            stage.add(em, position=f"{msg.topic}:{msg.partition}", offset=msg.offset,
+                      token=event)
+            if builder.duplicates > reported[0]:
+                metrics.duplicates.labels("aggregate").inc(builder.duplicates - reported[0])
+                reported[0] = builder.duplicates

@@ -28,7 +28,8 @@ from streams.core.records import (
     dumps,
     parse,
 )
-from streams.runtime.dlq import dead_letter
+from streams.runtime.batches import BatchPolicy, handle_batch
+from streams.runtime.dlq import dead_letter, origin_of
 from streams.runtime.pipeline import Pipeline
 from streams.runtime.stopping import finish_in_hand
 
@@ -79,33 +80,62 @@ def install(
             log.info("model %s (%s) loaded", model.model_id, model.model_version)
         return state["c"]
 
+    policy = BatchPolicy(attempts=settings.kafka.handler_attempts,
+                         backoff_s=settings.kafka.handler_backoff_s)
+
     @pipeline.app.agent(raw, name="escucha.classify")
     async def classify(stream: Any) -> None:
-        async for batch in stream.take_events(
+        async def reject(item: tuple[Any, Mention], reason: str) -> None:
+            await dead_letter_event(item[0], reason)
+
+        async def ack(item: tuple[Any, Mention]) -> None:
+            await stream.ack(item[0])
+
+        # Acked by handle_batch once handled or dead-lettered, never by Faust on its own: an
+        # exception or a stop must not ack what the model never saw (streams/runtime/batches.py).
+        async for batch in stream.noack_take(
             settings.model.batch_size, within=settings.model.max_wait_s
         ):
-            # A stop must not ack a batch still in the model: see streams/runtime/stopping.py.
-            await finish_in_hand(handle(batch), what=f"a batch of {len(batch)} mentions")
-
-    async def handle(batch: Sequence[Any]) -> None:
-        mentions: list[Mention] = []
-        ingested: dict[str, float | None] = {}  # raw-topic write time, for latency
-        for event in batch:
-            msg = event.message
             try:
-                mention = parse(Mention, event.value)
+                valid = await screen(batch, stream.ack)
+                work = handle_batch(
+                    valid, handle, ack=ack, reject=reject, stage="classify", policy=policy,
+                    on_retry=metrics.handler_retries.labels("classify").inc)
+                # A stop lets the batch in hand finish first: see streams/runtime/stopping.py.
+                await finish_in_hand(work, what=f"a batch of {len(batch)} mentions")
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the dead-letter topic unreachable: left unacked, read again
+                log.exception("classify: a batch of %d could not be handled nor "
+                              "dead-lettered; left unacknowledged", len(batch))
+
+    async def dead_letter_event(event: Any, reason: str) -> None:
+        await dead_letter(dlq, metrics, stage="classify", reason=reason, payload=event.value,
+                          origin=origin_of(event))
+
+    async def screen(batch: Sequence[Any], ack: Callable[[Any], Any]
+                     ) -> list[tuple[Any, Mention]]:
+        """The batch's valid mentions; the rest dead-lettered and acked, once, before the
+        model is tried (a retried batch must not dead-letter them again)."""
+        valid: list[tuple[Any, Mention]] = []
+        for event in batch:
+            try:
+                valid.append((event, parse(Mention, event.value)))
             except RecordError as exc:
-                await dead_letter(
-                    dlq, metrics, stage="classify", reason=str(exc), payload=event.value,
-                    origin=f"{msg.topic}[{msg.partition}]@{msg.offset}",
-                )
+                await dead_letter_event(event, str(exc))
+                await ack(event)
                 continue
-            metrics.mentions_in.labels(mention.source).inc()
-            metrics.source_last_event.labels(mention.source).set(time.time())
-            mentions.append(mention)
-            ingested[mention.key] = msg.timestamp / 1000 if msg.timestamp else None
-        if not mentions:
+            metrics.mentions_in.labels(valid[-1][1].source).inc()
+            metrics.source_last_event.labels(valid[-1][1].source).set(time.time())
+        return valid
+
+    async def handle(batch: Sequence[tuple[Any, Mention]]) -> None:
+        if not batch:
             return
+        mentions = [mention for _, mention in batch]
+        ingested: dict[str, float | None] = {  # raw-topic write time, for latency
+            mention.key: event.message.timestamp / 1000 if event.message.timestamp else None
+            for event, mention in batch}
         clf = await classifier()
         started = time.perf_counter()
         results = await asyncio.to_thread(clf.enrich, mentions)

@@ -3,7 +3,8 @@
 The agent only runs the lanes and the acks: one lane per (channel, target), so an SMTP relay
 that is down for minutes does not hold back the PagerDuty page or the Slack post of the same
 incident, which share its partition; within a lane the order holds (a Slack update after its
-post). A notification is acked only when its lane has finished with it.
+post). A notification is acked only when its lane has finished with it, and a line held for a
+digest only when the digest listing it is sent (agents/deliver/stages.py: Digests).
 """
 
 from __future__ import annotations
@@ -64,18 +65,24 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
         schedules={s.id: s for s in settings.escalation.schedules},
         bucket=bucket, digests=digests, durable=durable, policy=policy)
 
+    stream_of: list[Any] = []  # the agent's stream, for the digests' acks
+
     async def lane(stream: Any, queue: asyncio.Queue[tuple[Any, Notification]]) -> None:
         """Deliver one (channel, target)'s notifications in order, acking each when done."""
         while True:
             event, note = await queue.get()
+            outcome = "failed"
             with handling(event):  # table writes go to this event's partition
                 try:
                     # A stop lets the delivery in hand end first (streams/runtime/stopping.py);
                     # one still retrying after that is cut, and not acked below, so it is not
                     # lost.
-                    await finish_in_hand(chain(note), what=f"delivery {note.id}")
+                    outcome = await finish_in_hand(chain(note, token=event),
+                                                   what=f"delivery {note.id}")
                 except Exception:  # a bug in one delivery must not stop the lane
                     log.exception("delivering %s failed unexpectedly", note.id)
+            if outcome == "held":
+                continue  # acked when its digest is sent (send_digests below)
             # Faust commits only up to the lowest offset not yet acked, so a crash or a stop
             # before this line re-delivers the notification (and the ledger dedups it).
             await stream.ack(event)
@@ -85,6 +92,7 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
         lanes: dict[tuple[str, str], asyncio.Queue[tuple[Any, Notification]]] = {}
         tasks: list[asyncio.Task[None]] = []
         manual = stream.noack()
+        stream_of[:] = [manual]
         try:
             async for event in manual.events():
                 try:
@@ -117,6 +125,17 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
                 log.error("digest to %s %s failed: %s", *key, result.reason)
             else:
                 await record(note, "delivered", result, f"digest of {len(held)}")
+                for line, event in digests.sent(held):
+                    if event is None or not stream_of:
+                        continue
+                    with handling(event):  # the line's own ledger partition
+                        ledger[line.id] = {"state": "digested"}
+                    await stream_of[0].ack(event)
+
+    @app.on_partitions_assigned.connect  # type: ignore[misc, arg-type]
+    async def _forget_held(app: Any, assigned: Any, **kwargs: Any) -> None:
+        # Every partition is read again from its committed offset: held lines come back.
+        digests.forget()
 
     @app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
     async def close_notifiers(app: Any, **kwargs: Any) -> None:

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Kinds that change an existing message; never held back by the rate limit.
 STATE_KINDS = frozenset({"acknowledge", "resolve", "update"})
-#: Ledger states after which a notification is never sent again.
+#: Ledger states after which a notification is never sent again. ("held": a line waiting
+#: for the next digest is not done: re-delivered after a restart, it is held again.)
 DONE = frozenset({"delivered", "failed", "digested"})
 
 Ledger = MutableMapping[str, Any]
@@ -190,14 +191,23 @@ class Route:
 class Digests:
     """Lines held back by the rate limit, per (channel, target), until the next digest.
 
-    In memory: a crash loses these digest lines (each was already marked "digested"), never a
-    first alert.
+    Each line keeps the token of its notification (the agent's Faust event), which is not
+    acknowledged until the digest listing it is sent: a stop or a crash before then leaves
+    it unacknowledged, so it is read again and held again by whichever worker reads its
+    partition next. The lines themselves live in memory; what makes them survive is the
+    consumer committing no further than the lowest unacknowledged offset.
     """
 
     held: dict[tuple[str, str], list[Notification]] = field(default_factory=dict)
+    tokens: dict[str, Any] = field(default_factory=dict)
 
-    def hold(self, note: Notification) -> None:
-        self.held.setdefault((note.channel, note.target), []).append(note)
+    def hold(self, note: Notification, token: Any = None) -> None:
+        """Hold ``note`` for its target's next digest (once: a re-read replaces its token)."""
+        lines = self.held.setdefault((note.channel, note.target), [])
+        if note.id not in self.tokens and all(n.id != note.id for n in lines):
+            lines.append(note)
+        if token is not None:
+            self.tokens[note.id] = token
 
     def take(self, bucket: TokenBucket) -> list[tuple[tuple[str, str], list[Notification]]]:
         """The held lines of every target the rate limit lets through now (removed)."""
@@ -210,6 +220,17 @@ class Digests:
 
     def put_back(self, key: tuple[str, str], lines: list[Notification]) -> None:
         self.held[key] = lines + self.held.get(key, [])
+
+    def sent(self, lines: list[Notification]) -> list[tuple[Notification, Any]]:
+        """A digest of ``lines`` went out: each line with its token, to acknowledge."""
+        return [(n, self.tokens.pop(n.id, None)) for n in lines]
+
+    def forget(self) -> None:
+        """After a rebalance every unacknowledged notification is read again (and held
+        again) from its partition's committed offset: what is held here would be doubled,
+        or belong to another worker now."""
+        self.held.clear()
+        self.tokens.clear()
 
     @staticmethod
     def digest_of(key: tuple[str, str], lines: list[Notification]) -> Notification:
@@ -234,11 +255,11 @@ class RateLimit:
     ledger: Ledger
     metrics: Metrics
 
-    def __call__(self, note: Notification) -> Notification | None:
+    def __call__(self, note: Notification, token: Any = None) -> Notification | None:
         if note.kind in STATE_KINDS or self.bucket.take((note.channel, note.target)):
             return note
-        self.ledger[note.id] = {"state": "digested"}
-        self.digests.hold(note)
+        self.ledger[note.id] = {"state": "held"}
+        self.digests.hold(note, token)
         self.metrics.notifications.labels(note.channel, "digested").inc()
         return None
 
@@ -299,16 +320,17 @@ class Chain:
     record: Record
     durable: Durable = _nothing
 
-    async def __call__(self, note: Notification) -> str:
-        """Deliver one notification; what became of it (for logs and tests)."""
+    async def __call__(self, note: Notification, token: Any = None) -> str:
+        """Deliver one notification; what became of it (for logs and tests). "held": a line
+        of the next digest, whose ``token`` is not to be acknowledged until that is sent."""
         seen_before = self.ledger.get(note.id) is not None
         if self.dedup(note) is None:
             return "duplicate"
         notifier = await self.route(note)
         if notifier is None:
             return "failed"
-        if self.rate_limit(note) is None:
-            return "digested"
+        if self.rate_limit(note, token) is None:
+            return "held"
         note = self.thread(note)
         rec = await self.send(notifier, note, seen_before=seen_before)
         if rec is None:

@@ -32,6 +32,27 @@ class KafkaSettings(Section):
         "alert latency low on brokers that answer a waiting fetch only when it ends (Tansu); "
         "on Kafka it only adds idle fetch requests (streams/runtime/faust.py).",
     )
+    stream_retention_days: int = Field(
+        default=7, ge=1, le=3650,
+        description="Retention escucha creates the flowing topics with (raw, enriched, "
+        "signals, notifications, …): how long a consumer may be down and still catch up.",
+    )
+    history_retention_days: int = Field(
+        default=400, ge=1, le=36500,
+        description="Retention of the aggregates and the reports ledger, read whole by "
+        "every worker: must outlive the longest report period, or a report lacks its data "
+        "and a ledger entry vanishes before its slot (which is then sent again).",
+    )
+    handler_attempts: int = Field(
+        default=3, ge=1, le=20,
+        description="How many times a stage tries a batch whose handling raised (the model, "
+        "a send) before it tries each record alone and dead-letters the ones that still "
+        "fail. Nothing is acknowledged meanwhile (streams/runtime/batches.py).",
+    )
+    handler_backoff_s: float = Field(
+        default=1.0, ge=0, le=300,
+        description="Wait before the first retry of a failed batch; doubles each attempt.",
+    )
     connect_timeout_s: float = Field(
         default=0, ge=0, le=86400,
         description="How long a starting worker waits for Kafka, retrying with backoff, "

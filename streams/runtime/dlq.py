@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from streams.core.records import DeadLetter, RecordError, dumps, parse
 from streams.runtime.metrics import Metrics
 
-__all__ = ["dead_letter", "make_dead_letter", "valid_events", "valid_records"]
+__all__ = ["OnInvalid", "dead_letter", "make_dead_letter", "origin_of", "parsed_events"]
 
 log = logging.getLogger(__name__)
 _PAYLOAD_LIMIT = 4096
@@ -40,31 +40,25 @@ async def dead_letter(
     await topic.send(key=stage.encode(), value=dumps(record))
 
 
-async def valid_events(
-    stream: Any, model: type[_R], *, dlq: faust.TopicT | None, metrics: Metrics, stage: str
-) -> AsyncIterator[tuple[_R, Any]]:
-    """(record, Kafka message) for each value that parses as ``model``; the rest go to the
-    dead-letter topic. The message gives the partition and offset, for idempotent state.
+#: Told each event whose value does not parse, with the reason; it acknowledges (or holds) it.
+OnInvalid = Callable[[Any, str], Awaitable[None]]
 
-    ``dlq=None`` skips bad values quietly: for a second agent on a topic whose first agent
-    already dead-letters them, so one bad record is not reported twice.
-    """
+
+async def parsed_events(stream: Any, model: type[_R], *,
+                        on_invalid: OnInvalid) -> AsyncIterator[tuple[Any, _R]]:
+    """(event, record) for each value of a stream with manual acks (``stream.noack()``) that
+    parses as ``model``; the rest go to ``on_invalid``. The event gives the partition and
+    offset for idempotent state, and is what the stage acknowledges once it is done."""
     async for event in stream.events():
-        msg = event.message
         try:
             record = parse(model, event.value)
         except RecordError as exc:
-            if dlq is None:
-                continue
-            await dead_letter(dlq, metrics, stage=stage, reason=str(exc), payload=event.value,
-                              origin=f"{msg.topic}[{msg.partition}]@{msg.offset}")
+            await on_invalid(event, str(exc))
             continue
-        yield record, msg
+        yield event, record
 
 
-async def valid_records(
-    stream: Any, model: type[_R], *, dlq: faust.TopicT, metrics: Metrics, stage: str
-) -> AsyncIterator[_R]:
-    """The stream's values parsed as ``model``; the ones that fail go to the dead-letter topic."""
-    async for record, _ in valid_events(stream, model, dlq=dlq, metrics=metrics, stage=stage):
-        yield record
+def origin_of(event: Any) -> str:
+    """Where a Kafka event came from, as dead letters name it: ``topic[partition]@offset``."""
+    msg = event.message
+    return f"{msg.topic}[{msg.partition}]@{msg.offset}"

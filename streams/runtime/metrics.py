@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.connectors.base import CONNECTOR_ERROR_KINDS
 
-__all__ = ["Metrics", "AUTH_OUTCOMES", "DELIVERY_OUTCOMES",
+__all__ = ["Metrics", "AUTH_OUTCOMES", "COUNTING_STAGES", "DELIVERY_OUTCOMES",
            "INCIDENT_STATES", "HOLE_ACTIONS", "LATENCY_PATHS", "SEVERITIES", "STAGES"]
 
 SEVERITIES = ("info", "warning", "critical")
@@ -26,7 +26,10 @@ STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay")
 #: What happened to a refused credential: wrong, or not even looked at (address throttled).
 AUTH_OUTCOMES = ("invalid", "throttled")
 #: What the consumer's hole watch did (streams/runtime/holes.py).
-HOLE_ACTIONS = ("reread", "expired")
+#: "stuck": read again once already and still not processed; left alone, and alerted.
+HOLE_ACTIONS = ("reread", "expired", "stuck")
+#: Stages that count mentions, and so skip the ones they have counted already.
+COUNTING_STAGES = ("detect", "aggregate")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Human response times: from seconds (a click on a button) to a day.
 _HUMAN_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
@@ -73,6 +76,17 @@ class Metrics:
         )
         self.dead_letters = Counter(
             "escucha_dead_letters_total", "Items sent to the dead-letter topic, by stage.",
+            ["stage"], registry=registry,
+        )
+        self.duplicates = Counter(
+            "escucha_duplicates_skipped_total",
+            "Mentions a counting stage had already counted (re-read after a crash, a "
+            "rebalance or a hole), skipped by their key.",
+            ["stage"], registry=registry,
+        )
+        self.handler_retries = Counter(
+            "escucha_handler_retries_total",
+            "Batches a stage's handler failed on and tried again (not acked meanwhile).",
             ["stage"], registry=registry,
         )
         self.classify_batch_size = Histogram(
@@ -122,6 +136,12 @@ class Metrics:
         self.source_last_event = Gauge(
             "escucha_source_last_event_timestamp_seconds",
             "Unix time the pipeline last saw a mention from each source.",
+            ["source"], registry=registry,
+        )
+        self.source_silent_after = Gauge(
+            "escucha_source_silent_after_seconds",
+            "How long each source may stay quiet before EscuchaSourceSilent fires "
+            "(connectors.silent_after_s; source=\"default\" for the rest).",
             ["source"], registry=registry,
         )
         self.model_texts = Counter(
@@ -179,8 +199,9 @@ class Metrics:
         self.hole_messages = Counter(
             "escucha_consumer_hole_messages_total",
             "Messages the consumer fetched but no stream acknowledged, found by the hole "
-            "watch: read again (action=reread) or deleted by retention first "
-            "(action=expired). Any increase is a bug or a retention problem to look at.",
+            "watch: read again (action=reread), deleted by retention first "
+            "(action=expired), or still unprocessed after being read again once and left "
+            "alone (action=stuck). Any increase is a bug or a retention problem to look at.",
             ["topic", "action"], registry=registry,
         )
         self.model_loaded = Gauge(
@@ -205,6 +226,9 @@ class Metrics:
             self.mentions_classified.labels(watch)
         for stage in STAGES:
             self.dead_letters.labels(stage)
+            self.handler_retries.labels(stage)
+        for stage in COUNTING_STAGES:
+            self.duplicates.labels(stage)
         for detector in detectors:
             for severity in SEVERITIES:
                 self.signals.labels(detector, severity)

@@ -86,3 +86,39 @@ async def test_retain_forgets_buckets_of_partitions_owned_elsewhere() -> None:
     stage.add(em(T0), position=POS, offset=0)
     stage.add(em(T0 + timedelta(minutes=5)), position="escucha.enriched:1", offset=0)
     assert stage.retain({POS}) == 1
+
+
+class Acks:
+    def __init__(self) -> None:
+        self.done: list[int] = []
+
+    async def __call__(self, token: int) -> None:
+        self.done.append(token)
+
+
+async def test_records_are_acknowledged_only_once_their_snapshot_is_stored() -> None:
+    store, acks = Store(fail_after=1), Acks()
+    stage = AggregateStage(builder=builder(), watches={"acme"}, stored=store.get)
+    for i in range(3):
+        stage.add(em(T0 + timedelta(minutes=5 * i)), position=POS, offset=i, token=i)
+    stage.hold(3)  # e.g. an invalid record after them
+    assert stage.unstored == 4
+    # The broker fails after one snapshot: nothing acknowledged, all still owed.
+    assert await stage.flush(store.send, acks) == 1
+    assert acks.done == [] and stage.unstored == 4
+    stage.add(em(T0 + timedelta(minutes=1)), position=POS, offset=4, token=4)
+    store.fail_after = None
+    assert await stage.flush(store.send, acks) == 3
+    assert acks.done == [0, 1, 2, 3, 4] and stage.unstored == 0
+    # Nothing dirty: what is held is acknowledged at once.
+    stage.add(em(T0, watch="removed"), position=POS, offset=5, token=5)
+    assert await stage.flush(store.send, acks) == 0
+    assert acks.done[-1] == 5
+
+
+async def test_a_rebalance_drops_the_tokens_of_the_old_assignment() -> None:
+    store = Store()
+    stage = AggregateStage(builder=builder(), watches={"acme"}, stored=store.get)
+    stage.add(em(T0), position=POS, offset=0, token=0)
+    stage.retain({POS})
+    assert stage.unstored == 0

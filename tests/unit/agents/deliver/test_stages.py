@@ -132,7 +132,7 @@ def test_rate_limit_holds_alerts_past_the_limit_as_digest_lines() -> None:
                       metrics=m)
     passed = [limit(note(id=f"n{i}")) for i in range(4)]
     assert [p is not None for p in passed] == [True, True, False, False]
-    assert ledger == {"n2": {"state": "digested"}, "n3": {"state": "digested"}}
+    assert ledger == {"n2": {"state": "held"}, "n3": {"state": "held"}}
     assert [n.id for n in digests.held[("console", "stdout")]] == ["n2", "n3"]
     assert count(m, "console", "digested") == 2
 
@@ -165,6 +165,36 @@ def test_digests_take_only_targets_the_limit_lets_through_and_put_back_keeps_ord
     digest = Digests.digest_of(key, lines)
     assert digest.kind == "digest" and digest.id == "digest:console:stdout:n0"
     assert len(digest.digest) == 3 and digest.update_of is None
+
+
+def test_a_held_line_keeps_its_token_until_its_digest_is_sent() -> None:
+    clock = Clock()
+    bucket = TokenBucket(1, clock=clock)
+    digests = Digests()
+    digests.hold(note(id="n0"), token="e0")
+    digests.hold(note(id="n1"), token="e1")
+    digests.hold(note(id="n1"), token="e1-again")  # read again: held once, newest token
+    [(_, lines)] = digests.take(bucket)
+    assert [n.id for n in lines] == ["n0", "n1"]
+    assert [(n.id, t) for n, t in digests.sent(lines)] == [("n0", "e0"), ("n1", "e1-again")]
+    assert digests.tokens == {}
+
+
+def test_a_rebalance_forgets_the_held_lines_it_will_read_again() -> None:
+    digests = Digests()
+    digests.hold(note(id="n0"), token="e0")
+    digests.forget()
+    assert digests.held == {} and digests.tokens == {}
+
+
+def test_a_held_line_is_not_done_so_a_restart_holds_or_sends_it_again() -> None:
+    # The worker stopped before the digest: the notification is read again, and the
+    # ledger's "held" does not make Dedup skip it (a "digested" one it would).
+    ledger = {"n0": {"state": "held"}}
+    m = metrics()
+    assert Dedup(ledger=ledger, metrics=m)(note(id="n0")) is not None
+    ledger["n0"] = {"state": "digested"}
+    assert Dedup(ledger=ledger, metrics=m)(note(id="n0")) is None
 
 
 # -- Thread ----------------------------------------------------------------------------------
@@ -307,8 +337,8 @@ async def test_chain_digests_past_the_limit() -> None:
     m = metrics()
     c, _ = console()
     chain, _ledger, _, digests = chain_of(m, {"console": c}, per_minute=1)
-    assert [await chain(note(id=f"n{i}")) for i in range(3)] == ["delivered", "digested",
-                                                                  "digested"]
+    assert [await chain(note(id=f"n{i}")) for i in range(3)] == ["delivered", "held",
+                                                                  "held"]
     assert len(digests.held[("console", "stdout")]) == 2
 
 

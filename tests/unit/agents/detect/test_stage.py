@@ -100,3 +100,49 @@ def test_a_watch_removed_from_config_is_ignored() -> None:
     s = DetectStage(detectors={}, table=defaultdict(dict), clock=Clock())
     assert s.observe(mentions[0], topic="enriched", partition=0, offset=0) == []
     assert dict(s.table) == {}
+
+
+def test_a_mention_reclassified_at_a_new_offset_is_counted_once() -> None:
+    mentions, _ = negative_burst()
+    s = stage({WATCH: warm()})
+    fired = [sig for i, em in enumerate(mentions)
+             for sig in s.observe(em, topic="enriched", partition=0, offset=i)]
+    assert fired
+    # classify ran again over the tail (a crash): the same mentions at later offsets.
+    n = len(mentions)
+    again = [sig for i, em in enumerate(mentions[-100:])
+             for sig in s.observe(em, topic="enriched", partition=0, offset=n + i)]
+    assert again == []
+    assert s.detectors[WATCH].duplicates == 100
+
+
+def test_records_are_done_only_once_a_saved_state_counts_them() -> None:
+    mentions, _ = negative_burst()
+    clock = Clock()
+    s = stage(clock=clock)
+    quiet = mentions[:4]  # before the burst: no signal, saves throttled
+    s.observe(quiet[0], topic="enriched", partition=0, offset=0, token="t0")
+    assert s.done() == ["t0"]  # the first observation saves
+    for i, em in enumerate(quiet[1:], start=1):
+        s.observe(em, topic="enriched", partition=0, offset=i, token=f"t{i}")
+    assert s.done() == [] and s.unsaved(WATCH) == ["t1", "t2", "t3"]
+    assert s.save_due() == []  # saved less than a second ago
+    assert s.save_due(force=True) == [WATCH]
+    clock.now += 1.0
+    assert s.save_due() == [WATCH]  # the watch went quiet: its timer saves it
+    s.save(WATCH)
+    assert s.table[WATCH]["offsets"]["enriched:0"] == 3
+    assert s.done() == ["t1", "t2", "t3"] and s.save_due(force=True) == []
+
+
+def test_a_rebalance_drops_unsaved_tokens_and_a_removed_watch_is_done_at_once() -> None:
+    mentions, _ = negative_burst()
+    clock = Clock()
+    s = stage(clock=clock)
+    s.observe(mentions[0], topic="enriched", partition=0, offset=0, token="a")
+    s.observe(mentions[1], topic="enriched", partition=0, offset=1, token="b")
+    s.forget()
+    assert s.done() == [] and s.unsaved(WATCH) == []
+    other = DetectStage(detectors={}, table=defaultdict(dict), clock=clock)
+    other.observe(mentions[0], topic="enriched", partition=0, offset=0, token="c")
+    assert other.done() == ["c"]
