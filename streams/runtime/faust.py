@@ -2,9 +2,11 @@
 
 - The fetch wait comes from the config (below).
 - :class:`_Consumer` forgets "last offset read"; never commits past an offset that no
-  stream acknowledged; holds the stream partitions back while it seeks them; sends a
-  partition never committed back to its earliest offset; and re-reads a partition whose
-  commit is stuck below a message nobody is processing (the hole watch, streams/runtime/holes.py).
+  stream acknowledged, nor while a partition's committed offset is unknown; commits what is
+  acknowledged when partitions are revoked, before they go; holds the stream partitions back
+  while it seeks them; sends a partition never committed back to its earliest offset; and
+  re-reads, once, a partition whose commit is stuck below a message nobody is processing
+  (the hole watch, streams/runtime/holes.py).
 - :class:`_FlowControl` empties the stream buffers only when flow was suspended.
 
 Each change to the consumer and the flow control answers a way the fault suite
@@ -22,6 +24,7 @@ a second. ``kafka.fetch_max_wait_ms`` sets it (default 100).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import weakref
@@ -68,6 +71,8 @@ FAUST_NAMES: tuple[tuple[str, str], ...] = (
 )
 #: Shortest time a hole must last before the partition is read again (streams/runtime/holes.py).
 HOLE_GRACE_S = 10.0
+#: Longest a rebalance waits for the stages' before-revoke work and the commit that follows.
+REVOKE_COMMIT_S = 10.0
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -112,10 +117,33 @@ class _Consumer(driver.Consumer):
 
     def _new_offset(self, tp: TP) -> int | None:
         acked, committed = self._acked[tp], self._committed_offset[tp]
-        if acked and committed is not None and min(acked) > committed:
+        if committed is None:
+            # Unknown from revoke until the seek that ends recovery: Faust would commit
+            # whatever run of acks comes first, past any message still unacked below it
+            # (upstream issue #606). The seek sets it for every stream partition (never
+            # committed ones included, _seek_never_committed), so nothing waits for long.
+            return None
+        if acked and min(acked) > committed:
             return None  # the message at `committed` is still owed an ack
         new: int | None = super()._new_offset(tp)
         return new
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        # Faust forgets the acks of revoked partitions first thing, and with
+        # stream_wait_empty off commits nothing on revoke: every rebalance re-read up to a
+        # commit interval. The stages' own before-revoke work (the aggregate snapshots and
+        # their acks) runs first, then what is acknowledged is committed, then Faust goes on.
+        try:
+            await asyncio.wait_for(self._commit_before_revoke(revoked), REVOKE_COMMIT_S)
+        except Exception as exc:  # a broker gone: the next owner re-reads a little more
+            log.warning("could not commit before the rebalance (%r); the next owner of "
+                        "those partitions reads again from the last commit", exc)
+        await super().on_partitions_revoked(revoked)
+
+    async def _commit_before_revoke(self, revoked: set[TP]) -> None:
+        for hook in list(getattr(self.app, "before_revoke", ())):
+            await hook()
+        await self.commit(revoked)
 
     async def perform_seek(self) -> None:
         # Faust's recovery resumes the stream partitions just before it seeks them to their
@@ -129,7 +157,10 @@ class _Consumer(driver.Consumer):
         self._active_partitions = self._get_active_partitions() - held
         try:
             await super().perform_seek()
-            await self._seek_never_committed(held & self.assignment())
+            # Every stream partition assigned, not only those active now: one paused for a
+            # full buffer was skipped, and kept a position past what it had dropped.
+            await self._seek_never_committed(
+                {tp for tp in self.assignment() if not self._is_changelog_tp(tp)})
         finally:
             self._get_active_partitions().update(held)
 
@@ -163,30 +194,40 @@ class _Consumer(driver.Consumer):
                 assigned=self.assignment())
             for tp, hole in watch.overdue(holes).items():
                 try:
-                    await self._mend(tp, hole)
+                    await self._mend(tp, hole, watch)
                 except Exception as exc:  # a broker gone or a rebalance begun: next round
                     log.warning("%s[%d]: could not mend offsets %d-%d yet: %r", tp.topic,
                                 tp.partition, hole.start, hole.end - 1, exc)
 
-    async def _mend(self, tp: Any, hole: Hole) -> None:
+    async def _mend(self, tp: Any, hole: Hole, watch: HoleWatch) -> None:
         earliest = (await self.earliest_offsets(tp)).get(tp, 0)
-        action, offset = mend_for(hole, earliest=earliest)
+        action, offset = mend_for(hole, earliest=earliest,
+                                  read_again=watch.was_read_again(tp, hole))
+        count = hole.size
         if action == "expired":
-            lost = min(offset, hole.end) - hole.start
+            count = min(offset, hole.end) - hole.start
             log.warning("%s[%d]: offsets %d-%d were deleted by retention before they were "
                         "processed (%d lost); going on from %d", tp.topic, tp.partition,
-                        hole.start, offset - 1, lost, offset)
-            self._committed_offset[tp] = offset
-            self._acked[tp][:] = [o for o in self._acked[tp] if o >= offset]
-            self._acked_index[tp].intersection_update(self._acked[tp])
+                        hole.start, offset - 1, count, offset)
+        elif action == "stuck":
+            log.error("%s[%d]: offsets %d-%d are still unprocessed after being read again; "
+                      "not reading them a third time (a compacted or transactional topic "
+                      "leaves such gaps; otherwise a bug: `escucha replay` can feed them "
+                      "again). Going on from %d", tp.topic, tp.partition, hole.start,
+                      hole.end - 1, offset)
         else:
             log.warning("%s[%d]: offsets %d-%d were fetched but never processed; reading "
                         "them again", tp.topic, tp.partition, hole.start, hole.end - 1)
-        if offset < hole.end:
+            watch.read_again(tp, hole)
+        if action != "reread":
+            self._committed_offset[tp] = offset
+            self._acked[tp][:] = [o for o in self._acked[tp] if o >= offset]
+            self._acked_index[tp].intersection_update(self._acked[tp])
+        if action != "stuck" and offset < hole.end:
             await self.seek_wait({tp: offset})
         on_hole = getattr(self.app, "on_hole", None)  # any faust.App, not only ours
         if on_hole is not None:
-            on_hole(tp.topic, action, lost if action == "expired" else hole.size)
+            on_hole(tp.topic, action, count)
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -247,6 +288,9 @@ class App(faust.App):
         #: Told (topic, "reread" or "expired", messages) when the consumer mends a hole:
         #: streams/runtime/pipeline.py counts it in a metric.
         self.on_hole: Callable[[str, str, int], None] | None = None
+        #: Run (in order) when partitions are about to be revoked, before what is
+        #: acknowledged is committed: a stage acks there what it has stored.
+        self.before_revoke: list[Callable[[], Awaitable[None]]] = []
         #: Every route path served, with how it is protected; the guard answers 404 for any
         #: other route the web server may hold.
         self.routes: dict[str, Access] = {}

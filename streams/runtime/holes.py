@@ -8,6 +8,12 @@ during a crisis that can be hours. :class:`HoleWatch` tells the consumer when su
 has lasted ``grace_s`` with nothing in flight below the acknowledged offsets; the consumer
 then reads the partition again from the hole, or steps past it if retention has already
 deleted those records (:func:`mend_for`).
+
+A hole is read again once. One still open after that cannot fill by reading (offsets a
+compacted or transactional topic does not hold, a message every attempt drops): reading it
+again every ``grace_s`` would re-run the model on, and re-send, everything above it for ever.
+It is "stuck": logged as an error with its offsets, counted (an alert), and stepped over so
+the partition's commits move on; ``escucha replay`` can feed those offsets again by hand.
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ class HoleWatch:
         self.grace_s = grace_s
         self._clock = clock
         self._since: dict[Hashable, tuple[int, float]] = {}
+        #: partition → start of the hole last read again there (kept across rebalances)
+        self._reread: dict[Hashable, int] = {}
 
     def overdue(self, holes: Mapping[K, Hole]) -> dict[K, Hole]:
         now = self._clock()
@@ -83,14 +91,31 @@ class HoleWatch:
         return due
 
     def forget(self) -> None:
-        """A rebalance re-reads every partition from its committed offset anyway."""
+        """A rebalance re-reads every partition from its committed offset anyway.
+
+        Which holes were read again is kept: one still open after the rebalance's own
+        re-read is stuck, not new."""
         self._since.clear()
 
+    def read_again(self, tp: Hashable, hole: Hole) -> None:
+        """The consumer read ``tp`` again from ``hole``."""
+        self._reread[tp] = hole.start
 
-def mend_for(hole: Hole, *, earliest: int) -> tuple[Literal["reread", "expired"], int]:
+    def was_read_again(self, tp: Hashable, hole: Hole) -> bool:
+        return self._reread.get(tp) == hole.start
+
+
+Mend = Literal["reread", "expired", "stuck"]
+
+
+def mend_for(hole: Hole, *, earliest: int, read_again: bool = False) -> tuple[Mend, int]:
     """What to do about an overdue hole, given the partition's earliest offset still on the
-    broker: read again from its start, or, when retention deleted the start, treat the
-    partition as committed from ``earliest`` (what lies below it can never be read)."""
+    broker and whether it was read again already: read again from its start; when
+    retention deleted the start, treat the partition as committed from ``earliest`` (what
+    lies below it can never be read); once read again and still open, step over it (the
+    offset to commit from: its end)."""
     if earliest > hole.start:
         return "expired", earliest
+    if read_again:
+        return "stuck", hole.end
     return "reread", hole.start

@@ -20,6 +20,7 @@ from typing import Any
 import faust
 import faust.streams
 import pytest
+from faust import streams as faust_streams
 from faust.tables import recovery
 from faust.transport import consumer as faust_consumer
 from faust.types import TP
@@ -110,6 +111,24 @@ def test_faust_recovery_and_assignment_still_call_perform_seek() -> None:
     assert patches._Consumer.perform_seek is not faust_consumer.Consumer.perform_seek
     for source in (inspect.getsource(recovery.Recovery), inspect.getsource(faust_consumer)):
         assert "perform_seek()" in source
+
+
+def test_faust_rebalance_listener_reaches_the_revoke_commit() -> None:
+    # aiokafka's listener → the consumer thread → Consumer.threadsafe_partitions_revoked,
+    # which queues self.on_partitions_revoked: the override, when the consumer is ours.
+    assert patches._Consumer.on_partitions_revoked is not (
+        faust_consumer.Consumer.on_partitions_revoked)
+    source = inspect.getsource(faust_consumer.ThreadDelegateConsumer.threadsafe_partitions_revoked)
+    assert "self.on_partitions_revoked" in source
+    assert isinstance(_app().consumer, patches._Consumer)
+
+
+def test_faust_take_without_acks_leaves_acking_to_the_stage() -> None:
+    # classify takes its batches with noack_take and acks through handle_batch: Faust's
+    # take_events acks in its finally, whatever the handler did.
+    source = inspect.getsource(faust_streams.Stream.noack_take)
+    assert "await self.ack(event)" not in source.replace("#     await self.ack(event)", "")
+    assert "await self.ack(event)" in inspect.getsource(faust_streams.Stream.take_events)
 
 
 def test_faust_starting_the_web_server_installs_the_route_guard() -> None:

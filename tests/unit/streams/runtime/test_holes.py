@@ -84,3 +84,18 @@ def test_a_hole_still_on_the_broker_is_read_again_from_its_start() -> None:
 def test_a_hole_that_retention_deleted_is_stepped_over() -> None:
     assert mend_for(Hole(246, 452), earliest=300) == ("expired", 300)
     assert mend_for(Hole(246, 452), earliest=900) == ("expired", 900)
+
+
+def test_a_hole_read_again_once_and_still_open_is_stuck_and_stepped_over() -> None:
+    assert mend_for(Hole(246, 452), earliest=0, read_again=True) == ("stuck", 452)
+    # Retention first: expired wins (nothing there to step over).
+    assert mend_for(Hole(246, 452), earliest=300, read_again=True) == ("expired", 300)
+
+
+def test_the_watch_remembers_the_hole_it_read_again_across_a_rebalance() -> None:
+    watch = HoleWatch(grace_s=10, clock=_Clock())
+    watch.read_again("p0", Hole(262, 263))
+    watch.forget()
+    assert watch.was_read_again("p0", Hole(262, 270))  # the same hole (same start), wider
+    assert not watch.was_read_again("p0", Hole(263, 270))  # the commit moved: a new one
+    assert not watch.was_read_again("p1", Hole(262, 263))
