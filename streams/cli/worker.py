@@ -65,7 +65,9 @@ def _run_worker(settings: Settings, *, demo: bool, speed: float,
 
         try:
             wait_until_ready(bootstrap, timeout=settings.kafka.connect_timeout_s or None)
-            ensure_topics(bootstrap, partitions=settings.kafka.partitions)
+            ensure_topics(bootstrap, partitions=settings.kafka.partitions,
+                          stream_days=settings.kafka.stream_retention_days,
+                          history_days=settings.kafka.history_retention_days)
         except BrokerError as exc:
             click.echo(f"escucha: {exc}", err=True)
             sys.exit(1)

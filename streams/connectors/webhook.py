@@ -2,9 +2,11 @@
 
 The body is one mention object or an array of them, in the Mention schema
 (``streams/core/records.py``; ``escucha schema`` prints it). ``source`` defaults to
-``connectors.webhook.source`` and ``id`` to a hash of the text, author and time, so a tool
-that knows neither can still post. Every request needs ``Authorization: Bearer <token>``
-(one of ``connectors.webhook.tokens``; none configured: the endpoint refuses everything).
+``connectors.webhook.source``, ``created_at`` to the time it arrives, and ``id`` to a hash of
+the text, author and url (not the time: a tool that re-sends a post without ``created_at``
+sends the same post, not a new one), so a tool that knows none of them can still post.
+Every request needs ``Authorization: Bearer <token>`` (one of ``connectors.webhook.tokens``;
+none configured: the endpoint refuses everything).
 
 Answers (JSON):
 
@@ -14,9 +16,13 @@ Answers (JSON):
 - 422 the same shape when no item was usable; 400 when the body is not JSON (or nests
   deeper than 32 levels); 401 without a valid token (429 with ``Retry-After`` after five
   wrong ones from an address); 413 above ``max_bytes`` or ``max_items``; 415 unless the
-  content type is ``application/json`` or ``application/x-ndjson`` (one mention per line).
+  content type is ``application/json`` or ``application/x-ndjson`` (one mention per line);
+  503 with ``Retry-After`` while a starting worker has not yet read the keys published so far
+  (it could not tell a repeat; its readiness probe fails meanwhile).
 
-Repeated posts of the same (source, id) are accepted but not published twice (``duplicates``).
+Repeated posts of the same (source, id) are accepted but not published twice (``duplicates``),
+whichever worker they reach and across restarts: every worker reads the keys published so
+far from ``escucha.ingest.keys`` (streams/web/ingest.py), up to ``dedup_size`` of them.
 """
 
 from __future__ import annotations
@@ -53,7 +59,8 @@ class WebhookIngestSettings(BaseModel):
     max_items: int = Field(default=1000, ge=1, le=100_000,
                            description="Most mentions in one request.")
     dedup_size: int = Field(default=100_000, ge=0,
-                            description="Recent (source, id) pairs remembered to drop repeats.")
+                            description="Recent (source, id) pairs every worker remembers "
+                            "(from escucha.ingest.keys) to drop repeats.")
 
 
 def authorized(header: str, tokens: Sequence[bytes]) -> bool:
@@ -144,14 +151,14 @@ def _mention(item: Any, source: str) -> Mention:
     obj = dict(item)
     if obj.get("source") in (None, ""):
         obj["source"] = source
-    if obj.get("created_at") in (None, ""):
-        obj["created_at"] = datetime.now(UTC).isoformat()
     if obj.get("id") in (None, ""):
-        # The same post sent twice gets the same id, so the repeat is dropped downstream.
+        # The same post sent twice gets the same id, so the repeat is dropped: from what it
+        # says, who said it and where, never from the time (which defaults to now below).
         author = obj.get("author")
         handle = author.get("handle") if isinstance(author, dict) else author
-        obj["id"] = "h" + stable_id(obj.get("text"), handle, obj.get("url"),
-                                    obj.get("created_at"))
+        obj["id"] = "h" + stable_id(obj.get("text"), handle, obj.get("url"))
+    if obj.get("created_at") in (None, ""):
+        obj["created_at"] = datetime.now(UTC).isoformat()
     if isinstance(obj.get("author"), str):  # a bare handle is common in no-code tools
         obj["author"] = {"handle": obj["author"]}
     return parse(Mention, obj)

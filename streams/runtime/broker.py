@@ -19,12 +19,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.core import topics as _topics
@@ -32,8 +32,10 @@ from streams.core import topics as _topics
 __all__ = [
     "BrokerError",
     "EmbeddedBroker",
+    "config_differences",
     "ensure_topics",
     "read_address_file",
+    "topic_config",
     "tansu_binary",
     "wait_until_ready",
 ]
@@ -139,24 +141,87 @@ def wait_until_ready(
     )
 
 
+_DAY_MS = 86_400_000
+
+
+def topic_config(spec: _topics.TopicSpec, *, stream_days: int,
+                 history_days: int) -> dict[str, str]:
+    """The topic configuration escucha creates ``spec`` with (streams/core/topics.py)."""
+    if spec.kind == "compact":
+        return {"cleanup.policy": "compact"}
+    days = history_days if spec.kind == "history" else stream_days
+    return {"cleanup.policy": "delete", "retention.ms": str(days * _DAY_MS)}
+
+
+def config_differences(spec: _topics.TopicSpec, have: Mapping[str, str],
+                       want: Mapping[str, str]) -> tuple[list[str], str | None]:
+    """(what differs, said for a log line; why the worker must refuse to start, or None).
+
+    ``have`` is what the broker reports (keys it leaves out are its defaults: Kafka's are
+    ``delete`` and 7 days). A consumed topic that is compacted is refused; a shorter
+    retention than wanted is reported, a longer one is fine.
+    """
+    policy = have.get("cleanup.policy", "delete")
+    if spec.consumed and "compact" in policy:
+        return [], (f"topic {spec.name} has cleanup.policy={policy}: a stage reads it in the "
+                    "consumer group and compaction would delete mentions before they are "
+                    "processed and leave gaps the consumer waits on. Set it back with "
+                    f"`kafka-configs --alter --entity-type topics --entity-name {spec.name} "
+                    "--add-config cleanup.policy=delete`")
+    said: list[str] = []
+    if policy != want["cleanup.policy"]:
+        said.append(f"cleanup.policy is {policy}, escucha creates it {want['cleanup.policy']}")
+    if "retention.ms" in want and "compact" not in policy:
+        raw = have.get("retention.ms", str(7 * _DAY_MS))
+        kept = int(raw) if raw.lstrip("-").isdigit() else 7 * _DAY_MS
+        if 0 <= kept < int(want["retention.ms"]):
+            said.append(f"retention.ms is {kept} ({kept / _DAY_MS:.1f} days), escucha wants "
+                        f"{want['retention.ms']} ({int(want['retention.ms']) // _DAY_MS} days)")
+    return said, None
+
+
+def _described(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    """Topic name → its configuration as the broker reports it ({} where it reports none:
+    Tansu answers DescribeConfigs with no entries)."""
+    try:
+        found = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n) for n in names], config_filter="all")
+    except (KafkaError, TypeError, ValueError) as exc:
+        log.info("the broker did not describe topic configs (%s); not checking them", exc)
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for name, entries in (found.get("topic") or {}).items() if isinstance(found, dict) else ():
+        out[name] = {k: str(v.get("value") if isinstance(v, dict) else v)
+                     for k, v in (entries or {}).items()
+                     if not isinstance(v, dict) or v.get("value") is not None}
+    return out
+
+
 def ensure_topics(
-    bootstrap: str, *, partitions: int, specs: Iterable[_topics.TopicSpec] = _topics.ALL
+    bootstrap: str, *, partitions: int, specs: Iterable[_topics.TopicSpec] = _topics.ALL,
+    stream_days: int = 7, history_days: int = 400,
 ) -> list[str]:
-    """Create missing topics with their final partition count; return the names created.
+    """Create missing topics with their final partition count and retention; check the
+    existing ones; return the names created.
 
     An existing topic with a different count is left alone with a warning: Tansu cannot add
     partitions, and on Kafka repartitioning moves keys between partitions (and their state).
+    One with a different retention is reported; a compacted input topic is refused
+    (:class:`BrokerError`, every such topic named at once).
     """
+    specs = list(specs)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="escucha-admin")
     try:
         existing = set(admin.list_topics())
         wanted = [s.name for s in specs]
-        missing = [n for n in wanted if n not in existing]
         created: list[str] = []
-        for name in missing:
+        for spec in specs:
+            if spec.name in existing:
+                continue
+            config = topic_config(spec, stream_days=stream_days, history_days=history_days)
             try:
-                admin.create_topics([NewTopic(name, partitions, 1)])
-                created.append(name)
+                admin.create_topics([NewTopic(spec.name, partitions, 1, topic_configs=config)])
+                created.append(spec.name)
             except TopicAlreadyExistsError:  # another worker won the race
                 pass
         present = [n for n in wanted if n in existing]
@@ -168,6 +233,20 @@ def ensure_topics(
                         "topic %s has %d partitions, config says %d; keeping %d",
                         meta.get("name") or meta.get("topic"), have, partitions, have,
                     )
+            described = _described(admin, present)
+            refused: list[str] = []
+            for spec in specs:
+                if not described.get(spec.name):
+                    continue
+                said, refuse = config_differences(
+                    spec, described[spec.name],
+                    topic_config(spec, stream_days=stream_days, history_days=history_days))
+                if refuse:
+                    refused.append(refuse)
+                for line in said:
+                    log.warning("topic %s: %s", spec.name, line)
+            if refused:
+                raise BrokerError("; ".join(refused))
         return created
     finally:
         admin.close()

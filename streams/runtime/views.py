@@ -23,7 +23,8 @@ from streams.core.records import Incident, RecordError, parse
 from streams.core.silences import Silence
 from streams.reports.ledger import LedgerEntry
 
-__all__ = ["AggregateView", "IncidentView", "ReportLedgerView", "SilenceView", "TopicView"]
+__all__ = ["AggregateView", "IncidentView", "IngestedView", "ReportLedgerView", "SilenceView",
+           "TopicView"]
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,13 @@ class TopicView:
     """Latest value per key of one topic, kept current by a background task."""
 
     def __init__(self, *, bootstrap: str, topic: str,
-                 decode: Callable[[bytes], tuple[str, Any] | None]) -> None:
+                 decode: Callable[[bytes], tuple[str, Any] | None],
+                 max_items: int | None = None) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
         self._decode = decode
+        #: Past this many keys the oldest read are forgotten (None: keep all).
+        self._max_items = max_items
         self.items: dict[str, Any] = {}
         self.ready = asyncio.Event()  # set once the backlog present at start is read
         self._changed = asyncio.Condition()
@@ -58,6 +62,7 @@ class TopicView:
                         decoded = self._decode(record.value) if record.value else None
                         if decoded is not None:
                             self.items[decoded[0]] = decoded[1]
+                    self._trim()
                     if records:
                         async with self._changed:
                             self._changed.notify_all()
@@ -72,6 +77,12 @@ class TopicView:
                 delay = min(delay * 2, 30.0)
             finally:
                 await consumer.stop()
+
+    def _trim(self) -> None:
+        if self._max_items is None:
+            return
+        while len(self.items) > self._max_items:
+            del self.items[next(iter(self.items))]  # dicts keep insertion order: the oldest
 
     async def wait_changed(self, seconds: float) -> bool:
         """Block until new records arrive (for server-sent events); False on timeout."""
@@ -162,6 +173,31 @@ class AggregateView(TopicView):
                step_s: int) -> list[Point]:
         return series(self.buckets(watch_id, since, until), since=since, until=until,
                       step_s=step_s)
+
+
+def _decode_ingested(raw: bytes) -> tuple[str, Any] | None:
+    try:
+        key = json.loads(raw)["key"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (key, True) if isinstance(key, str) else None
+
+
+class IngestedView(TopicView):
+    """The mention keys POST /ingest has published (escucha.ingest.keys), the newest
+    ``max_items``: a repeat is a duplicate whichever worker took the first copy."""
+
+    def __init__(self, *, bootstrap: str, topic: str, max_items: int) -> None:
+        super().__init__(bootstrap=bootstrap, topic=topic, decode=_decode_ingested,
+                         max_items=max_items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.items
+
+    def add(self, key: str) -> None:
+        """A key this worker just published, before it comes back from the topic."""
+        self.items[key] = True
+        self._trim()
 
 
 def _decode_ledger(raw: bytes) -> tuple[str, Any] | None:

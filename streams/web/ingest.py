@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from faust.web import Request, Response
 
-from streams.connectors.publish import RecentKeys
 from streams.connectors.webhook import (
     CONTENT_TYPES,
     BodyError,
@@ -20,9 +22,20 @@ from streams.core.records import dumps
 from streams.core.security import bearer_token, media_type
 from streams.runtime.dlq import make_dead_letter
 from streams.runtime.pipeline import Pipeline
+from streams.runtime.views import IngestedView
 from streams.web.api import Page, client_of, too_many
 
 __all__ = ["install_ingest"]
+
+_VIEW_WAIT_S = 10.0  # how long a request waits for a starting worker's view of the keys
+
+
+async def _ready(view: IngestedView, seconds: float) -> bool:
+    if not view.ready.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(view.ready.wait(), seconds)
+    return view.ready.is_set()
+
 
 async def _read_limited(request: Any, limit: int) -> bytes | None:
     """The body, or None as soon as it passes ``limit`` bytes (never buffered whole)."""
@@ -42,8 +55,21 @@ def install_ingest(pipeline: Pipeline) -> None:
     cfg: WebhookIngestSettings = pipeline.settings.connectors.webhook
     tokens = [t.get_secret_value().encode() for t in cfg.tokens]
     raw_topic, dlq = pipeline.topic(topics.RAW), pipeline.topic(topics.DLQ)
-    recent = RecentKeys(cfg.dedup_size)
+    keys_topic = pipeline.topic(topics.INGESTED)
+    # Every worker reads the keys published by any of them, from the start of the topic:
+    # a repeat is answered as a duplicate on another worker or after a restart too.
+    published = IngestedView(bootstrap=pipeline.bootstrap, topic=topics.INGESTED.name,
+                             max_items=cfg.dedup_size)
     name = "webhook"
+
+    if cfg.dedup_size:
+        pipeline.health["ingest_keys"] = False  # /readyz: not before the keys are read
+
+        @app.task
+        async def ingested_view_task() -> None:
+            ready = asyncio.ensure_future(published.ready.wait())
+            ready.add_done_callback(lambda _: pipeline.health.update(ingest_keys=True))
+            await published.run()
 
     async def dead(reason: str, payload: str | bytes, origin: str) -> None:
         record = make_dead_letter(stage="ingest", reason=f"{name}: {reason}", payload=payload,
@@ -84,12 +110,20 @@ def install_ingest(pipeline: Pipeline) -> None:
             except BodyError as exc:
                 await dead(str(exc), body, f"POST /ingest from {client}")
                 return self.json({"error": str(exc)}, status=exc.status)
+            if cfg.dedup_size and not await _ready(published, _VIEW_WAIT_S):
+                # Until the keys published so far are read, a repeat cannot be told apart.
+                return self.json({"error": "starting up: retry in a few seconds"}, status=503,
+                                 headers={"Retry-After": "5"})
             accepted = duplicates = 0
             for mention in result.mentions:
-                if not recent.add(mention.key):
+                if cfg.dedup_size and mention.key in published:
                     duplicates += 1
                     continue
                 await raw_topic.send(key=mention.key.encode(), value=dumps(mention))
+                if cfg.dedup_size:
+                    published.add(mention.key)
+                    await keys_topic.send(key=mention.key.encode(),
+                                          value=json.dumps({"key": mention.key}).encode())
                 accepted += 1
             for index, reason, raw in result.errors:
                 await dead(f"item {index}: {reason}", raw, f"POST /ingest item {index}")

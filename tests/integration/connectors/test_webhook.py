@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from streams.runtime.broker import EmbeddedBroker
 from tests.support.connectors import dead_letters, raw_mentions
-from tests.support.procs import EscuchaProcess, free_port, write_config
+from tests.support.procs import EscuchaProcess, free_port, metric_value, write_config
 
 TOKEN = "ingest-token-0123456789"
 
@@ -118,3 +119,47 @@ def test_fuzzed_bodies_get_a_clear_answer_and_the_worker_lives(worker: str,
     assert "error" in answer or "accepted" in answer
     if "accepted" in answer:
         assert answer["accepted"] + answer["duplicates"] + len(answer["errors"]) >= 1
+
+
+async def test_the_readme_example_sent_three_times_is_one_mention_across_workers_and_restarts(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    # The README's curl body: no id, no created_at. Each send defaults the time to now.
+    body = json.dumps([{"text": "Acme is down again", "author": "someone",
+                        "url": "https://example.com/p/1"}])
+
+    async def start(name: str) -> tuple[EscuchaProcess, str]:
+        port = free_port()
+        config = write_config(
+            tmp_path / f"{name}.yaml", kafka={"bootstrap": broker.bootstrap},
+            web={"port": port}, datadir=str(tmp_path / f"var-{name}"),
+            watches=[{"id": "acme", "name": "Acme", "query": "acme"}],
+            connectors={"webhook": {"tokens": [TOKEN]}})
+        proc = EscuchaProcess(["worker", "--config", str(config)], env={},
+                              log=tmp_path / f"{name}.log")
+        proc.wait_serving(port)
+        deadline = time.monotonic() + 120
+        while metric_value(port, "escucha_ready") != 1:  # in the group, views read
+            assert time.monotonic() < deadline, proc.output()[-3000:]
+            await asyncio.sleep(0.5)
+        return proc, f"http://127.0.0.1:{port}"
+
+    first, a = await start("a")
+    second: EscuchaProcess | None = None
+    again: EscuchaProcess | None = None
+    try:
+        second, b = await start("b")
+        answers = [await post(a, body)]
+        await asyncio.sleep(2)  # a tool retrying after a timeout, seconds later
+        answers.append(await post(b, body))  # another worker behind the load balancer
+        first.close()
+        again, c = await start("a-restarted")  # the first worker, restarted
+        answers.append(await post(c, body))
+    finally:
+        for proc in (first, second, again):
+            if proc is not None:
+                proc.close()
+    assert [(s, r["accepted"], r["duplicates"]) for s, r in answers] == [
+        (202, 1, 0), (202, 0, 1), (202, 0, 1)], answers
+    raw = [m for m in await raw_mentions(broker.bootstrap) if m["text"] == "Acme is down again"]
+    assert len(raw) == 1 and raw[0]["id"].startswith("h"), raw
