@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streams.connectors.base import Connector, SourceSettings
 from streams.connectors.bluesky import BlueskyConnector, BlueskySettings
@@ -60,6 +60,20 @@ class ConnectorsSettings(BaseModel):
         default_factory=list, description="X API v2 filtered stream (bearer token).")
     hackernews: list[HackerNewsSettings] = Field(
         default_factory=list, description="Hacker News through the Algolia search API.")
+    silent_after_s: dict[str, int] = Field(
+        default_factory=lambda: {"default": 1800},
+        description="How long a source (Mention.source: rss, mastodon, webhook, …) may bring "
+        "no mention before the EscuchaSourceSilent alert fires, in seconds; `default` for "
+        "every source not named. A feed that posts twice a day wants more than a firehose. "
+        "Exported as escucha_source_silent_after_seconds.")
+
+    @field_validator("silent_after_s")
+    @classmethod
+    def _silent_after(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [f"{k}: {v}" for k, v in value.items() if not 60 <= v <= 30 * 86400]
+        if bad:
+            raise ValueError(f"silent_after_s must be 60 s to 30 days, got {', '.join(bad)}")
+        return {"default": 1800, **value}
 
     @model_validator(mode="after")
     def _unique_names(self) -> ConnectorsSettings:

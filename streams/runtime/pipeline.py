@@ -124,6 +124,8 @@ def build_pipeline(settings: Settings, *, bootstrap: str,
         topics=[spec.name for spec in topics.ALL],
         credential_kinds=CREDENTIAL_KINDS,
     )
+    for source, seconds in settings.connectors.silent_after_s.items():
+        metrics.source_silent_after.labels(source).set(seconds)
     gate = Gate(trusted_proxies=settings.web.trusted_proxies,
                 on_refused=lambda kind, outcome: metrics.auth_refused.labels(kind,
                                                                              outcome).inc())

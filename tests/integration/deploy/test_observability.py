@@ -151,7 +151,10 @@ def test_readiness_metrics_and_a_real_prometheus(tmp_path: Path, broker: Embedde
 
 
 @pytest.mark.parametrize("args", [["check", "rules", str(RULES)],
-                                  ["check", "config", str(RULES.parents[1] / "prometheus.yml")]])
+                                  ["check", "config", str(RULES.parents[1] / "prometheus.yml")],
+                                  # The alerts evaluated on series (escucha.test.yml).
+                                  ["test", "rules",
+                                   str(RULES.parents[1] / "tests" / "escucha.test.yml")]])
 def test_promtool_accepts_the_shipped_files(args: list[str]) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "Debian's prometheus (promtool) is missing: run `make system-deps`"

@@ -256,7 +256,7 @@ def test_web_service_and_pdb_select_the_workers() -> None:
 
 def test_servicemonitor_scrapes_metrics_on_the_http_port() -> None:
     # No schema for this CRD in kubernetes-validate: check the fields that matter by hand.
-    monitor = _one("ServiceMonitor")
+    monitor = _one("ServiceMonitor", "escucha")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert set(monitor) <= {"apiVersion", "kind", "metadata", "spec"}
     endpoints = monitor["spec"]["endpoints"]
@@ -269,6 +269,31 @@ def test_servicemonitor_scrapes_metrics_on_the_http_port() -> None:
     # Exactly one Service, or every worker would be scraped twice.
     assert len(selected) == 1
     assert any(p["name"] == "http" for p in selected[0]["spec"]["ports"])
+
+
+def test_the_connectors_run_in_exactly_one_ingest_pod() -> None:
+    sts = _one("StatefulSet", "escucha-ingest")
+    spec = sts["spec"]
+    # A StatefulSet of one: never two pods polling the same sources with the same cursors.
+    assert spec["replicas"] == 1
+    assert spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
+    (container,) = spec["template"]["spec"]["containers"]
+    assert container["args"][0] == "ingest"
+    port = container["args"][container["args"].index("--metrics-port") + 1]
+    assert container["ports"] == [{"name": "metrics", "containerPort": int(port),
+                                   "protocol": "TCP"}]
+    assert container["args"][container["args"].index("--metrics-host") + 1] == "0.0.0.0"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert "/var/lib/escucha" in mounts  # the cursors outlive the pod
+    labels = spec["template"]["metadata"]["labels"]
+    service = _one("Service", spec["serviceName"])
+    assert service["spec"]["selector"].items() <= labels.items()
+    monitor = _one("ServiceMonitor", "escucha-ingest")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    # The workers' disruption budget must not select it (one pod: it would block drains).
+    pdb = _one("PodDisruptionBudget")["spec"]
+    assert not pdb["selector"]["matchLabels"].items() <= labels.items()
 
 
 def test_secret_holds_only_placeholders() -> None:

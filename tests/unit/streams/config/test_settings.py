@@ -245,3 +245,23 @@ def test_check_config_accepts_the_example() -> None:
     assert result.exit_code == 0, result.output
     assert "ok: 2 watches (acme, globex)" in result.output
     assert "broker embedded" in result.output
+
+
+def test_source_silence_thresholds_keep_a_default_and_refuse_nonsense(tmp_path: Path) -> None:
+    path = tmp_path / "escucha.yaml"
+    path.write_text("connectors:\n  silent_after_s: {rss: 7200}\n")
+    assert load_settings(path).connectors.silent_after_s == {"default": 1800, "rss": 7200}
+    path.write_text("connectors:\n  silent_after_s: {default: 600, hackernews: 30}\n")
+    with pytest.raises(ConfigError, match=r"silent_after_s.*hackernews: 30"):
+        load_settings(path)
+
+
+def test_kafka_handler_and_retention_settings_are_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "escucha.yaml"
+    path.write_text("kafka:\n  handler_attempts: 0\n  handler_backoff_s: -1\n"
+                    "  stream_retention_days: 0\n  history_retention_days: 0\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path)
+    for field in ("handler_attempts", "handler_backoff_s", "stream_retention_days",
+                  "history_retention_days"):
+        assert f"kafka.{field}" in str(exc.value)
