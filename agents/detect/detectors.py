@@ -177,7 +177,11 @@ class DetectionEngine:
         # learnt; the baselines then wait where they were.
         lvl = st["lvl"][0]
         plausible = -math.log(self.cfg.max_p_value) / lvl if lvl > 0 else _WEEK_MIN
-        for m in range(closed + 1, min(target, now + int(min(plausible, _WEEK_MIN))) + 1):
+        # Nor are the minutes before the watch's first mention: it was not listening then, and
+        # learnt as zeros they made a new watch's baseline 0 ("244x the expected 0.0") as
+        # soon as warmup_min counted them.
+        for m in range(max(closed + 1, st["first"]),
+                       min(target, now + int(min(plausible, _WEEK_MIN))) + 1):
             self._close(st, m)
         st["closed"] = max(closed, target)
         # Mentions so far are all at or before ``now``: after term_window_min more minutes

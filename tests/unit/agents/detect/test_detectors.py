@@ -509,3 +509,13 @@ def test_a_state_saved_before_identities_were_kept_still_loads() -> None:
     em = Traffic(43).one(START + mins(1))
     feed(eng, state, [em, em])
     assert eng.duplicates == 1
+
+
+def test_minutes_before_a_watch_first_mention_are_not_learnt_as_zeros() -> None:
+    # lateness 6, warm-up 4: the old code closed the 6 minutes before the first mention as
+    # zeros, reached the warm-up on them and fired "244x the expected 0.0" on steady traffic.
+    eng, state = engine(lateness_min=6, warmup_min=4), {}
+    mentions = Traffic(44).stream(START, 20, 25)
+    assert feed(eng, state, mentions) == []
+    assert state["n"] == 20 - 6 - 1  # only minutes since the first mention, once closed
+    assert state["lvl"][0] > 15
