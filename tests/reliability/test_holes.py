@@ -7,6 +7,7 @@ drops one message the first time it sees it (tests/support/dropping_worker.py).
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from tests.support.faults import report_figures, until
 from tests.support.kafka import produce_raw
 
 _TOPIC, _GROUP, _DROP, _COUNT = "escucha.test.holes", "escucha-holes-test", 7, 40
+_GRACE_S = 10.0  # streams/runtime/faust.py HOLE_GRACE_S (the worker commits every 0.5 s)
 
 
 async def _committed(bootstrap: str) -> int | None:
@@ -33,11 +35,13 @@ async def _committed(bootstrap: str) -> int | None:
         await consumer.stop()
 
 
-def _start(log: Path, bootstrap: str, datadir: Path) -> subprocess.Popen[bytes]:
+def _start(log: Path, bootstrap: str, datadir: Path, *, always: bool = False,
+           topic_group: tuple[str, str] = (_TOPIC, _GROUP)) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.support.dropping_worker", bootstrap, _TOPIC, _GROUP,
-             str(_DROP), str(datadir)], stdout=out, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", "tests.support.dropping_worker", bootstrap, *topic_group,
+             str(_DROP), str(datadir), *(["always"] if always else [])],
+            stdout=out, stderr=subprocess.STDOUT)
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -82,3 +86,45 @@ async def test_a_message_dropped_in_the_worker_is_read_again_and_committed(
         assert min(again) == _DROP, again
     finally:
         _stop(worker)
+
+
+async def test_a_hole_that_cannot_fill_is_read_again_once_then_alerted_and_stepped_over(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    topic_group = (f"{_TOPIC}.stuck", f"{_GROUP}-stuck")
+    ensure_topics(broker.bootstrap, partitions=1, specs=[TopicSpec(topic_group[0], key="none")])
+    await produce_raw(broker.bootstrap, topic_group[0], [b"m%d" % i for i in range(_COUNT)])
+    log = tmp_path / "worker.log"
+    worker = _start(log, broker.bootstrap, tmp_path / "data", always=True,
+                    topic_group=topic_group)
+    try:
+        def seen(offset: int) -> int:
+            return log.read_text().count(f"seen 0 {offset}\n")
+
+        await until(lambda: "still unprocessed after being read again" in log.read_text(),
+                    timeout=60, what="the hole reported stuck", context=log.read_text)
+        stuck_at = time.monotonic()
+        assert seen(_DROP) == 2, log.read_text()  # read, read again once, then left
+
+        async def committed_to_end() -> bool | None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap,
+                                        group_id=topic_group[1], enable_auto_commit=False)
+            await consumer.start()
+            try:
+                return await consumer.committed(TopicPartition(topic_group[0], 0)) == _COUNT \
+                    or None
+            finally:
+                await consumer.stop()
+
+        await until(committed_to_end, timeout=20, what="the commit to step over the hole",
+                    context=log.read_text)
+        # Two more grace periods: the old watch read it again every 10 s, for ever.
+        await asyncio.sleep(max(0.0, 2.5 * _GRACE_S - (time.monotonic() - stuck_at)))
+        text = log.read_text()
+        assert seen(_DROP) == 2, text
+        assert text.count("were fetched but never processed; reading them again") == 1, text
+        report_figures("hole-stuck", messages_in=_COUNT, reads_of_the_hole=seen(_DROP),
+                       rereads_logged=1, waited_after_stuck_s=round(2.5 * _GRACE_S))
+    finally:
+        _stop(worker)
+

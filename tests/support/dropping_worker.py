@@ -1,11 +1,12 @@
-"""A Faust worker on escucha's transport whose agent drops one message, once.
+"""A Faust worker on escucha's transport whose agent drops one message, once (or always).
 
-``python -m tests.support.dropping_worker BOOTSTRAP TOPIC GROUP OFFSET DATADIR``
+``python -m tests.support.dropping_worker BOOTSTRAP TOPIC GROUP OFFSET DATADIR [always]``
 
 It stands in for the ways Faust has dropped a fetched message inside the worker (see
 streams/runtime/faust.py): the agent takes the message at OFFSET the first time and never
-acknowledges it, and acknowledges everything else. It prints ``seen PARTITION OFFSET`` for
-every message, so a test can tell whether the consumer read the dropped one again.
+acknowledges it, and acknowledges everything else; with ``always``, every time it sees it (a
+hole that cannot fill by reading again). It prints ``seen PARTITION OFFSET`` for every
+message, so a test can tell whether the consumer read the dropped one again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from streams.runtime.logs import setup_logging
 from streams.runtime.pipeline import faust_settings
 
 
-def main(bootstrap: str, topic: str, group: str, drop: int, datadir: str) -> None:
+def main(bootstrap: str, topic: str, group: str, drop: int, datadir: str,
+         always: bool = False) -> None:
     setup_logging("warning")
     # The worker's own Faust settings (timeouts, offsets reset, stream_wait_empty), with a
     # short commit interval so the hole is found quickly; no web server.
@@ -38,7 +40,7 @@ def main(bootstrap: str, topic: str, group: str, drop: int, datadir: str) -> Non
         async for event in stream.noack().events():
             msg = event.message
             print(f"seen {msg.partition} {msg.offset}", flush=True)
-            if msg.offset == drop and drop not in dropped:
+            if msg.offset == drop and (always or drop not in dropped):
                 dropped.add(drop)
                 continue  # never acknowledged, as if lost inside Faust
             await stream.ack(event)
@@ -48,4 +50,5 @@ def main(bootstrap: str, topic: str, group: str, drop: int, datadir: str) -> Non
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5],
+         always=sys.argv[6:] == ["always"])

@@ -26,6 +26,9 @@ from tests.support.kafka import read_all
 
 __all__ = [
     "Figures",
+    "counted_by_watch",
+    "distinct_by_watch",
+    "uncommitted_processed",
     "enriched_keys",
     "influencer_mention",
     "latest_incidents",
@@ -148,3 +151,93 @@ def partitions_received(port: int, topic: str) -> set[int]:
         if labels.get("topic") == topic and float(line.rsplit(" ", 1)[1]) > 0:
             found.add(int(labels["partition"]))
     return found
+
+
+async def distinct_by_watch(bootstrap: str) -> dict[str, set[str]]:
+    """The distinct mention keys each watch matched: the enriched topic, copies folded."""
+    out: dict[str, set[str]] = {}
+    for r in await read_all(bootstrap, topics.ENRICHED.name, idle_s=2.0, skip_invalid=True):
+        m = r.get("mention")
+        if isinstance(m, dict) and "watch_id" in r:
+            out.setdefault(str(r["watch_id"]), set()).add(f"{m['source']}:{m['id']}")
+    return out
+
+
+#: The detect stage's table, as Faust names its changelog topic: <app id>-<table>-changelog.
+DETECT_CHANGELOG = "escucha-escucha.detect-state-changelog"
+
+
+async def counted_by_watch(bootstrap: str) -> dict[str, dict[str, int]]:
+    """What each watch's stored counts say: ``{"aggregates": {watch: n}, "detect": {watch:
+    n}}``, from the latest snapshot of every bucket and the latest saved detection state
+    (its per-minute counts: the history of these tests is shorter than the hour it keeps)."""
+    buckets: dict[str, dict[str, Any]] = {}
+    for snap in await read_all(bootstrap, topics.AGGREGATES.name, idle_s=2.0,
+                               skip_invalid=True):
+        if "watch_id" in snap and "start" in snap:
+            buckets[f"{snap['watch_id']}|{snap['start']}"] = snap
+    stored: dict[str, int] = {}
+    for snap in buckets.values():
+        stored[snap["watch_id"]] = stored.get(snap["watch_id"], 0) + int(snap["count"])
+    detected: dict[str, int] = {}
+    for watch, state in (await _latest_by_key(bootstrap, DETECT_CHANGELOG)).items():
+        detected[watch] = sum(int(row[0]) for row in state.get("m", {}).values())
+    return {"aggregates": stored, "detect": detected}
+
+
+async def _latest_by_key(bootstrap: str, topic: str) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer  # the helpers above read values only
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    latest: dict[str, Any] = {}
+    try:
+        idle = 2.0
+        while idle > 0:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=500), timeout=30)
+            records = [r for rs in batch.values() for r in rs]
+            if not records:
+                idle -= 0.5
+            for r in records:
+                if r.key is not None and r.value:
+                    latest[json.loads(r.key)] = json.loads(r.value)
+    finally:
+        await consumer.stop()
+    return latest
+
+
+async def uncommitted_processed(bootstrap: str, *, partitions: int = 4) -> set[str]:
+    """Keys of the raw mentions above the group's committed offsets that are already on
+    the enriched topic: what a worker stopped now had processed and not committed, i.e.
+    what its successor must classify again."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="escucha",
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    tail: set[str] = set()
+    try:
+        tps = [TopicPartition(topics.RAW.name, p) for p in range(partitions)]
+        consumer.assign(tps)
+        committed = {tp: await consumer.committed(tp) or 0 for tp in tps}
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            if committed[tp] < ends[tp]:
+                consumer.seek(tp, committed[tp])
+            else:
+                consumer.pause(tp)
+        pending = {tp for tp in tps if committed[tp] < ends[tp]}
+        while pending:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), timeout=30)
+            if not batch:
+                break
+            for tp, records in batch.items():
+                tail.update((r.key or b"").decode() for r in records)
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    pending.discard(tp)
+                    consumer.pause(tp)
+    finally:
+        await consumer.stop()
+    return tail & await enriched_keys(bootstrap)
+
