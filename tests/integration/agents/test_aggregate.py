@@ -50,8 +50,15 @@ def _totals(buckets: dict[str, Bucket]) -> dict[str, Counter[str]]:
 
 
 def _expected(enriched: list[dict[str, Any]]) -> dict[str, Counter[str]]:
+    """What the buckets must hold: each (watch, mention) once, however many copies classify
+    wrote (a restarted classifier re-sends some: counted once, by their key)."""
     out: dict[str, Counter[str]] = {}
+    seen: set[tuple[str, str]] = set()
     for em in enriched:
+        ident = (em["watch_id"], f"{em['mention']['source']}:{em['mention']['id']}")
+        if ident in seen:
+            continue
+        seen.add(ident)
         c = out.setdefault(em["watch_id"], Counter())
         c["count"] += 1
         c["reach"] += em["mention"]["author"]["followers"]
@@ -92,7 +99,7 @@ async def _settled(bootstrap: str, replayed: set[str], worker: EscuchaProcess, *
         stored = _latest(await read_all(bootstrap, topics.AGGREGATES.name, idle_s=1.0))
         expected = _expected(enriched)
         # Every matching mention reaches the enriched topic; a restarted classifier may re-send
-        # a few (at-least-once), and those count as sent.
+        # a few (at-least-once), and those count once.
         seen = {f"{e['mention']['source']}:{e['mention']['id']}" for e in enriched}
         if seen == replayed and _totals(stored) == expected:
             return expected, stored
