@@ -48,12 +48,12 @@ def install(pipeline: Pipeline) -> None:
     builder = BucketBuilder(
         size_s=cfg.bucket_s, top_mentions=cfg.top_mentions, top_terms=cfg.top_terms,
         top_authors=cfg.top_authors,
-        watch_terms={w.id: w.all_terms for w in settings.watches})
+        watch_terms={w.id: w.all_terms for w in settings.watches},
+        on_duplicate=metrics.duplicates.labels("aggregate").inc)
     stage = AggregateStage(builder=builder, watches={w.id for w in settings.watches},
                            stored=view.get)
     enriched = pipeline.topic(topics.ENRICHED)
     out = pipeline.topic(topics.AGGREGATES)
-    reported = [0]  # duplicates already counted in the metric
 
     @app.task
     async def aggregate_view_task() -> None:
@@ -109,6 +109,3 @@ def install(pipeline: Pipeline) -> None:
             msg = event.message
             stage.add(em, position=f"{msg.topic}:{msg.partition}", offset=msg.offset,
                       token=event)
-            if builder.duplicates > reported[0]:
-                metrics.duplicates.labels("aggregate").inc(builder.duplicates - reported[0])
-                reported[0] = builder.duplicates

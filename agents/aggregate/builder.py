@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -74,7 +74,8 @@ class BucketBuilder:
 
     def __init__(self, *, size_s: int, top_mentions: int = 5, top_terms: int = 20,
                  top_authors: int = 10, keep_s: int = 6 * 3600,
-                 watch_terms: Mapping[str, Iterable[str]] | None = None) -> None:
+                 watch_terms: Mapping[str, Iterable[str]] | None = None,
+                 on_duplicate: Callable[[], None] = lambda: None) -> None:
         if size_s <= 0:
             raise ValueError(f"size_s must be positive, got {size_s}")
         self.size_s = size_s
@@ -89,8 +90,10 @@ class BucketBuilder:
         # here, not from the view, which may not have read that snapshot back yet (and
         # would then seed an older count that the next snapshot writes over).
         self._evicted: OrderedDict[BucketKey, Bucket] = OrderedDict()
-        #: Mentions recognised as counted already, by their key (for the metrics).
+        #: Mentions recognised as counted already, by their key; each also told to
+        #: ``on_duplicate`` (the worker's metric).
         self.duplicates = 0
+        self._on_duplicate = on_duplicate
 
     def __contains__(self, key: object) -> bool:
         return key in self._buckets
@@ -119,6 +122,7 @@ class BucketBuilder:
         digest = key_digest(m.key)
         if digest in acc.keys:
             self.duplicates += 1
+            self._on_duplicate()
             acc.offsets[position] = offset
             return None
         if not acc.sealed:

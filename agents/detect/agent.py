@@ -36,8 +36,8 @@ def install(pipeline: Pipeline) -> None:
     app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
     detectors = {
         w.id: DetectionEngine(
-            settings.detect_for(w), watch_terms=frozenset(w.all_terms)
-        )
+            settings.detect_for(w), watch_terms=frozenset(w.all_terms),
+            on_duplicate=metrics.duplicates.labels("detect").inc)
         for w in settings.watches
     }
     enriched = pipeline.topic(topics.ENRICHED)
@@ -48,7 +48,6 @@ def install(pipeline: Pipeline) -> None:
         "escucha.detect-state", default=dict, partitions=settings.kafka.partitions,
     )
     stage = DetectStage(detectors=detectors, table=state_table)
-    reported = [0]  # duplicates already counted in the metric
     stream_of: list[Any] = []  # the agent's stream, for the acks
     policy = BatchPolicy(attempts=settings.kafka.handler_attempts,
                          backoff_s=settings.kafka.handler_backoff_s)
@@ -95,9 +94,6 @@ def install(pipeline: Pipeline) -> None:
             msg = event.message
             fired = stage.observe(em, topic=msg.topic, partition=msg.partition,
                                   offset=msg.offset, token=event)
-            if stage.duplicates > reported[0]:
-                metrics.duplicates.labels("detect").inc(stage.duplicates - reported[0])
-                reported[0] = stage.duplicates
             if fired:
                 # The state above already counts this mention: a stop must not cut the sends
                 # that follow (streams/runtime/stopping.py), or the signal would never go out.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,7 +89,8 @@ def _alpha(halflife_min: float) -> float:
 class DetectionEngine:
     """All detectors of one watch (one instance can serve many watches' states)."""
 
-    def __init__(self, cfg: DetectSettings, *, watch_terms: frozenset[str] = frozenset()) -> None:
+    def __init__(self, cfg: DetectSettings, *, watch_terms: frozenset[str] = frozenset(),
+                 on_duplicate: Callable[[], None] = lambda: None) -> None:
         self.cfg = cfg
         self.watch_terms = frozenset(fold(t).lstrip("#@$") for t in watch_terms)
         self._a_level = _alpha(cfg.level_halflife_min)
@@ -97,8 +99,10 @@ class DetectionEngine:
         span = max(cfg.spike_window_min, cfg.shift_window_min, cfg.term_window_min)
         self._keep_counts = max(_KEEP_MIN, span + cfg.lateness_min)
         self._keep_terms = max(_DETAIL_MIN, cfg.term_window_min)
-        #: Mentions this engine recognised as already counted (re-reads), for the metrics.
+        #: Mentions this engine recognised as already counted (re-reads); each also told to
+        #: ``on_duplicate`` (the worker's metric).
         self.duplicates = 0
+        self._on_duplicate = on_duplicate
 
     # -- time -----------------------------------------------------------------------------
     def _event_seconds(self, em: EnrichedMention) -> float:
@@ -259,6 +263,7 @@ class DetectionEngine:
         digest = key_digest(em.mention.key)
         if digest in ids:
             self.duplicates += 1
+            self._on_duplicate()
             return []  # counted already (a re-read): twice would look exactly like a spike
         signals = self._influencer(st, em, seconds)  # a single post matters even when late
         if minute < st["t"] - self.cfg.lateness_min:

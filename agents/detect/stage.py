@@ -69,11 +69,6 @@ class DetectStage:
             self._live[watch_id] = (live[0], self._clock())
         self._done.extend(self._unsaved.pop(watch_id, ()))
 
-    @property
-    def duplicates(self) -> int:
-        """Mentions recognised as counted already, by their key, since this stage started."""
-        return sum(d.duplicates for d in {id(d): d for d in self.detectors.values()}.values())
-
     def forget(self) -> None:
         """Drop the working copies: after a rebalance another worker may have moved them on.
 

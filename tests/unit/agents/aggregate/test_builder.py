@@ -363,3 +363,12 @@ def test_a_straggler_for_an_evicted_bucket_continues_its_own_count() -> None:
     b.add(em(t0 + timedelta(minutes=2)), position="t:1", offset=5)
     assert b.snapshot(first).count == 2
     assert b.evicted(first) is None
+
+
+def test_each_duplicate_is_told_to_the_metric_hook() -> None:
+    told: list[int] = []
+    b = BucketBuilder(size_s=300, on_duplicate=lambda: told.append(1))
+    m = em(T0, ident="d1")
+    b.add(m, position=POS, offset=0)
+    b.add(m, position=POS, offset=1)
+    assert len(told) == b.duplicates == 1

@@ -519,3 +519,12 @@ def test_minutes_before_a_watch_first_mention_are_not_learnt_as_zeros() -> None:
     assert feed(eng, state, mentions) == []
     assert state["n"] == 20 - 6 - 1  # only minutes since the first mention, once closed
     assert state["lvl"][0] > 15
+
+
+def test_each_duplicate_is_told_to_the_metric_hook() -> None:
+    told: list[int] = []
+    eng = DetectionEngine(DetectSettings(), watch_terms=frozenset({WATCH}),
+                          on_duplicate=lambda: told.append(1))
+    em = Traffic(45).one(START + mins(1))
+    feed(eng, warm_state := warm(), [em, em, em])
+    assert len(told) == eng.duplicates == 2 and warm_state["ids"]
