@@ -3,9 +3,10 @@
 - The fetch wait comes from the config (below).
 - :class:`_Consumer` forgets "last offset read"; never commits past an offset that no
   stream acknowledged, nor while a partition's committed offset is unknown; commits what is
-  acknowledged when partitions are revoked, before they go; holds the stream partitions back
-  while it seeks them; sends a partition never committed back to its earliest offset; and
-  re-reads, once, a partition whose commit is stuck below a message nobody is processing
+  acknowledged when partitions are revoked, before they go; hands a stream partition's
+  records to the streams only once it is sought, each offset once (streams/runtime/reads.py);
+  sends a partition never committed back to its earliest offset; and re-reads, once, a
+  partition whose commit is stuck below a message nobody is processing
   (the hole watch, streams/runtime/holes.py).
 - :class:`_FlowControl` empties the stream buffers only when flow was suspended.
 
@@ -28,8 +29,8 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any, Literal, cast
 
 import faust
 from aiohttp import web as aioweb
@@ -44,6 +45,7 @@ from mode.utils.queues import FlowControlEvent
 
 from streams.core.security import HTML_HEADERS, has_control
 from streams.runtime.holes import Hole, HoleWatch, holes_in, mend_for
+from streams.runtime.reads import ReadOnce
 
 __all__ = ["Access", "App", "handling"]
 
@@ -58,9 +60,10 @@ FAUST_NAMES: tuple[tuple[str, str], ...] = (
     ("aiokafka.AIOKafkaConsumer", "_fetch_max_wait_ms"),
     ("faust.transport.drivers.aiokafka.Consumer", "_new_offset"),
     ("faust.transport.drivers.aiokafka.Consumer", "_new_consumer_thread"),
-    ("faust.transport.drivers.aiokafka.Consumer", "_get_active_partitions"),
+    ("faust.transport.drivers.aiokafka.Consumer", "getmany"),
+    ("faust.transport.drivers.aiokafka.AIOKafkaConsumerThread", "seek_to_committed"),
+    ("faust.transport.drivers.aiokafka.AIOKafkaConsumerThread", "call_thread"),
     ("faust.transport.drivers.aiokafka.Consumer", "_is_changelog_tp"),
-    ("faust.transport.drivers.aiokafka.Consumer", "_active_partitions"),
     ("faust.transport.drivers.aiokafka.Consumer", "_read_offset"),
     ("faust.transport.drivers.aiokafka.Consumer", "_committed_offset"),
     ("faust.transport.drivers.aiokafka.Consumer", "_acked"),
@@ -83,6 +86,29 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
             # Read when the consumer starts its fetcher: set before then, it is the setting.
             consumer._fetch_max_wait_ms = int(wait)
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[Any, Any]:
+        return await self.call_thread(self._seek_to_committed)  # type: ignore[no-any-return]
+
+    async def _seek_to_committed(self) -> Mapping[Any, Any]:
+        """aiokafka's seek_to_committed, telling the consumer first where each stream
+        partition's run must begin (streams/runtime/reads.py): what was fetched before can
+        then be told from what the seek reads. Runs in the consumer's thread, so the mark
+        precedes the seek and every fetch after it."""
+        client, reads = self._ensure_consumer(), cast(_Consumer, self.consumer)._reads
+        tps = client.assignment()
+        committed = {tp: await client.committed(tp) for tp in tps}
+        streams = [tp for tp in tps if not self.consumer._is_changelog_tp(tp)]
+        earliest = await client.beginning_offsets(streams) if streams else {}
+        for tp in streams:
+            # Never committed: the earliest offset (_seek_never_committed goes there); one
+            # below what retention kept: the earliest too, where the fetch will start.
+            start = max(committed[tp] or 0, earliest.get(tp, 0))
+            reads.seeking(TP(tp.topic, tp.partition), start)
+        for tp, offset in committed.items():
+            if offset and offset > 0:
+                client.seek(tp, offset)
+        return committed
 
 
 class _NothingReadYet(dict[Any, Any]):
@@ -114,6 +140,8 @@ class _Consumer(driver.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_offset = _NothingReadYet()
+        self._reads: ReadOnce[TP] = ReadOnce()
+        self._unsought = 0  # records fetched before their partition's seek, for the log
 
     def _new_offset(self, tp: TP) -> int | None:
         acked, committed = self._acked[tp], self._committed_offset[tp]
@@ -133,6 +161,7 @@ class _Consumer(driver.Consumer):
         # stream_wait_empty off commits nothing on revoke: every rebalance re-read up to a
         # commit interval. The stages' own before-revoke work (the aggregate snapshots and
         # their acks) runs first, then what is acknowledged is committed, then Faust goes on.
+        self._reads.forget(revoked)
         try:
             await asyncio.wait_for(self._commit_before_revoke(revoked), REVOKE_COMMIT_S)
         except Exception as exc:  # a broker gone: the next owner re-reads a little more
@@ -146,23 +175,34 @@ class _Consumer(driver.Consumer):
         await self.commit(revoked)
 
     async def perform_seek(self) -> None:
-        # Faust's recovery resumes the stream partitions just before it seeks them to their
-        # committed offsets: what is fetched in between would be read, then read again from
-        # the committed offset. So they are held back meanwhile, by a new active set: a
-        # fetch in flight keeps the old one, and Faust drops (position already past them)
-        # the records it returns for partitions missing from it, which an in-place removal
-        # would do. (Newly assigned partitions are active during the whole table recovery
-        # before this, so most runs still read some of the backlog twice: README.)
-        held = {tp for tp in self._get_active_partitions() if not self._is_changelog_tp(tp)}
-        self._active_partitions = self._get_active_partitions() - held
+        # Faust's recovery resumes the stream partitions before it seeks them to their
+        # committed offsets, and they are fetched during the whole table recovery: what
+        # arrives before the seek would be read, then read again from the committed offset.
+        # Nothing of a stream partition reaches the streams until it is sought, and then
+        # each offset once (streams/runtime/reads.py, applied in getmany).
+        # (_ConsumerThread._seek_to_committed tells it where each partition goes.)
+        streams = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
         try:
             await super().perform_seek()
             # Every stream partition assigned, not only those active now: one paused for a
             # full buffer was skipped, and kept a position past what it had dropped.
-            await self._seek_never_committed(
-                {tp for tp in self.assignment() if not self._is_changelog_tp(tp)})
-        finally:
-            self._get_active_partitions().update(held)
+            await self._seek_never_committed(streams)
+        except BaseException:
+            for tp in streams:  # better read twice than not at all
+                self._reads.seeking(tp, None)
+            raise
+        if self._unsought:
+            log.info("%d records fetched before their partitions were sought were left for "
+                     "the seek to read once", self._unsought)
+            self._unsought = 0
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:  # noqa: ASYNC109 (Faust's signature)
+        first_time, is_changelog = self._reads.first_time, self._is_changelog_tp
+        async for tp, message in super().getmany(timeout):
+            if first_time(tp, message.offset) or is_changelog(tp):
+                yield tp, message
+            elif not self._reads.is_sought(tp):
+                self._unsought += 1
 
     async def _seek_never_committed(self, tps: set[TP]) -> None:
         """Faust seeks only partitions with a committed offset; one never committed keeps
@@ -224,6 +264,7 @@ class _Consumer(driver.Consumer):
             self._acked[tp][:] = [o for o in self._acked[tp] if o >= offset]
             self._acked_index[tp].intersection_update(self._acked[tp])
         if action != "stuck" and offset < hole.end:
+            self._reads.open(tp)  # the re-read must reach the streams
             await self.seek_wait({tp: offset})
         on_hole = getattr(self.app, "on_hole", None)  # any faust.App, not only ours
         if on_hole is not None:

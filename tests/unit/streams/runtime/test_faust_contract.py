@@ -13,6 +13,7 @@ import importlib
 import inspect
 import re
 import tomllib
+from collections.abc import AsyncIterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 from faust import streams as faust_streams
 from faust.tables import recovery
 from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
 from streams.config.settings import Settings, Watch
@@ -111,6 +113,41 @@ def test_faust_recovery_and_assignment_still_call_perform_seek() -> None:
     assert patches._Consumer.perform_seek is not faust_consumer.Consumer.perform_seek
     for source in (inspect.getsource(recovery.Recovery), inspect.getsource(faust_consumer)):
         assert "perform_seek()" in source
+
+
+def test_faust_fetch_loop_reads_through_the_once_per_seek_filter() -> None:
+    # The fetcher's drain loop takes self.getmany, the override when the consumer is ours.
+    assert patches._Consumer.getmany is not faust_consumer.Consumer.getmany
+    assert "getmany = self.getmany" in inspect.getsource(faust_consumer.Consumer._drain_messages)
+
+
+async def test_the_consumer_hands_a_stream_partition_nothing_until_it_is_sought(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = _app().consumer
+    tp = TP("escucha.mentions.raw", 0)
+    records = [(tp, type("M", (), {"offset": o})()) for o in (262, 263, 262, 264)]
+
+    async def fetched(self: object, timeout: float  # noqa: ASYNC109 (Faust's signature)
+                      ) -> AsyncIterator[tuple[TP, object]]:
+        for record in records:
+            yield record
+
+    # What the broker returned, in place of Faust's fetch: the filter is what is under test.
+    monkeypatch.setattr(faust_consumer.Consumer, "getmany", fetched)
+    before = [m.offset async for _, m in consumer.getmany(1.0)]
+    consumer._reads.seeking(tp, 262)
+    after = [m.offset async for _, m in consumer.getmany(1.0)]
+    assert before == [] and consumer._unsought == 4
+    assert after == [262, 263, 264]
+
+
+def test_faust_seek_to_committed_goes_through_the_thread_that_marks_the_starts() -> None:
+    assert patches._ConsumerThread.seek_to_committed is not (
+        driver.AIOKafkaConsumerThread.seek_to_committed)
+    assert "self._thread.seek_to_committed()" in inspect.getsource(
+        driver.Consumer.seek_to_committed)
+    assert "self.seek_to_committed()" in inspect.getsource(faust_consumer.Consumer.perform_seek)
 
 
 def test_faust_rebalance_listener_reaches_the_revoke_commit() -> None:
