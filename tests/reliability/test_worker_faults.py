@@ -321,10 +321,10 @@ async def test_kill9_mid_burst_loses_nothing_and_posts_once(
             recovery_s=round(ready_s, 1), caught_up_s=round(caught_up_s, 1))
         _assert_clean(figures, [first, second])
         _assert_exact(counts)
-        # The target (only the dead worker's uncommitted tail classified again) is reported,
-        # not asserted: the new worker still reads part of its backlog twice (Faust fetches
-        # newly assigned partitions during table recovery, before the seek; README
-        # "Delivery guarantees"). The counts above are exact regardless.
+        # Only the dead worker's uncommitted tail is classified again: what the new worker
+        # fetched before its seek is not handed to the stages (streams/runtime/reads.py).
+        beyond = sorted(figures["_reclassified"] - tail)
+        assert not beyond, f"classified again beyond the uncommitted tail: {beyond[:10]}"
     finally:
         if replay is not None and replay.poll() is None:
             replay.kill()
@@ -396,7 +396,9 @@ async def test_worker_stopped_during_crisis_hands_over_without_doubles(
         _assert_exact(counts)
         assert rc == 0, leaving.tail()
         assert later, f"no signal for {moved[1]} after the hand-over:\n{staying.tail()}"
-        # reprocessed against reclassified_target is reported, not asserted (see test 1).
+        # reprocessed against reclassified_target is reported, not asserted: in one of three
+        # runs the staying worker classified 1,148 again against a target of 115 (README
+        # "Delivery guarantees"; the counts above were exact in that run too).
     finally:
         if replay is not None and replay.poll() is None:
             replay.kill()
