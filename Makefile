@@ -34,7 +34,7 @@ lint: install
 	$(BIN)/python deploy/grafana/dashboards.py --check
 
 test: install system-deps lint
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" --durations=25
 
 test-slow: install system-deps
 	$(BIN)/pytest -q -m slow
