@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agents.detect.detectors import DetectionEngine, binomial_tail, poisson_tail
+from agents.detect.detectors import DetectionEngine, binomial_tail, negbin_tail, poisson_tail
 from models.priority import score_priority
 from streams.config.settings import DetectSettings
 from streams.core.records import (
@@ -436,6 +436,30 @@ def test_poisson_tail_matches_direct_sum(lam: float) -> None:
     for k in range(0, 25):
         below = math.fsum(math.exp(-lam) * lam**i / math.factorial(i) for i in range(k))
         assert poisson_tail(k, lam) == pytest.approx(1 - below, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize(("mean", "phi"), [(0.4, 0.5), (3.0, 0.1), (10.0, 0.3), (25.0, 1.5)])
+def test_negbin_tail_matches_direct_sum(mean: float, phi: float) -> None:
+    r = 1 / phi
+    p = r / (r + mean)
+
+    def pmf(j: int) -> float:
+        return math.exp(math.lgamma(j + r) - math.lgamma(j + 1) - math.lgamma(r)
+                        + r * math.log(p) + j * math.log1p(-p))
+
+    for k in range(0, 60):
+        below = math.fsum(pmf(j) for j in range(k))
+        assert negbin_tail(k, mean, phi) == pytest.approx(1 - below, rel=1e-7, abs=1e-10)
+
+
+def test_negbin_tail_is_poisson_without_dispersion_and_wider_with_it() -> None:
+    for k in (1, 5, 12, 30):
+        assert negbin_tail(k, 6.0, 0.0) == poisson_tail(k, 6.0)
+        assert negbin_tail(k, 6.0, 1e-9) == pytest.approx(poisson_tail(k, 6.0), rel=1e-5)
+    # Above the mean, a clumpy stream makes the same count less surprising, more so the
+    # clumpier it is: 25 against 10 is a crisis for Poisson, not for a dispersion of 0.5.
+    assert poisson_tail(25, 10.0) < negbin_tail(25, 10.0, 0.1) < negbin_tail(25, 10.0, 0.5)
+    assert poisson_tail(25, 10.0) < 1e-4 < negbin_tail(25, 10.0, 0.5)
 
 
 @pytest.mark.parametrize(("n", "p"), [(1, 0.5), (5, 0.17), (12, 0.3), (20, 0.65)])
