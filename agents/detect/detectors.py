@@ -395,7 +395,7 @@ class _Window:
 
     def _signal(self, detector: str, minutes: int, severity: Severity, observed: float,
                 expected: float, score: float, summary: str,
-                lead: str | None = None) -> Signal | None:
+                lead: str | None = None, p: float | None = None) -> Signal | None:
         start_min = self.now_min - minutes + 1
         if not _fire(self.st, detector, severity, self.now_min, self.cfg.cooldown_min):
             return None
@@ -413,7 +413,8 @@ class _Window:
             detector=detector, severity=severity, window_start=start, window_end=end,
             observed=observed, expected=round(expected, 3), score=round(score, 3),
             summary=full, top_terms=terms, samples=self._samples(minutes), model=em.model,
-            trigger_posted_at=em.mention.created_at)
+            trigger_posted_at=em.mention.created_at, scale_min=minutes,
+            p_value=None if p is None else float(f"{p:.3g}"))
 
     def _count_spike(self, detector: str, col: int, least: int, what: str) -> Signal | None:
         w = self.cfg.spike_window_min
@@ -441,7 +442,7 @@ class _Window:
                               and p <= self.cfg.max_p_value * 1e-3 else "warning")
         return self._signal(detector, w, severity, observed, expected, ratio,
                             f"{observed} {what} in {w} min, {ratio:.1f}x the expected "
-                            f"{expected:.1f} (p={p:.1e}); {len(authors)} authors")
+                            f"{expected:.1f} (p={p:.1e}); {len(authors)} authors", p=p)
 
     def volume_spike(self) -> Signal | None:
         return self._count_spike("volume_spike", 0, self.cfg.min_volume, "mentions")
@@ -467,7 +468,8 @@ class _Window:
         volume_ratio = n / max(self._exp(w, 0), 0.5)
         return self._signal("sentiment_shift", w, severity, share, usual, share - usual,
                             f"negative share {share:.0%} ({k} of {n}) in {w} min vs the usual "
-                            f"{usual:.0%} (p={p:.1e}), at {volume_ratio:.1f}x usual volume")
+                            f"{usual:.0%} (p={p:.1e}), at {volume_ratio:.1f}x usual volume",
+                            p=p)
 
     def risk_term_surge(self) -> Signal | None:
         w, sh = self.cfg.term_window_min, self.st["sh"]
@@ -484,7 +486,7 @@ class _Window:
         return self._signal("risk_term_surge", w, severity, observed, expected,
                             observed / floor, f"{observed} mentions with risk terms (legal, "
                             f"safety, recall, boycott, outage, breach, fraud) in {w} min vs "
-                            f"{expected:.1f} expected (p={p:.1e})")
+                            f"{expected:.1f} expected (p={p:.1e})", p=p)
 
     def emerging_term(self) -> Signal | None:
         w = self.cfg.term_window_min

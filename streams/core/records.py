@@ -34,6 +34,7 @@ __all__ = [
     "ResponseTemplate",
     "SampleMention",
     "Sentiment",
+    "SeriesPoint",
     "Severity",
     "Signal",
     "StepDone",
@@ -142,6 +143,15 @@ class SampleMention(BaseModel):
     sentiment: str | None = None
 
 
+class SeriesPoint(BaseModel):
+    """One hour of an episode: what was counted against what the baseline expected."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    start: datetime
+    observed: float
+    expected: float
+
+
 class Signal(_Record):
     """A detector's finding, with the evidence a human needs to judge it."""
 
@@ -160,6 +170,18 @@ class Signal(_Record):
     model: ModelInfo | None = None
     trigger_posted_at: datetime | None = Field(
         default=None, description="Post time of the mention that made the detector fire.")
+    scale_min: int | None = Field(
+        default=None, description="Length of the window that fired, minutes (5 for a 5-minute "
+        "spike, 60/360/1440 for the hourly surge scales); None for single posts.")
+    p_value: float | None = Field(
+        default=None, description="Tail probability of the observation under the expectation.")
+    episode: str | None = Field(
+        default=None, description="Signals of one episode (one sustained elevation) share this "
+        "id: the first opens an incident, the later ones update it as it grows.")
+    lasting_min: int | None = Field(
+        default=None, description="How long the elevation has lasted so far, minutes.")
+    series: list[SeriesPoint] = Field(
+        default_factory=list, description="The episode hour by hour against its expectation.")
 
 
 class TimelineEntry(BaseModel):
@@ -185,13 +207,17 @@ class Evidence(BaseModel):
     expected: float
     score: float
     top_terms: list[str] = Field(default_factory=list)
+    scale_min: int | None = None
+    lasting_min: int | None = None
+    series: list[SeriesPoint] = Field(default_factory=list)
 
     @classmethod
     def of(cls, signal: Signal) -> Evidence:
         return cls(detector=signal.detector, severity=signal.severity,
                    window_start=signal.window_start, window_end=signal.window_end,
                    observed=signal.observed, expected=signal.expected, score=signal.score,
-                   top_terms=signal.top_terms)
+                   top_terms=signal.top_terms, scale_min=signal.scale_min,
+                   lasting_min=signal.lasting_min, series=signal.series)
 
 
 class PlaybookStep(BaseModel):
