@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 _WEEK_S = 7 * 24 * 3600.0
+_VERDICTS = ("false", "excused", "hit")  # an episode takes the best of its signals
 
 
 class _Engine(Protocol):
@@ -101,6 +102,10 @@ def evaluate(signals: Sequence[Signal], labels: Sequence[CrisisLabel], *,
              grace: timedelta = timedelta(minutes=30)) -> dict[str, Any]:
     """Score ``signals`` against ``labels`` over ``watches`` x ``[start, end]``.
 
+    Signals of one episode count as one alert, true if any of them falls in a labelled
+    crisis. Labels that are not ``required`` excuse the alerts inside them and are left out
+    of recall.
+
     Returns precision (None without signals), recall (None without labels), the median
     time-to-detect in seconds over detected labels (None if none), false signals per
     watch-week (None for an empty span), the raw counts and ``per_kind``.
@@ -108,18 +113,29 @@ def evaluate(signals: Sequence[Signal], labels: Sequence[CrisisLabel], *,
     by_watch: dict[str, list[CrisisLabel]] = {}
     for label in labels:
         by_watch.setdefault(label.watch, []).append(label)
+    required = [x for x in labels if x.required]
     first_hit: dict[int, datetime] = {}
-    true_positives = 0
+    # One alert per episode: the surge detector updates its incident as it grows (same
+    # ``episode``), and a person sees one incident, not one per update.
+    alerts: dict[str, str] = {}  # episode -> "hit", "excused" or "false"
     for signal in signals:
-        hit = False
+        verdict = "false"
         for label in by_watch.get(signal.watch_id, ()):
             if label.start <= signal.window_end <= label.end + grace:
-                hit = True
+                if not label.required:
+                    verdict = "hit" if verdict == "hit" else "excused"
+                    continue
+                verdict = "hit"
                 key = id(label)
                 if key not in first_hit or signal.window_end < first_hit[key]:
                     first_hit[key] = signal.window_end
-        true_positives += hit
-    false_signals = len(signals) - true_positives
+        episode = signal.episode or signal.id
+        before = alerts.get(episode, "false")
+        alerts[episode] = max(before, verdict, key=_VERDICTS.index)
+    true_positives = sum(v == "hit" for v in alerts.values())
+    false_signals = sum(v == "false" for v in alerts.values())
+    counted = true_positives + false_signals
+    labels = required
     ttd = {id(x): max(0.0, (first_hit[id(x)] - x.start).total_seconds())
            for x in labels if id(x) in first_hit}
     per_kind: dict[str, dict[str, float | None]] = {}
@@ -131,7 +147,7 @@ def evaluate(signals: Sequence[Signal], labels: Sequence[CrisisLabel], *,
                           "median_time_to_detect_s": _median(times)}
     watch_weeks = len(watches) * (end - start).total_seconds() / _WEEK_S
     return {
-        "precision": round(true_positives / len(signals), 4) if signals else None,
+        "precision": round(true_positives / counted, 4) if counted else None,
         "recall": round(len(ttd) / len(labels), 4) if labels else None,
         "median_time_to_detect_s": _median(list(ttd.values())),
         "false_signals_per_watch_week":

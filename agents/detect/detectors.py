@@ -25,9 +25,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from scipy.special import betainc
-
 from agents.classify.matching import fold
+from agents.detect.surge import SURGE, SurgeDetector
+from agents.detect.tails import binomial_tail, negbin_tail, poisson_tail
 from streams.config.settings import DetectSettings
 from streams.core.records import (
     EnrichedMention,
@@ -42,63 +42,13 @@ from streams.core.terms import terms_of
 __all__ = ["DETECTORS", "DetectionEngine", "binomial_tail", "negbin_tail", "poisson_tail"]
 
 DETECTORS = ("volume_spike", "negative_spike", "sentiment_shift", "influencer",
-             "risk_term_surge", "emerging_term")
+             "risk_term_surge", "emerging_term", SURGE)
 _RANK = {"info": 0, "warning": 1, "critical": 2}
 _KEEP_MIN = 60           # minutes of counts kept (≥ every window + lateness)
 _DETAIL_MIN = 30         # minutes of terms/authors/samples kept, for explanations
 _MAX_TERMS, _MAX_AUTHORS, _MAX_SAMPLES, _MAX_SEEN = 25, 40, 3, 3000
 _PER_AUTHOR = 2          # posts one author adds to a spike window: more is one voice repeating
 _WEEK_MIN = 7 * 24 * 60
-
-
-def poisson_tail(observed: int, expected: float) -> float:
-    """P(X >= observed) for X ~ Poisson(expected)."""
-    if observed <= 0:
-        return 1.0
-    expected = max(expected, 1e-9)
-    if observed > expected:
-        log_term = -expected + observed * math.log(expected) - math.lgamma(observed + 1)
-        total, term, k = 0.0, math.exp(log_term), observed
-        while term > 1e-300 and k < observed + 10_000:
-            total += term
-            k += 1
-            term *= expected / k
-        return min(1.0, total)
-    cdf, term = 0.0, math.exp(-expected)
-    for k in range(observed):
-        cdf += term
-        term *= expected / (k + 1)
-    return max(0.0, 1.0 - cdf)
-
-
-def negbin_tail(observed: int, expected: float, dispersion: float) -> float:
-    """P(X >= observed) for a negative binomial X of mean ``expected`` and variance
-    ``expected + dispersion * expected**2``.
-
-    Real streams are clumpier than Poisson (a thread, a newsletter, one busy author): hour
-    counts vary more than their mean, and a Poisson test there calls ordinary clumps
-    crises. ``dispersion`` 0 is the Poisson tail."""
-    if observed <= 0:
-        return 1.0
-    if dispersion <= 0:
-        return poisson_tail(observed, expected)
-    expected = max(expected, 1e-9)
-    r = 1 / dispersion
-    # P(X >= k) = I_{mu/(r+mu)}(k, r), the regularized incomplete beta function.
-    return float(min(1.0, max(0.0, betainc(observed, r, expected / (r + expected)))))
-
-
-def binomial_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p), summed in log space."""
-    if k <= 0:
-        return 1.0
-    if k > n:
-        return 0.0
-    p = min(max(p, 1e-9), 1 - 1e-9)
-    lp, lq = math.log(p), math.log1p(-p)
-    base = math.lgamma(n + 1)
-    return min(1.0, sum(math.exp(base - math.lgamma(j + 1) - math.lgamma(n - j + 1)
-                                 + j * lp + (n - j) * lq) for j in range(k, n + 1)))
 
 
 def _alpha(halflife_min: float) -> float:
@@ -122,6 +72,7 @@ class DetectionEngine:
         #: ``on_duplicate`` (the worker's metric).
         self.duplicates = 0
         self._on_duplicate = on_duplicate
+        self._surge = SurgeDetector(cfg) if cfg.surge else None
 
     # -- time -----------------------------------------------------------------------------
     def _event_seconds(self, em: EnrichedMention) -> float:
@@ -207,6 +158,8 @@ class DetectionEngine:
                        min(target, now + int(min(plausible, _WEEK_MIN))) + 1):
             self._close(st, m)
         st["closed"] = max(closed, target)
+        if self._surge is not None:
+            self._surge.close(st, (target + 1) * self.cfg.bucket_s)
         # Mentions so far are all at or before ``now``: after term_window_min more minutes
         # every one of them has left the term window.
         for m in range(now, min(minute, now + self.cfg.term_window_min)):
@@ -233,7 +186,15 @@ class DetectionEngine:
 
     def _expected(self, st: dict[str, Any], minute: int) -> list[float]:
         f = self._seasonal(st, minute)
-        return [st["lvl"][0] * f, st["lvl"][1] * f]
+        out = [st["lvl"][0] * f, st["lvl"][1] * f]
+        if self._surge is not None:
+            # The hourly model knows the day's shape from the first days on; the per-minute
+            # level lags every morning rise by hours, and at everyday volumes a lagging
+            # baseline made each busy morning a "spike". The higher of the two is expected.
+            per_min = self.cfg.bucket_s / 3600
+            hourly = self._surge.expected_at(st, minute * self.cfg.bucket_s)
+            out = [max(out[0], hourly[0] * per_min), max(out[1], hourly[1] * per_min)]
+        return out
 
     # -- ingest ---------------------------------------------------------------------------
     def _new_state(self, minute: int) -> dict[str, Any]:
@@ -241,7 +202,8 @@ class DetectionEngine:
                 "s": {}, "lvl": [0.0, 0.0], "sh": [0.0, 0.0, 0.0], "seen": {}, "fired": {},
                 "wt": {}, "ids": {}, "now": minute * self.cfg.bucket_s}
 
-    def _add(self, st: dict[str, Any], minute: int, em: EnrichedMention) -> set[str]:
+    def _add(self, st: dict[str, Any], minute: int, em: EnrichedMention,
+             seconds: float) -> set[str]:
         k = str(minute)
         counts = st["m"].setdefault(k, [0, 0, 0, 0, 0])
         negative = em.sentiment.label == "negative"
@@ -250,6 +212,8 @@ class DetectionEngine:
         counts[2] += em.sentiment.label == "positive"
         counts[3] += any(r.startswith("risk:") for r in em.reasons)
         m = em.mention
+        if self._surge is not None:
+            self._surge.add(st, seconds, negative=negative, author=m.author.handle)
         for key in ("a", "na") if negative else ("a",):  # na: authors of negative mentions
             authors = st.setdefault(key, {}).setdefault(k, {})
             if m.author.handle in authors or len(authors) < _MAX_AUTHORS:
@@ -292,13 +256,17 @@ class DetectionEngine:
             self._advance(st, minute)
         st["first"] = min(st["first"], minute)
         st["now"] = max(st["now"], seconds)
-        mine = self._add(st, minute, em)
+        mine = self._add(st, minute, em, seconds)
         if st.get("n", 0) < max(1, self.cfg.warmup_min):
             return signals  # the baseline has not learned enough minutes yet
         ctx = _Window(self, st, em, mine)
         for detector in (ctx.volume_spike, ctx.negative_spike, ctx.sentiment_shift,
                          ctx.risk_term_surge, ctx.emerging_term):
             found = detector()
+            if found is not None:
+                signals.append(found)
+        if self._surge is not None and em.sentiment.label == "negative":
+            found = ctx.surge(self._surge)
             if found is not None:
                 signals.append(found)
         return signals
@@ -434,7 +402,14 @@ class _Window:
         if (counted < least or counted < self.cfg.ratio * floor
                 or len(authors) < self.cfg.min_authors):
             return None
-        p = poisson_tail(counted, floor)
+        # Negative binomial, not Poisson: five minutes of a real stream are clumpy (a reply
+        # chain, a busy hour), and Poisson called every busy morning at 1-3 a minute a spike.
+        dispersion = self.cfg.spike_dispersion
+        if self.e._surge is not None and not self.e._surge.expected_at(self.st, self.st["now"])[0]:
+            # No day shape learnt yet: the per-minute level lags each morning rise by hours,
+            # so ordinary mornings of a new watch read as spikes. Twice as clumpy till then.
+            dispersion *= 2
+        p = negbin_tail(counted, floor, dispersion)
         if p > self.cfg.max_p_value:
             return None
         ratio = counted / floor
@@ -507,6 +482,13 @@ class _Window:
                                 f"new term {term}: {count} mentions in {w} min, never seen "
                                 f"before for this watch", lead=term)
         return None
+
+    def surge(self, surge: SurgeDetector) -> Signal | None:
+        terms = [t for t, _ in self._terms(_DETAIL_MIN).most_common(6)]
+        return surge.evaluate(self.st, now_s=self.st["now"], watch_id=self.em.watch_id,
+                              window_end=self.e._when(self.now_min + 1),
+                              samples=self._samples(_DETAIL_MIN), terms=terms,
+                              trigger=self.em.mention.created_at, model=self.em.model)
 
     def _closed_in_window(self, term: str, start_min: int) -> int:
         return sum(self.st["tm"].get(str(m), {}).get(term, 0)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from models.priority import score_priority
@@ -37,6 +37,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "read_labels",
+    "register_scenario",
     "write_jsonl",
     "write_labels",
 ]
@@ -75,7 +76,10 @@ class CrisisLabel:
     start: datetime
     end: datetime
     kind: str
-    """spike, slow_burn, sentiment_flip or influencer."""
+    """spike, slow_burn, sentiment_flip, influencer, sustained_surge, hour_burst, ..."""
+    required: bool = True
+    """False for a crisis no detector can be asked to catch (it began before the watch
+    existed): signals inside it are neither hits nor false alarms, and recall ignores it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +100,7 @@ class _Stream:
     engagement: Engagement | None = None
     languages: tuple[str, ...] = ("en", "es", "fr", "de", "pt", "it")
 
-    def items(self) -> Iterator[tuple[Mention, SimSentiment, str]]:
+    def items(self) -> Iterator[tuple[Mention, SimSentiment, str, datetime | None]]:
         drawn = simulate_labelled(brands=[self.brand], start=self.start, duration=self.duration,
                                   rate_per_min=self.rate_per_min, crises=self.crises,
                                   seed=self.seed, languages=self.languages)
@@ -105,7 +109,11 @@ class _Stream:
                 mention = mention.model_copy(update={
                     "author": self.author, "created_at": self.start,
                     "engagement": self.engagement or mention.engagement})
-            yield mention, truth.sentiment, self.watch
+            yield mention, truth.sentiment, self.watch, None
+
+
+class _Recipe(Protocol):
+    def items(self) -> Iterator[tuple[Mention, SimSentiment, str, datetime | None]]: ...
 
 
 @dataclass(frozen=True)
@@ -123,14 +131,15 @@ class Scenario:
     """Local time zone of the audience (where seasonality is defined)."""
     terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Each watch's terms, e.g. for a detector's ``watch_terms``."""
-    recipe: tuple[_Stream, ...] = field(default=(), repr=False, compare=False)
+    recipe: tuple[_Recipe, ...] = field(default=(), repr=False, compare=False)
 
     def mentions(self) -> Iterator[EnrichedMention]:
-        """Every mention of every watch, in ``created_at`` order, deterministic from the seed."""
+        """Every mention of every watch in the order the pipeline gets them (the post time,
+        or later for posts a connector back-fills), deterministic from the seed."""
         delays = random.Random(self.seed)
         merged = heapq.merge(*(s.items() for s in self.recipe),
-                             key=lambda item: item[0].created_at)
-        for n, (mention, label, watch) in enumerate(merged):
+                             key=lambda item: item[3] or item[0].created_at)
+        for n, (mention, label, watch, arrival) in enumerate(merged):
             mid = f"{self.name}-{self.seed}-{n}"
             mention = mention.model_copy(update={
                 "id": mid, "url": f"https://social.example/@{mention.author.handle}/{mid}"})
@@ -139,8 +148,8 @@ class Scenario:
             yield EnrichedMention(
                 mention=mention, watch_id=watch, watch_ids=[watch], sentiment=sentiment,
                 priority=priority, reasons=reasons, model=MODEL,
-                # Classification lags posting by a second or so, as in the real pipeline.
-                classified_at=mention.created_at
+                # Classification lags arrival by a second or so, as in the real pipeline.
+                classified_at=(arrival or mention.created_at)
                 + timedelta(milliseconds=200 + delays.randrange(1800)),
             )
 
@@ -153,10 +162,10 @@ def _slug(name: str) -> str:
 
 _Watches = list[tuple[SimBrand, float]]
 _Build = Callable[[random.Random, datetime, datetime, _Watches],
-                  tuple[list[CrisisLabel], list[_Stream]]]
+                  tuple[list[CrisisLabel], list[Any]]]
 
 
-def _scenario(name: str, *, weeks: float = 1, watches: int = 3, rates: tuple[float, float] | None
+def register_scenario(name: str, *, weeks: float = 1, watches: int = 3, rates: tuple[float, float] | None
               = (2.0, 20.0), tz: str = "UTC") -> Callable[[_Build], Callable[..., Scenario]]:
     """Register ``build`` as the factory ``name(*, seed, start, weeks, rate_per_min)``.
 
@@ -236,7 +245,7 @@ SCENARIOS: dict[str, Callable[..., Scenario]] = {}
 """Scenario name -> ``factory(*, seed=0, start=None, weeks=None, rate_per_min=None)``."""
 
 
-@_scenario("sudden_spike")
+@register_scenario("sudden_spike")
 def _sudden_spike(rng: random.Random, begin: datetime, end: datetime,
                   watches: _Watches) -> tuple[list[CrisisLabel], list[_Stream]]:
     """Volume jumps 5x for 20-40 min, the extra mentions angry; ~5 a week, at any hour."""
@@ -252,7 +261,7 @@ def _sudden_spike(rng: random.Random, begin: datetime, end: datetime,
     return labels, recipe
 
 
-@_scenario("slow_burn")
+@register_scenario("slow_burn")
 def _slow_burn(rng: random.Random, begin: datetime, end: datetime,
                watches: _Watches) -> tuple[list[CrisisLabel], list[_Stream]]:
     """Negative volume climbs from 1x to 4x over 2 hours, then back over 2 hours; 3 a week."""
@@ -276,7 +285,7 @@ def _slow_burn(rng: random.Random, begin: datetime, end: datetime,
     return labels, recipe
 
 
-@_scenario("sentiment_flip")
+@register_scenario("sentiment_flip")
 def _sentiment_flip(rng: random.Random, begin: datetime, end: datetime,
                     watches: _Watches) -> tuple[list[CrisisLabel], list[_Stream]]:
     """Flat volume while the negative share jumps from ~17% to 60% for an hour; 4 a week."""
@@ -292,7 +301,7 @@ def _sentiment_flip(rng: random.Random, begin: datetime, end: datetime,
     return labels, _baselines(begin, end, watches, rng, crises)
 
 
-@_scenario("influencer")
+@register_scenario("influencer")
 def _influencer(rng: random.Random, begin: datetime, end: datetime,
                 watches: _Watches) -> tuple[list[CrisisLabel], list[_Stream]]:
     """One angry post by a verified account with 500k+ followers; 5 a week."""
@@ -318,7 +327,7 @@ def _influencer(rng: random.Random, begin: datetime, end: datetime,
     return labels, recipe
 
 
-@_scenario("weekly_seasonality", weeks=3, watches=2, tz="Europe/Madrid")
+@register_scenario("weekly_seasonality", weeks=3, watches=2, tz="Europe/Madrid")
 def _weekly_seasonality(rng: random.Random, begin: datetime, end: datetime,
                         watches: _Watches) -> tuple[list[CrisisLabel], list[_Stream]]:
     """Every Monday 09:00-12:00 Madrid time volume is 2-2.5x with the usual mix: no crisis."""
@@ -336,7 +345,7 @@ def _weekly_seasonality(rng: random.Random, begin: datetime, end: datetime,
     return [], recipe
 
 
-@_scenario("noisy_low_volume", rates=(0.1, 0.3))
+@register_scenario("noisy_low_volume", rates=(0.1, 0.3))
 def _noisy_low_volume(rng: random.Random, begin: datetime, end: datetime,
                       watches: _Watches) -> tuple[list[CrisisLabel], list[_Stream]]:
     """0.1-0.3 mentions a minute, with a clump of 2-4 every few hours: no crisis."""
@@ -352,12 +361,15 @@ def _noisy_low_volume(rng: random.Random, begin: datetime, end: datetime,
     return [], recipe
 
 
-@_scenario("baseline_week", watches=10, rates=None)
+@register_scenario("baseline_week", watches=10, rates=None)
 def _baseline_week(rng: random.Random, begin: datetime, end: datetime,
                    watches: _Watches) -> tuple[list[CrisisLabel], list[_Stream]]:
     """10 watches at 2 to 20 mentions a minute and nothing wrong: false signals and speed."""
     return [], _baselines(begin, end, watches, rng)
 
+
+# The scenarios at everyday volumes (issue 22) register themselves in SCENARIOS.
+from agents.detect import everyday_scenarios  # noqa: E402, F401
 
 # --- files -----------------------------------------------------------------------------------
 

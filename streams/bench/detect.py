@@ -24,7 +24,10 @@ __all__ = ["LABELLED", "bench_detect", "format_report"]
 
 #: The scenarios with crises (or a benign peak, or noise) to score; baseline_week is for speed.
 LABELLED = ("sudden_spike", "slow_burn", "sentiment_flip", "influencer", "weekly_seasonality",
-            "noisy_low_volume")
+            "noisy_low_volume",
+            # Everyday volumes (agents/detect/everyday_scenarios.py).
+            "sustained_surge", "hour_burst", "slow_climb", "new_watch_in_surge",
+            "source_outage", "busy_days", "quiet_weeks")
 
 
 def _score(scenario: Scenario, cfg: DetectSettings) -> dict[str, Any]:

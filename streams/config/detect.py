@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import (
     Field,
+    field_validator,
+    model_validator,
 )
 
 from streams.config.base import Section
@@ -32,6 +34,9 @@ class DetectSettings(Section):
     ratio: float = Field(default=3.0, gt=1, description="Observed/expected needed to fire.")
     max_p_value: float = Field(default=1e-5, gt=0, lt=1, description="Tail probability "
                                "needed to fire: how surprising it must be under the baseline.")
+    spike_dispersion: float = Field(default=0.15, ge=0, le=2, description="Overdispersion "
+                                    "of 5-minute counts (variance = mean + this x mean^2; 0 is "
+                                    "Poisson): how clumpy ordinary traffic is.")
     min_volume: int = Field(default=15, ge=1, description="Least mentions for a volume spike.")
     min_negative: int = Field(default=8, ge=1, description="Least negative mentions for a "
                               "negative spike.")
@@ -61,3 +66,60 @@ class DetectSettings(Section):
                               "mentions still count in their window.")
     skew_tolerance_s: int = Field(default=120, ge=0, description="A post time later than its "
                                   "classification time plus this is clamped (clock skew).")
+    surge: bool = Field(default=True, description="The hourly surge detector: negatives "
+                        "over 1 h, 6 h and 24 h (surge_scales_min) against an hour-of-day and "
+                        "day-of-week expectation, for slow and sustained crises at everyday "
+                        "volumes. The 5-minute scale is the spike detectors above.")
+    surge_scales_min: list[int] = Field(default=[60, 360, 1440], min_length=1, max_length=6,
+                                        description="Window lengths of the surge detector, "
+                                        "minutes, each a whole number of hours.")
+    surge_min_negative: list[int] = Field(default=[12, 24, 40], min_length=1, max_length=6,
+                                          description="Least (author-capped) negatives in each "
+                                          "surge window, one per scale.")
+    surge_ratio: list[float] = Field(default=[3.0, 2.0, 1.7], min_length=1, max_length=6,
+                                     description="Least observed/expected in each surge "
+                                     "window, one per scale.")
+    surge_max_p_value: float = Field(default=1e-4, gt=0, lt=1, description="Negative-binomial "
+                                     "tail probability a surge window must reach (the "
+                                     "dispersion is learnt from the watch's own history).")
+    surge_warmup_h: int = Field(default=72, ge=1, le=24 * 28, description="Hours of history "
+                                "a watch needs before the surge detector judges it.")
+    surge_history_days: int = Field(default=28, ge=2, le=90, description="Days of hourly "
+                                    "counts kept to learn the expectation.")
+
+    @field_validator("surge_scales_min")
+    @classmethod
+    def _whole_hours(cls, scales: list[int]) -> list[int]:
+        bad = [s for s in scales if s < 60 or s % 60 or s > 7 * 1440]
+        if bad:
+            raise ValueError(f"each scale must be a whole number of hours (60, 120, ...) up to "
+                             f"a week, got {bad}")
+        if scales != sorted(set(scales)):
+            raise ValueError(f"list the scales once each, shortest first, got {scales}")
+        return scales
+
+    @field_validator("surge_ratio")
+    @classmethod
+    def _ratios_above_one(cls, ratios: list[float]) -> list[float]:
+        bad = [r for r in ratios if not r > 1]
+        if bad:
+            raise ValueError(f"each ratio must be above 1 (observed/expected), got {bad}")
+        return ratios
+
+    @field_validator("surge_min_negative")
+    @classmethod
+    def _counts_positive(cls, counts: list[int]) -> list[int]:
+        bad = [c for c in counts if c < 1]
+        if bad:
+            raise ValueError(f"each least count must be at least 1, got {bad}")
+        return counts
+
+    @model_validator(mode="after")
+    def _one_per_scale(self) -> DetectSettings:
+        n = len(self.surge_scales_min)
+        wrong = [name for name in ("surge_min_negative", "surge_ratio")
+                 if len(getattr(self, name)) != n]
+        if wrong:
+            raise ValueError(f"{' and '.join(wrong)} need one value per surge scale "
+                             f"({n}: {self.surge_scales_min})")
+        return self

@@ -11,6 +11,7 @@ assert exactly what a detector should see. Pacing to wall time is
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 import re
@@ -32,6 +33,7 @@ __all__ = [
     "SimTruth",
     "demo_scenario",
     "simulate",
+    "simulate_at",
     "simulate_labelled",
 ]
 
@@ -175,6 +177,33 @@ def simulate_labelled(
     return _Simulation(brands=list(brands), start=start, duration=duration,
                        rate_per_min=rate_per_min, crises=list(crises), seed=seed,
                        languages=langs).run()
+
+
+def simulate_at(
+    *,
+    brand: SimBrand,
+    start: datetime,
+    offsets: Sequence[float],
+    crises: Sequence[Crisis] = (),
+    seed: int = 0,
+    languages: Sequence[str] = ("en", "es", "fr", "de", "pt", "it"),
+) -> Iterator[tuple[Mention, SimTruth]]:
+    """Mentions of ``brand`` posted at ``offsets`` (seconds after ``start``, ascending): the
+    caller decides when people post (a day/night cycle, clumps), the simulator what they say.
+    A crisis of the brand covering an offset makes that mention topical, as in
+    :func:`simulate_labelled`."""
+    times = list(offsets)
+    if any(b < a for a, b in itertools.pairwise(times)) or (times and times[0] < 0):
+        raise ValueError("simulate_at needs offsets >= 0 in ascending order")
+    for crisis in crises:
+        if crisis.brand != brand.name:
+            raise ValueError(f"crisis brand {crisis.brand!r} is not {brand.name!r}")
+    langs = list(dict.fromkeys(languages))
+    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+    sim = _Simulation(brands=[brand], start=start,
+                      duration=timedelta(seconds=(times[-1] if times else 0) + 1),
+                      rate_per_min=0.0, crises=list(crises), seed=seed, languages=langs)
+    return (sim._mention(n, brand, t) for n, t in enumerate(times))
 
 
 def demo_scenario(
