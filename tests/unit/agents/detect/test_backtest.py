@@ -28,7 +28,8 @@ from streams.core.records import (
 T0 = datetime(2025, 3, 5, tzinfo=UTC)
 DAY = timedelta(days=1)
 JSON_KEYS = {"precision", "recall", "median_time_to_detect_s", "false_signals_per_watch_week",
-             "signals", "mentions", "seconds", "per_kind"}
+             "signals", "mentions", "seconds", "per_kind", "format", "read", "matched",
+             "bad_lines", "bad", "signal_list"}
 
 
 def at(hours: float, minutes: float = 0) -> datetime:
