@@ -198,8 +198,11 @@ def test_cli_backtest_json_has_the_figures(scenario_files: tuple[Path, Path]) ->
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
     assert set(figures) == JSON_KEYS
-    assert figures["mentions"] == lines - 1
+    assert figures["mentions"] == figures["read"] == lines - 1
     assert f"{data}:{lines}: skipped" in result.stderr
+    assert figures["format"] == "enriched" and figures["matched"] is None
+    assert figures["bad_lines"] == 1 and figures["bad"][0]["line"] == lines
+    assert len(figures["signal_list"]) == figures["signals"]
     for key in ("precision", "recall", "false_signals_per_watch_week"):
         assert figures[key] is None or figures[key] >= 0
 
