@@ -50,20 +50,6 @@ def test_raw_csv_json_lists_every_signal_bad_line_and_count(
     assert doc["precision"] is None  # no labels, nothing to judge by
 
 
-def test_raw_csv_prints_one_line_per_signal_then_the_counts(
-        export: tuple[Path, Path, dict[int, str]]) -> None:
-    path, config, _ = export
-    result = CliRunner().invoke(cli, ["backtest", "--config", str(config), "--columns", COLUMNS,
-                                      str(path)])
-    assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
-    spike = next(x for x in lines if " negative_spike " in x)
-    assert spike.startswith("2026-02-10 09:26-09:31Z  acme ")
-    assert " 5m " in spike and "observed " in spike and "expected " in spike and " p " in spike
-    assert "read 92 csv mentions, 91 matched a watch, 2 bad lines" in lines
-    assert any("signals from 91 mentions" in x for x in lines)
-
-
 def test_a_column_map_that_does_not_fit_is_refused(
         export: tuple[Path, Path, dict[int, str]]) -> None:
     path, config, _ = export
@@ -74,3 +60,21 @@ def test_a_column_map_that_does_not_fit_is_refused(
     garbled = runner.invoke(cli, ["backtest", "--config", str(config), "--columns", "text",
                                   str(path)])
     assert garbled.exit_code == 2 and "expected FIELD=COLUMN" in garbled.stderr
+
+
+def test_the_readme_example_prints_one_line_per_signal_then_the_counts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[4] / "docs" / "backtest")
+    monkeypatch.delenv("ESCUCHA_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["backtest", "export.csv", "--config", "escucha.yaml",
+                                      "--columns", COLUMNS])
+    assert result.exit_code == 0, result.output
+    assert "export.csv:94: skipped: created_at" in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 6 + 2
+    spike = next(x for x in lines if " negative_spike " in x)
+    assert spike.startswith("2026-02-10 09:26-09:31Z  acme ")
+    assert " 5m " in spike and "observed " in spike and "expected " in spike and " p " in spike
+    assert " post critical observed 2.5e+06 " in next(x for x in lines if " influencer " in x)
+    assert lines[-2] == "read 92 csv mentions, 91 matched a watch, 2 bad lines"
+    assert lines[-1].startswith("6 signals from 91 mentions")
