@@ -64,7 +64,8 @@ class BacktestResult:
     read: int | None = None
     """Good records read from the file (raw mentions, or enriched ones)."""
     matched: int | None = None
-    """Raw mentions that matched at least one watch (None for enriched input)."""
+    """Raw mentions that matched at least one watch, by distinct ``source:id`` (None for
+    enriched input)."""
     bad: list[tuple[int, str]] = field(default_factory=list)
     """Lines that could not be read: (line number, reason), in file order."""
 

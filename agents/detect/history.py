@@ -7,8 +7,10 @@ weights; :func:`agents.classify.classifier.classifier_for`) in batches of ``mode
 then the detection engines the detect agent builds (:func:`agents.detect.backtest.
 engine_factory_for`). Raw mentions are fed in post-time order (a stable sort, so a file already
 in time order keeps its order): ``escucha replay`` publishes them so, and an export listed
-newest first would otherwise make every mention but the first "late". Bad lines are counted
-and reported through ``on_bad``, never dropped unseen; the run goes on.
+newest first would otherwise make every mention but the first "late". To sort them the raw
+mentions are held in memory, as ``escucha replay`` holds them (about a kB each); enriched files
+stream. Bad lines are counted and reported through ``on_bad``, never dropped unseen; the run
+goes on.
 """
 
 from __future__ import annotations
