@@ -15,11 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from agents.classify.classifier import Classifier
-from agents.classify.matching import WatchMatcher
-from models.language import LanguageDetector
-from models.loader import load_model
-from models.priority import PriorityWeights
+from agents.classify.classifier import Classifier, classifier_for, model_for
 from models.sentiment import SentimentModel
 from streams.core import topics
 from streams.core.records import (
@@ -43,10 +39,7 @@ def install(
 ) -> None:
     settings, metrics = pipeline.settings, pipeline.metrics
     cfg = settings.model
-    factory = model_factory or (lambda: load_model(
-        name=cfg.name, label_map=cfg.label_map, allow_download=cfg.allow_download,
-        threads=cfg.threads, batch_size=cfg.batch_size, quantize=cfg.quantize,
-        cache_size=cfg.cache_size, languages=cfg.languages))
+    factory = model_factory or (lambda: model_for(cfg))
     loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
     futures: list[Future[SentimentModel]] = []
 
@@ -61,7 +54,6 @@ def install(
         # while Faust joins the consumer group: both take seconds, in parallel.
         await classifier()
 
-    matcher = WatchMatcher(settings.watches)
     raw = pipeline.topic(topics.RAW)
     enriched_topic = pipeline.topic(topics.ENRICHED)
     dlq = pipeline.topic(topics.DLQ)
@@ -72,9 +64,7 @@ def install(
             model = await asyncio.wrap_future(load())
             if "c" in state:  # the preload and the first batch both waited for the load
                 return state["c"]
-            state["c"] = Classifier(
-                matcher=matcher, model=model, languages=LanguageDetector(languages=cfg.languages),
-                weights=PriorityWeights(**cfg.priority.model_dump()))
+            state["c"] = classifier_for(settings, model)
             metrics.model_loaded.set(1)
             pipeline.health["model"] = True
             log.info("model %s (%s) loaded", model.model_id, model.model_version)

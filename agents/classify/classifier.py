@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 
 from agents.classify.matching import WatchMatcher
 from models.language import LanguageDetector
+from models.loader import load_model
 from models.priority import PriorityWeights, score_priority
 from models.sentiment import Prediction, SentimentModel
+from streams.config.model import ModelSettings
+from streams.config.settings import Settings
 from streams.core.records import (
     EnrichedMention,
     Mention,
@@ -16,7 +20,40 @@ from streams.core.records import (
     Sentiment,
 )
 
-__all__ = ["Classifier"]
+__all__ = ["Classifier", "classifier_for", "enrich_in_batches", "model_for"]
+
+
+def model_for(cfg: ModelSettings) -> SentimentModel:
+    """The model the ``model`` config names, loaded (seconds: run it off the event loop)."""
+    return load_model(name=cfg.name, label_map=cfg.label_map, allow_download=cfg.allow_download,
+                      threads=cfg.threads, batch_size=cfg.batch_size, quantize=cfg.quantize,
+                      cache_size=cfg.cache_size, languages=cfg.languages)
+
+
+def classifier_for(settings: Settings, model: SentimentModel) -> Classifier:
+    """The classifier the worker runs: the config's watches, languages and priority weights.
+
+    The classify agent and ``escucha backtest`` on raw history both build it here, so a
+    backtest matches and scores exactly as the live stage does.
+    """
+    cfg = settings.model
+    return Classifier(matcher=WatchMatcher(settings.watches), model=model,
+                      languages=LanguageDetector(languages=cfg.languages),
+                      weights=PriorityWeights(**cfg.priority.model_dump()))
+
+
+def enrich_in_batches(classifier: Classifier, mentions: Iterable[Mention], *,
+                      batch_size: int) -> Iterator[list[EnrichedMention]]:
+    """:meth:`Classifier.enrich` over ``mentions`` in order, ``batch_size`` at a time.
+
+    Yields one list per batch (empty when nothing in it matched a watch), lazily, so a history
+    larger than memory streams through; the caller sees how far it got after each batch.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    it = iter(mentions)
+    while batch := list(islice(it, batch_size)):
+        yield classifier.enrich(batch)
 
 class Classifier:
     """The pure part of the stage: mentions in, enriched mentions out (no Kafka)."""

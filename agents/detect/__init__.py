@@ -1,6 +1,6 @@
 """detect: enriched mentions → signals. ``agent`` runs it on Faust; ``stage`` holds the per-record
 logic; ``detectors`` the engines, ``backtest`` and ``scenarios`` replay labelled streams through
-them.
+them, ``history`` backtests a file (enriched, or a raw export classified first).
 """
 
 from agents.detect.detectors import DetectionEngine

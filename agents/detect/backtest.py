@@ -20,18 +20,20 @@ from typing import Any, Protocol
 from agents.classify.matching import fold
 from agents.detect.detectors import DetectionEngine
 from agents.detect.scenarios import CrisisLabel
-from streams.config.settings import DetectSettings
+from streams.config.settings import DetectSettings, Settings
 from streams.core.records import EnrichedMention, RecordError, Signal, parse
 
 __all__ = [
     "BacktestResult",
     "backtest",
     "engine_factory",
+    "engine_factory_for",
     "evaluate",
     "format_signal",
     "format_summary",
     "read_jsonl",
     "run",
+    "signal_json",
 ]
 
 _WEEK_S = 7 * 24 * 3600.0
@@ -58,8 +60,18 @@ class BacktestResult:
     false_signals_per_watch_week: float | None = None
     per_kind: dict[str, dict[str, float | None]] = field(default_factory=dict)
     """Per label kind: labels, detected, recall, median_time_to_detect_s."""
+    format: str = "enriched"
+    """What the file held: ``enriched`` mentions, or raw ones as ``jsonl`` or ``csv``."""
+    read: int | None = None
+    """Good records read from the file (raw mentions, or enriched ones)."""
+    matched: int | None = None
+    """Raw mentions that matched at least one watch, by distinct ``source:id`` (None for
+    enriched input)."""
+    bad: list[tuple[int, str]] = field(default_factory=list)
+    """Lines that could not be read: (line number, reason), in file order."""
 
     def to_json(self) -> dict[str, Any]:
+        """The figures, then every signal (``signal_list``) and every bad line."""
         return {
             "precision": self.precision,
             "recall": self.recall,
@@ -69,6 +81,12 @@ class BacktestResult:
             "mentions": self.mentions,
             "seconds": round(self.seconds, 3),
             "per_kind": self.per_kind,
+            "format": self.format,
+            "read": self.read,
+            "matched": self.matched,
+            "bad_lines": len(self.bad),
+            "bad": [{"line": line, "reason": reason} for line, reason in self.bad],
+            "signal_list": [signal_json(s) for s in self.signals],
         }
 
 
@@ -176,6 +194,24 @@ def engine_factory(cfg: DetectSettings,
     return make
 
 
+def engine_factory_for(settings: Settings) -> Callable[[str], Any]:
+    """The engines a worker with ``settings`` runs: each configured watch with its own
+    detection settings (``settings.detect_for``) and terms, as the detect agent builds them.
+
+    A watch the config lacks (a scenario's) gets the global settings and its id as its term.
+    """
+    watches = {w.id: w for w in settings.watches}
+    fallback = engine_factory(settings.detect)
+
+    def make(watch_id: str) -> Any:
+        watch = watches.get(watch_id)
+        if watch is None:
+            return fallback(watch_id)
+        return DetectionEngine(settings.detect_for(watch), watch_terms=frozenset(watch.all_terms))
+
+    return make
+
+
 def backtest(mentions: Iterable[EnrichedMention], *, engine_factory: Callable[[str], Any],
              labels: Sequence[CrisisLabel] | None = None, watches: Sequence[str] | None = None,
              start: datetime | None = None, end: datetime | None = None,
@@ -236,11 +272,32 @@ def read_jsonl(path: str | Path, *,
                 on_bad(number, str(exc))
 
 
+#: The fields of a signal a backtest reports, in the signals topic's own names.
+_SIGNAL_FIELDS = ("id", "watch_id", "detector", "severity", "scale_min", "window_start",
+                  "window_end", "observed", "expected", "p_value", "score", "episode",
+                  "trigger_posted_at", "summary")
+
+
+def signal_json(signal: Signal) -> dict[str, Any]:
+    """A signal's reported fields as JSON values (times in ISO 8601, UTC)."""
+    return signal.model_dump(mode="json", include=set(_SIGNAL_FIELDS))
+
+
+def _window(signal: Signal) -> str:
+    start, end = signal.window_start, signal.window_end
+    if start.date() == end.date():
+        return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M}Z"
+    return f"{start:%Y-%m-%d %H:%M}Z-{end:%Y-%m-%d %H:%M}Z"
+
+
 def format_signal(signal: Signal) -> str:
-    """One line: when it fired (the triggering post's time), watch, detector, severity."""
-    at = signal.trigger_posted_at or signal.window_end
-    return (f"{at:%Y-%m-%d %H:%M:%S}Z  {signal.watch_id:<12} {signal.detector:<16} "
-            f"{signal.severity:<8} {signal.summary}")
+    """One line: window, watch, detector, scale, severity, observed against expected, p-value,
+    then the summary."""
+    scale = f"{signal.scale_min}m" if signal.scale_min is not None else "post"
+    p = "n/a" if signal.p_value is None else f"{signal.p_value:.2g}"
+    return (f"{_window(signal)}  {signal.watch_id:<12} {signal.detector:<16} {scale:>5} "
+            f"{signal.severity:<8} observed {signal.observed:g} expected {signal.expected:.3g} "
+            f"p {p}  {signal.summary}")
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:

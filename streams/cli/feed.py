@@ -143,36 +143,58 @@ def _simulate_scenario(name: str | None, *, seed: int, weeks: float | None, out:
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--labels", "labels_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Labelled crises (JSON list of {watch, start, end, kind}).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document: figures, every signal, every bad line.")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
-def backtest_cmd(file: Path, labels_file: Path | None, as_json: bool,
-                 config: str | None) -> None:
-    """Replay enriched mentions (JSONL) through detection; score them against --labels."""
+@click.option("--format", "fmt", type=click.Choice(["auto", "enriched", "jsonl", "csv"]),
+              default="auto", show_default=True,
+              help="enriched: JSON lines of enriched mentions; jsonl, csv: raw mentions, "
+              "classified with the config's model and watches first. auto: csv for .csv or "
+              "--columns, else what the first JSON line looks like.")
+@click.option("--columns", default=None,
+              help="Raw CSV column map, as for replay: 'text=body,id=tweet_id,author.handle=user'.")
+@click.option("--source", default="replay", show_default=True,
+              help="Source of raw records that name none (as for replay).")
+def backtest_cmd(file: Path, labels_file: Path | None, as_json: bool, config: str | None,
+                 fmt: str, columns: str | None, source: str) -> None:
+    """Replay a history through classification (raw files) and detection; print every signal,
+    and score them against --labels."""
     import json
 
     from agents.detect import backtest as bt
+    from agents.detect.history import HistoryError, backtest_file
     from agents.detect.scenarios import ScenarioError, read_labels
+    from streams.connectors.replay import ReplayError, parse_column_map
 
     settings = settings_or_exit(config)
     labels = None
-    if labels_file is not None:
-        try:
+    try:
+        colmap = parse_column_map(columns) if columns else None
+        if labels_file is not None:
             labels = read_labels(labels_file)
-        except ScenarioError as exc:
-            click.echo(f"escucha: {exc}", err=True)
-            sys.exit(EXIT_CONFIG)
+    except (ReplayError, ScenarioError) as exc:
+        click.echo(f"escucha: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
 
     def bad(line: int, reason: str) -> None:
         click.echo(f"{file}:{line}: skipped: {reason}", err=True)
 
-    factory = bt.engine_factory(settings.detect, {w.id: w.all_terms for w in settings.watches})
-    result = bt.backtest(bt.read_jsonl(file, on_bad=bad), engine_factory=factory,
-                         labels=labels)
+    try:
+        result = backtest_file(file, settings=settings, columns=colmap, source=source,
+                               fmt=None if fmt == "auto" else fmt,  # type: ignore[arg-type]
+                               labels=labels, on_bad=bad)
+    except HistoryError as exc:
+        click.echo(f"escucha: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
     if as_json:
         click.echo(json.dumps(result.to_json()))
         return
     for signal in result.signals:
         click.echo(bt.format_signal(signal))
+    if result.format != "enriched":
+        click.echo(f"read {result.read} {result.format} mentions, {result.matched} matched a "
+                   f"watch, {len(result.bad)} bad lines")
+    elif result.bad:
+        click.echo(f"{len(result.bad)} bad lines")
     for line in bt.format_summary(result, labelled=labels is not None):
         click.echo(line)
-

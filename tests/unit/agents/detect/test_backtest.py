@@ -28,7 +28,8 @@ from streams.core.records import (
 T0 = datetime(2025, 3, 5, tzinfo=UTC)
 DAY = timedelta(days=1)
 JSON_KEYS = {"precision", "recall", "median_time_to_detect_s", "false_signals_per_watch_week",
-             "signals", "mentions", "seconds", "per_kind"}
+             "signals", "mentions", "seconds", "per_kind", "format", "read", "matched",
+             "bad_lines", "bad", "signal_list"}
 
 
 def at(hours: float, minutes: float = 0) -> datetime:
@@ -197,8 +198,11 @@ def test_cli_backtest_json_has_the_figures(scenario_files: tuple[Path, Path]) ->
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
     assert set(figures) == JSON_KEYS
-    assert figures["mentions"] == lines - 1
+    assert figures["mentions"] == figures["read"] == lines - 1
     assert f"{data}:{lines}: skipped" in result.stderr
+    assert figures["format"] == "enriched" and figures["matched"] is None
+    assert figures["bad_lines"] == 1 and figures["bad"][0]["line"] == lines
+    assert len(figures["signal_list"]) == figures["signals"]
     for key in ("precision", "recall", "false_signals_per_watch_week"):
         assert figures[key] is None or figures[key] >= 0
 
