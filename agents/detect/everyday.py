@@ -162,7 +162,7 @@ class Everyday:
             yield mention, truth.sentiment, self.watch, None
 
     def _arrivals(self, posts: list[Item]) -> list[Item]:
-        out = []
+        out: list[Item] = []
         for gap_from, gap_to, newest_first in self.gaps:
             inside = sorted((p for p in posts if gap_from <= p[0].created_at < gap_to),
                             key=lambda p: p[0].created_at, reverse=newest_first)

@@ -165,8 +165,9 @@ _Build = Callable[[random.Random, datetime, datetime, _Watches],
                   tuple[list[CrisisLabel], list[Any]]]
 
 
-def register_scenario(name: str, *, weeks: float = 1, watches: int = 3, rates: tuple[float, float] | None
-              = (2.0, 20.0), tz: str = "UTC") -> Callable[[_Build], Callable[..., Scenario]]:
+def register_scenario(name: str, *, weeks: float = 1, watches: int = 3,
+                      rates: tuple[float, float] | None = (2.0, 20.0),
+                      tz: str = "UTC") -> Callable[[_Build], Callable[..., Scenario]]:
     """Register ``build`` as the factory ``name(*, seed, start, weeks, rate_per_min)``.
 
     ``rates`` bounds the log-uniform draw of each watch's baseline rate (most watches small, a
@@ -367,9 +368,6 @@ def _baseline_week(rng: random.Random, begin: datetime, end: datetime,
     """10 watches at 2 to 20 mentions a minute and nothing wrong: false signals and speed."""
     return [], _baselines(begin, end, watches, rng)
 
-
-# The scenarios at everyday volumes (issue 22) register themselves in SCENARIOS.
-from agents.detect import everyday_scenarios  # noqa: E402, F401
 
 # --- files -----------------------------------------------------------------------------------
 

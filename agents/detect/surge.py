@@ -282,11 +282,6 @@ class SurgeDetector:
         scale_h, obs, exp, ratio, p = best
         hour = int(now_s // _H)
         if ep is None:
-            # A long window stays high for a day after a burst has passed: an episode opens
-            # only while the last hour itself runs high, or it is the old one's echo.
-            _, on, _, en = self._window(hr, now_s, 1)
-            if (on + 1) / (en + 1) < _ELEVATED:
-                return None
             start_h = self._lasting_start(hr, hour)
             ep = hr["ep"] = {"start_h": start_h, "scale": 0, "sev": -1, "mile": 0, "seq": 0,
                              "last": now_min, "calm": None}

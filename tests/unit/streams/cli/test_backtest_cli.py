@@ -71,10 +71,10 @@ def test_the_readme_example_prints_one_line_per_signal_then_the_counts(
     assert result.exit_code == 0, result.output
     assert "export.csv:94: skipped: created_at" in result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 6 + 2
+    assert len(lines) == 5 + 2
     spike = next(x for x in lines if " negative_spike " in x)
     assert spike.startswith("2026-02-10 09:26-09:31Z  acme ")
     assert " 5m " in spike and "observed " in spike and "expected " in spike and " p " in spike
     assert " post critical observed 2.5e+06 " in next(x for x in lines if " influencer " in x)
     assert lines[-2] == "read 92 csv mentions, 91 matched a watch, 2 bad lines"
-    assert lines[-1].startswith("6 signals from 91 mentions")
+    assert lines[-1].startswith("5 signals from 91 mentions")
