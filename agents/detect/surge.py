@@ -56,7 +56,21 @@ _CLOSE_QUIET_MIN = 120
 _ELEVATED = 1.5           # an hour this far above expectation counts towards "lasting"
 _MILESTONES_MIN = (180, 360, 720, 1440, 2880)
 _SERIES_MAX = 48
+_ACTIVITY_RANGE = (0.6, 1.5)  # how far the rest of the stream may move the expectation
 _RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+def _adjusted(neg: float, neg_expected: float, vol: float, vol_expected: float) -> float:
+    """Expected negatives given how busy the rest of the stream is.
+
+    A busy news day or a quiet Sunday moves every kind of post together; testing negatives
+    against that common tide (the other posts' observed/expected, within
+    ``_ACTIVITY_RANGE``) removes most of the day-to-day noise, so a surge of negatives alone
+    stands out sooner, and a launch's praise never lowers the bar below normal by much."""
+    others, others_expected = vol - neg, vol_expected - neg_expected
+    lo, hi = _ACTIVITY_RANGE
+    activity = min(hi, max(lo, (others + 5) / (others_expected + 5)))
+    return neg_expected * activity
 
 
 def _hod_dow(hour: int) -> tuple[int, int]:
@@ -192,17 +206,23 @@ class SurgeDetector:
 
     def _dispersion(self, hr: dict[str, Any], rows: Sequence[tuple[int, int, int]],
                     scale_h: int) -> float:
-        """Negative-binomial dispersion of negatives over ``scale_h``-hour blocks, by moments
-        on the watch's own history, shrunk toward the prior."""
-        by_hour = {h: n for h, _, n in rows}
+        """Negative-binomial dispersion of negatives over ``scale_h``-hour blocks around
+        their activity-adjusted expectation (see :func:`_adjusted`), by moments on the
+        watch's own history, shrunk toward the prior."""
+        by_hour = {h: (v, n) for h, v, n in rows}
         excess = denom = 0.0
         blocks = 0
         end = hr["closed"]
         while end - scale_h + 1 >= hr["first"]:
             hours = [h for h in range(end - scale_h + 1, end + 1) if h in by_hour]
             if len(hours) == scale_h:
-                obs = sum(by_hour[h] for h in hours)
-                exp = sum(self._expected(hr, h)[1] for h in hours)
+                vol = sum(by_hour[h][0] for h in hours)
+                obs = sum(by_hour[h][1] for h in hours)
+                xv = xn = 0.0
+                for h in hours:
+                    a, b = self._expected(hr, h)
+                    xv, xn = xv + a, xn + b
+                exp = _adjusted(obs, xn, vol, xv)
                 excess += (obs - exp) ** 2 - obs
                 denom += exp * exp
                 blocks += 1
@@ -258,11 +278,11 @@ class SurgeDetector:
         fit, cfg = hr["fit"], self.cfg
         best: tuple[int, float, float, float, float] | None = None  # scale, obs, exp, ratio, p
         for i, scale_h in enumerate(self.scales_h):
-            _, on, _, en = self._window(hr, now_s, scale_h)
+            ov, on, ev, en = self._window(hr, now_s, scale_h)
             floor = max(en, 0.5)
             if on < cfg.surge_min_negative[i] or on < cfg.surge_ratio[i] * floor:
                 continue
-            p = negbin_tail(int(on), floor, fit["phi"][i])
+            p = negbin_tail(int(on), max(_adjusted(on, en, ov, ev), 0.5), fit["phi"][i])
             if p <= cfg.surge_max_p_value:
                 best = (scale_h, on, en, on / floor, p)  # the longest scale that fires wins
         ep = hr["ep"]
