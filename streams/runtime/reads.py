@@ -26,11 +26,17 @@ where its run began. :class:`ReadOnce` is the rule the consumer applies to every
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 __all__ = ["ReadOnce"]
+
+#: At DEBUG (``ESCUCHA_DEBUG_LOGGERS=streams.runtime.reads``): each seek, run start, gap and
+#: what was dropped per partition, with the group generation, here and in the consumer.
+log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)  # a topic-partition
 
@@ -48,11 +54,23 @@ class ReadOnce(Generic[K]):
         # Partitions whose run has not begun: the offset it must begin at, and since when.
         self._start: dict[K, tuple[int, float]] = {}
         self.start_wait_s, self._clock = start_wait_s, clock
+        #: The consumer group generation, for the trace only.
+        self.generation: int | None = None
+        # For the trace: records dropped per partition and why, since its last seek; the
+        # highest offset ever handed out (kept across seeks: what a seek reads again).
+        self._dropped: dict[K, Counter[str]] = {}
+        self._high: dict[K, int] = {}
 
     def seeking(self, tp: K, start: int | None) -> None:
         """``tp`` is about to be sought to ``start`` (None: unknown, hand out everything).
 
         Called from the consumer's thread: two dict writes, each atomic."""
+        if log.isEnabledFor(logging.DEBUG):
+            high = self._high.get(tp)
+            again = f"; handed out up to {high} before ({high + 1 - start} to read again)" \
+                if high is not None and start is not None and high >= start else ""
+            log.debug("%s gen %s: seeking to %s%s%s", _name(tp), self.generation, start,
+                      again, self._drops(tp))
         if start is None:
             self._next[tp] = None
             self._start.pop(tp, None)
@@ -62,12 +80,17 @@ class ReadOnce(Generic[K]):
 
     def open(self, tp: K) -> None:
         """``tp`` is read again on purpose: hand out whatever comes."""
+        log.debug("%s gen %s: opened (everything handed out until the next rebalance)%s",
+                  _name(tp), self.generation, self._drops(tp))
         self._start.pop(tp, None)
         self._next[tp] = None
 
     def forget(self, tps: Iterable[K]) -> None:
         """``tps`` were revoked: nothing of theirs is handed out until sought again."""
         for tp in tps:
+            if tp in self._next:
+                log.debug("%s gen %s: revoked; handed out up to %s%s", _name(tp),
+                          self.generation, self._high.get(tp), self._drops(tp))
             self._next.pop(tp, None)
             self._start.pop(tp, None)
 
@@ -77,19 +100,47 @@ class ReadOnce(Generic[K]):
     def first_time(self, tp: K, offset: int) -> bool:
         """Whether the record at ``offset`` of stream partition ``tp`` goes to the streams."""
         if tp not in self._next:
-            return False
+            return self._drop(tp, "unsought")
         expected = self._next[tp]
         if expected is None:
+            self._handed(tp, offset)
             return True
         if tp in self._start:
             start, since = self._start[tp]
-            if offset != start and not (offset > start
-                                        and self._clock() - since >= self.start_wait_s):
-                return False  # not the run the seek began
+            waited = self._clock() - since
+            if offset != start and not (offset > start and waited >= self.start_wait_s):
+                return self._drop(tp, "before its run")  # not the run the seek began
             del self._start[tp]
+            log.debug("%s gen %s: run begins at %d (sought to %d, %.1f s after the seek)%s",
+                      _name(tp), self.generation, offset, start, waited, self._drops(tp))
         elif offset < expected:
-            return False  # handed out already since the seek
-        # A gap (offset > expected) is handed out: retention deleted those records, or a
-        # transactional topic's markers; waiting for them would stall the partition.
+            return self._drop(tp, "second copy")  # handed out already since the seek
+        elif offset > expected:
+            # Handed out: retention deleted those records, or a transactional topic's
+            # markers; waiting for them would stall the partition.
+            log.debug("%s gen %s: gap, %d follows %d", _name(tp), self.generation, offset,
+                      expected - 1)
         self._next[tp] = offset + 1
+        self._handed(tp, offset)
         return True
+
+    def _handed(self, tp: K, offset: int) -> None:
+        if offset > self._high.get(tp, -1):
+            self._high[tp] = offset
+
+    def _drop(self, tp: K, why: str) -> bool:
+        self._dropped.setdefault(tp, Counter())[why] += 1
+        return False
+
+    def _drops(self, tp: K) -> str:
+        """What ``tp`` dropped since this was last said, for the trace (and reset)."""
+        dropped = self._dropped.pop(tp, None)
+        if not dropped:
+            return ""
+        return "; dropped " + ", ".join(f"{n} {why}" for why, n in sorted(dropped.items()))
+
+
+def _name(tp: object) -> str:
+    """``topic-partition`` for a Kafka topic-partition, else its repr (the trace's name)."""
+    topic, partition = getattr(tp, "topic", None), getattr(tp, "partition", None)
+    return f"{topic}-{partition}" if topic is not None else repr(tp)

@@ -44,6 +44,7 @@ from tests.support.faults import (
     latest_incidents,
     partitions_received,
     posts_by_key,
+    raw_runs,
     report_figures,
     top_level_posts,
     uncommitted_processed,
@@ -110,7 +111,9 @@ class _Worker:
         self.proc = EscuchaProcess(
             ["worker", "--config", str(_config(tmp, slack, name))],
             env={"ESCUCHA_KAFKA_BOOTSTRAP": broker.bootstrap,
-                 "ESCUCHA_WEB_PORT": str(self.port)},
+                 "ESCUCHA_WEB_PORT": str(self.port),
+                 # Seeks, runs and commits per partition in the log: what a re-read came from.
+                 "ESCUCHA_DEBUG_LOGGERS": "streams.runtime.reads"},
             log=tmp / f"{name}.log")
 
     def ready(self) -> bool:
@@ -387,11 +390,14 @@ async def test_worker_stopped_during_crisis_hands_over_without_doubles(
             "2-worker-stopped-mid-crisis",
             **{k: v for k, v in figures.items() if not k.startswith("_")}, **counts,
             uncommitted_at_stop=len(tail), reclassified_target=target,
+            reclassified_beyond_tail=len(figures["_reclassified"] - tail),
             incidents=len(incidents), stopped_after_s=round(stopped_at - started, 1),
             replay_running_at_stop=replay_running, stop_exit_code=rc,
             stop_s=round(stop_s, 1), partitions_before=len(before),
             recovery_s=round(takeover_s, 1), caught_up_s=round(caught_up_s, 1),
-            moved_watch=moved[1], signals_after_takeover=len(later))
+            moved_watch=moved[1], signals_after_takeover=len(later),
+            reclassified_raw_runs={p: r[:20] for p, r in (await raw_runs(
+                broker.bootstrap, figures["_reclassified"])).items()})
         _assert_clean(figures, workers)
         _assert_exact(counts)
         assert rc == 0, leaving.tail()
