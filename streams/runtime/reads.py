@@ -83,25 +83,27 @@ class ReadOnce(Generic[K]):
             self._seeking(tp, start)
 
     def _seeking(self, tp: K, start: int | None) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            high = self._high.get(tp)
-            again = f"; handed out up to {high} before ({high + 1 - start} to read again)" \
-                if high is not None and start is not None and high >= start else ""
-            log.debug("%s gen %s: seeking to %s%s%s", _name(tp), self.generation, start,
-                      again, self._drops(tp))
+        handed = self._handed_high.get(tp)
         if start is None:
             self._next[tp] = None
             self._start.pop(tp, None)
             self._copies_below.pop(tp, None)
-            return
-        handed = self._handed_high.get(tp)
-        if tp in self._next and handed is not None and handed >= start:
+        elif tp in self._next and handed is not None and handed >= start:
             # Sought again in the same generation: start..handed are already on their way.
             self._copies_below[tp] = handed + 1
         else:
             self._copies_below.pop(tp, None)
-        self._start[tp] = (start, self._clock())
-        self._next[tp] = start
+        if log.isEnabledFor(logging.DEBUG):
+            high, again = self._high.get(tp), ""
+            if tp in self._copies_below and handed is not None:
+                again = f"; {start}-{handed} handed out since the assignment, not again"
+            elif high is not None and start is not None and high >= start:
+                again = f"; handed out up to {high} before ({high + 1 - start} to read again)"
+            log.debug("%s gen %s: seeking to %s%s%s", _name(tp), self.generation, start,
+                      again, self._drops(tp))
+        if start is not None:
+            self._start[tp] = (start, self._clock())
+            self._next[tp] = start
 
     def open(self, tp: K) -> None:
         """``tp`` is read again on purpose: hand out whatever comes."""
@@ -161,6 +163,8 @@ class ReadOnce(Generic[K]):
             if offset < below:
                 return self._drop(tp, "handed out before this seek")
             del self._copies_below[tp]
+            log.debug("%s gen %s: the run passes %d, the last offset handed out before this "
+                      "seek%s", _name(tp), self.generation, below - 1, self._drops(tp))
         self._handed(tp, offset)
         return True
 
