@@ -8,9 +8,9 @@ stopped (SIGTERM, as a rolling update does) during the crisis, and the other tak
 Counts are asserted exactly: the stored aggregates and the saved detection state of each
 watch count every distinct mention it matched once, whatever was classified twice around the
 fault, and a quiet control watch (Initech, no crisis) fires nothing across it. What was
-classified again is reported against the targets (after the kill, what the dead worker had
-processed above its committed offsets; after the hand-over, one batch per moved partition
-plus what the stopped worker had not committed); not asserted, as runs still exceed them.
+classified again is held to a target: after the kill, what the dead worker had processed
+above its committed offsets; after the hand-over, one batch per moved partition plus what
+the stopped worker had not committed.
 
 Real parts only: the embedded Tansu broker, `escucha worker` and `escucha replay` as child
 processes, the bundled model, and a local server speaking Slack's Web API. Each test appends
@@ -402,9 +402,12 @@ async def test_worker_stopped_during_crisis_hands_over_without_doubles(
         _assert_exact(counts)
         assert rc == 0, leaving.tail()
         assert later, f"no signal for {moved[1]} after the hand-over:\n{staying.tail()}"
-        # reprocessed against reclassified_target is reported, not asserted: in one of three
-        # runs the staying worker classified 1,148 again against a target of 115 (README
-        # "Delivery guarantees"; the counts above were exact in that run too).
+        # A second seek in the staying worker's new generation handed out again what the
+        # first had (20 a partition in one traced run); a generation now hands each record
+        # out once (streams/runtime/reads.py).
+        assert figures["reprocessed"] <= target, (
+            f"classified {figures['reprocessed']} again against a target of {target}: "
+            f"{sorted(figures['_reclassified'] - tail)[:10]}\n{staying.tail()}")
     finally:
         if replay is not None and replay.poll() is None:
             replay.kill()
