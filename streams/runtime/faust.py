@@ -62,6 +62,7 @@ trace = logging.getLogger("streams.runtime.reads")
 FAUST_NAMES: tuple[tuple[str, str], ...] = (
     ("faust.transport.drivers.aiokafka.AIOKafkaConsumerThread", "_create_worker_consumer"),
     ("aiokafka.AIOKafkaConsumer", "_fetch_max_wait_ms"),
+    ("aiokafka.AIOKafkaConsumer", "_subscription"),  # the fetch position, for the trace
     ("faust.transport.drivers.aiokafka.Consumer", "_new_offset"),
     ("faust.transport.drivers.aiokafka.Consumer", "_new_consumer_thread"),
     ("faust.transport.drivers.aiokafka.Consumer", "getmany"),
