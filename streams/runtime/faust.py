@@ -50,6 +50,10 @@ from streams.runtime.reads import ReadOnce
 __all__ = ["Access", "App", "handling"]
 
 log = logging.getLogger(__name__)
+#: Where each stream partition is read from around rebalances (seeks, commits on revoke and
+#: stop, held commits), at DEBUG: ``ESCUCHA_DEBUG_LOGGERS=streams.runtime.reads``. The
+#: logger of streams/runtime/reads.py, so that one switch shows the whole story.
+trace = logging.getLogger("streams.runtime.reads")
 
 #: Every private name of Faust (and of aiokafka under it) this module relies on, as
 #: (dotted owner, attribute). tests/unit/streams/runtime/test_faust_contract.py fails when
@@ -58,6 +62,7 @@ log = logging.getLogger(__name__)
 FAUST_NAMES: tuple[tuple[str, str], ...] = (
     ("faust.transport.drivers.aiokafka.AIOKafkaConsumerThread", "_create_worker_consumer"),
     ("aiokafka.AIOKafkaConsumer", "_fetch_max_wait_ms"),
+    ("aiokafka.AIOKafkaConsumer", "_subscription"),  # the fetch position, for the trace
     ("faust.transport.drivers.aiokafka.Consumer", "_new_offset"),
     ("faust.transport.drivers.aiokafka.Consumer", "_new_consumer_thread"),
     ("faust.transport.drivers.aiokafka.Consumer", "getmany"),
@@ -104,11 +109,23 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
             # Never committed: the earliest offset (_seek_never_committed goes there); one
             # below what retention kept: the earliest too, where the fetch will start.
             start = max(committed[tp] or 0, earliest.get(tp, 0))
+            trace.debug("%s-%d gen %s: committed %s, earliest %s, position %s", tp.topic,
+                        tp.partition, reads.generation, committed[tp], earliest.get(tp),
+                        _position(client, tp))
             reads.seeking(TP(tp.topic, tp.partition), start)
         for tp, offset in committed.items():
             if offset and offset > 0:
                 client.seek(tp, offset)
         return committed
+
+
+def _position(client: Any, tp: Any) -> int | None:
+    """The fetch position of ``tp``, for the trace (None: not known yet)."""
+    try:
+        state = client._subscription.subscription.assignment.state_value(tp)
+        return state.position if state is not None and state.has_valid_position else None
+    except Exception:  # the trace never breaks the seek
+        return None
 
 
 class _NothingReadYet(dict[Any, Any]):
@@ -142,6 +159,7 @@ class _Consumer(driver.Consumer):
         self._read_offset = _NothingReadYet()
         self._reads: ReadOnce[TP] = ReadOnce()
         self._unsought = 0  # records fetched before their partition's seek, for the log
+        self._held: dict[TP, int] = {}  # per partition, the commit last traced as held
 
     def _new_offset(self, tp: TP) -> int | None:
         acked, committed = self._acked[tp], self._committed_offset[tp]
@@ -152,9 +170,36 @@ class _Consumer(driver.Consumer):
             # committed ones included, _seek_never_committed), so nothing waits for long.
             return None
         if acked and min(acked) > committed:
+            if trace.isEnabledFor(logging.DEBUG) and self._held.get(tp) != committed:
+                self._held[tp] = committed
+                trace.debug("%s-%d gen %s: commit held at %d, acked %d-%d", tp.topic,
+                            tp.partition, self._reads.generation, committed, min(acked), max(acked))
             return None  # the message at `committed` is still owed an ack
         new: int | None = super()._new_offset(tp)
         return new
+
+    def _commit_state(self, tps: set[TP]) -> str:
+        """Per partition: committed offset and acked range, for the trace."""
+        out = []
+        for tp in sorted(tps):
+            acked = self._acked.get(tp) or []
+            span = f"{min(acked)}-{max(acked)} ({len(acked)})" if acked else "none"
+            out.append(f"{tp.topic}-{tp.partition} committed "
+                       f"{self._committed_offset.get(tp)} acked {span}")
+        return "; ".join(out)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._reads.generation = generation_id
+        trace.debug("gen %s: assigned %s", generation_id,
+                    sorted(f"{tp.topic}-{tp.partition}" for tp in assigned
+                           if not self._is_changelog_tp(tp)))
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    async def on_stop(self) -> None:
+        streams = {tp for tp in self._acked if not self._is_changelog_tp(tp)}
+        trace.debug("gen %s: stopping; %s", self._reads.generation, self._commit_state(streams))
+        await super().on_stop()
+        trace.debug("gen %s: stopped; %s", self._reads.generation, self._commit_state(streams))
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         # Faust forgets the acks of revoked partitions first thing, and with
@@ -162,8 +207,12 @@ class _Consumer(driver.Consumer):
         # commit interval. The stages' own before-revoke work (the aggregate snapshots and
         # their acks) runs first, then what is acknowledged is committed, then Faust goes on.
         self._reads.forget(revoked)
+        streams = {tp for tp in revoked if not self._is_changelog_tp(tp)}
+        trace.debug("gen %s: revoking; %s", self._reads.generation, self._commit_state(streams))
         try:
             await asyncio.wait_for(self._commit_before_revoke(revoked), REVOKE_COMMIT_S)
+            trace.debug("gen %s: committed before revoke; %s", self._reads.generation,
+                        self._commit_state(streams))
         except Exception as exc:  # a broker gone: the next owner re-reads a little more
             log.warning("could not commit before the rebalance (%r); the next owner of "
                         "those partitions reads again from the last commit", exc)
@@ -182,6 +231,12 @@ class _Consumer(driver.Consumer):
         # each offset once (streams/runtime/reads.py, applied in getmany).
         # (_ConsumerThread._seek_to_committed tells it where each partition goes.)
         streams = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
+        # Faust seeks from two places: the end of its recovery, and a fetch that returns
+        # while the flow is stopped (Consumer.getmany), which can come first.
+        trace.debug("gen %s: seeking the stream partitions to their commits (flow %s, "
+                    "table recovery %s)", self._reads.generation,
+                    "active" if self.flow_active else "stopped",
+                    "running" if self.app.in_recovery else "not running")
         try:
             await super().perform_seek()
             # Every stream partition assigned, not only those active now: one paused for a
@@ -217,6 +272,8 @@ class _Consumer(driver.Consumer):
         starts = {tp: earliest[tp] for tp in never if tp in earliest}
         for tp, offset in starts.items():
             self._committed_offset[tp] = offset
+        trace.debug("gen %s: never committed, sought to the earliest: %s", self._reads.generation,
+                    {f"{tp.topic}-{tp.partition}": o for tp, o in starts.items()})
         await self.seek_wait(starts)
 
     @Service.task

@@ -10,6 +10,7 @@ broker is gone and once that it is back (streams/runtime/pipeline.py).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -88,6 +89,12 @@ def setup_logging(level: str) -> None:
     for noisy in ("kafka", "aiokafka", "faust", "mode", "urllib3", "httpx",
                   "streams.runtime.faust"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Named loggers at DEBUG without the rest: ESCUCHA_DEBUG_LOGGERS=streams.runtime.reads
+    # traces where every partition is read from around rebalances (README "Delivery
+    # guarantees").
+    for name in os.environ.get("ESCUCHA_DEBUG_LOGGERS", "").split(","):
+        if name.strip():
+            logging.getLogger(name.strip()).setLevel(logging.DEBUG)
     quiet = RepeatFilter()
     for handler in logging.getLogger().handlers:
         handler.addFilter(MalformedRequestFilter())  # before the repeats are counted

@@ -35,6 +35,7 @@ __all__ = [
     "partitions_received",
     "posts_by_key",
     "publish",
+    "raw_runs",
     "report_figures",
     "top_level_posts",
     "until",
@@ -125,6 +126,45 @@ async def enriched_keys(bootstrap: str) -> set[str]:
     records = await read_all(bootstrap, topics.ENRICHED.name, skip_invalid=True)
     return {f"{r['mention']['source']}:{r['mention']['id']}" for r in records
             if isinstance(r.get("mention"), dict)}
+
+
+async def raw_runs(bootstrap: str, keys: Iterable[str], *, partitions: int = 4
+                   ) -> dict[int, list[tuple[int, int]]]:
+    """Where ``keys`` sit on the raw topic: per partition, runs of consecutive offsets
+    (first, last). Tells which seek read a backlog again (the workers' trace of
+    streams.runtime.reads says where each one went)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    wanted = set(keys)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    found: dict[int, list[int]] = {}
+    try:
+        tps = [TopicPartition(topics.RAW.name, p) for p in range(partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), timeout=30)
+            if not batch:
+                break
+            for tp, records in batch.items():
+                found.setdefault(tp.partition, []).extend(
+                    r.offset for r in records if (r.key or b"").decode() in wanted)
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    runs: dict[int, list[tuple[int, int]]] = {}
+    for partition, offsets in sorted(found.items()):
+        for offset in sorted(offsets):
+            own = runs.setdefault(partition, [])
+            if own and own[-1][1] == offset - 1:
+                own[-1] = (own[-1][0], offset)
+            else:
+                own.append((offset, offset))
+    return runs
 
 
 async def latest_incidents(bootstrap: str) -> dict[str, dict[str, Any]]:
