@@ -66,7 +66,8 @@ class DetectionEngine:
         self._a_share = _alpha(cfg.share_halflife_min)
         # Windows longer than the defaults need their minutes kept longer too.
         span = max(cfg.spike_window_min, cfg.shift_window_min, cfg.term_window_min)
-        self._keep_counts = max(_KEEP_MIN, span + cfg.lateness_min)
+        self._keep_counts = max(_KEEP_MIN, span + cfg.lateness_min,
+                                cfg.spike_window_min + cfg.spike_recent_min)
         self._keep_terms = max(_DETAIL_MIN, cfg.term_window_min)
         #: Mentions this engine recognised as already counted (re-reads); each also told to
         #: ``on_duplicate`` (the worker's metric).
@@ -393,6 +394,12 @@ class _Window:
         floor = max(expected, 0.5)
         if observed < self.cfg.ratio * floor:
             return None
+        # Nor against less than the pace of the hour before: a morning rise, a new watch's
+        # first day, are "3x the baseline" without being spikes (Meltwater compares the last
+        # hour with the previous twelve for the same reason).
+        floor = max(floor, self._recent(col) * w)
+        if observed < self.cfg.ratio * floor:
+            return None
         # Cheapest tests first: this runs for every mention. The authors are those of the
         # counted mentions, and each counts at most _PER_AUTHOR times: with background
         # traffic a window always has several authors, so one account posting fifty
@@ -418,6 +425,18 @@ class _Window:
         return self._signal(detector, w, severity, observed, expected, ratio,
                             f"{observed} {what} in {w} min, {ratio:.1f}x the expected "
                             f"{expected:.1f} (p={p:.1e}); {len(authors)} authors", p=p)
+
+    def _recent(self, col: int) -> float:
+        """Per minute over the ``spike_recent_min`` minutes before the spike window, or 0
+        while the watch has not been listening for half of them."""
+        recent = self.cfg.spike_recent_min
+        end = self.now_min - self.cfg.spike_window_min
+        first = max(end - recent + 1, self.st["first"])
+        if recent == 0 or end - first + 1 < recent / 2:
+            return 0.0
+        m = self.st["m"]
+        total: int = sum(row[col] for k in range(first, end + 1) if (row := m.get(str(k))))
+        return float(total / (end - first + 1))
 
     def volume_spike(self) -> Signal | None:
         return self._count_spike("volume_spike", 0, self.cfg.min_volume, "mentions")

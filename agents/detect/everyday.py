@@ -41,6 +41,7 @@ _DAY_SHAPE = 25.0       # gamma shape of the day factor: +-20% day to day
 _HOUR_SHAPE = 10.0      # gamma shape of the hour factor: +-32% hour to hour
 _CLUMP_PER_HOUR = 0.06  # chance of a clump in an hour at the mean rate
 _H = 3600.0
+_INFLUENCER = 50_000    # the influencer detector's least reach (verified authors)
 
 #: (mention, true sentiment, watch, when it reaches the pipeline or None for "as posted")
 Item = tuple[Mention, SimSentiment, str, datetime | None]
@@ -124,8 +125,10 @@ class Everyday:
                                         duration=timedelta(minutes=15), multiplier=1.0,
                                         negative_share=0.7, topic=rng.choice(TOPICS)))
         parts: list[Iterator[Item]] = [
-            self._draw(sorted(t for t in base if t < span), [], 1, keep_negative=True),
-            self._draw(sorted(t for t in clumps if t < span), angry, 2, keep_negative=True)]
+            self._draw(sorted(t for t in base if t < span), [], 1, keep_negative=True,
+                       benign=True),
+            self._draw(sorted(t for t in clumps if t < span), angry, 2, keep_negative=True,
+                       benign=True)]
         for n, extra in enumerate(self.extras):
             parts.append(self._extra(extra, rates, rng, 3 + n))
         posts = [item for part in parts for item in part]
@@ -153,12 +156,15 @@ class Everyday:
         return self._draw(sorted(times), crises, salt, keep_negative=extra.negative)
 
     def _draw(self, offsets: list[float], crises: list[Crisis], salt: int, *,
-              keep_negative: bool) -> Iterator[Item]:
+              keep_negative: bool, benign: bool = False) -> Iterator[Item]:
         drawn = simulate_at(brand=self.brand, start=self.start, offsets=offsets, crises=crises,
                             seed=self.seed * 31 + salt)
         for mention, truth in drawn:
             if not keep_negative and truth.sentiment == "negative":
                 continue  # a launch's extra posts: the praise and questions, not complaints
+            if benign and truth.sentiment == "negative" \
+                    and mention.author.followers >= _INFLUENCER:
+                continue  # an unlabelled influencer event would be a true alert, not noise
             yield mention, truth.sentiment, self.watch, None
 
     def _arrivals(self, posts: list[Item]) -> list[Item]:

@@ -57,6 +57,7 @@ _ELEVATED = 1.5           # an hour this far above expectation counts towards "l
 _MILESTONES_MIN = (180, 360, 720, 1440, 2880)
 _SERIES_MAX = 48
 _ACTIVITY_RANGE = (0.6, 1.5)  # how far the rest of the stream may move the expectation
+_CAP = 2.5                    # winsorising of hours far above the fit, x expectation
 _RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -162,7 +163,14 @@ class SurgeDetector:
         weights = [0.5 ** ((hr["closed"] - h) / _LEVEL_HALFLIFE_H) for h, _, _ in rows]
         d, w = [1.0] * 24, [1.0] * 7
         lv = ln = 0.0
-        for _ in range(2):
+        for rnd in range(3):
+            if rnd == 2 and lv > 0:
+                # Winsorise: an hour far above the first fit (a surge before the watch was
+                # created, an episode older than the exclusion) counts at most _CAP x its
+                # expectation, so it can neither lift the level nor the day shape much.
+                rows = [(h, min(v, int(_CAP * lv * d[a] * w[b]) + 3),
+                         min(n, int(_CAP * ln * d[a] * w[b]) + 3))
+                        for (h, v, n), (a, b) in zip(rows, slots, strict=True)]
             base = sum(r * d[a] * w[b] for r, (a, b) in zip(weights, slots, strict=True))
             lv = sum(r * v for r, (_, v, _) in zip(weights, rows, strict=True)) / base
             ln = sum(r * n for r, (_, _, n) in zip(weights, rows, strict=True)) / base
@@ -210,6 +218,7 @@ class SurgeDetector:
         their activity-adjusted expectation (see :func:`_adjusted`), by moments on the
         watch's own history, shrunk toward the prior."""
         by_hour = {h: (v, n) for h, v, n in rows}
+        prior = _PHI_PRIOR / math.sqrt(scale_h)
         excess = denom = 0.0
         blocks = 0
         end = hr["closed"]
@@ -223,11 +232,13 @@ class SurgeDetector:
                     a, b = self._expected(hr, h)
                     xv, xn = xv + a, xn + b
                 exp = _adjusted(obs, xn, vol, xv)
-                excess += (obs - exp) ** 2 - obs
+                # One wild block (a surge the fit did not leave out) must not make the watch
+                # look clumpy for weeks: its squared residual is capped at 3 prior sd.
+                cap = 9 * (exp + prior * exp * exp)
+                excess += min((obs - exp) ** 2, cap) - obs
                 denom += exp * exp
                 blocks += 1
             end -= scale_h
-        prior = _PHI_PRIOR / math.sqrt(scale_h)
         est = max(0.0, excess / denom) if denom > 0 else prior
         return round((blocks * min(est, 2.0) + _PHI_BLOCKS * prior) / (blocks + _PHI_BLOCKS), 4)
 

@@ -39,6 +39,7 @@ _RANK = {"info": 0, "warning": 1, "critical": 2}
 UPDATABLE_CHANNELS = registry.UPDATABLE
 _TIMELINE_MAX = 200
 _EVIDENCE_MAX = 50
+_HOLD_MAX_MIN = 360  # the longest a long-window signal keeps its incident open without news
 
 
 @dataclass
@@ -105,6 +106,17 @@ class EscalationEngine:
             if s.id == silence_id and not (s.incident_id and s.incident_id in resolved):
                 return s.ends_at
         return overdue
+
+    def _hold(self, esc: dict[str, Any], signal: Signal) -> None:
+        """How long without a signal before auto-resolve: ``resolve_after_s``, or longer for
+        evidence over a long window. A surge judged on 6 h of counts sends its next update
+        only when the episode grows (hours later); resolving it after 30 min of no news
+        would page everyone again at the next update."""
+        scale = min(signal.scale_min or 0, _HOLD_MAX_MIN) * 60
+        esc["hold_s"] = max(self.cfg.resolve_after_s, scale)
+
+    def _quiet_s(self, esc: dict[str, Any]) -> int:
+        return int(esc.get("hold_s", self.cfg.resolve_after_s))
 
     @staticmethod
     def _log(inc: dict[str, Any], now: datetime, kind: str, text: str,
@@ -208,6 +220,7 @@ class EscalationEngine:
                     "notified": [], "policies": {p: {} for p in pids}, "silenced": None,
                     "last_update_wall": _iso(now), "pending_update": False},
         }
+        self._hold(entry["esc"], signal)
         self._log(entry["incident"], now, "signal", signal.summary)
         if self.cfg.group_wait_s:
             # Alertmanager's group_wait: the first alert carries whatever joined meanwhile.
@@ -226,6 +239,7 @@ class EscalationEngine:
         # A reopened incident is a new page: time-to-acknowledge counts from now.
         entry["esc"].update(last_signal_wall=_iso(now), opened_wall=_iso(now),
                             pending_update=False, last_update_wall=_iso(now))
+        self._hold(entry["esc"], signal)
         self._log(inc, now, "reopen", f"recurred: {signal.summary}")
         return Decision(entry, self._start(entry, now, kind="escalate"), ["reopened"])
 
@@ -235,8 +249,14 @@ class EscalationEngine:
         _add_evidence(inc, signal)
         inc["updated_at"] = max(_dt(inc["updated_at"]), signal.window_end).isoformat()
         esc["last_signal_wall"] = _iso(now)
+        self._hold(esc, signal)
         self._log(inc, now, "signal", f"{signal.detector}: {signal.summary}")
         if _RANK[signal.severity] <= _RANK[inc["severity"]]:
+            if signal.episode is not None and signal.detector == inc["detector"]:
+                # The episode grew ("2.1x for 3 h" -> "2.4x for 9 h"): the incident says so,
+                # without paging anyone again for the same severity.
+                inc.update(summary=signal.summary,
+                           samples=[s.model_dump(mode="json") for s in signal.samples])
             return Decision(entry)  # joins silently (Alertmanager's grouping)
         inc.update(severity=signal.severity, summary=signal.summary,
                    samples=[s.model_dump(mode="json") for s in signal.samples])
@@ -311,7 +331,7 @@ class EscalationEngine:
         inc, esc = entry["incident"], entry["esc"]
         if inc["state"] == "resolved":
             return None
-        times = [_dt(esc["last_signal_wall"]) + timedelta(seconds=self.cfg.resolve_after_s)]
+        times = [_dt(esc["last_signal_wall"]) + timedelta(seconds=self._quiet_s(esc))]
         if esc.get("waiting_until"):
             return min([*times, _dt(esc["waiting_until"])])
         if esc.get("pending_update"):
@@ -336,7 +356,7 @@ class EscalationEngine:
             return Decision(None)
         inc, esc = entry["incident"], entry["esc"]
         quiet = now - _dt(esc["last_signal_wall"])
-        if quiet >= timedelta(seconds=self.cfg.resolve_after_s):
+        if quiet >= timedelta(seconds=self._quiet_s(esc)):
             ack = Ack(incident_id=inc["id"], action="resolve", source="auto",
                       by=f"escucha (no signal for {quiet.total_seconds() / 60:.0f} min)", at=now)
             return self.on_ack(entry, ack, now)

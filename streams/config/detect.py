@@ -37,6 +37,10 @@ class DetectSettings(Section):
     spike_dispersion: float = Field(default=0.15, ge=0, le=2, description="Overdispersion "
                                     "of 5-minute counts (variance = mean + this x mean^2; 0 is "
                                     "Poisson): how clumpy ordinary traffic is.")
+    spike_recent_min: int = Field(default=60, ge=0, le=240, description="A spike window is "
+                                  "also compared with the pace of this many minutes before it "
+                                  "(0: off), so a morning rise or a new watch's first day is "
+                                  "not a spike.")
     min_volume: int = Field(default=15, ge=1, description="Least mentions for a volume spike.")
     min_negative: int = Field(default=8, ge=1, description="Least negative mentions for a "
                               "negative spike.")
@@ -76,7 +80,7 @@ class DetectSettings(Section):
     surge_min_negative: list[int] = Field(default=[12, 24, 40], min_length=1, max_length=6,
                                           description="Least (author-capped) negatives in each "
                                           "surge window, one per scale.")
-    surge_ratio: list[float] = Field(default=[3.0, 2.0, 1.7], min_length=1, max_length=6,
+    surge_ratio: list[float] = Field(default=[2.5, 1.5, 1.3], min_length=1, max_length=6,
                                      description="Least observed/expected in each surge "
                                      "window, one per scale.")
     surge_max_p_value: float = Field(default=1e-4, gt=0, lt=1, description="Negative-binomial "

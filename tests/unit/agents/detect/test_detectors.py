@@ -332,12 +332,37 @@ def test_a_weekly_peak_is_learnt_not_alerted() -> None:
             mentions += gen.stream(midnight, 24 * 60, rate)
     # The minute model alone, under Poisson: the hourly model and clumpiness are tested
     # with everyday streams in test_surge.py.
-    eng, state = engine(seasonal=True, surge=False, spike_dispersion=0.0), {}
+    eng, state = engine(seasonal=True, surge=False, spike_dispersion=0.0,
+                        spike_recent_min=0), {}
     signals = feed(eng, state, mentions)
     week3 = T0 + timedelta(days=14)
     assert [s for s in signals if s.window_end > week3] == []
     first_monday = [s for s in signals if s.window_end < T0 + mins(12 * 60)]
     assert of(first_monday, "volume_spike")  # the peak is big enough to matter
+
+
+def test_a_morning_rise_is_measured_against_the_hour_before() -> None:
+    """A new watch's first morning: 0.2 a minute all night, then a rise to 4 a minute over
+    three hours. The level learnt overnight (half-life 3 h) lags far behind; the hour before
+    each window does not. Off (0), the same morning is a "spike"."""
+    gen = Traffic(14)
+    mentions = gen.stream(T0, 7 * 60, 0.2)
+    for step in range(18):  # ten-minute steps from 0.4 to 4 a minute
+        mentions += gen.stream(T0 + mins(7 * 60 + 10 * step), 10, 0.2 + 0.21 * (step + 1))
+    quiet = dict(surge=False, spike_dispersion=0.0, min_authors=1)
+    assert of(feed(engine(**quiet), {}, mentions), "volume_spike") == []
+    assert of(feed(engine(**quiet, spike_recent_min=0), {}, mentions), "volume_spike")
+
+
+def test_spike_counts_are_judged_as_clumpy_not_poisson() -> None:
+    """4.5x for five minutes at 2 a minute: Poisson calls it; with the dispersion of
+    real five-minute counts (0.15) it is an ordinary clump. Until the hourly model knows the
+    day the dispersion is doubled; a watch with the hourly model off keeps the setting."""
+    gen = Traffic(15)
+    mentions = gen.stream(T0, 180, 2.0) + gen.stream(T0 + mins(180), 5, 9.0)
+    base = dict(surge=False, spike_recent_min=0, min_authors=1)
+    assert of(feed(engine(**base, spike_dispersion=0.0), {}, mentions), "volume_spike")
+    assert of(feed(engine(**base), {}, mentions), "volume_spike") == []
 
 
 # -- time: disorder, lateness, skew, silence -------------------------------------------------

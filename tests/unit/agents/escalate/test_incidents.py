@@ -745,3 +745,37 @@ def test_group_by_decides_whether_detectors_share_an_incident() -> None:
     a = per_detector.fingerprint(signal(0, "warning", detector="negative_spike"))
     b = per_detector.fingerprint(signal(0, "warning", detector="volume_spike"))
     assert a == "acme:negative_spike" and b == "acme:volume_spike"
+
+
+def _surge(minute: float, scale_min: int, severity: Severity = "warning", *,
+           seq: int = 1) -> Signal:
+    return signal(minute, severity, detector="negative_surge", tag=str(seq)).model_copy(
+        update={"scale_min": scale_min, "episode": "ep1", "lasting_min": 60 * seq,
+                "summary": f"negatives running 2x normal for {seq} h"})
+
+
+def test_an_episode_update_rewrites_the_summary_without_paging() -> None:
+    eng = engine()
+    d = opened(eng, _surge(0, 60))
+    grown = eng.on_signal(d.entry, _surge(120, 360, seq=3), at(7200))
+    assert grown.notifications == []  # same severity: nobody is paged again
+    assert grown.incident is not None
+    assert grown.incident.summary == "negatives running 2x normal for 3 h"
+    other = eng.on_signal(grown.entry, signal(130, detector="negative_spike"), at(7800))
+    assert other.incident is not None  # another detector joins without taking the summary
+    assert other.incident.summary == "negatives running 2x normal for 3 h"
+
+
+def test_a_long_window_keeps_its_incident_open_longer_but_capped() -> None:
+    eng = engine(resolve_after_s=1800)
+    six = opened(eng, _surge(0, 360))
+    assert six.entry is not None
+    assert eng.next_due(six.entry) is not None
+    assert not any(e.startswith("resolved") for e in eng.on_tick(six.entry, at(1801)).events)
+    assert any(e.startswith("resolved") for e in eng.on_tick(six.entry, at(6 * 3600)).events)
+    day = opened(eng, _surge(0, 1440))
+    assert day.entry is not None  # 24 h of evidence holds 6 h at most
+    assert any(e.startswith("resolved") for e in eng.on_tick(day.entry, at(6 * 3600)).events)
+    five = opened(eng, signal(0))  # a 5-minute spike: resolve_after_s as before
+    assert five.entry is not None
+    assert any(e.startswith("resolved") for e in eng.on_tick(five.entry, at(1800)).events)
