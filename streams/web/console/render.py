@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 from streams.core.records import Evidence, Incident
 from streams.web.console.auth import Session
+from streams.web.console.episode import episode_section
 
 __all__ = ["Filters", "OnCallLine", "WatchCard", "chart_svg", "incident_page", "incident_rows",
            "list_page", "login_page", "message_page", "safe_url", "watches_page"]
@@ -364,7 +365,8 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
         '<div class="cols"><div><h3>Top terms</h3><ol class="terms">'
         + "".join(f"<li>{e(t)}</li>" for t in terms) + '</ol></div>'
         '<div><h3>Top authors</h3><ol class="authors">'
-        + "".join(f"<li>@{e(a)} ({n})</li>" for a, n in authors) + '</ol></div></div></section>')
+        + "".join(f"<li>@{e(a)} ({n})</li>" for a, n in authors) + '</ol></div></div></section>'
+        + episode_section(inc.evidence))
     samples = "".join(
         '<li class="mention">'
         + (f'<a href="{e(u)}" rel="noopener noreferrer nofollow" target="_blank">@{e(s.author)}'
