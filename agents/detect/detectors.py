@@ -333,7 +333,18 @@ class _Window:
         self._rows = [m.get(str(self.now_min - i)) for i in range(span)]
         # Expected counts from the baseline as it stands: it lags lateness_min behind and is
         # winsorised, so the crisis being judged has not taught it much yet.
-        self._xrows = [engine._expected(st, self.now_min - i) for i in range(span)]
+        # The expectation changes only by the hour (the level is fixed within an evaluation,
+        # the seasonal slots are hours): computed once per hour, not per minute (a third of
+        # the backtest's time went into the per-minute version, measured with py-spy).
+        per_hour: dict[int, list[float]] = {}
+        hour_of = 3600 // engine.cfg.bucket_s or 1
+        self._xrows = []
+        for i in range(span):
+            minute = self.now_min - i
+            x = per_hour.get(minute // hour_of)
+            if x is None:
+                x = per_hour[minute // hour_of] = engine._expected(st, minute)
+            self._xrows.append(x)
 
     def _sum(self, minutes: int, col: int) -> int:
         return sum(r[col] for r in self._rows[:minutes] if r is not None)
@@ -503,10 +514,12 @@ class _Window:
         return None
 
     def surge(self, surge: SurgeDetector) -> Signal | None:
-        terms = [t for t, _ in self._terms(_DETAIL_MIN).most_common(6)]
+        def explain() -> tuple[list[SampleMention], list[str]]:
+            terms = [t for t, _ in self._terms(_DETAIL_MIN).most_common(6)]
+            return self._samples(_DETAIL_MIN), terms
+
         return surge.evaluate(self.st, now_s=self.st["now"], watch_id=self.em.watch_id,
-                              window_end=self.e._when(self.now_min + 1),
-                              samples=self._samples(_DETAIL_MIN), terms=terms,
+                              window_end=self.e._when(self.now_min + 1), explain=explain,
                               trigger=self.em.mention.created_at, model=self.em.model)
 
     def _closed_in_window(self, term: str, start_min: int) -> int:

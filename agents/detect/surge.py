@@ -30,7 +30,7 @@ State lives under ``st["hr"]`` of the watch's detection state (plain JSON, saved
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -278,10 +278,11 @@ class SurgeDetector:
 
     # -- judging --------------------------------------------------------------------------
     def evaluate(self, st: dict[str, Any], *, now_s: float, watch_id: str, window_end: datetime,
-                 samples: list[SampleMention], terms: list[str], trigger: datetime,
-                 model: Any) -> Signal | None:
+                 explain: Callable[[], tuple[list[SampleMention], list[str]]],
+                 trigger: datetime, model: Any) -> Signal | None:
         """Judge every scale at ``now_s`` (the watch's event-time now); a signal when an
-        episode opens or grows, else None."""
+        episode opens or grows, else None. ``explain()`` gives the samples and top terms,
+        asked for only when a signal goes out."""
         hr = st.get("hr")
         if hr is None or not hr.get("fit") or hr["closed"] - hr["first"] + 1 < \
                 self.cfg.surge_warmup_h:
@@ -331,6 +332,7 @@ class SurgeDetector:
         episode = stable_id(watch_id, SURGE, ep["start_h"])
         ov, _, evol, _ = self._window(hr, now_s, scale_h)
         series = self._series(hr, ep["start_h"], hour)
+        samples, terms = explain()
         summary = self._summary(obs, exp, ratio, p, scale_h, lasting, ov / max(evol, 0.5),
                                 series, terms, first=first)
         return Signal(
