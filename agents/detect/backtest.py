@@ -58,7 +58,7 @@ class BacktestResult:
     recall: float | None = None
     median_time_to_detect_s: float | None = None
     false_signals_per_watch_week: float | None = None
-    per_kind: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    per_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per label kind: labels, detected, recall, median_time_to_detect_s."""
     format: str = "enriched"
     """What the file held: ``enriched`` mentions, or raw ones as ``jsonl`` or ``csv``."""
@@ -156,13 +156,14 @@ def evaluate(signals: Sequence[Signal], labels: Sequence[CrisisLabel], *,
     labels = required
     ttd = {id(x): max(0.0, (first_hit[id(x)] - x.start).total_seconds())
            for x in labels if id(x) in first_hit}
-    per_kind: dict[str, dict[str, float | None]] = {}
+    per_kind: dict[str, dict[str, Any]] = {}
     for kind in sorted({x.kind for x in labels}):
         of_kind = [x for x in labels if x.kind == kind]
         times = [ttd[id(x)] for x in of_kind if id(x) in ttd]
         per_kind[kind] = {"labels": len(of_kind), "detected": len(times),
                           "recall": round(len(times) / len(of_kind), 4),
-                          "median_time_to_detect_s": _median(times)}
+                          "median_time_to_detect_s": _median(times),
+                          "times_s": sorted(round(t, 1) for t in times)}
     watch_weeks = len(watches) * (end - start).total_seconds() / _WEEK_S
     return {
         "precision": round(true_positives / counted, 4) if counted else None,

@@ -10,6 +10,7 @@ same run, so the figure reads as "detection costs N times reading the history".
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ LABELLED = ("sudden_spike", "slow_burn", "sentiment_flip", "influencer", "weekly
             # Everyday volumes (agents/detect/everyday_scenarios.py).
             "sustained_surge", "hour_burst", "slow_climb", "new_watch_in_surge",
             "source_outage", "busy_days", "quiet_weeks")
+EVERYDAY = frozenset(LABELLED[6:])
 
 
 def _score(scenario: Scenario, cfg: DetectSettings) -> dict[str, Any]:
@@ -80,11 +82,26 @@ def bench_detect(cfg: DetectSettings, *, scenarios: Sequence[str] = LABELLED, se
     detected = sum(s["detected"] for s in per.values())
     false_signals = sum(s["false_signals"] for s in per.values())
     watch_weeks = sum(s["watch_weeks"] for s in per.values())
+    # Pooled per kind over the scenarios (a kind can appear in several: sustained surges
+    # in sustained_surge and new_watch_in_surge).
     kinds: dict[str, dict[str, Any]] = {}
     for s in per.values():
         for kind, fig in s["per_kind"].items():
-            kinds[kind] = fig
+            pool = kinds.setdefault(kind, {"labels": 0, "detected": 0, "times_s": []})
+            pool["labels"] += fig["labels"]
+            pool["detected"] += fig["detected"]
+            pool["times_s"] = sorted([*pool["times_s"], *fig.get("times_s", [])])
+    for pool in kinds.values():
+        pool["recall"] = round(pool["detected"] / pool["labels"], 4) if pool["labels"] else None
+        times = pool["times_s"]
+        pool["median_time_to_detect_s"] = round(statistics.median(times), 1) if times else None
+    everyday = [s for name, s in per.items() if name in EVERYDAY]
+    ev_labels = sum(s["labels"] for s in everyday)
     out: dict[str, Any] = {
+        "everyday_recall": round(sum(s["detected"] for s in everyday) / ev_labels, 4)
+        if ev_labels else None,
+        "quiet_false_signals_per_watch_week": per["quiet_weeks"]["false_signals_per_watch_week"]
+        if "quiet_weeks" in per else None,
         "recall": round(detected / labels, 4) if labels else None,
         "labels": labels,
         "detected": detected,
@@ -119,6 +136,13 @@ def format_report(report: dict[str, Any]) -> list[str]:
                  f"{report['labels']}), false signals per watch-week "
                  f"{_f(report['false_signals_per_watch_week'])}, 5x spike median time to "
                  f"detect {_f(report['spike_median_time_to_detect_s'], 's')}")
+    if report.get("everyday_recall") is not None:
+        lines.append(f"everyday volumes: recall {_f(report['everyday_recall'])}, false signals "
+                     f"per watch-week in quiet weeks "
+                     f"{_f(report['quiet_false_signals_per_watch_week'])}")
+    for kind, fig in report["per_kind"].items():
+        lines.append(f"  {kind:<20} {fig['detected']}/{fig['labels']} detected, median time "
+                     f"to detect {_f(fig['median_time_to_detect_s'], 's')}")
     speed = report.get("speed")
     if speed:
         lines.append(f"backtest of {speed['weeks']} week(s) x {speed['watches']} watches: "

@@ -32,3 +32,17 @@ def test_bench_detect_rejects_unknown_scenario_and_too_short_runs() -> None:
     short = runner.invoke(cli, ["bench", "detect", "--scenario", "slow_burn", "--weeks", "0.1"])
     assert short.exit_code == 2
     assert "give more weeks" in short.output
+
+
+def test_bench_detect_pools_a_kind_over_scenarios_and_reports_everyday_figures() -> None:
+    result = CliRunner().invoke(cli, ["bench", "detect", "--json", "--scenario", "hour_burst",
+                                      "--scenario", "quiet_weeks", "--weeks", "1",
+                                      "--speed-weeks", "0"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    burst = report["per_kind"]["hour_burst"]
+    assert burst["labels"] == report["scenarios"]["hour_burst"]["labels"] > 0
+    assert len(burst["times_s"]) == burst["detected"]
+    assert report["everyday_recall"] == round(burst["detected"] / burst["labels"], 4)
+    quiet = report["scenarios"]["quiet_weeks"]["false_signals_per_watch_week"]
+    assert report["quiet_false_signals_per_watch_week"] == quiet
