@@ -47,6 +47,8 @@ _DAY_PRIOR = 0.5          # hour-of-day factors: pseudo-days at factor 1 (days d
 _WEEK_PRIOR = 12.0         # day-of-week factors: pseudo-hours at factor 1
 _LEVEL_HALFLIFE_H = 120.0 # the level follows a trend over days, not hours
 _MISSING_EXPECTED = 5.0   # an empty hour where this many were expected is missing data
+_SLOT_SEEN = 2            # ... once its hour of the day has been seen with data this often
+_SILENT_DAY_H = 24        # ... or after this many empty hours in a row, whatever was learnt
 _EXCLUDE_MAX_H = 48       # an episode older than this is the new normal: learn it
 _PHI_PRIOR = 0.12         # dispersion prior at 1 h; longer scales divide it by sqrt(hours)
 _PHI_BLOCKS = 8.0         # pseudo-blocks of the prior against the estimate
@@ -129,7 +131,17 @@ class SurgeDetector:
             if hour < hr["first"]:
                 continue
             row = hr["c"].get(key)
-            if (row is None or row[0] == 0) and self._expected(hr, hour)[0] >= _MISSING_EXPECTED:
+            empty = row is None or row[0] == 0
+            run = hr["run"] = hr.get("run", 0) + 1 if empty else 0
+            if empty and run == _SILENT_DAY_H:
+                # A whole day without a word from a watch that had traffic is a source that
+                # stopped, whatever the model has learnt yet: the day is missing, not zeros
+                # (a young watch's level would otherwise fall to nothing, and the traffic
+                # coming back would be a "surge").
+                hr["miss"].extend(h for h in range(hour - run + 1, hour)
+                                  if h >= hr["first"] and h not in hr["miss"])
+            if empty and (run >= _SILENT_DAY_H
+                          or self._usual(hr, hour) >= _MISSING_EXPECTED):
                 hr["miss"].append(hour)  # silence the model cannot explain: an outage
                 hr["c"].pop(key, None)
             elif ep is not None and hour >= ep["start_h"] and hour - ep["start_h"] < _EXCLUDE_MAX_H:
@@ -179,8 +191,14 @@ class SurgeDetector:
             d = self._factor(rows, slots, [lv * w[b] for _, b in slots], 0, 24, _DAY_PRIOR)
             w = self._factor(rows, slots, [lv * d[a] for a, _ in slots], 1, 7, _WEEK_PRIOR)
         ln = max(ln, _NEG_SHARE_FLOOR * lv, 0.02)
+        dn, dv = [0] * 24, [0.0] * 24
+        for (_, vol, _), (a, _) in zip(rows, slots, strict=True):
+            dn[a] += 1
+            dv[a] += vol
         hr["fit"] = {"lv": lv, "ln": ln, "d": [round(x, 4) for x in d],
-                     "w": [round(x, 4) for x in w], "h": len(rows)}
+                     "w": [round(x, 4) for x in w], "h": len(rows),
+                     "dn": dn, "dm": [round(v / n, 2) if n else 0.0 for v, n in zip(dv, dn,
+                                                                                  strict=True)]}
         hr["fit"]["phi"] = [self._dispersion(hr, rows, s) for s in self.scales_h]
 
     @staticmethod
@@ -195,6 +213,16 @@ class SurgeDetector:
         f = [(obs[i] + prior) / (n[i] + prior) for i in range(size)]
         mean = sum(f) / size
         return [x / mean for x in f]
+
+    @staticmethod
+    def _usual(hr: dict[str, Any], hour: int) -> float:
+        """Mean mentions this hour of the day has had, once it has been seen with data on
+        ``_SLOT_SEEN`` days (else 0). The outage test uses this, not the shrunk fit: judged
+        by a fit that had not learnt the nights yet, every empty night was "missing", so
+        never learnt, for good."""
+        fit = hr.get("fit") or {}
+        hod = _hod_dow(hour)[0]
+        return float(fit["dm"][hod]) if fit.get("dn", [0] * 24)[hod] >= _SLOT_SEEN else 0.0
 
     def _expected(self, hr: dict[str, Any], hour: int) -> tuple[float, float]:
         fit = hr.get("fit")

@@ -80,7 +80,7 @@ class DetectSettings(Section):
     surge_min_negative: list[int] = Field(default=[12, 24, 40], min_length=1, max_length=6,
                                           description="Least (author-capped) negatives in each "
                                           "surge window, one per scale.")
-    surge_ratio: list[float] = Field(default=[2.5, 1.5, 1.3], min_length=1, max_length=6,
+    surge_ratio: list[float] = Field(default=[2.5, 1.4, 1.25], min_length=1, max_length=6,
                                      description="Least observed/expected in each surge "
                                      "window, one per scale.")
     surge_max_p_value: float = Field(default=1e-4, gt=0, lt=1, description="Negative-binomial "

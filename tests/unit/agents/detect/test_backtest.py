@@ -68,10 +68,11 @@ def test_evaluate_counts_true_and_false_signals_and_times_to_detect() -> None:
     assert scores["false_signals_per_watch_week"] == 0.5
     assert scores["per_kind"] == {
         "influencer": {"labels": 1, "detected": 0, "recall": 0.0,
-                       "median_time_to_detect_s": None},
+                       "median_time_to_detect_s": None, "times_s": []},
         "slow_burn": {"labels": 1, "detected": 1, "recall": 1.0,
-                      "median_time_to_detect_s": 1800.0},
-        "spike": {"labels": 1, "detected": 1, "recall": 1.0, "median_time_to_detect_s": 300.0},
+                      "median_time_to_detect_s": 1800.0, "times_s": [1800.0]},
+        "spike": {"labels": 1, "detected": 1, "recall": 1.0, "median_time_to_detect_s": 300.0,
+                  "times_s": [300.0]},
     }
 
 

@@ -185,3 +185,15 @@ def test_a_burst_is_one_episode_not_echoed_by_the_day_window() -> None:
     signals = run(engine(), traffic)
     assert signals
     assert len({s.episode for s in signals}) == 1
+
+
+def test_empty_nights_are_learnt_not_called_outages() -> None:
+    # No one posts from 00:00 to 05:59: until the model has seen those hours it cannot call
+    # them missing, or it never learns them and calls every night an outage.
+    stream = Stream(12)
+    traffic = [em for em in stream.days(T0, 5) if em.mention.created_at.hour >= 6]
+    eng, state = engine(), {}
+    run(eng, traffic, state)
+    fit = state["hr"]["fit"]
+    assert max(fit["d"][:6]) < 0.2
+    assert not [h for h in state["hr"]["miss"] if h % 24 < 6]
