@@ -383,9 +383,11 @@ def write_jsonl(scenario: Scenario, path: str | Path) -> int:
 
 
 def write_labels(scenario: Scenario, path: str | Path) -> None:
-    """Write the labels as a JSON list of ``{watch, start, end, kind}`` (ISO 8601, UTC)."""
+    """Write the labels as a JSON list of ``{watch, start, end, kind}`` (ISO 8601, UTC), with
+    ``"required": false`` on the labels that are not."""
     items = [{"watch": x.watch, "start": x.start.isoformat(), "end": x.end.isoformat(),
-              "kind": x.kind} for x in scenario.labels]
+              "kind": x.kind, **({} if x.required else {"required": False})}
+             for x in scenario.labels]
     Path(path).write_text(json.dumps(items, indent=2) + "\n", encoding="utf-8")
 
 
@@ -427,4 +429,8 @@ def _label(path: str | Path, i: int, item: Any) -> CrisisLabel:
         times.append(at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC))
     if times[1] < times[0]:
         raise ScenarioError(f"{where}: end {item['end']} is before start {item['start']}")
-    return CrisisLabel(watch=item["watch"], start=times[0], end=times[1], kind=item["kind"])
+    required = item.get("required", True)
+    if not isinstance(required, bool):
+        raise ScenarioError(f"{where}: required must be true or false, got {required!r}")
+    return CrisisLabel(watch=item["watch"], start=times[0], end=times[1], kind=item["kind"],
+                       required=required)

@@ -241,6 +241,10 @@ def test_jsonl_and_labels_round_trip(tmp_path: Path) -> None:
         itertools.islice(scenario.mentions(), 50))
     write_labels(scenario, tmp_path / "labels.json")
     assert read_labels(tmp_path / "labels.json") == scenario.labels
+    excused = SCENARIOS["new_watch_in_surge"](seed=0)  # nothing is generated here
+    write_labels(excused, tmp_path / "excused.json")
+    back = read_labels(tmp_path / "excused.json")
+    assert back == excused.labels and {x.required for x in back} == {True, False}
 
 
 def test_labels_without_offset_are_utc(tmp_path: Path) -> None:
@@ -265,6 +269,8 @@ def test_labels_without_offset_are_utc(tmp_path: Path) -> None:
     ('[{"watch": "a", "start": "2025-03-07T10:00:00Z", "end": "2025-03-07T10:30:00Z", '
      '"kind": "x"}, {"watch": "a", "start": "2025-03-07T10:00:00Z", '
      '"end": "2025-03-07T09:00:00Z", "kind": "x"}]', "label 1: end .* is before start"),
+    ('[{"watch": "a", "start": "2025-03-07T10:00:00Z", "end": "2025-03-07T10:30:00Z", '
+     '"kind": "x", "required": "no"}]', "label 0: required must be true or false"),
 ])
 def test_bad_label_files_say_what_and_where(tmp_path: Path, content: str | None,
                                             match: str) -> None:
