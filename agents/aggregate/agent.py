@@ -31,10 +31,14 @@ from streams.core.records import EnrichedMention
 from streams.runtime.dlq import parsed_events
 from streams.runtime.pipeline import Pipeline
 
-__all__ = ["FLUSH_INTERVAL_S", "install"]
+__all__ = ["FLUSH_INTERVAL_S", "FLUSH_MAX_SNAPSHOTS", "install"]
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
+#: Snapshots one timer tick sends at most (about a millisecond each to build, serialise and
+#: produce): a back-fill's thousands of changed buckets go over several ticks instead of
+#: overrunning one (AggregateStage.flush).
+FLUSH_MAX_SNAPSHOTS = 400
 
 
 async def _no_stream(event: Any) -> None:
@@ -68,7 +72,7 @@ def install(pipeline: Pipeline) -> None:
     async def ack(event: Any) -> None:
         await stream_of[0].ack(event)
 
-    async def flush() -> None:
+    async def flush() -> None:  # everything: on revoke and at shutdown
         await stage.flush(send, ack if stream_of else _no_stream)
 
     # One snapshot per mention would multiply the topic's volume by the mentions per bucket
@@ -76,7 +80,7 @@ def install(pipeline: Pipeline) -> None:
     # number of active buckets instead, at the price of the loss window described above.
     @app.timer(interval=FLUSH_INTERVAL_S, name="escucha.aggregate-flush")
     async def flush_timer() -> None:
-        await flush()
+        await stage.flush(send, ack if stream_of else _no_stream, limit=FLUSH_MAX_SNAPSHOTS)
 
     # Before the consumer commits on revoke (streams/runtime/faust.py): the next owner seeds
     # from what is stored, and reads again only what was not.
