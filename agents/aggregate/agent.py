@@ -25,20 +25,16 @@ import logging
 from typing import Any
 
 from agents.aggregate.builder import BucketBuilder
-from agents.aggregate.stage import AggregateStage
+from agents.aggregate.stage import FLUSH_MAX_SNAPSHOTS, AggregateStage
 from streams.core import topics
 from streams.core.records import EnrichedMention
 from streams.runtime.dlq import parsed_events
 from streams.runtime.pipeline import Pipeline
 
-__all__ = ["FLUSH_INTERVAL_S", "FLUSH_MAX_SNAPSHOTS", "install"]
+__all__ = ["FLUSH_INTERVAL_S", "install"]
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
-#: Snapshots one timer tick sends at most (about a millisecond each to build, serialise and
-#: produce): a back-fill's thousands of changed buckets go over several ticks instead of
-#: overrunning one (AggregateStage.flush).
-FLUSH_MAX_SNAPSHOTS = 400
 
 
 async def _no_stream(event: Any) -> None:

@@ -33,9 +33,14 @@ from agents.aggregate.builder import BucketBuilder
 from streams.core.buckets import Bucket, BucketKey, bucket_id
 from streams.core.records import EnrichedMention
 
-__all__ = ["AggregateStage"]
+__all__ = ["FLUSH_MAX_SNAPSHOTS", "AggregateStage"]
 
 log = logging.getLogger(__name__)
+
+#: Snapshots one timer tick sends at most (about a millisecond each to build, serialise and
+#: produce): a back-fill's thousands of changed buckets go over several ticks instead of
+#: overrunning one.
+FLUSH_MAX_SNAPSHOTS = 400
 
 #: Sends one snapshot: (key, value) to escucha.aggregates.
 Send = Callable[[bytes, bytes], Awaitable[None]]
