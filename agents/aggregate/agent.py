@@ -25,7 +25,7 @@ import logging
 from typing import Any
 
 from agents.aggregate.builder import BucketBuilder
-from agents.aggregate.stage import AggregateStage
+from agents.aggregate.stage import FLUSH_MAX_SNAPSHOTS, AggregateStage
 from streams.core import topics
 from streams.core.records import EnrichedMention
 from streams.runtime.dlq import parsed_events
@@ -68,7 +68,7 @@ def install(pipeline: Pipeline) -> None:
     async def ack(event: Any) -> None:
         await stream_of[0].ack(event)
 
-    async def flush() -> None:
+    async def flush() -> None:  # everything: on revoke and at shutdown
         await stage.flush(send, ack if stream_of else _no_stream)
 
     # One snapshot per mention would multiply the topic's volume by the mentions per bucket
@@ -76,7 +76,7 @@ def install(pipeline: Pipeline) -> None:
     # number of active buckets instead, at the price of the loss window described above.
     @app.timer(interval=FLUSH_INTERVAL_S, name="escucha.aggregate-flush")
     async def flush_timer() -> None:
-        await flush()
+        await stage.flush(send, ack if stream_of else _no_stream, limit=FLUSH_MAX_SNAPSHOTS)
 
     # Before the consumer commits on revoke (streams/runtime/faust.py): the next owner seeds
     # from what is stored, and reads again only what was not.

@@ -177,6 +177,10 @@ class BucketBuilder:
         """Buckets changed since they were last marked clean, oldest first."""
         return sorted(self._dirty, key=lambda k: (k[1], k[0]))
 
+    def is_dirty(self, key: BucketKey) -> bool:
+        """Changed since its snapshot was last taken to be stored."""
+        return key in self._dirty
+
     def mark_clean(self, keys: Iterable[BucketKey] | None = None) -> None:
         """These buckets' snapshots are stored (all buckets if ``keys`` is None)."""
         if keys is None:

@@ -87,6 +87,32 @@ def bench_match_cmd(as_json: bool, watches: int, terms: int, mentions: int, seco
         click.echo(line)
 
 
+@bench.command("aggregate")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+@click.option("--mentions", default=15_000, show_default=True)
+@click.option("--days", default=8.0, show_default=True, help="Event time they spread over.")
+@click.option("--rate", default=220, show_default=True,
+              help="Mentions per 1 s tick (the classifier's pace).")
+@click.option("--pause", "pause_s", default=15.0, show_default=True,
+              help="Seconds of classifier output arriving at once, once (0: none).")
+@click.option("--limit", default=None, type=int,
+              help="Snapshots per tick (default: the worker's).")
+@click.option("--seed", default=1, show_default=True)
+def bench_aggregate_cmd(as_json: bool, mentions: int, days: float, rate: int, pause_s: float,
+                        limit: int | None, seed: int) -> None:
+    """Aggregate flush time per tick in a back-fill, bounded against every bucket a tick."""
+    from agents.aggregate.stage import FLUSH_MAX_SNAPSHOTS
+    from streams.bench.aggregate import bench_aggregate, format_report
+
+    report = bench_aggregate(mentions=mentions, days=days, rate=rate, pause_s=pause_s,
+                             limit=FLUSH_MAX_SNAPSHOTS if limit is None else limit, seed=seed)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for line in format_report(report):
+        click.echo(line)
+
+
 @bench.command("e2e")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
