@@ -4,9 +4,9 @@ Real brand streams are not a steady Poisson rain. Per hour, the expected count h
 ``mean x diurnal(local hour) x weekday(local day) x day noise x hour noise``: a night trough
 near zero, a morning rise, a midday and an evening peak; weekends lower; each day and each
 hour off by a gamma-distributed factor (overdispersion); plus clumps (a thread, a reply chain:
-several posts in a few minutes, half of them angry). The simulator's own author pool (80 per
-language) makes the same people post again and again. What they say comes from
-:func:`~streams.connectors.simulate.simulate_at`.
+several posts in a few minutes; half the threads angry, with ordinary complaints). The
+simulator's own author pool (80 per language) makes the same people post again and again.
+What they say comes from :func:`~streams.connectors.simulate.simulate_at`.
 
 On top of a baseline, :class:`Extra` adds posts for a while: extra negatives at ``k - 1``
 times the baseline's negative rate (a surge, a burst, a slow climb when ``k`` ramps), or
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from streams.connectors.simulate import TOPICS, Crisis, SimBrand, SimSentiment, simulate_at
+from streams.connectors.simulate import Crisis, SimBrand, SimSentiment, simulate_at
 from streams.core.records import Mention
 
 __all__ = ["DIURNAL", "WEEKDAY", "Everyday", "Extra", "Item"]
@@ -114,27 +114,38 @@ class Everyday:
         span = (self.end - self.start).total_seconds()
         base: list[float] = []
         clumps: list[float] = []
-        angry: list[Crisis] = []
+        angry: list[float] = []
         for i, lam in enumerate(rates):
             base += [i * _H + rng.uniform(0, _H) for _ in range(_poisson(rng, lam))]
             if rng.random() < _CLUMP_PER_HOUR * min(2.0, lam / max(self.per_hour, 1e-9)):
                 at = i * _H + rng.uniform(0, _H - 900)
-                clumps += [at + rng.uniform(0, 900) for _ in range(rng.randint(3, 8))]
+                size = rng.randint(3, 8)
                 if rng.random() < 0.5:
-                    angry.append(Crisis(brand=self.brand.name, start=timedelta(seconds=at),
-                                        duration=timedelta(minutes=15), multiplier=1.0,
-                                        negative_share=0.7, topic=rng.choice(TOPICS)))
+                    clumps += [at + rng.uniform(0, 900) for _ in range(size)]
+                else:
+                    # An angry thread: ordinary complaints, no crisis topic or hashtag
+                    # (those are events): drawn four times over, negatives kept, 1 in 6 others
+                    angry += [at + rng.uniform(0, 900) for _ in range(4 * size)]
         parts: list[Iterator[Item]] = [
             self._draw(sorted(t for t in base if t < span), [], 1, keep_negative=True,
                        benign=True),
-            self._draw(sorted(t for t in clumps if t < span), angry, 2, keep_negative=True,
-                       benign=True)]
+            self._draw(sorted(t for t in clumps if t < span), [], 2, keep_negative=True,
+                       benign=True),
+            self._thin(self._draw(sorted(t for t in angry if t < span), [], 99,
+                                  keep_negative=True, benign=True),
+                       random.Random(f"{self.seed}/angry"))]
         for n, extra in enumerate(self.extras):
             parts.append(self._extra(extra, rates, rng, 3 + n))
         posts = [item for part in parts for item in part]
         posts = [p for p in posts if self.listening_from is None
                  or p[0].created_at >= self.listening_from]
         return iter(sorted(self._arrivals(posts), key=_arrival))
+
+    @staticmethod
+    def _thin(items: Iterator[Item], rng: random.Random) -> Iterator[Item]:
+        for item in items:
+            if item[1] == "negative" or rng.random() < 1 / 6:
+                yield item
 
     def _extra(self, extra: Extra, rates: list[float], rng: random.Random,
                salt: int) -> Iterator[Item]:
