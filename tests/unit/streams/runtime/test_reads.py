@@ -151,3 +151,15 @@ def test_after_a_revoke_or_a_deliberate_re_read_a_seek_hands_out_everything_agai
     assert _handed(reads, "raw-1", range(563, 590)) == []
     reads.open("raw-1")  # the hole watch reads it again from 570: on purpose, all of it
     assert _handed(reads, "raw-1", range(570, 575)) == list(range(570, 575))
+
+
+def test_a_seek_long_after_the_last_hands_out_what_comes() -> None:
+    # A broker that came back empty numbers its records from 0 again: the rejoin's seek
+    # comes seconds after the last one, and what it reads is new, not copies.
+    clock = _Clock()
+    reads: ReadOnce[str] = ReadOnce(clock=clock)
+    reads.seeking("raw-2", 0)
+    assert _handed(reads, "raw-2", range(0, 40)) == list(range(0, 40))
+    clock.now = 30.0
+    reads.seeking("raw-2", 0)
+    assert _handed(reads, "raw-2", range(0, 5)) == list(range(0, 5))
