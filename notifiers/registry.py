@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from notifiers import console, email, pagerduty, push, slack, webhook
+from notifiers import console, email, googlechat, pagerduty, push, slack, teams, webhook
 from notifiers.base import BuildContext, ChannelSpec, Notifier
 
 __all__ = ["CHANNELS", "UPDATABLE", "build_notifiers", "by_name", "names", "personal",
@@ -29,6 +29,8 @@ CHANNELS: tuple[ChannelSpec[Any], ...] = (
     push.CHANNEL,
     pagerduty.CHANNEL,
     webhook.CHANNEL,
+    teams.CHANNEL,
+    googlechat.CHANNEL,
     console.CHANNEL,
 )
 

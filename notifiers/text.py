@@ -12,7 +12,8 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
-__all__ = ["clean", "console_safe", "html_escape", "safe_url", "slack_escape", "truncate"]
+__all__ = ["chat_escape", "clean", "console_safe", "html_escape", "no_broadcast", "safe_url",
+           "slack_escape", "teams_escape", "truncate"]
 
 # C0/C1 controls except tab and newline; includes ESC, so no terminal escape sequences.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -20,6 +21,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")  # direction overrides disguise text
 _LINE_BREAK = re.compile("[\t\n\u2028\u2029]")
+# What the Adaptive Card TextBlock Markdown subset (CommonMark) and its {{DATE()}} functions
+# give meaning to; a backslash before ASCII punctuation makes it a literal in CommonMark.
+_TEAMS_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!<>~|])")
 
 
 def truncate(text: str, limit: int) -> str:
@@ -41,6 +45,26 @@ def slack_escape(text: str, *, limit: int = 2000) -> str:
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     # A zero-width joiner after "@" keeps the word readable but never a ping.
     return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), text)
+
+
+def no_broadcast(text: str) -> str:
+    """``@here``/``@channel``/``@everyone`` kept readable but never a ping (a word joiner
+    after the ``@``)."""
+    return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), text)
+
+
+def teams_escape(text: str, *, limit: int = 2000) -> str:
+    """Escape for a Teams Adaptive Card ``TextBlock`` (Markdown subset): no bold, links, lists
+    or date functions; ``<at>`` is inert without ``msteams.entities`` and escaped anyway.
+    Text that needs no markup at all is better put in a ``TextRun``, which has none."""
+    return no_broadcast(_TEAMS_MARKDOWN.sub(r"\\\1", clean(text, limit=limit)))
+
+
+def chat_escape(text: str, *, limit: int = 2000) -> str:
+    """Escape for Google Chat card text (an HTML subset): no tags, no links, no
+    ``<users/all>`` mention; ``&``, ``<`` and ``>`` become entities."""
+    text = clean(text, limit=limit)
+    return no_broadcast(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def html_escape(text: str, *, limit: int = 2000) -> str:

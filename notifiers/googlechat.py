@@ -1,0 +1,231 @@
+"""Google Chat through a space's incoming webhook: a ``cardsV2`` card with link buttons.
+
+Wire format, one POST per notification to the webhook URL (which carries ``key`` and
+``token``), with ``messageReplyOption=REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD`` added::
+
+    {"fallbackText": "...", "thread": {"threadKey": "escucha-<incident id>"},
+     "cardsV2": [{"cardId": "...", "card": {"header": {"title", "subtitle"},
+                  "sections": [{"widgets": [{"textParagraph": {"text"}} |
+                                            {"decoratedText": {...}} |
+                                            {"buttonList": {"buttons": [
+                                                {"text", "onClick": {"openLink": {"url"}}}]}}]}]}}]}
+
+Every notification about one incident goes to one thread (its ``threadKey``), so the
+acknowledgement and the resolution appear under the alert. Chat answers with the created
+message; its ``name`` (``spaces/…/messages/…``) is the receipt's id.
+
+Card text is Chat's HTML subset: untrusted text is escaped with
+:func:`notifiers.text.chat_escape` (``&``, ``<``, ``>``), so it can hold no tag, no link and no
+``<users/all>`` mention; nothing goes into the message's ``text`` field, whose Markdown could.
+The buttons open escucha's signed links (*Acknowledge*, *Resolve*: a confirmation page) and the
+console. Chat accepts about one message per second per space and answers 429 beyond it.
+
+The webhook URL is the credential: a ``SecretStr``; errors and logs say ``googlechat <name>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from notifiers.base import ChannelSpec, Receipt, not_configured
+from notifiers.card import CardContent, card_content
+from notifiers.errors import DeliveryError, classify_http
+from notifiers.http import LazySession, check_secret_url, post_secret_url, scrub, url_secrets
+from notifiers.text import chat_escape, console_safe
+from streams.core.links import LinkSigner
+from streams.core.records import Notification
+
+__all__ = ["GoogleChatNotifier", "GoogleChatSettings", "build_message", "thread_url"]
+
+log = logging.getLogger(__name__)
+
+_REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
+_CARD_ID = re.compile(r"[^A-Za-z0-9_.-]")
+_COLOR = {"critical": "#d93025", "warning": "#e37400", "info": "#1a73e8"}
+_HINTS = {
+    400: "Google Chat refused the message",
+    401: "the webhook's key or token was refused: copy the webhook URL again",
+    403: "the webhook's key or token was refused, or the app was removed from the space",
+    404: "no webhook at that URL (deleted, or the space is gone): update "
+         "notifiers.googlechat.webhooks",
+    429: "Chat allows about one message per second per space",
+}
+
+
+class GoogleChatSettings(BaseModel):
+    """The Google Chat channel: named space webhooks that notifications target by name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    webhooks: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Name (what routing rules and notifications name as the target) → the "
+        "space's incoming webhook URL (https://chat.googleapis.com/v1/spaces/…/messages?"
+        "key=…&token=…). Secret: key and token are in the URL.",
+    )
+    timeout_s: float = Field(default=10, gt=0, le=300,
+                             description="Seconds for one request, connect to answer.")
+
+    @field_validator("webhooks")
+    @classmethod
+    def _https(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        return {name: check_secret_url(url) for name, url in value.items()}
+
+
+def thread_url(url: str) -> str:
+    """The webhook URL asking Chat to reply in the thread named by the body's ``threadKey``
+    (a URL that already says how to reply is kept as it is)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k == "messageReplyOption" for k, _ in query):
+        return url
+    return urlunsplit(parts._replace(query=urlencode([*query,
+                                                      ("messageReplyOption", _REPLY_OPTION)])))
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"textParagraph": {"text": text}}
+
+
+def build_card(content: CardContent, *, card_id: str) -> dict[str, Any]:
+    """One ``cardsV2`` entry for a card's content."""
+    color = "#188038" if content.state == "resolved" else _COLOR.get(content.severity, "")
+    head = chat_escape(content.status or content.state)
+    widgets: list[dict[str, Any]] = [
+        _text(f'<font color="{color}"><b>{head}</b></font>' if color else f"<b>{head}</b>"),
+        _text(chat_escape(content.summary)),
+        {"decoratedText": {"text": chat_escape(content.details), "wrapText": True}},
+    ]
+    widgets += [_text("• " + chat_escape(line)) for line in content.digest]
+    sections: list[dict[str, Any]] = [{"widgets": widgets}]
+    if content.playbook:
+        sections.append({"header": "Playbook",
+                         "widgets": [_text(chat_escape(line)) for line in content.playbook]})
+    if content.samples:
+        sections.append({"header": "Sample mentions", "widgets": [
+            {"decoratedText": {
+                "text": f"<b>@{chat_escape(s.author)}</b>: {chat_escape(s.text)}",
+                "wrapText": True,
+                # Only a plain http(s) URL (safe_url) may become the sample's link.
+                **({"button": {"text": "Open", "onClick": {"openLink": {"url": s.url}}}}
+                   if s.url else {}),
+            }} for s in content.samples]})
+    if content.buttons:
+        sections.append({"widgets": [{"buttonList": {"buttons": [
+            {"text": b.label, "onClick": {"openLink": {"url": b.url}}}
+            for b in content.buttons]}}]})
+    return {"cardId": card_id, "card": {
+        # Header fields are plain text: only the watch name and detector, cleaned, go there.
+        "header": {"title": content.title, "subtitle": content.details},
+        "sections": sections}}
+
+
+def build_message(notification: Notification, *, watch_name: str,
+                  links: LinkSigner | None) -> dict[str, Any]:
+    """The JSON body POSTed to the webhook for ``notification``."""
+    inc = notification.incident
+    content = card_content(notification, watch_name=watch_name, links=links,
+                           channel="googlechat")
+    fallback = content.title + (f" — {content.status}" if content.status else "")
+    return {
+        # Shown in phone notifications; plain text, and without '<' no mention can form.
+        "fallbackText": fallback.replace("<", "\u2039").replace(">", "\u203a"),
+        "thread": {"threadKey": f"escucha-{inc.id}"},
+        "cardsV2": [build_card(content, card_id=_CARD_ID.sub("-", f"escucha-{inc.id}")[:64])],
+    }
+
+
+def _error_detail(body: bytes, secrets: list[str]) -> str:
+    """Google's ``{"error": {"code", "message", "status"}}`` as one scrubbed line."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""  # an HTML error page may echo the request URL: never shown
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return ""
+    text = " ".join(str(error[k]) for k in ("status", "message") if isinstance(error.get(k), str))
+    return console_safe(scrub(text, secrets), limit=160)
+
+
+class GoogleChatNotifier:
+    """POSTs a card for each notification to the space webhook it targets, threaded per
+    incident."""
+
+    channel = "googlechat"
+
+    def __init__(
+        self,
+        *,
+        settings: GoogleChatSettings,
+        links: LinkSigner | None = None,
+        watch_names: Mapping[str, str] | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._settings = settings
+        self._links = links
+        self._watch_names = dict(watch_names or {})
+        self._http = LazySession(session)
+
+    def render(self, notification: Notification) -> dict[str, Any]:
+        """The JSON that ``send`` would POST (also for previews and tests)."""
+        inc = notification.incident
+        return build_message(notification, links=self._links,
+                             watch_name=self._watch_names.get(inc.watch_id, inc.watch_id))
+
+    async def send(self, notification: Notification) -> Receipt:
+        name = console_safe(notification.target, limit=100)
+        url = self._settings.webhooks.get(notification.target)
+        if url is None:
+            known = ", ".join(sorted(self._settings.webhooks)) or "none configured"
+            raise DeliveryError(f"googlechat: unknown webhook {name!r}; add it to "
+                                f"notifiers.googlechat.webhooks (known: {known})",
+                                retryable=False)
+        label = f"googlechat {name}"
+        secret = url.get_secret_value()
+        answer = await post_secret_url(self._http.get(), thread_url(secret),
+                                       self.render(notification), label=label,
+                                       timeout_s=self._settings.timeout_s)
+        secrets = url_secrets(secret)
+        if 200 <= answer.status < 300:
+            external_id: str | None = None
+            try:
+                data = json.loads(answer.body)
+                if isinstance(data, dict) and isinstance(data.get("name"), str):
+                    external_id = console_safe(data["name"], limit=200)
+            except ValueError:
+                pass  # 200 means posted; without a name the receipt just has no id
+            log.debug("%s: %s %s posted as %s", label, notification.kind, notification.id,
+                      external_id)
+            return Receipt(external_id=external_id, detail=f"{label}: HTTP {answer.status}")
+        hint = _HINTS.get(answer.status, "")
+        if 300 <= answer.status < 400:
+            hint = "redirects are not followed: configure the final URL"
+        detail = "; ".join(p for p in (_error_detail(answer.body, secrets), hint) if p)
+        err = classify_http(label, answer.status, detail, answer.retry_after)
+        log.debug("%s: %s refused: %s", label, notification.id, err.reason)
+        raise err
+
+    async def find_sent(self, notification: Notification) -> Receipt | None:
+        # Reading a space needs a Chat app's credentials, which a webhook does not have.
+        return None
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+CHANNEL = ChannelSpec(
+    name="googlechat", settings=GoogleChatSettings, default_on=False, updatable=True,
+    target_type=str, target_help="Webhook name (notifiers.googlechat.webhooks).",
+    build=lambda s, ctx: GoogleChatNotifier(settings=s, links=ctx.links,
+                                            watch_names=ctx.watch_names),
+    problem=not_configured("googlechat", known="webhooks", what="Google Chat webhook"),
+)
