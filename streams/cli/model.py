@@ -219,9 +219,14 @@ def predict_cmd(file: click.utils.LazyFile, as_json: bool, config: Path | None) 
 @click.option("--duplicates", default=0.4, show_default=True,
               help="Share of repeated texts in the cache run.")
 @click.option("--threads", type=int, default=None)
+@click.option("--model", "which", type=click.Choice(["bundled", "minilm"]), default="bundled",
+              show_default=True, help="Which offline model to time, with every variant.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Config whose model.cache_dir holds the converted e5 encoder.")
 def bench_cmd(data: Path | None, as_json: bool, count: int, batch_sizes: tuple[int, ...],
-              duplicates: float, threads: int | None) -> None:
-    """Texts/s and batch latency of the bundled model: fp32, int8, cache, forward limit."""
+              duplicates: float, threads: int | None, which: str,
+              config: Path | None) -> None:
+    """Texts/s and batch latency of an offline model: each variant, cache, forward limit."""
     from models.data import UMSAB_LANGUAGES, read_split
     from streams.bench.model import bench_model, format_bench
 
@@ -232,7 +237,8 @@ def bench_cmd(data: Path | None, as_json: bool, count: int, batch_sizes: tuple[i
     texts += read_split(directory / "tweeteval" / "sentiment", "test")[0]
     texts = texts[::max(1, len(texts) // count)][:count]
     result = bench_model(texts, batch_sizes=batch_sizes or (1, 8, 32, 64),
-                         duplicate_ratio=duplicates, threads=threads, progress=_progress)
+                         duplicate_ratio=duplicates, threads=threads, model=which,
+                         cache_dir=_settings_of(config).model.cache_dir, progress=_progress)
     if as_json:
         click.echo(json.dumps(result))
         return
