@@ -65,7 +65,8 @@ def test_a_corrupt_export_says_how_to_recover(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     source, scorer = _scorer(tmp_path)
     monkeypatch.setattr("models.onnx.convert", lambda cache: convert(cache, source=source))
-    target = convert(tmp_path / "cache", source=source) / "scorer-3.0-abc.int8.onnx"
+    target = (convert(tmp_path / "cache", source=source)
+              / "scorer-3.0-abc-matmul-perchannel.int8.onnx")
     target.write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="delete it"):
         onnx_session(tmp_path / "cache", version="3.0+abc", threads=1, build=lambda: scorer)
