@@ -92,10 +92,25 @@ def _digest(path: Path) -> str:
     return sha.hexdigest()
 
 
+def _save_safetensors(tensors: dict[str, np.ndarray], path: Path) -> None:
+    """The safetensors layout, written tensor by tensor: the library's writers copy all
+    470 MB into one buffer first, which would take the first start past 1.5 GB."""
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, arr in tensors.items():
+        header[name] = {"dtype": "F32", "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + arr.nbytes]}
+        offset += arr.nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned
+    with path.open("wb") as fh:
+        fh.write(len(raw).to_bytes(8, "little") + raw)
+        for arr in tensors.values():
+            fh.write(memoryview(np.ascontiguousarray(arr, dtype="<f4")).cast("B"))
+
+
 def convert(cache_dir: Path, *, source: Path | None = None) -> Path:
     """The converted model directory for ``source`` (the package file), made if missing."""
-    from safetensors.numpy import save_file
-
     source = source or e5_package_file()
     target = Path(cache_dir) / f"e5-small-{_digest(source)[:16]}"
     if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
@@ -108,9 +123,7 @@ def convert(cache_dir: Path, *, source: Path | None = None) -> Path:
                          "model.cache_dir (or datadir) to a writable directory") from exc
     try:
         parsed = read_e5_file(source)
-        tensors = {k: np.ascontiguousarray(v, dtype=np.float32)
-                   for k, v in bert_state_dict(parsed).items()}
-        save_file(tensors, str(work / "model.safetensors"))
+        _save_safetensors(bert_state_dict(parsed), work / "model.safetensors")
         (work / "config.json").write_text(json.dumps(_config(parsed), indent=2) + "\n",
                                           encoding="utf-8")
         (work / "source.json").write_text(json.dumps({

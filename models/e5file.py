@@ -80,11 +80,17 @@ class _Reader:
 def dequantize_q4(raw: bytes, rows: int, cols: int) -> _Floats:
     """Q4_0 bytes of a ``[rows, cols]`` matrix to float32 (byte j holds weights j and j+16)."""
     blocks = np.frombuffer(raw, dtype=np.uint8).reshape(rows * cols // _QK, _BLOCK)
-    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # [nblocks, 1]
-    nibbles = blocks[:, 2:]
-    q = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=1).astype(np.int8) - 8
-    out: _Floats = (q.astype(np.float32) * scale).reshape(rows, cols)
-    return out
+    out: _Floats = np.empty((rows * cols // _QK, _QK), dtype=np.float32)
+    # In slices: the word embedding is 3 million blocks, and whole-array temporaries would
+    # take a first start past 1.5 GB.
+    step = 1 << 16
+    for start in range(0, len(blocks), step):
+        part = blocks[start:start + step]
+        scale = part[:, :2].copy().view(np.float16).astype(np.float32)  # [n, 1]
+        nibbles = part[:, 2:]
+        q = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=1).astype(np.float32) - 8
+        out[start:start + step] = q * scale
+    return out.reshape(rows, cols)
 
 
 def _tensor(reader_data: bytes, path: Path, name: str, dtype: int, count: int, offset: int,
