@@ -106,7 +106,7 @@ def _save_safetensors(tensors: dict[str, np.ndarray], path: Path) -> None:
     with path.open("wb") as fh:
         fh.write(len(raw).to_bytes(8, "little") + raw)
         for arr in tensors.values():
-            fh.write(memoryview(np.ascontiguousarray(arr, dtype="<f4")).cast("B"))
+            fh.write(np.ascontiguousarray(arr, dtype="<f4").data.cast("B"))
 
 
 def convert(cache_dir: Path, *, source: Path | None = None) -> Path:
