@@ -31,7 +31,7 @@ __all__ = ["export_int8", "onnx_session"]
 
 _OPSET = 17
 #: Part of the cached file's name: a new quantisation recipe must not reuse an old export.
-_RECIPE = "matmul-perchannel"
+_RECIPE = "encoder-matmul-perchannel"
 
 
 def export_int8(scorer: torch.nn.Module, target: Path) -> Path:
@@ -51,11 +51,15 @@ def export_int8(scorer: torch.nn.Module, target: Path) -> Path:
                                             "sentiment": {0: "batch"},
                                             "emotion": {0: "batch"}},
                               opset_version=_OPSET, dynamo=False)
-        # MatMul only: the encoder's Linear layers (3-D inputs) export as MatMul, the heads
-        # (2-D) as Gemm and the embeddings as Gather, which are left alone. Const B only: the
+        # The encoder layers' MatMuls only: not the heads (Gemm, which the quantiser would
+        # turn into an int8 MatMul too) nor the embeddings (Gather). Const B only: the
         # attention products multiply two activations.
+        import onnx
+
+        encoder = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node
+                   if n.op_type == "MatMul" and n.name.startswith("/layers.")]
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"],
+                         op_types_to_quantize=["MatMul"], nodes_to_quantize=encoder,
                          extra_options={"MatMulConstBOnly": True})
         os.replace(int8, target)  # atomic: a concurrent start sees the old file or the new
     return target

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from models.bundled import EMOTIONS, BundledModel
 from models.cache import CachedModel
@@ -91,6 +92,10 @@ def test_angry_text_is_angry(model: MultilingualModel) -> None:
 @pytest.mark.parametrize("runtime", ["torch-int8", "onnx-int8"])
 def test_int8_runtimes_agree_on_clear_cases(e5_cache: Path, runtime: str) -> None:
     fast = MultilingualModel(cache_dir=e5_cache, threads=2, runtime=runtime)
+    if runtime == "torch-int8":
+        assert fast._scorer is not None
+        assert type(fast._scorer.sentiment) is torch.nn.Linear  # the heads stay float32
+        assert type(fast._scorer.layers[0].intermediate.dense) is not torch.nn.Linear
     preds = fast.predict([t for t, _ in CLEAR] + ["", "x" * 50_000])
     for p in preds:
         check(p, MODEL_ID + f"-{runtime}")

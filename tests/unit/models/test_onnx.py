@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -30,6 +31,16 @@ def test_int8_export_agrees_with_torch_on_any_shape(tmp_path: Path) -> None:
     _, scorer = _scorer(tmp_path)
     path = export_int8(scorer, tmp_path / "out" / "scorer.int8.onnx")
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no leftovers
+    graph = onnx.load(str(path)).graph
+    kinds = {n.op_type for n in graph.node}
+    # int8 where it pays (the encoder's weight matrices), float32 for the embedding table and
+    # the heads: quantising those cost validation points (models/onnx.py).
+    assert "MatMulInteger" in kinds
+    kept = {t.name.split("_")[0]: t.data_type for t in graph.initializer
+            if t.name.startswith(("embeddings.word", "sentiment.weight", "emotion.weight"))}
+    assert kept == {"embeddings.word": onnx.TensorProto.FLOAT,
+                    "sentiment.weight": onnx.TensorProto.FLOAT,
+                    "emotion.weight": onnx.TensorProto.FLOAT}
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     for batch, length in [(1, 3), (5, 11), (3, 16)]:  # not the export's example shape
@@ -66,7 +77,7 @@ def test_a_corrupt_export_says_how_to_recover(tmp_path: Path,
     source, scorer = _scorer(tmp_path)
     monkeypatch.setattr("models.onnx.convert", lambda cache: convert(cache, source=source))
     target = (convert(tmp_path / "cache", source=source)
-              / "scorer-3.0-abc-matmul-perchannel.int8.onnx")
+              / "scorer-3.0-abc-encoder-matmul-perchannel.int8.onnx")
     target.write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="delete it"):
         onnx_session(tmp_path / "cache", version="3.0+abc", threads=1, build=lambda: scorer)
