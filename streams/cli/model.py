@@ -71,11 +71,13 @@ def model() -> None:
 @click.option("--layers", type=int, default=None,
               help="Top encoder layers to fine-tune (default: 4 for e5, 2 for minilm).")
 @click.option("--epochs", default=3, show_default=True)
+@click.option("--lr", default=1e-4, show_default=True,
+              help="Learning rate of the fine-tuned layers (the heads: 1e-3).")
 @click.option("--threads", type=int, default=None)
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Config whose model.cache_dir holds the converted e5 encoder.")
 def train_cmd(data: Path | None, encoder: str, out: Path | None, seed: int,
-              layers: int | None, epochs: int, threads: int | None,
+              layers: int | None, epochs: int, lr: float, threads: int | None,
               config: Path | None) -> None:
     """Fine-tune the bundled model on the labelled tweets (e5: about 40 minutes on 2 cores)."""
     from models.errors import ModelError
@@ -89,14 +91,14 @@ def train_cmd(data: Path | None, encoder: str, out: Path | None, seed: int,
 
             cache_dir = _settings_of(config).model.cache_dir or Path("var") / "models"
             bundle = train_e5(data_dir=directory, out=out or E5_ARTIFACTS, cache_dir=cache_dir,
-                              seed=seed, layers=layers or 4, epochs=epochs, threads=threads,
-                              progress=_progress)
+                              seed=seed, layers=layers or 4, epochs=epochs, lr=lr,
+                              threads=threads, progress=_progress)
         else:
             from models.bundled import ARTIFACTS
             from models.train import train_bundle
 
             bundle = train_bundle(data_dir=directory, out=out or ARTIFACTS, seed=seed,
-                                  layers=layers or 2, epochs=epochs, threads=threads,
+                                  layers=layers or 2, epochs=epochs, lr=lr, threads=threads,
                                   progress=_progress)
     except ModelError as exc:
         click.echo(f"escucha: {exc}", err=True)
