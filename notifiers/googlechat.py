@@ -37,8 +37,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.card import CardContent, card_content
-from notifiers.errors import DeliveryError, classify_http
-from notifiers.http import LazySession, check_secret_url, post_secret_url, scrub, url_secrets
+from notifiers.http import (
+    LazySession,
+    check_secret_url,
+    configured,
+    error_detail,
+    post,
+    refused,
+    url_secrets,
+)
 from notifiers.text import chat_escape, console_safe
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
@@ -143,19 +150,6 @@ def build_message(notification: Notification, *, watch_name: str,
     }
 
 
-def _error_detail(body: bytes, secrets: list[str]) -> str:
-    """Google's ``{"error": {"code", "message", "status"}}`` as one scrubbed line."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return ""  # an HTML error page may echo the request URL: never shown
-    error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
-        return ""
-    text = " ".join(str(error[k]) for k in ("status", "message") if isinstance(error.get(k), str))
-    return console_safe(scrub(text, secrets), limit=160)
-
-
 class GoogleChatNotifier:
     """POSTs a card for each notification to the space webhook it targets, threaded per
     incident."""
@@ -182,20 +176,13 @@ class GoogleChatNotifier:
                              watch_name=self._watch_names.get(inc.watch_id, inc.watch_id))
 
     async def send(self, notification: Notification) -> Receipt:
-        name = console_safe(notification.target, limit=100)
-        url = self._settings.webhooks.get(notification.target)
-        if url is None:
-            known = ", ".join(sorted(self._settings.webhooks)) or "none configured"
-            raise DeliveryError(f"googlechat: unknown webhook {name!r}; add it to "
-                                f"notifiers.googlechat.webhooks (known: {known})",
-                                retryable=False)
-        label = f"googlechat {name}"
+        url, label = configured(self._settings.webhooks, notification.target,
+                                channel="googlechat", kind="webhook")
         secret = url.get_secret_value()
-        answer = await post_secret_url(self._http.get(), thread_url(secret),
-                                       self.render(notification), label=label,
-                                       timeout_s=self._settings.timeout_s)
-        secrets = url_secrets(secret)
-        if 200 <= answer.status < 300:
+        answer = await post(self._http.get(), thread_url(secret),
+                            json_body=self.render(notification), label=label,
+                            timeout_s=self._settings.timeout_s)
+        if answer.ok:
             external_id: str | None = None
             try:
                 data = json.loads(answer.body)
@@ -206,13 +193,9 @@ class GoogleChatNotifier:
             log.debug("%s: %s %s posted as %s", label, notification.kind, notification.id,
                       external_id)
             return Receipt(external_id=external_id, detail=f"{label}: HTTP {answer.status}")
-        hint = _HINTS.get(answer.status, "")
-        if 300 <= answer.status < 400:
-            hint = "redirects are not followed: configure the final URL"
-        detail = "; ".join(p for p in (_error_detail(answer.body, secrets), hint) if p)
-        err = classify_http(label, answer.status, detail, answer.retry_after)
-        log.debug("%s: %s refused: %s", label, notification.id, err.reason)
-        raise err
+        raise refused(label, answer, hints=_HINTS, what=notification.id,
+                      detail=error_detail(answer.body, ("status", "message"),
+                                          url_secrets(secret)))
 
     async def find_sent(self, notification: Notification) -> Receipt | None:
         # Reading a space needs a Chat app's credentials, which a webhook does not have.
