@@ -46,15 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.card import CardContent, card_content
-from notifiers.http import (
-    LazySession,
-    check_secret_url,
-    configured,
-    error_detail,
-    post,
-    refused,
-    url_secrets,
-)
+from notifiers.http import LazySession, check_secret_url, configured, error_detail, post, refused
 from notifiers.text import chat_escape, console_safe
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
@@ -221,7 +213,6 @@ class GoogleChatNotifier:
         answer = await post(self._http.get(), thread_url(secret, message_id=mid),
                             json_body=self.render(notification), label=label,
                             timeout_s=self._settings.timeout_s)
-        secrets = url_secrets(secret)
         if answer.ok:
             external_id: str | None = None
             try:
@@ -234,14 +225,14 @@ class GoogleChatNotifier:
                       external_id)
             return Receipt(external_id=external_id, detail=f"{label}: HTTP {answer.status}")
         if mid is not None and answer.status == 409 and \
-                error_detail(answer.body, ("status",), secrets) == "ALREADY_EXISTS":
+                error_detail(answer.body, ("status",), secret) == "ALREADY_EXISTS":
             # Our messageId is taken in this space: an earlier send of this very
             # notification was posted (its answer lost to a crash or a timeout).
             log.info("%s: %s was posted before; not posted again", label, notification.id)
             return Receipt(external_id=_alias(secret, mid),
                            detail=f"{label}: already posted (HTTP 409)")
         raise refused(label, answer, hints=_HINTS, what=notification.id,
-                      detail=error_detail(answer.body, ("status", "message"), secrets))
+                      detail=error_detail(answer.body, ("status", "message"), secret))
 
     async def find_sent(self, notification: Notification) -> Receipt | None:
         # Reading a space needs a Chat app's credentials, which a webhook does not have; a

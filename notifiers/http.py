@@ -26,7 +26,7 @@ from notifiers.errors import DeliveryError, classify_exception, classify_http
 from notifiers.text import console_safe
 
 __all__ = ["Answer", "LazySession", "check_secret_url", "configured", "error_detail", "post",
-           "refused", "scrub", "url_secrets"]
+           "read_bounded", "refused", "scrub", "url_secrets"]
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,8 @@ def _transport_reason(exc: BaseException, timeout_s: float) -> str:
     return name
 
 
-async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
+async def read_bounded(resp: aiohttp.ClientResponse) -> bytes:
+    """The answer's body, at most 64 KiB of it: never unbounded into memory."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(8192):
@@ -154,7 +155,7 @@ async def post(
     try:
         async with session.post(url, json=json_body, data=data, headers=headers,
                                 timeout=timeout, allow_redirects=False) as resp:
-            body = await _read_bounded(resp) if read_body else b""
+            body = await read_bounded(resp) if read_body else b""
             return Answer(status=resp.status, body=body,
                           retry_after=resp.headers.get("Retry-After"))
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -164,9 +165,10 @@ async def post(
         raise DeliveryError(reason, retryable=retryable) from None
 
 
-def error_detail(body: bytes, fields: Sequence[str], secrets: list[str]) -> str:
-    """A JSON ``{"error": {...}}`` answer (Google's, Logic Apps') as one scrubbed line of its
-    string ``fields``; "" for anything else."""
+def error_detail(body: bytes, fields: Sequence[str], url: str) -> str:
+    """A JSON ``{"error": {...}}`` answer (Google's, Logic Apps') as one line of its string
+    ``fields``, scrubbed of every part of ``url`` (the secret it was posted to); "" for
+    anything else."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -175,7 +177,7 @@ def error_detail(body: bytes, fields: Sequence[str], secrets: list[str]) -> str:
     if not isinstance(error, dict):
         return ""
     text = " ".join(error[k] for k in fields if isinstance(error.get(k), str))
-    return console_safe(scrub(text, secrets), limit=160)
+    return console_safe(scrub(text, url_secrets(url)), limit=160)
 
 
 def refused(label: str, answer: Answer, *, hints: Mapping[int, str], detail: str = "",

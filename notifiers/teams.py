@@ -34,15 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.card import CardContent, card_content
 from notifiers.errors import DeliveryError
-from notifiers.http import (
-    LazySession,
-    check_secret_url,
-    configured,
-    error_detail,
-    post,
-    refused,
-    url_secrets,
-)
+from notifiers.http import LazySession, check_secret_url, configured, error_detail, post, refused
 from notifiers.text import no_broadcast, teams_escape
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
@@ -182,7 +174,7 @@ class TeamsNotifier:
             log.debug("%s: %s %s posted", label, notification.kind, notification.id)
             return Receipt(detail=f"{label}: HTTP {answer.status}")
         raise refused(label, answer, hints=_HINTS, what=notification.id,
-                      detail=error_detail(answer.body, ("code", "message"), url_secrets(secret)))
+                      detail=error_detail(answer.body, ("code", "message"), secret))
 
     async def find_sent(self, notification: Notification) -> Receipt | None:
         # A workflow webhook can neither be read back nor given an idempotency key.
