@@ -11,6 +11,7 @@ such key and shows the card twice, as the README says.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,56 +45,53 @@ def _note(channel: str) -> Notification:
                         channel=channel, target="comms", created_at=T0)
 
 
+@dataclass
+class _Rig:
+    teams: FakeTeams
+    chat: FakeGoogleChat
+    chain: Chain
+    ledger: dict[str, Any]
+    metrics: Metrics
+
+    async def deliver_both(self) -> list[str]:
+        return [await self.chain(_note(c)) for c in ("teams", "googlechat")]
+
+
 @pytest_asyncio.fixture
-async def fakes() -> AsyncIterator[tuple[FakeTeams, FakeGoogleChat]]:
+async def rig() -> AsyncIterator[_Rig]:
     async with FakeTeams() as teams, FakeGoogleChat() as chat:
-        yield teams, chat
+        notifiers = {
+            "teams": TeamsNotifier(
+                settings=TeamsSettings(webhooks={"comms": SecretStr(teams.url)})),
+            "googlechat": GoogleChatNotifier(
+                settings=GoogleChatSettings(webhooks={"comms": SecretStr(chat.url)})),
+        }
+        metrics = Metrics(registry=CollectorRegistry(), channels=registry.names,
+                          watches=["acme"])
+        ledger: dict[str, Any] = {}
+        chain, _, _ = build_chain(
+            ledger=ledger, notifiers=notifiers, metrics=metrics, receipts=_Receipts(),
+            fallback_targets=[], schedules={}, bucket=TokenBucket(20), digests=Digests(),
+            policy=RetryPolicy(first_delay_s=0.01, max_delay_s=0.02, deadline_s=0.5))
+        yield _Rig(teams=teams, chat=chat, chain=chain, ledger=ledger, metrics=metrics)
+        for notifier in notifiers.values():
+            await notifier.close()
 
 
-@pytest_asyncio.fixture
-async def chain(fakes: tuple[FakeTeams, FakeGoogleChat]
-                ) -> AsyncIterator[tuple[Chain, dict[str, Any], Metrics]]:
-    teams, chat = fakes
-    notifiers = {
-        "teams": TeamsNotifier(settings=TeamsSettings(webhooks={"comms": SecretStr(teams.url)})),
-        "googlechat": GoogleChatNotifier(
-            settings=GoogleChatSettings(webhooks={"comms": SecretStr(chat.url)})),
-    }
-    metrics = Metrics(registry=CollectorRegistry(), channels=registry.names, watches=["acme"])
-    ledger: dict[str, Any] = {}
-    built, _, _ = build_chain(
-        ledger=ledger, notifiers=notifiers, metrics=metrics, receipts=_Receipts(),
-        fallback_targets=[], schedules={}, bucket=TokenBucket(20), digests=Digests(),
-        policy=RetryPolicy(first_delay_s=0.01, max_delay_s=0.02, deadline_s=0.5))
-    yield built, ledger, metrics
-    for notifier in notifiers.values():
-        await notifier.close()
-
-
-async def test_a_recorded_notification_is_never_posted_again(
-    fakes: tuple[FakeTeams, FakeGoogleChat], chain: tuple[Chain, dict[str, Any], Metrics]
-) -> None:
-    teams, chat = fakes
-    run, _, metrics = chain
+async def test_a_recorded_notification_is_never_posted_again(rig: _Rig) -> None:
+    assert await rig.deliver_both() == ["delivered", "delivered"]
+    assert await rig.deliver_both() == ["duplicate", "duplicate"]  # re-read after a restart
     for channel in ("teams", "googlechat"):
-        assert await run(_note(channel)) == "delivered"
-        assert await run(_note(channel)) == "duplicate"  # re-read after a restart
-        assert metrics.notifications.labels(channel, "duplicate")._value.get() == 1
-    assert len(teams.posts) == 1 and len(chat.posts) == 1
+        assert rig.metrics.notifications.labels(channel, "duplicate")._value.get() == 1
+    assert len(rig.teams.posts) == 1 and len(rig.chat.posts) == 1
 
 
-async def test_a_crash_between_post_and_record_repeats_teams_but_not_chat(
-    fakes: tuple[FakeTeams, FakeGoogleChat], chain: tuple[Chain, dict[str, Any], Metrics]
-) -> None:
-    teams, chat = fakes
-    run, ledger, _ = chain
-    for channel in ("teams", "googlechat"):
-        assert await run(_note(channel)) == "delivered"
+async def test_a_crash_between_post_and_record_repeats_teams_but_not_chat(rig: _Rig) -> None:
+    await rig.deliver_both()
     # What the killed worker left durable: the intents, not the outcomes.
-    ledger.clear()
-    ledger.update({_note(c).id: {"state": "pending"} for c in ("teams", "googlechat")})
-    for channel in ("teams", "googlechat"):
-        assert await run(_note(channel)) == "delivered"
-    assert len(chat.messages) == 1  # the resend got the first message back
-    assert [p.created for p in chat.posts] == [True, False]
-    assert len(teams.cards) == 2  # no idempotency key a workflow webhook would honour
+    rig.ledger.clear()
+    rig.ledger.update({_note(c).id: {"state": "pending"} for c in ("teams", "googlechat")})
+    assert await rig.deliver_both() == ["delivered", "delivered"]
+    assert len(rig.chat.messages) == 1  # the resend got the first message back
+    assert [p.created for p in rig.chat.posts] == [True, False]
+    assert len(rig.teams.cards) == 2  # no idempotency key a workflow webhook would honour
