@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception, classify_http
-from notifiers.http import LazySession
+from notifiers.http import LazySession, read_bounded
 from notifiers.playbook import playbook_lines
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.links import LinkSigner
@@ -44,7 +44,6 @@ _TITLE_CHARS = 200
 _SUMMARY_CHARS = 1000
 _SAMPLE_CHARS = 200
 _MAX_SAMPLES = 3
-_ANSWER_BYTES = 64 * 1024
 
 
 class NtfySettings(BaseModel):
@@ -155,18 +154,6 @@ def build_payload(
     return payload
 
 
-async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
-    """The answer's body, at most ``_ANSWER_BYTES`` of it: never unbounded into memory."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(8192):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= _ANSWER_BYTES:
-            break
-    return b"".join(chunks)[:_ANSWER_BYTES]
-
-
 def _error_detail(body: bytes) -> str:
     """ntfy's ``{"code", "http", "error"}`` answer as one short line."""
     try:
@@ -225,7 +212,7 @@ class PushNotifier:
                 allow_redirects=False,
             ) as resp:
                 status = resp.status
-                body = await _read_bounded(resp)
+                body = await read_bounded(resp)
                 retry_after = resp.headers.get("Retry-After")
         except Exception as exc:  # transport failures; classify_exception sorts them
             raise _scrub(classify_exception(self.channel, exc), self._secrets()) from exc

@@ -28,7 +28,6 @@ much as the HMAC key: errors and logs say ``webhook <name>``, never the URL.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
 import json
@@ -43,9 +42,8 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
-from notifiers.errors import DeliveryError, NotifierError, classify_exception, classify_http
-from notifiers.http import LazySession
-from notifiers.text import console_safe
+from notifiers.errors import NotifierError
+from notifiers.http import LazySession, configured, post, refused
 from streams.core.records import Notification
 
 __all__ = [
@@ -200,23 +198,6 @@ def verify_webhook(
             f"timestamp is {when}, outside ±{tolerance_s}s: a replay, or clocks out of sync")
 
 
-def _transport_reason(exc: BaseException, timeout_s: float) -> str:
-    """What went wrong on the wire, from the exception's type and errno only.
-
-    aiohttp puts the URL (with any token in it) into many exception strings, so ``str(exc)``
-    is never used.
-    """
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout_s:g}s"
-    name = type(exc).__name__
-    code = getattr(exc, "errno", None)
-    if isinstance(code, int) and code in errno.errorcode:
-        name += f" [{errno.errorcode[code]}]"
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
-        name += " (is the receiver up, and the endpoint's URL right?)"
-    return name
-
-
 class WebhookNotifier:
     """POSTs each notification, signed, to the named endpoint it targets."""
 
@@ -234,16 +215,8 @@ class WebhookNotifier:
         self._clock = clock
 
     async def send(self, notification: Notification) -> Receipt:
-        name = console_safe(notification.target, limit=100)
-        endpoint = self._settings.endpoints.get(notification.target)
-        if endpoint is None:
-            known = ", ".join(sorted(self._settings.endpoints)) or "none configured"
-            raise DeliveryError(
-                f"webhook: unknown endpoint {name!r}; add it to notifiers.webhook.endpoints "
-                f"(known: {known})",
-                retryable=False,
-            )
-        label = f"webhook {name}"
+        endpoint, label = configured(self._settings.endpoints, notification.target,
+                                     channel="webhook", kind="endpoint")
         body = build_body(notification)
         stamp = int(self._clock())
         headers = {
@@ -256,32 +229,14 @@ class WebhookNotifier:
         }
         log.debug("%s: %s %s for incident %s", label, notification.kind, notification.id,
                   notification.incident.id)
-        timeout = aiohttp.ClientTimeout(total=endpoint.timeout_s)
-        try:
-            async with self._http.get().post(
-                endpoint.url.get_secret_value(), data=body, headers=headers, timeout=timeout,
-                # A redirect would carry a signed alert somewhere nobody configured.
-                allow_redirects=False,
-            ) as resp:
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-                # The answer's body is never read into an error: receivers such as Express
-                # echo the request path ("Cannot POST /hooks/<token>") in their error pages.
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            retryable = classify_exception(label, exc).retryable
-            reason = f"{label}: {_transport_reason(exc, endpoint.timeout_s)}"
-            log.debug("%s: %s not delivered: %s", label, notification.id, reason)
-            # 'from None': the aiohttp exception's text carries the URL, and a traceback
-            # logged further up would print it.
-            raise DeliveryError(reason, retryable=retryable) from None
-        if 200 <= status < 300:
-            return Receipt(detail=f"{label}: HTTP {status}")
-        hint = _HINTS.get(status, "")
-        if 300 <= status < 400:
-            hint = "redirects are not followed: configure the final URL"
-        err = classify_http(label, status, hint, retry_after)
-        log.debug("%s: %s refused: %s", label, notification.id, err.reason)
-        raise err
+        # The answer's body is never read into an error: receivers such as Express echo the
+        # request path ("Cannot POST /hooks/<token>") in their error pages.
+        answer = await post(self._http.get(), endpoint.url.get_secret_value(), data=body,
+                            headers=headers, label=label, timeout_s=endpoint.timeout_s,
+                            read_body=False)
+        if answer.ok:
+            return Receipt(detail=f"{label}: HTTP {answer.status}")
+        raise refused(label, answer, hints=_HINTS, what=notification.id)
 
     async def find_sent(self, notification: Notification) -> Receipt | None:
         # A webhook cannot be read back; receivers dedup on Idempotency-Key instead.
