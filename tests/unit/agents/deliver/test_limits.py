@@ -213,7 +213,7 @@ def test_the_window_allows_the_limit_in_any_minute_then_one_send_per_expired_one
 
 
 def test_fifty_within_a_minute_however_spread_let_exactly_the_limit_through() -> None:
-    # A token bucket of 20 refilled 20 a minute lets 36 of these through.
+    # A token bucket of 20 refilled 20 a minute lets 39 of these through.
     clock = Clock(0.0)
     window = RateWindow(20, clock=clock)
     passed = 0
