@@ -123,8 +123,8 @@ class EscalateStage:
                 m.time_to_resolve.labels(inc.severity, inc.watch_id).observe(float(value))
             elif name == "escalated":
                 m.escalations.labels(value).inc()
-        out += [Send(topics.NOTIFICATIONS, inc.id.encode(), dumps(note))
-                for note in decision.notifications]
+        out += [Send(topics.NOTIFICATIONS, topics.notification_key(note.channel, note.target),
+                     dumps(note)) for note in decision.notifications]
         return out
 
     def due(self, now: datetime, mono: float) -> list[str]:

@@ -19,7 +19,8 @@ import pytest_asyncio
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from agents.deliver.stages import Chain, Digests, TokenBucket, build_chain
+from agents.deliver.limits import Digests, RateWindow
+from agents.deliver.stages import Chain, build_chain
 from notifiers import registry
 from notifiers.googlechat import GoogleChatNotifier, GoogleChatSettings
 from notifiers.retry import RetryPolicy
@@ -69,9 +70,9 @@ async def rig() -> AsyncIterator[_Rig]:
         metrics = Metrics(registry=CollectorRegistry(), channels=registry.names,
                           watches=["acme"])
         ledger: dict[str, Any] = {}
-        chain, _, _ = build_chain(
+        chain, _ = build_chain(
             ledger=ledger, notifiers=notifiers, metrics=metrics, receipts=_Receipts(),
-            fallback_targets=[], schedules={}, bucket=TokenBucket(20), digests=Digests(),
+            fallback_targets=[], schedules={}, window=RateWindow(20), digests=Digests(),
             policy=RetryPolicy(first_delay_s=0.01, max_delay_s=0.02, deadline_s=0.5))
         yield _Rig(teams=teams, chat=chat, chain=chain, ledger=ledger, metrics=metrics)
         for notifier in notifiers.values():
