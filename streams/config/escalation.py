@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from notifiers import registry
-from streams.core.silences import MATCH_LABELS
+from streams.core.silences import MATCH_LABELS, compile_matcher
 
 __all__ = ["EscalationSettings", "Level", "Member", "Override", "Policy", "QuietHours",
            "Route", "Schedule", "SilenceSpec", "TargetSpec", "MATCH_LABELS"]
@@ -112,7 +112,10 @@ class Route(_Section):
     """A node of the routing tree (Alertmanager semantics)."""
 
     match: dict[str, str | list[str]] = Field(
-        default_factory=dict, description=f"Labels that must all match: {', '.join(MATCH_LABELS)}.")
+        default_factory=dict, description=(
+            f"Labels that must all match: {', '.join(MATCH_LABELS)}. Each value is a matcher as "
+            "in silences: 'acme' (equal), '!=acme', '~re' or '=~re' (a fully anchored regex), "
+            "'!~re', '*'; a list matches when any of its matchers does."))
     policy: str | None = Field(default=None, description="Policy id; inherited when unset.")
     continue_: bool = Field(default=False, alias="continue",
                             description="Keep looking at later siblings after this one matches.")
@@ -121,9 +124,22 @@ class Route(_Section):
     @field_validator("match")
     @classmethod
     def _labels(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        problems = []
         bad = [k for k in value if k not in MATCH_LABELS]
         if bad:
-            raise ValueError(f"unknown label(s) {bad}; use {', '.join(MATCH_LABELS)}")
+            problems.append(f"unknown label(s) {bad}; use {', '.join(MATCH_LABELS)}")
+        # Compiled here, so a bad regex stops start-up with its path instead of failing (or,
+        # worse, matching nothing) when the first incident is routed.
+        for label, wanted in value.items():
+            options = [(label, wanted)] if isinstance(wanted, str) else [
+                (f"{label}.{i}", v) for i, v in enumerate(wanted)]
+            for where, matcher in options:
+                try:
+                    compile_matcher(matcher)
+                except ValueError as exc:
+                    problems.append(f"{where}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
 

@@ -14,11 +14,14 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from streams.core.records import Evidence, Incident
+from streams.core.silences import Silence, SilenceState
 from streams.web.console.auth import Session
 from streams.web.console.episode import episode_section
+from streams.web.console.silences import silences_section
 
 __all__ = ["Filters", "OnCallLine", "WatchCard", "chart_svg", "incident_page", "incident_rows",
-           "list_page", "login_page", "message_page", "safe_url", "watches_page"]
+           "list_page", "login_page", "message_page", "safe_url", "silences_page",
+           "watches_page"]
 
 SILENCE_CHOICES = (("30", "30 minutes"), ("60", "1 hour"), ("240", "4 hours"),
                    ("1440", "24 hours"))
@@ -88,7 +91,8 @@ def _layout(title: str, body: str, *, session: Session | None, csrf: str = "",
     nav = ""
     if session is not None:
         links = [("incidents", "/console", "Incidents"), ("watches", "/console/watches",
-                                                        "Watches")]
+                                                        "Watches"),
+                 ("silences", "/console/silences", "Silences")]
         items = "".join(
             f'<li><a href="{href}"{" aria-current=page" if key == active else ""}>{label}</a></li>'
             for key, href, label in links)
@@ -110,6 +114,12 @@ def _layout(title: str, body: str, *, session: Session | None, csrf: str = "",
 
 def message_page(title: str, text: str, *, session: Session | None = None) -> str:
     return _layout(title, f"<h1>{e(title)}</h1><p>{e(text)}</p>", session=session)
+
+
+def silences_page(silences: Sequence[tuple[Silence, SilenceState]], *, session: Session,
+                  csrf: str, notice: str = "") -> str:
+    body = silences_section(silences, session=session, csrf=csrf, notice=notice)
+    return _layout("Silences", body, session=session, csrf=csrf, active="silences")
 
 
 def login_page(*, csrf: str, error: str = "", next_url: str = "/console") -> str:

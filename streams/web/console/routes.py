@@ -1,8 +1,9 @@
 """The console's pages, actions and live event stream, on the worker's own web server.
 
-Reads come from the whole-topic views every worker keeps (incidents, aggregates); actions go
-out exactly like the API's (an Ack or a Silence on its topic), so the worker that owns the
-incident applies them and Slack, PagerDuty and the escalation clock follow as for any ack.
+Reads come from the whole-topic views every worker keeps (incidents, aggregates, silences);
+actions go out exactly like the API's (an Ack or a Silence on its topic, a silence expired by
+the same function as ``DELETE /api/silences/{id}``), so the worker that owns the incident
+applies them and Slack, PagerDuty and the escalation clock follow as for any ack.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ from streams.web.api import (
     client_of,
     read_form,
     send_ack,
-    send_silence,
     too_many,
 )
 from streams.web.console import render
 from streams.web.console.auth import Authenticator, Session
 from streams.web.console.overview import watch_cards
+from streams.web.silences import SilenceError, expire_silence, listed_silences, send_silence
 
 __all__ = ["install_console", "load_or_create_token"]
 
@@ -327,6 +328,37 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
             cards = watch_cards(settings, pipeline.views.aggregates,
                                 now=datetime.now(UTC))
             return _html(render.watches_page(cards, session=session, csrf=csrf_of(session)))
+
+    @app.serve("/console/silences", access="session")
+    class SilenceList(Page):
+        async def get(self, request: Request) -> web.Response:
+            session = session_of(request)
+            if session is None:
+                return login_redirect(request)
+            done = {"expired": "Silence expired.", "already": "That silence had already "
+                    "expired."}.get(request.query.get("done", ""), "")
+            return _html(render.silences_page(listed_silences(pipeline), session=session,
+                                              csrf=csrf_of(session), notice=done))
+
+    @app.serve("/console/silences/{silence_id}/expire", access="session")
+    class SilenceExpire(Page):
+        async def post(self, request: Request, silence_id: str) -> web.Response:
+            session = session_of(request)
+            if session is None:
+                return _html(render.message_page("Sign in first", "Your session ended."), 401)
+            if await checked_form(request, session) is None:
+                return _html(render.message_page("Refused", "Missing or invalid form token; "
+                                                 "reload the page and try again.", session=session),
+                             403)
+            if not session.can_act:
+                return _html(render.message_page("Read-only", "Viewers cannot expire "
+                                                 "silences.", session=session), 403)
+            try:
+                _, changed = await expire_silence(pipeline, silence_id, by=session.user)
+            except SilenceError as exc:
+                return _html(render.message_page("Cannot expire", str(exc), session=session),
+                             exc.status)
+            return _redirect(f"/console/silences?done={'expired' if changed else 'already'}")
 
     def oncall_lines(inc: Incident) -> list[render.OnCallLine]:
         now = datetime.now(UTC)

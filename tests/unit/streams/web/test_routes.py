@@ -20,7 +20,7 @@ PUBLIC = {"/healthz", "/readyz", "/metrics", "/console/login", "/console/static/
 #: Public in the sense of "no login", each proving itself: a signed link, Slack's signature.
 SIGNED = {"/a/{token}", "/slack/actions"}
 _SAMPLE = {"incident_id": "acme.0123456789abcdef", "action": "ack", "token": "x.y",
-           "name": "console.css"}
+           "silence_id": "s-0123456789abcdef", "name": "console.css"}
 
 
 @pytest_asyncio.fixture
