@@ -17,8 +17,9 @@ from tests.support.secured import secured_sections
 
 #: The only routes anyone may call without a credential. Adding one is a decision: say it here.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/console/login", "/console/static/{name}"}
-#: Public in the sense of "no login", each proving itself: a signed link, Slack's signature.
-SIGNED = {"/a/{token}", "/slack/actions"}
+#: Public in the sense of "no login", each proving itself: a signed link, Slack's or
+#: PagerDuty's signature.
+SIGNED = {"/a/{token}", "/slack/actions", "/pagerduty/webhook"}
 _SAMPLE = {"incident_id": "acme.0123456789abcdef", "action": "ack", "token": "x.y",
            "silence_id": "s-0123456789abcdef", "name": "console.css"}
 
