@@ -12,7 +12,8 @@ One message per incident and channel, kept current: the deliver stage passes the
 
 Every message carries ``metadata.event_payload.key`` = the notification id. If a worker dies
 between Slack's answer and our receipt, ``find_sent`` reads it back, so the restarted worker does
-not post the same alert twice.
+not post the same alert twice; for a direct message to a user id it reads the history of the
+bot's IM with that user, found with ``conversations.open``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,6 +54,7 @@ _NAME_LIMIT = 80
 _DIGEST_LINES = 100  # more is unreadable in chat; the rest are counted, not shown
 _DIGEST_LINE_LIMIT = 300
 _REPLY_KINDS = frozenset({"escalate", "reminder"})
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a member, or an Enterprise Grid user
 
 
 def _hm(when: datetime) -> str:
@@ -358,10 +361,20 @@ class SlackNotifier:
         return receipt
 
     async def _resolve(self, channel: str) -> str | None:
+        """The conversation id a target's messages are in; None if there is none."""
         if channel in self._channel_ids:
             return self._channel_ids[channel]
         if channel[:1] in ("C", "G", "D") and not channel.startswith("#"):
             return channel
+        if _USER_ID.fullmatch(channel):
+            # A post to a user id lands in the bot's direct message with them (a D… id that
+            # only Slack knows): open it (idempotent) to read its history after a restart.
+            resp = await self._client.conversations_open(users=channel)
+            im = str((resp.get("channel") or {}).get("id") or "")
+            if not im:
+                return None
+            self._channel_ids[channel] = im
+            return im
         name = channel.lstrip("#")
         cursor = None
         for _ in range(50):  # paginated; bounded so a huge workspace cannot stall delivery

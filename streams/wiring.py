@@ -25,6 +25,7 @@ from streams.web.api import install_api
 from streams.web.console.routes import install_console
 from streams.web.health import install_health
 from streams.web.ingest import install_ingest
+from streams.web.pagerduty import install_pagerduty
 
 __all__ = ["build_worker", "link_signer"]
 
@@ -52,6 +53,7 @@ def build_worker(settings: Settings, *, bootstrap: str,
     report.install(pipeline)
     deliver.install(pipeline, links=links)
     install_api(pipeline, links=links)
+    install_pagerduty(pipeline)
     if settings.console.enabled:
         install_console(pipeline, secret=secret)
     install_ingest(pipeline)

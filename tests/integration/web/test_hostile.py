@@ -17,6 +17,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from streams.cli import cli
 from streams.core import topics
 from streams.core.links import LinkSigner
 from streams.runtime.broker import EmbeddedBroker
+from tests.fakes.pagerduty import sign_webhook, webhook_event
 from tests.support.kafka import read_all
 from tests.support.procs import EscuchaProcess, free_port, metric_value, write_config
 from tests.support.rawhttp import Answer, answered, request
@@ -37,6 +39,7 @@ from tests.support.secured import (
     CONSOLE_TOKEN,
     INGEST_TOKEN,
     LINK_SECRET,
+    PAGERDUTY_SECRET,
     addresses,
     secured_sections,
 )
@@ -167,8 +170,52 @@ async def test_link_and_slack_guessing_is_throttled(worker: Worker) -> None:
     slack = [(await worker.call("POST", "/slack/actions", source=source, headers=stale,
                                 body=body)).status for _ in range(7)]
     assert slack == [401] * 5 + [429] * 2
+    source = fresh_source()
+    guessed = [(await worker.call("POST", "/pagerduty/webhook", source=source,
+                                  headers=[("X-PagerDuty-Signature", f"v1={i:064x}")],
+                                  body=json.dumps({"event": {"id": MARK}}).encode())).status
+               for i in range(7)]
+    assert guessed == [401] * 5 + [429] * 2
     assert (metric_value(worker.port, "escucha_auth_refused_total",
                          {"kind": "link", "outcome": "throttled"}) or 0) >= 2
+
+
+def _pagerduty(event_type: str, *, by: str, at: datetime | None = None,
+               key: str = INCIDENT, secret: str = PAGERDUTY_SECRET,
+               event_id: str | None = None) -> tuple[list[tuple[str, str]], bytes]:
+    body = json.dumps(webhook_event(event_type, incident_key=key, by=by, occurred_at=at,
+                                    event_id=event_id)).encode()
+    return list(sign_webhook(body, [secret]).items()), body
+
+
+async def test_pagerduty_webhooks_ack_once_and_refuse_forged_and_stale(worker: Worker) -> None:
+    source = fresh_source()
+
+    async def post(headers: list[tuple[str, str]], body: bytes) -> tuple[int, dict[str, Any]]:
+        answer = await worker.call("POST", "/pagerduty/webhook", source=source,
+                                   headers=headers, body=body)
+        return answer.status, json.loads(answer.body)
+
+    forged = _pagerduty("incident.acknowledged", by=MARK, secret="not-" + PAGERDUTY_SECRET)
+    assert await post(*forged) == (401, {"error": "invalid signature"})
+    stale = _pagerduty("incident.resolved", by=MARK,
+                       at=datetime.now(UTC) - timedelta(hours=2))
+    status, answer = await post(*stale)
+    assert status == 400 and answer["error"].startswith("stale event: it occurred 720")
+    headers, body = _pagerduty("incident.acknowledged", by="Ana Responder", event_id="pd-ev-1")
+    assert await post(headers, body) == (202, {"status": "accepted", "incident_id": INCIDENT,
+                                               "action": "ack"})
+    assert await post(headers, body) == (200, {"status": "duplicate"})  # PagerDuty's retry
+    foreign = _pagerduty("incident.acknowledged", by=MARK, key="d3640fbd41094207a1c11e58")
+    assert (await post(*foreign))[1]["status"] == "ignored"
+    triggered = _pagerduty("incident.triggered", by=MARK)
+    assert (await post(*triggered))[1]["status"] == "ignored"
+
+    acks = await read_all(worker.bootstrap, topics.ACKS.name, idle_s=2)
+    mine = [a for a in acks if a["source"] == "pagerduty"]
+    assert [(a["incident_id"], a["action"], a["by"]) for a in mine] == [
+        (INCIDENT, "ack", "Ana Responder")]
+    assert PAGERDUTY_SECRET not in worker.proc.output()
 
 
 async def test_hostile_cookies_csrf_and_redirects_answer_4xx(worker: Worker) -> None:
@@ -336,7 +383,8 @@ async def test_a_responder_expires_a_silence_from_the_console(worker: Worker) ->
 
 _ROUTES = ["/api/incidents", "/api/incidents/{id}", "/api/incidents/{id}/{action}",
            "/api/silences", "/api/silences/{id}", "/console/silences",
-           "/console/silences/{id}/{action}", "/slack/actions", "/a/{token}", "/ingest", "/console",
+           "/console/silences/{id}/{action}", "/slack/actions", "/pagerduty/webhook",
+           "/a/{token}", "/ingest", "/console",
            "/console/login", "/console/logout", "/console/events", "/console/watches",
            "/console/incidents/{id}", "/console/incidents/{id}/{action}",
            "/console/static/{name}", "/healthz", "/readyz", "/metrics", "/{junk}"]
@@ -347,7 +395,8 @@ _header_value = st.one_of(
     st.sampled_from(["Bearer " + API_TOKEN, "Bearer " + CONSOLE_TOKEN, "Bearer " + INGEST_TOKEN,
                      "Bearer", "Basic YTpi", "application/json", "application/x-ndjson",
                      "multipart/form-data", "application/x-www-form-urlencoded",
-                     "escucha_session=a.b", "escucha_login=zz", "v0=" + "a" * 64, "1",
+                     "escucha_session=a.b", "escucha_login=zz", "v0=" + "a" * 64,
+                     "v1=" + "a" * 64 + ",v1=", "1",
                      "\u00f1" * 10]),
     st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=["Cs"]),
             max_size=40))
@@ -366,7 +415,8 @@ _request = st.tuples(
     st.sampled_from(_ROUTES), st.lists(_segment, min_size=3, max_size=3),
     st.dictionaries(st.sampled_from(["Authorization", "Cookie", "Content-Type", "Origin",
                                      "X-Forwarded-For", "X-Slack-Signature",
-                                     "X-Slack-Request-Timestamp", "X-CSRF-Token"]),
+                                     "X-Slack-Request-Timestamp", "X-CSRF-Token",
+                                     "X-PagerDuty-Signature"]),
                     _header_value, max_size=4),
     _body)
 

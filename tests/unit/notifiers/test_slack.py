@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from notifiers.base import Notifier
 from notifiers.errors import DeliveryError
@@ -224,6 +226,59 @@ async def test_find_sent_finds_an_earlier_post_by_its_key(fake: FakeSlack) -> No
     history = [c for c in fake.calls if c.method == "conversations.history"]
     assert history and all(c.params["channel"] == FakeSlack.channel_id("alerts")
                            for c in history)
+
+
+@pytest.mark.parametrize("user", ["U0ANA", "W0GRIDUSER"])
+async def test_find_sent_finds_a_direct_message_to_a_user_after_a_restart(
+    fake: FakeSlack, user: str
+) -> None:
+    note = notification(target=user, note_id=f"inc1:L2:slack:{user}:open:warning")
+    first = SlackNotifier(token=TOKEN, channel="#alerts", base_url=fake.url)
+    sent = await first.send(note)
+    await first.close()
+    im = FakeSlack.channel_id(user)
+    assert im.startswith("D") and sent.external_id is not None
+    assert sent.external_id.startswith(f"{im}/")  # Slack answers with the IM, not the user
+    restarted = SlackNotifier(token=TOKEN, channel="#alerts", base_url=fake.url)
+    try:
+        found = await restarted.find_sent(note)
+        assert found is not None and found.external_id == sent.external_id
+        assert await restarted.find_sent(notification(target=user, note_id="never")) is None
+    finally:
+        await restarted.close()
+    opened = [c for c in fake.calls if c.method == "conversations.open"]
+    assert [c.params.get("users") for c in opened] == [user]  # then remembered
+    history = [c for c in fake.calls if c.method == "conversations.history"]
+    assert [c.params["channel"] for c in history] == [im, im]
+    assert "conversations.list" not in [c.method for c in fake.calls]  # users are not names
+
+
+async def test_find_sent_for_an_unknown_user_cannot_tell() -> None:
+    async with FakeSlack(token=TOKEN, known_users={"U0ANA"}) as fake:
+        slack = SlackNotifier(token=TOKEN, channel="#alerts", base_url=fake.url)
+        try:
+            assert await slack.find_sent(notification(target="U0NOBODY")) is None
+        finally:
+            await slack.close()
+        (call,) = fake.calls
+        assert (call.method, call.error) == ("conversations.open", "user_not_found")
+
+
+async def test_fake_slack_opens_direct_messages_like_slack(fake: FakeSlack) -> None:
+    client = AsyncWebClient(token=TOKEN, base_url=fake.url, retry_handlers=[])
+    first = await client.conversations_open(users="U0ANA")
+    again = await client.conversations_open(users="U0ANA")
+    assert first["channel"] == {"id": FakeSlack.channel_id("U0ANA")}
+    assert "already_open" not in first.data and again["already_open"] is True
+    for params, error in (({}, "users_list_not_supplied"), ({"users": "nobody"}, "user_not_found"),
+                          ({"channel": "D0NEVEROPEN"}, "channel_not_found")):
+        with pytest.raises(SlackApiError) as info:
+            await client.api_call("conversations.open", params=params)
+        assert info.value.response["error"] == error
+    # History takes the IM's id, never the user's, as in Slack.
+    with pytest.raises(SlackApiError) as info:
+        await client.conversations_history(channel="U0ANA")
+    assert info.value.response["error"] == "channel_not_found"
 
 
 async def test_find_sent_cannot_tell_when_slack_fails(fake: FakeSlack) -> None:
