@@ -11,6 +11,7 @@ Sequences (ntfy 2.16+, "Updating notifications"): a message published with a seq
 replaces the notification of the same sequence on the phone; one without is its own sequence,
 named by its message id, which a later message may use as its sequence id. ``messages`` keeps
 every publish, as ntfy's cache does; ``shown(topic)`` is what a subscribed phone displays.
+``FakeNtfy(sequences=False)`` is a server older than 2.16: it ignores sequence ids.
 """
 
 from __future__ import annotations
@@ -182,8 +183,9 @@ def _priority(value: Any) -> int:
 class FakeNtfy(LocalServer):
     """ntfy's publish endpoints on a loopback port; accepted messages land in ``messages``."""
 
-    def __init__(self, *, token: str | None = None) -> None:
+    def __init__(self, *, token: str | None = None, sequences: bool = True) -> None:
         self.token = token
+        self.sequences = sequences
         self.messages: list[dict[str, Any]] = []
         self.requests: list[NtfyRequest] = []
         self._failures: list[_Failure] = []
@@ -342,7 +344,7 @@ class FakeNtfy(LocalServer):
             message["click"] = str(data["click"])
         if data.get("actions"):
             message["actions"] = _check_actions(data["actions"])
-        sequence = data.get("sequence_id")
+        sequence = data.get("sequence_id") if self.sequences else None
         if sequence is not None:
             if not isinstance(sequence, str) or not _SEQUENCE.fullmatch(sequence):
                 raise _BadRequest("invalid request: sequence ID invalid")

@@ -337,6 +337,23 @@ async def test_a_parent_that_is_no_sequence_id_falls_back_to_the_incidents(
     assert receipt.external_id == sequence_id(notification())  # the trigger's
 
 
+async def test_a_server_without_sequences_still_gets_every_follow_up(signer: LinkSigner
+                                                                    ) -> None:
+    async with FakeNtfy(sequences=False) as old:
+        notifier = PushNotifier(settings=NtfySettings(base_url=old.url), links=signer)
+        try:
+            first = await notifier.send(notification())
+            note = notification(kind="resolve", state="resolved", resolved_by="bo")
+            await notifier.send(note.model_copy(update={"update_of": first.external_id}))
+        finally:
+            await notifier.close()
+    # Not replaced (the server cannot), but not lost; the receipt still names the incident's
+    # sequence, not a message id, so the follow-up carried the same sequence id.
+    assert first.external_id == sequence_id(notification())
+    assert [m["message"].splitlines()[0] for m in old.shown("escucha-oncall_1")][1] == (
+        "Resolved by bo")
+
+
 async def test_a_digest_replaces_nothing(ntfy: FakeNtfy, push: PushNotifier) -> None:
     note = notification(kind="digest").model_copy(update={"digest": ["a: 3", "b: 1"]})
     receipt = await push.send(note)
