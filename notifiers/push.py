@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception, classify_http
-from notifiers.followup import status_line
+from notifiers.followup import change_of, status_line
 from notifiers.http import LazySession
 from notifiers.playbook import playbook_lines
 from notifiers.text import clean, console_safe, safe_url
@@ -103,7 +103,8 @@ def _title(notification: Notification, watch_name: str) -> str:
         status = f"resolved by {inc.resolved_by}" if inc.resolved_by else "resolved"
     elif inc.state == "acknowledged":
         status = f"acknowledged by {inc.acked_by}" if inc.acked_by else "acknowledged"
-    elif notification.kind == "escalate":
+    elif notification.kind == "escalate" or change_of(notification) == "escalated":
+        # Also the update telling an earlier level's phone that the next level was paged.
         status = f"escalated, level {notification.level}"
     elif notification.kind == "reminder":
         status = "not acknowledged yet"

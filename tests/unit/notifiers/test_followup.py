@@ -234,6 +234,7 @@ async def test_every_channel_sent_the_trigger_hears_escalation_ack_and_resolutio
     # Push: one notification on the phone, replaced each time, resolved and quiet at the end.
     published = [m for m in ntfy.messages if m["topic"] == "oncall-phone"]
     assert len(published) == 4 and len({m["sequence_id"] for m in published}) == 1
+    assert published[1]["title"].endswith("escalated, level 2")
     (shown,) = ntfy.shown("oncall-phone")
     assert shown["title"].endswith("resolved by bo") and "white_check_mark" in shown["tags"]
     assert shown["priority"] == 2 and "actions" not in shown
