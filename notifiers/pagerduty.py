@@ -3,7 +3,9 @@
 Every event for an incident carries ``dedup_key`` = the incident id, so PagerDuty folds
 triggers, escalations, reminders and updates into one alert, and the acknowledge and resolve
 events land on that same alert. PagerDuty's own escalation policy pages people; escucha's
-re-triggers only add log entries and fresh details to the alert.
+re-triggers only add log entries and fresh details to the alert (``custom_details.change``
+and ``status`` say what happened, e.g. "escalated" when escucha reached its next level), so a
+service an earlier level paged is told of an escalation without being paged twice.
 
 The routing (integration) key is a credential: it is read from settings as ``SecretStr``, goes
 only into the request body, and never into an error, a log line or a receipt. A target names a
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception, classify_http
+from notifiers.followup import change_of, status_line
 from notifiers.http import LazySession
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.records import Incident, Notification
@@ -147,11 +150,14 @@ def _details(notification: Notification, watch_name: str) -> dict[str, Any]:
         "state": inc.state,
         "level": notification.level,
         "kind": notification.kind,
+        "change": change_of(notification),
         # The detector's own words: observed vs expected counts, window, top terms.
         "summary": clean(inc.summary, limit=2000),
         "opened_at": inc.opened_at.isoformat(),
         "samples": samples,
     }
+    if status := status_line(notification):
+        details["status"] = status
     if notification.digest:
         details["digest"] = [clean(line, limit=300) for line in notification.digest[:20]]
     return details

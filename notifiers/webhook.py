@@ -8,8 +8,17 @@ Wire format (version 1), one POST per notification::
     X-Escucha-Signature: sha256=<hex HMAC-SHA256 of b"<timestamp>." + body, keyed by the secret>
     Idempotency-Key: <notification id>
 
-    {"version": 1, "id": "...", "kind": "trigger", "level": 1, "created_at": "...",
+    {"version": 1, "id": "...", "kind": "trigger", "event": "triggered", "level": 1,
+     "created_at": "...", "status": "...", "in_reply_to": "...",
      "incident": {... Incident as JSON ...}, "digest": [...]   # digest only when non-empty}
+
+``event`` says what happened, for a receiver that routes on it: ``triggered`` (the first alert
+to this endpoint), ``escalated`` (a new level was notified, or, for ``kind: update``, the
+endpoint of an earlier level is told so), ``acknowledged``, ``resolved``, ``updated`` (it grew
+or got worse), ``reopened``, ``reminder`` or ``digest``. ``status`` is one line saying who
+did it and how ("Acknowledged by ana via Slack at …", "Auto-resolved after 30 min without
+signals at …"), absent for a first alert. ``in_reply_to`` is the ``id`` of the first
+notification this endpoint received about the incident, absent on that first one.
 
 Receivers should check the request with :func:`verify_webhook` (or the same few lines in
 their language): recompute the HMAC over ``timestamp + "." + raw body``, compare in constant
@@ -43,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import NotifierError
+from notifiers.followup import change_of, status_line
 from notifiers.http import LazySession, configured, post, refused
 from streams.core.records import Notification
 
@@ -136,10 +146,15 @@ def build_body(notification: Notification) -> bytes:
         "version": VERSION,
         "id": data["id"],
         "kind": data["kind"],
+        "event": change_of(notification),
         "level": data["level"],
         "created_at": data["created_at"],
         "incident": data["incident"],
     }
+    if status := status_line(notification):
+        doc["status"] = status
+    if notification.update_of and notification.kind != "digest":
+        doc["in_reply_to"] = notification.update_of
     if notification.digest:
         doc["digest"] = data["digest"]
     # ASCII-only: lone surrogates in attacker text cannot break encoding, and every receiver
@@ -235,7 +250,9 @@ class WebhookNotifier:
                             headers=headers, label=label, timeout_s=endpoint.timeout_s,
                             read_body=False)
         if answer.ok:
-            return Receipt(detail=f"{label}: HTTP {answer.status}")
+            # Its own id, the receiver's Idempotency-Key: later notifications about the
+            # incident name it in ``in_reply_to``.
+            return Receipt(external_id=notification.id, detail=f"{label}: HTTP {answer.status}")
         raise refused(label, answer, hints=_HINTS, what=notification.id)
 
     async def find_sent(self, notification: Notification) -> Receipt | None:

@@ -34,8 +34,9 @@ from streams.core.silences import Silence, first_match
 __all__ = ["Decision", "EscalationEngine", "UPDATABLE_CHANNELS"]
 
 _RANK = {"info": 0, "warning": 1, "critical": 2}
-#: Channels whose message can change with the incident (a Slack message edited in place, a
-#: PagerDuty alert acknowledged). Email and push are not told about acks and resolutions.
+#: Channels told what became of what they were sent (acknowledged, escalated, resolved): a
+#: Slack message edited in place, a PagerDuty alert acknowledged, an email reply in the same
+#: thread, an ntfy notification replaced, a webhook event.
 UPDATABLE_CHANNELS = registry.UPDATABLE
 _TIMELINE_MAX = 200
 _EVIDENCE_MAX = 50
@@ -407,7 +408,15 @@ class EscalationEngine:
                 self._log(inc, now, "escalate",
                           f"{pid}: not acknowledged within {level.timeout_s}s → level {nxt + 1}")
                 events.append(f"escalated:{nxt + 1}")
-                out += self._enter_level(entry, pid, nxt, now, "escalate")
+                earlier = [(c, t) for c, t in esc["notified"] if c in UPDATABLE_CHANNELS]
+                paged = self._enter_level(entry, pid, nxt, now, "escalate")
+                # Who an earlier level reached hears that it went on (Opsgenie and PagerDuty
+                # tell earlier responders too), as an update: a reply, an edit, a replaced
+                # phone notification, never a second page; the new level's own targets
+                # already have their page and hear nothing twice.
+                told = {(n.channel, n.target) for n in paged}
+                earlier = [pair for pair in earlier if pair not in told] if paged else []
+                out += paged + self._notify(entry, earlier, "update", inc["level"], now)
         return Decision(entry, out, events)
 
     def on_delivery(self, entry: dict[str, Any] | None, *, channel: str, target: str,

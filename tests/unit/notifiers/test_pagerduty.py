@@ -113,6 +113,20 @@ async def test_trigger_acknowledge_resolve_drive_one_alert(
     assert {e["dedup_key"] for e in fake.events} == {"acme.4f2a9c"}
 
 
+async def test_an_escalation_notice_is_logged_on_the_alert_without_a_second_page(
+    fake: FakePagerDuty, pd: PagerDutyNotifier
+) -> None:
+    await pd.send(notification())
+    escalated = notification(kind="escalate")
+    await pd.send(escalated.model_copy(update={"level": 2}))
+    (alert,) = fake.alerts
+    assert alert.actions == ["trigger", "trigger"] and alert.state == "triggered"
+    details = alert.events[1]["payload"]["custom_details"]
+    assert details["change"] == "escalated"
+    assert details["status"] == "Escalated to level 2: nobody has acknowledged it yet"
+    assert "status" not in alert.events[0]["payload"]["custom_details"]  # a first alert
+
+
 async def test_updates_after_resolve_never_open_a_new_alert(
     fake: FakePagerDuty, pd: PagerDutyNotifier
 ) -> None:

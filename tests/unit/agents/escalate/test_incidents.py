@@ -249,19 +249,20 @@ def test_worsening_inside_the_first_group_interval_waits_for_it() -> None:
 # -- escalation ------------------------------------------------------------------------------
 # crisis alone: level timeouts 300/600/900 s, repeat=1, reminders every 3600 s.
 ESCALATION = [
-    # (seconds after opening, expected notifications, kind, level, events, next due)
-    (299, [], None, 1, [], 300),
-    (300, CRISIS_L2, "escalate", 2, ["escalated:2"], 900),
-    (899, [], None, 2, [], 900),
-    (900, CRISIS_L3, "escalate", 3, ["escalated:3"], 1800),
-    (1800, CRISIS_L1, "escalate", 1, ["escalated:1"], 2100),  # round 2
-    (2100, CRISIS_L2, "escalate", 2, ["escalated:2"], 2700),
-    (2700, CRISIS_L3, "escalate", 3, ["escalated:3"], 3600),
-    (3600, [], None, 3, [], 7200),                            # repeat exhausted: done
-    (7199, [], None, 3, [], 7200),
-    (7200, CRISIS_L3, "reminder", 3, [], 10800),              # last level's targets
-    (10799, [], None, 3, [], 10800),
-    (10800, CRISIS_L3, "reminder", 3, [], 14400),             # 14400: reminder and auto-resolve
+    # (seconds after opening, expected notifications, kind, level, events, next due, and the
+    # earlier levels' targets told of the escalation by an update)
+    (299, [], None, 1, [], 300, []),
+    (300, CRISIS_L2, "escalate", 2, ["escalated:2"], 900, CRISIS_L1),
+    (899, [], None, 2, [], 900, []),
+    (900, CRISIS_L3, "escalate", 3, ["escalated:3"], 1800, CRISIS_L1 + CRISIS_L2),
+    (1800, CRISIS_L1, "escalate", 1, ["escalated:1"], 2100, CRISIS_L2 + CRISIS_L3),  # round 2
+    (2100, CRISIS_L2, "escalate", 2, ["escalated:2"], 2700, CRISIS_L1 + CRISIS_L3),
+    (2700, CRISIS_L3, "escalate", 3, ["escalated:3"], 3600, CRISIS_L1 + CRISIS_L2),
+    (3600, [], None, 3, [], 7200, []),                        # repeat exhausted: done
+    (7199, [], None, 3, [], 7200, []),
+    (7200, CRISIS_L3, "reminder", 3, [], 10800, []),          # last level's targets
+    (10799, [], None, 3, [], 10800, []),
+    (10800, CRISIS_L3, "reminder", 3, [], 14400, []),         # 14400: reminder and auto-resolve
 ]
 
 
@@ -274,11 +275,15 @@ def test_escalation_walks_the_levels_repeats_then_reminds() -> None:
     assert eng.next_due(entry) == at(300)
     ids = {n.id for n in d.notifications}
     escalations = 0
-    for seconds, expected, kind, level, events, due in ESCALATION:
+    for seconds, expected, kind, level, events, due, told in ESCALATION:
         t = eng.on_tick(entry, at(seconds))
         where = f"at +{seconds}s"
-        assert pairs(t.notifications) == expected, where
-        assert kinds(t.notifications) == ({kind} if kind else set()), where
+        paged = [n for n in t.notifications if n.kind != "update"]
+        updates = [n for n in t.notifications if n.kind == "update"]
+        assert pairs(paged) == expected, where
+        assert kinds(paged) == ({kind} if kind else set()), where
+        # Nobody is paged and told at once; the told are who earlier levels reached.
+        assert pairs(updates) == told and not set(pairs(updates)) & set(pairs(paged)), where
         assert all(n.level == level and n.created_at == at(seconds)
                    for n in t.notifications), where
         assert t.events == events, where
@@ -290,20 +295,36 @@ def test_escalation_walks_the_levels_repeats_then_reminds() -> None:
         if events:
             escalations += 1
             assert inc.level == level, where
-            assert inc.timeline[-2].kind == "escalate", where
-            assert inc.timeline[-1].kind == "notification", where
+            assert [e.kind for e in inc.timeline[-3:]] == ["escalate", "notification",
+                                                           "notification"], where
         ids |= {n.id for n in t.notifications}
     assert inc is not None
     assert [e.kind for e in inc.timeline].count("escalate") == escalations == 5
-    assert len(ids) == 2 + (2 + 1) + (2 + 2 + 1) + 2  # every notification id is new
+    paged_ids = 2 + (2 + 1) + (2 + 2 + 1) + 2
+    assert len(ids) == paged_ids + 2 + 4 + 3 + 3 + 4  # every notification id is new
 
 
 def test_a_schedule_target_notifies_the_on_call_members_contacts() -> None:
     eng = engine(Route(policy="crisis"))
     d = opened(eng)
     t = eng.on_tick(d.entry, at(300))
-    assert pairs(t.notifications) == [("slack", "U1"), ("email", "alice@example.com")]
-    assert t.incident is not None and "alice@example.com" in t.incident.timeline[-1].text
+    paged = [n for n in t.notifications if n.kind == "escalate"]
+    assert pairs(paged) == [("slack", "U1"), ("email", "alice@example.com")]
+    assert t.incident is not None and "alice@example.com" in t.incident.timeline[-2].text
+
+
+def test_an_escalation_that_reaches_nobody_tells_nobody_it_escalated() -> None:
+    # Level 2 is carol, on call without a push topic: nobody is paged, so the earlier level
+    # is not told of an escalation that reached no one.
+    lonely = Policy(id="lonely", levels=[
+        Level(targets=[TargetSpec(slack="#crisis")], timeout_s=300),
+        Level(targets=[TargetSpec(schedule="nights", via=["push"])], timeout_s=300),
+    ])
+    settings = EscalationSettings(route=Route(policy="lonely"), policies=[lonely],
+                                  schedules=[NIGHTS], **SETTINGS)
+    eng = EscalationEngine(settings=settings, policies=[lonely], schedules={"nights": NIGHTS})
+    t = eng.on_tick(opened(eng).entry, at(300))
+    assert t.events == ["escalated:2"] and t.notifications == []
 
 
 # -- next_due ------------------------------------------------------------------------------
@@ -353,15 +374,16 @@ def test_ack_notifies_updatable_channels_and_stops_escalation() -> None:
     d = opened(eng)
     inc_id = d.incident.id if d.incident else ""
     e = eng.on_tick(d.entry, at(300))
-    assert pairs(e.notifications) == CRISIS_L2
+    assert pairs([n for n in e.notifications if n.kind == "escalate"]) == CRISIS_L2
 
     a = eng.on_ack(e.entry, ack(incident_id=inc_id, now=at(400)), at(400))
     inc = a.incident
     assert inc is not None
     assert (inc.state, inc.acked_by, inc.acked_at) == ("acknowledged", "ana", at(400))
     assert len(a.events) == 1 and seconds_of(a.events[0], "acked") == 400
-    # Everyone notified so far, in order, less email and push.
-    assert pairs(a.notifications) == [("slack", "#crisis"), ("slack", "#exec"), ("slack", "U1")]
+    # Everyone notified so far, in order, on every channel: email replies, push replaces.
+    everyone = CRISIS_L1 + EXEC_L1 + CRISIS_L2
+    assert pairs(a.notifications) == everyone
     assert {n.channel for n in a.notifications} <= UPDATABLE_CHANNELS
     assert kinds(a.notifications) == {"acknowledge"}
     assert timeline(a)[-2:] == ["ack", "notification"]
@@ -384,7 +406,7 @@ def test_ack_notifies_updatable_channels_and_stops_escalation() -> None:
     assert (inc.state, inc.resolved_by, inc.resolved_at) == ("resolved", "bo", at(6000))
     assert inc.acked_by == "ana"
     assert len(r.events) == 1 and seconds_of(r.events[0], "resolved") == 6000
-    assert pairs(r.notifications) == [("slack", "#crisis"), ("slack", "#exec"), ("slack", "U1")]
+    assert pairs(r.notifications) == everyone
     assert kinds(r.notifications) == {"resolve"}
     assert r.entry is not None and eng.next_due(r.entry) is None
 
@@ -402,7 +424,7 @@ def test_resolve_without_ack_and_ack_of_unknown_incident() -> None:
     assert r.incident is not None and r.incident.state == "resolved"
     assert r.incident.acked_by is None
     assert [seconds_of(e, "resolved") for e in r.events] == [90]
-    assert pairs(r.notifications) == [("slack", "#crisis"), ("slack", "#exec")]
+    assert pairs(r.notifications) == CRISIS_L1 + EXEC_L1
     unknown = eng.on_ack(None, ack(incident_id="acme.0123456789abcdef", now=at(1)), at(1))
     assert (unknown.entry, unknown.notifications, unknown.events) == (None, [], ["unknown"])
 
