@@ -27,7 +27,8 @@ Change = Literal["triggered", "updated", "escalated", "reopened", "acknowledged"
 _MARKERS = frozenset({"signal", "escalate", "reopen", "ack", "resolve", "step"})
 #: How an acknowledgement arrived (``Ack.source``), in words.
 _SOURCES = {"slack": "Slack", "api": "the API", "link": "a signed link", "console": "the console",
-            "cli": "the command line", "pagerduty": "PagerDuty", "teams": "Teams", "googlechat": "Google Chat"}
+            "cli": "the command line", "pagerduty": "PagerDuty", "teams": "Teams",
+            "googlechat": "Google Chat"}
 _LINE_CHARS = 300
 
 
