@@ -171,6 +171,7 @@ class EscalationEngine:
             return []
         entry["esc"]["silenced"] = None
         entry["esc"]["notified_wall"] = None  # a new page: auto-resolve waits for it again
+        entry["incident"]["level"] = 1  # until a level is told; a reopen starts over
         out: list[Notification] = []
         for pid in entry["esc"]["policies"]:
             entry["esc"]["policies"][pid] = {"level": 0, "round": 0, "done": False}

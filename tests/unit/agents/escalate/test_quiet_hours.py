@@ -191,6 +191,25 @@ def test_a_deferral_is_said_once_when_a_worse_signal_is_still_held_back() -> Non
     assert w.entry is not None and eng.next_due(w.entry) == utc("2026-03-03T06:00")
 
 
+def test_an_incident_reopened_at_night_waits_for_seven_and_is_not_resolved_unseen() -> None:
+    eng = engine("day-team")
+    t0 = utc("2026-03-02T12:00")
+    d = eng.on_signal(None, signal(t0), t0)
+    assert d.incident is not None and d.entry is not None
+    eng.on_tick(d.entry, t0 + timedelta(seconds=600))  # level 2, the boss, by day
+    assert d.entry["incident"]["level"] == 2
+    night = utc("2026-03-02T21:30")  # 22:30 CET, an hour after a person resolved it
+    done = eng.on_ack(d.entry, Ack(incident_id=d.incident.id, action="resolve", by="ana",
+                                   source="api", at=night), night - timedelta(hours=1))
+    assert done.entry is not None
+    again = eng.on_signal(done.entry, signal(night, n=1), night)
+    assert again.events == ["reopened"] and again.notifications == []
+    assert again.incident is not None and again.incident.level == 1
+    assert again.entry is not None and eng.next_due(again.entry) == utc("2026-03-03T06:00")
+    assert eng.on_tick(again.entry, night + timedelta(hours=1)).events == []
+    assert again.entry["incident"]["state"] == "open"
+
+
 def test_an_incident_acknowledged_while_deferred_is_not_paged_at_seven() -> None:
     eng = engine("day-team")
     t0 = utc("2026-03-02T22:00")
