@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from agents.escalate.oncall import in_quiet_hours, resolve_targets
+from agents.escalate.levels import Levels, log, notify
 from agents.escalate.routing import labels_of, route
 from notifiers import registry
 from streams.config.escalation import EscalationSettings, Policy, Schedule
@@ -25,7 +25,6 @@ from streams.core.records import (
     Notification,
     NotificationKind,
     Signal,
-    TimelineEntry,
     parse,
     stable_id,
 )
@@ -38,7 +37,6 @@ _RANK = {"info": 0, "warning": 1, "critical": 2}
 #: Slack message edited in place, a PagerDuty alert acknowledged, an email reply in the same
 #: thread, an ntfy notification replaced, a webhook event.
 UPDATABLE_CHANNELS = registry.UPDATABLE
-_TIMELINE_MAX = 200
 _EVIDENCE_MAX = 50
 _HOLD_MAX_MIN = 360  # the longest a long-window signal keeps its incident open without news
 
@@ -48,6 +46,9 @@ class Decision:
     entry: dict[str, Any] | None            # the new table value; None: nothing changed
     notifications: list[Notification] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # for metrics: opened, acked, escalated:2…
+    #: The ``Ack.source`` behind an acked/resolved event when the engine made the ack itself
+    #: ("auto"); None: it came from the ack record, which the caller holds.
+    source: str | None = None
 
     @property
     def incident(self) -> Incident | None:
@@ -85,6 +86,9 @@ class EscalationEngine:
         self.schedules = dict(schedules)
         self._silences = silences
         self._resolved = resolved_ids
+        self.levels = Levels(policies=self.policies, schedules=self.schedules,
+                             fallback=settings.fallback,
+                             repeat_interval_s=settings.repeat_interval_s)
 
     # -- helpers --------------------------------------------------------------------------
     def fingerprint(self, signal: Signal) -> str:
@@ -122,51 +126,38 @@ class EscalationEngine:
     @staticmethod
     def _log(inc: dict[str, Any], now: datetime, kind: str, text: str,
              by: str | None = None) -> None:
-        entry = TimelineEntry(at=now, kind=kind, text=text, by=by)  # type: ignore[arg-type]
-        timeline = inc.setdefault("timeline", [])
-        timeline.append(entry.model_dump(mode="json"))
-        del timeline[:-_TIMELINE_MAX]
+        log(inc, now, kind, text, by)
 
-    def _notify(self, entry: dict[str, Any], targets: list[tuple[str, str]],
+    @staticmethod
+    def _notify(entry: dict[str, Any], targets: list[tuple[str, str]],
                 kind: NotificationKind, level: int, now: datetime) -> list[Notification]:
-        esc = entry["esc"]
-        incident = parse(Incident, entry["incident"])
-        out = []
-        for channel, target in targets:
-            esc["seq"] = esc.get("seq", 0) + 1
-            out.append(Notification(
-                id=f"{incident.id}:{esc['seq']}:{channel}:{target}:{kind}",
-                incident=incident, level=level, channel=channel, target=target,
-                created_at=now, kind=kind))
-            if [channel, target] not in esc["notified"]:
-                esc["notified"].append([channel, target])
-        if out:
-            names = ", ".join(sorted({f"{c} {t}" for c, t in targets}))
-            self._log(entry["incident"], now, "notification", f"{kind} (level {level}) → {names}")
-        return out
+        return notify(entry, targets, kind, level, now)
 
-    def _enter_level(self, entry: dict[str, Any], pid: str, idx: int, now: datetime,
-                     kind: NotificationKind) -> list[Notification]:
-        """Notify level ``idx`` of policy ``pid`` (skipping levels in quiet hours)."""
-        policy, state = self.policies[pid], entry["esc"]["policies"][pid]
-        severity = entry["incident"]["severity"]
-        while idx < len(policy.levels):
-            level = policy.levels[idx]
-            state.update(level=idx, since=_iso(now))
-            if level.quiet_hours and in_quiet_hours(level.quiet_hours, now, severity):
-                self._log(entry["incident"], now, "skipped",
-                          f"{pid} level {idx + 1}: quiet hours")
-                idx += 1
-                continue
-            entry["incident"]["level"] = idx + 1
-            targets = [pair for t in level.targets
-                       for pair in resolve_targets(t, self.schedules, now)]
-            if not targets:
-                self._log(entry["incident"], now, "skipped",
-                          f"{pid} level {idx + 1}: nobody to notify (on-call has no contact)")
-            return self._notify(entry, targets, kind, idx + 1, now)
-        state.update(done=True, reminded=_iso(now))
-        return []
+    def _resolve_at(self, entry: dict[str, Any]) -> datetime | None:
+        """When auto-resolve is due; None while it may not happen at all.
+
+        Not before ``resolve_after_s`` after the first notification: an incident whose every
+        notification waits for quiet hours to end would otherwise resolve before anyone saw it
+        (the point of deferring instead of dropping is that someone does). Holding it this way
+        rather than resolving at the end of the quiet hours gives the people woken by it the
+        usual time to look while it is still open.
+        """
+        inc, esc = entry["incident"], entry["esc"]
+        at = _dt(esc["last_signal_wall"]) + timedelta(seconds=self._quiet_s(esc))
+        told = esc.get("notified_wall")
+        if told:
+            return max(at, _dt(told) + timedelta(seconds=self.cfg.resolve_after_s))
+        if inc["state"] == "open" and self.levels.deferred(entry):
+            return None  # nobody has been told yet: wait for the end of the quiet hours
+        return at
+
+    def overdue(self, entry: dict[str, Any]) -> bool:
+        """Open, unacknowledged, every level tried, and nothing waiting for quiet hours."""
+        inc, esc = entry["incident"], entry["esc"]
+        if inc["state"] != "open" or esc.get("silenced") or not esc["policies"]:
+            return False
+        return (all(p.get("done") for p in esc["policies"].values())
+                and not self.levels.deferred(entry))
 
     def _start(self, entry: dict[str, Any], now: datetime,
                kind: NotificationKind = "trigger") -> list[Notification]:
@@ -180,10 +171,12 @@ class EscalationEngine:
                       f"{silence.ends_at:%Y-%m-%d %H:%M} UTC", by=silence.created_by)
             return []
         entry["esc"]["silenced"] = None
+        entry["esc"]["notified_wall"] = None  # a new page: auto-resolve waits for it again
+        entry["incident"]["level"] = 1  # until a level is told; a reopen starts over
         out: list[Notification] = []
         for pid in entry["esc"]["policies"]:
             entry["esc"]["policies"][pid] = {"level": 0, "round": 0, "done": False}
-            out += self._enter_level(entry, pid, 0, now, kind)
+            out += self.levels.enter(entry, pid, 0, now, kind)
         return out
 
     # -- events ---------------------------------------------------------------------------
@@ -269,10 +262,13 @@ class EscalationEngine:
         # Routes may depend on severity: a warning that turns critical must reach whoever
         # the routing tree sends critical incidents to, from their first level.
         if inc["state"] == "open" and not esc.get("silenced") and not esc.get("waiting_until"):
+            for pid, st in esc["policies"].items():
+                if st.get("deferred_until"):  # critical breaks through quiet hours by default
+                    out += self.levels.recheck(entry, pid, now)
             for pid in route(self._labels(parse(Incident, inc)), self.cfg.route):
                 if pid not in esc["policies"]:
                     esc["policies"][pid] = {"level": 0, "round": 0, "done": False}
-                    out += self._enter_level(entry, pid, 0, now, "trigger")
+                    out += self.levels.enter(entry, pid, 0, now, "trigger")
         return Decision(entry, out, ["worsened"])
 
     def _maybe_update(self, entry: dict[str, Any], now: datetime) -> list[Notification]:
@@ -332,7 +328,8 @@ class EscalationEngine:
         inc, esc = entry["incident"], entry["esc"]
         if inc["state"] == "resolved":
             return None
-        times = [_dt(esc["last_signal_wall"]) + timedelta(seconds=self._quiet_s(esc))]
+        resolve_at = self._resolve_at(entry)
+        times = [] if resolve_at is None else [resolve_at]
         if esc.get("waiting_until"):
             return min([*times, _dt(esc["waiting_until"])])
         if esc.get("pending_update"):
@@ -343,24 +340,22 @@ class EscalationEngine:
             # be ticked when its silence ends and would wait, unpaged, for auto-resolve.
             times.append(self._silence_end(esc["silenced"], _dt(esc["opened_wall"])))
         elif inc["state"] == "open":
-            for pid, st in esc["policies"].items():
-                if st.get("done"):
-                    times.append(_dt(st["reminded"])
-                                 + timedelta(seconds=self.cfg.repeat_interval_s))
-                else:
-                    level = self.policies[pid].levels[st["level"]]
-                    times.append(_dt(st["since"]) + timedelta(seconds=level.timeout_s))
-        return min(times)
+            # A deferred level is due at the end of its quiet hours, so the clock ticks it then.
+            times += [self.levels.due(pid, st) for pid, st in esc["policies"].items()]
+        return min(times, default=None)
 
     def on_tick(self, entry: dict[str, Any] | None, now: datetime) -> Decision:
         if entry is None or entry["incident"]["state"] == "resolved":
             return Decision(None)
         inc, esc = entry["incident"], entry["esc"]
-        quiet = now - _dt(esc["last_signal_wall"])
-        if quiet >= timedelta(seconds=self._quiet_s(esc)):
+        resolve_at = self._resolve_at(entry)
+        if resolve_at is not None and now >= resolve_at:
+            quiet = now - _dt(esc["last_signal_wall"])
             ack = Ack(incident_id=inc["id"], action="resolve", source="auto",
                       by=f"escucha (no signal for {quiet.total_seconds() / 60:.0f} min)", at=now)
-            return self.on_ack(entry, ack, now)
+            decision = self.on_ack(entry, ack, now)
+            decision.source = ack.source
+            return decision
         if esc.get("waiting_until"):
             if now < _dt(esc["waiting_until"]):
                 return Decision(None)
@@ -385,38 +380,10 @@ class EscalationEngine:
         if esc.get("pending_update"):
             out += self._maybe_update(entry, now)
         if inc["state"] == "open":
-            for pid, st in esc["policies"].items():
-                policy = self.policies[pid]
-                if st.get("done"):
-                    if now - _dt(st["reminded"]) >= timedelta(seconds=self.cfg.repeat_interval_s):
-                        st["reminded"] = _iso(now)
-                        last = policy.levels[-1]
-                        targets = [p for t in last.targets
-                                   for p in resolve_targets(t, self.schedules, now)]
-                        out += self._notify(entry, targets, "reminder", len(policy.levels), now)
-                    continue
-                level = policy.levels[st["level"]]
-                if now - _dt(st["since"]) < timedelta(seconds=level.timeout_s):
-                    continue
-                nxt = st["level"] + 1
-                if nxt >= len(policy.levels) and st["round"] < policy.repeat:
-                    st["round"] += 1
-                    nxt = 0
-                if nxt >= len(policy.levels):
-                    st.update(done=True, reminded=_iso(now))
-                    continue
-                self._log(inc, now, "escalate",
-                          f"{pid}: not acknowledged within {level.timeout_s}s → level {nxt + 1}")
-                events.append(f"escalated:{nxt + 1}")
-                earlier = [(c, t) for c, t in esc["notified"] if c in UPDATABLE_CHANNELS]
-                paged = self._enter_level(entry, pid, nxt, now, "escalate")
-                # Who an earlier level reached hears that it went on (Opsgenie and PagerDuty
-                # tell earlier responders too), as an update: a reply, an edit, a replaced
-                # phone notification, never a second page; the new level's own targets
-                # already have their page and hear nothing twice.
-                told = {(n.channel, n.target) for n in paged}
-                earlier = [pair for pair in earlier if pair not in told] if paged else []
-                out += paged + self._notify(entry, earlier, "update", inc["level"], now)
+            for pid in esc["policies"]:
+                notes, happened = self.levels.step(entry, pid, now)
+                out += notes
+                events += happened
         return Decision(entry, out, events)
 
     def on_delivery(self, entry: dict[str, Any] | None, *, channel: str, target: str,

@@ -80,18 +80,41 @@ else:
 
 
 class QuietHours(_Section):
-    """A daily window in which a level is skipped (escalation goes on to the next level)."""
+    """A daily window in which a level is not disturbed: its notification waits for the end.
+
+    A level entered (or reminded) in its quiet hours is notified when they end, and its
+    acknowledgement timeout starts then; escalation does not jump over it to the next level.
+    Severities in ``except_severity`` break through at once.
+    """
 
     start: time = Field(description="Local start, e.g. '22:00'.")
     end: time = Field(description="Local end, e.g. '07:00' (may wrap past midnight).")
     timezone: str = Field(default="UTC", description="IANA time zone of start/end.")
     days: list[int] = Field(default_factory=lambda: list(range(7)),
-                            description="Weekdays it applies to, 0 = Monday.")
+                            description="Weekdays it applies to, 0 = Monday; a window "
+                                        "belongs to the day it starts on.")
     except_severity: list[Literal["info", "warning", "critical"]] = Field(
         default_factory=lambda: ["critical"],  # type: ignore[arg-type]
         description="Severities that are never held back by these quiet hours.")
 
     _tz = field_validator("timezone")(_zone)
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, value: list[int]) -> list[int]:
+        bad = sorted({d for d in value if not 0 <= d <= 6})
+        if bad:
+            raise ValueError(f"days {bad} are not weekdays: use 0 (Monday) to 6 (Sunday)")
+        return value
+
+    @model_validator(mode="after")
+    def _ends(self) -> QuietHours:
+        # Held notifications wait for the end: a window that never ends would hold them forever.
+        if self.start == self.end and set(self.days) >= set(range(7)):
+            raise ValueError(f"quiet hours from {self.start} to {self.end} every day never "
+                             "end, so this level would never be notified: list fewer days, "
+                             "or remove the level")
+        return self
 
 
 class Level(_Section):
@@ -226,7 +249,8 @@ class EscalationSettings(_Section):
     schedules: list[Schedule] = Field(default_factory=list)
     silences: list[SilenceSpec] = Field(default_factory=list)
     fallback: list[TargetSpec] = Field(default_factory=list, description="Where a notification "
-                                       "goes when its channel fails permanently.")
+                                       "goes when its channel fails permanently, or when the "
+                                       "person on call has no contact at all for it.")
     rate_limit_per_min: int = Field(default=20, ge=1, description="Per target; the excess is "
                                     "rolled into one digest instead of being dropped.")
 

@@ -39,8 +39,10 @@ def at(seconds: float) -> datetime:
 # -- configuration ------------------------------------------------------------------------
 ALICE = Member(name="alice", slack="U1", email="alice@example.com")
 CAROL = Member(name="carol", slack="U3")  # no push topic
+DAN = Member(name="dan")  # no contact at all
 PRIMARY = Schedule(id="primary", members=[ALICE], start=date(2024, 1, 1))
 NIGHTS = Schedule(id="nights", members=[CAROL], start=date(2024, 1, 1))
+NEWCOMERS = Schedule(id="newcomers", members=[DAN], start=date(2024, 1, 1))
 
 CRISIS = Policy(id="crisis", repeat=1, levels=[
     Level(targets=[TargetSpec(slack="#crisis"), TargetSpec(email=["crisis@example.com"])],
@@ -63,6 +65,11 @@ NOBODY = Policy(id="nobody", levels=[
     Level(targets=[TargetSpec(schedule="nights", via=["push"])], timeout_s=300),
     Level(targets=[TargetSpec(slack="#backup")]),
 ])
+# dan is on call in "newcomers" and has no contact at all.
+UNREACHABLE = Policy(id="unreachable", levels=[
+    Level(targets=[TargetSpec(schedule="newcomers", via=["slack", "push"])], timeout_s=300),
+    Level(targets=[TargetSpec(slack="#backup")]),
+])
 
 # acme goes to "crisis" and (continue) on to "exec" when warning or critical.
 TREE = Route.model_validate({"policy": "default", "routes": [
@@ -83,8 +90,8 @@ SETTINGS: dict[str, Any] = {
 
 def engine(route: Route = TREE, *, silences: Callable[[], list[Silence]] = list,
            resolved_ids: Callable[[], set[str]] = set, **overrides: Any) -> EscalationEngine:
-    policies = [CRISIS, EXEC, DEFAULT, NIGHT, NOBODY]
-    schedules = [PRIMARY, NIGHTS]
+    policies = [CRISIS, EXEC, DEFAULT, NIGHT, NOBODY, UNREACHABLE]
+    schedules = [PRIMARY, NIGHTS, NEWCOMERS]
     settings = EscalationSettings(route=route, policies=policies, schedules=schedules,
                                   **{**SETTINGS, **overrides})
     return EscalationEngine(settings=settings, policies=policies,
@@ -314,15 +321,16 @@ def test_a_schedule_target_notifies_the_on_call_members_contacts() -> None:
 
 
 def test_an_escalation_that_reaches_nobody_tells_nobody_it_escalated() -> None:
-    # Level 2 is carol, on call without a push topic: nobody is paged, so the earlier level
-    # is not told of an escalation that reached no one.
+    # Level 2 is dan, on call without any contact and no fallback configured: nobody is
+    # paged, so the earlier level is not told of an escalation that reached no one.
     lonely = Policy(id="lonely", levels=[
         Level(targets=[TargetSpec(slack="#crisis")], timeout_s=300),
-        Level(targets=[TargetSpec(schedule="nights", via=["push"])], timeout_s=300),
+        Level(targets=[TargetSpec(schedule="newcomers", via=["push"])], timeout_s=300),
     ])
     settings = EscalationSettings(route=Route(policy="lonely"), policies=[lonely],
-                                  schedules=[NIGHTS], **SETTINGS)
-    eng = EscalationEngine(settings=settings, policies=[lonely], schedules={"nights": NIGHTS})
+                                  schedules=[NEWCOMERS], **SETTINGS)
+    eng = EscalationEngine(settings=settings, policies=[lonely],
+                           schedules={"newcomers": NEWCOMERS})
     t = eng.on_tick(opened(eng).entry, at(300))
     assert t.events == ["escalated:2"] and t.notifications == []
 
@@ -493,39 +501,78 @@ def test_a_signal_after_reopen_within_s_opens_a_new_incident() -> None:
     assert timeline(d) == ["signal", "notification", "notification"]
 
 
-# -- quiet hours -----------------------------------------------------------------------------
-@pytest.mark.parametrize(("severity", "now", "expected", "level", "skipped"), [
-    ("warning", T0, [("slack", "#duty")], 2, True),         # in quiet hours: level 1 skipped
-    ("info", T0, [("slack", "#duty")], 2, True),
-    ("critical", T0, [("slack", "#day")], 1, False),        # except_severity: never held back
-    ("warning", at(2 * 3600), [("slack", "#day")], 1, False),  # 14:00: outside the window
+# -- quiet hours (more in test_quiet_hours.py) ------------------------------------------------
+@pytest.mark.parametrize(("severity", "now", "expected"), [
+    ("critical", T0, [("slack", "#day")]),          # except_severity: never held back
+    ("warning", at(2 * 3600), [("slack", "#day")]),  # 14:00: outside the window
 ])
-def test_quiet_hours_skip_a_level(severity: Severity, now: datetime,
-                                  expected: list[tuple[str, str]], level: int,
-                                  skipped: bool) -> None:
+def test_outside_quiet_hours_a_level_is_notified_at_once(
+        severity: Severity, now: datetime, expected: list[tuple[str, str]]) -> None:
+    d = engine(Route(policy="night")).on_signal(None, signal(severity=severity), now)
+    assert pairs(d.notifications) == expected and timeline(d) == ["signal", "notification"]
+    assert d.incident is not None and d.incident.level == 1
+
+
+@pytest.mark.parametrize("severity", ["warning", "info"])
+def test_quiet_hours_defer_a_level_instead_of_skipping_it(severity: Severity) -> None:
     eng = engine(Route(policy="night"))
-    d = eng.on_signal(None, signal(severity=severity), now)
-    assert pairs(d.notifications) == expected
-    assert all(n.level == level for n in d.notifications)
+    d = eng.on_signal(None, signal(severity=severity), T0)  # 12:00, quiet 11:00-13:00
+    assert d.notifications == [] and timeline(d) == ["signal", "skipped"]
+    assert d.incident is not None
+    assert d.incident.timeline[-1].text == "night level 1: quiet hours, deferred to 13:00 UTC"
+    assert d.entry is not None and eng.next_due(d.entry) == at(3600)
+    assert not eng.overdue(d.entry)
+    assert eng.on_tick(d.entry, at(3599)).notifications == []
+    t = eng.on_tick(d.entry, at(3600))
+    assert pairs(t.notifications) == [("slack", "#day")] and kinds(t.notifications) == {"trigger"}
+    assert all(n.level == 1 and n.created_at == at(3600) for n in t.notifications)
+    assert t.entry is not None and eng.next_due(t.entry) == at(3600 + 300)  # from notified
+    e = eng.on_tick(t.entry, at(3600 + 300))
+    assert pairs(e.notifications) == [("slack", "#duty"), ("slack", "#day")]
+    assert [n.kind for n in e.notifications] == ["escalate", "update"]  # #day is told
+    assert e.events == ["escalated:2"]
+
+
+def test_an_on_call_member_without_the_via_contact_is_reached_on_another() -> None:
+    eng = engine(Route(policy="nobody"))  # carol has no push topic, but she has Slack
+    d = opened(eng)
+    assert pairs(d.notifications) == [("slack", "U3")]
     inc = d.incident
-    assert inc is not None and inc.level == level
-    notes = [e for e in inc.timeline if e.kind == "skipped"]
-    assert bool(notes) == skipped
-    if skipped:
-        assert "quiet hours" in notes[0].text
-        assert timeline(d) == ["signal", "skipped", "notification"]
+    assert inc is not None and inc.level == 1
+    assert timeline(d) == ["signal", "skipped", "notification"]
+    assert inc.timeline[1].text == ("nobody level 1: carol has no push contact; "
+                                    "sent by slack instead")
+    assert d.entry is not None and eng.next_due(d.entry) == at(300)
+    t = eng.on_tick(d.entry, at(300))
+    assert pairs(t.notifications) == [("slack", "#backup"), ("slack", "U3")]
+    assert [n.kind for n in t.notifications] == ["escalate", "update"]
+    assert t.events == ["escalated:2"]
 
 
-def test_a_level_with_nobody_reachable_is_logged_and_escalates_on_timeout() -> None:
-    eng = engine(Route(policy="nobody"))
+def test_a_member_with_no_contact_goes_to_the_fallback_and_the_timeline_says_so() -> None:
+    eng = engine(Route(policy="unreachable"),
+                 fallback=[TargetSpec(email=["ops@example.com"]), TargetSpec(slack="#backup")])
+    d = opened(eng)
+    assert pairs(d.notifications) == [("email", "ops@example.com"), ("slack", "#backup")]
+    assert d.incident is not None
+    assert d.incident.timeline[1].text == (
+        "unreachable level 1: dan (on call in newcomers) has no contact: nobody reachable; "
+        "fallback → email ops@example.com, slack #backup")
+
+
+def test_a_level_with_nobody_reachable_and_no_fallback_is_logged_and_escalates() -> None:
+    eng = engine(Route(policy="unreachable"))
     d = opened(eng)
     assert d.notifications == []
     inc = d.incident
-    assert inc is not None and inc.level == 1
-    assert inc.timeline[-1].kind == "skipped" and "nobody to notify" in inc.timeline[-1].text
+    assert inc is not None and timeline(d) == ["signal", "skipped", "skipped"]
+    assert "escalation.fallback reaches nobody" in inc.timeline[1].text
+    assert inc.timeline[-1].text == "unreachable level 1: nobody to notify"
     assert d.entry is not None and eng.next_due(d.entry) == at(300)
     t = eng.on_tick(d.entry, at(300))
-    assert pairs(t.notifications) == [("slack", "#backup")] and t.events == ["escalated:2"]
+    assert pairs(t.notifications) == [("slack", "#backup")]  # level 1 reached nobody to tell
+    assert [n.kind for n in t.notifications] == ["escalate"]
+    assert t.events == ["escalated:2"]
 
 
 # -- silences --------------------------------------------------------------------------------
