@@ -372,7 +372,13 @@ class EscalationEngine:
                     return Decision(None)  # still silenced: nothing escalates
                 esc["silenced"] = silence.id  # another silence holds it: next_due follows it
                 return Decision(entry)
-            self._log(inc, now, "silenced", "silence ended")
+            ended = next((s for s in self._silences() if s.id == esc["silenced"]), None)
+            if ended is not None and ended.expired_by:
+                # Expired by hand: whoever escalation resumes for should know who ended it.
+                self._log(inc, now, "silenced", f"silence {ended.id} expired",
+                          by=ended.expired_by)
+            else:
+                self._log(inc, now, "silenced", "silence ended")
             if inc["state"] != "open":  # acknowledged while silenced: someone owns it already
                 esc["silenced"] = None
                 return Decision(entry)

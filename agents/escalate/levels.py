@@ -142,7 +142,7 @@ class Levels:
             found = reach(spec, self.schedules, now, self.fallback)
             pairs += found.pairs
             for note in found.notes:
-                log(entry["incident"], now, "skipped", f"{where}: {note}")
+                log(entry["incident"], now, "fallback", f"{where}: {note}")
         return list(dict.fromkeys(pairs))  # a fallback may repeat another target of the level
 
     def _hold(self, entry: dict[str, Any], state: dict[str, Any], level: Level, now: datetime,
@@ -155,7 +155,7 @@ class Levels:
             state.pop("deferred_kind", None)
             return False
         if state.get("deferred_until") != _iso(until):  # said once, not at every re-check
-            log(entry["incident"], now, "skipped",
+            log(entry["incident"], now, "deferred",
                 f"{what}: quiet hours, {deferred_text(until, q, now)}")
         state.update(deferred_until=_iso(until), deferred_kind=kind)
         return True

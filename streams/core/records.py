@@ -190,7 +190,8 @@ class TimelineEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
     at: datetime
     kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
-                  "silenced", "skipped", "delivery", "failed", "step"]
+                  "silenced", "skipped", "deferred", "fallback", "delivery", "failed",
+                  "step"]
     text: str
     by: str | None = None
 

@@ -517,7 +517,7 @@ def test_outside_quiet_hours_a_level_is_notified_at_once(
 def test_quiet_hours_defer_a_level_instead_of_skipping_it(severity: Severity) -> None:
     eng = engine(Route(policy="night"))
     d = eng.on_signal(None, signal(severity=severity), T0)  # 12:00, quiet 11:00-13:00
-    assert d.notifications == [] and timeline(d) == ["signal", "skipped"]
+    assert d.notifications == [] and timeline(d) == ["signal", "deferred"]
     assert d.incident is not None
     assert d.incident.timeline[-1].text == "night level 1: quiet hours, deferred to 13:00 UTC"
     assert d.entry is not None and eng.next_due(d.entry) == at(3600)
@@ -539,7 +539,7 @@ def test_an_on_call_member_without_the_via_contact_is_reached_on_another() -> No
     assert pairs(d.notifications) == [("slack", "U3")]
     inc = d.incident
     assert inc is not None and inc.level == 1
-    assert timeline(d) == ["signal", "skipped", "notification"]
+    assert timeline(d) == ["signal", "fallback", "notification"]
     assert inc.timeline[1].text == ("nobody level 1: carol has no push contact; "
                                     "sent by slack instead")
     assert d.entry is not None and eng.next_due(d.entry) == at(300)
@@ -565,7 +565,7 @@ def test_a_level_with_nobody_reachable_and_no_fallback_is_logged_and_escalates()
     d = opened(eng)
     assert d.notifications == []
     inc = d.incident
-    assert inc is not None and timeline(d) == ["signal", "skipped", "skipped"]
+    assert inc is not None and timeline(d) == ["signal", "fallback", "skipped"]
     assert "escalation.fallback reaches nobody" in inc.timeline[1].text
     assert inc.timeline[-1].text == "unreachable level 1: nobody to notify"
     assert d.entry is not None and eng.next_due(d.entry) == at(300)
