@@ -109,15 +109,17 @@ class SqliteBackend(DatabaseBackend):
     placeholder = "?"
     unary_not = False
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
         self.path = path
         self.location = str(path)
+        #: How long a statement waits for another connection's write lock before failing.
+        self.busy_timeout_s = busy_timeout_s
 
     def connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: the store says BEGIN and COMMIT itself. Readers and the writer
         # each have their own connection; WAL lets them work at the same time.
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
@@ -170,13 +172,13 @@ class SqliteBackend(DatabaseBackend):
         return f'"{phrase}"' + (" *" if prefix else "")
 
     def fts_join(self, op: Literal["and", "or"], parts: list[str]) -> str:
-        joined = f" {op.upper()} ".join(f"({p})" for p in parts)
-        return joined if len(parts) == 1 else f"({joined})"
+        # Every part is a phrase or parenthesised already.
+        return parts[0] if len(parts) == 1 else "(" + f" {op.upper()} ".join(parts) + ")"
 
     def fts_not(self, positive: str | None, negative: str) -> str:
         if positive is None:
             raise ValueError("FTS5 has no unary NOT")
-        return f"({positive}) NOT ({negative})"
+        return f"({positive} NOT {negative})"
 
     def fts_condition(self) -> str:
         return "m.id IN (SELECT rowid FROM mention_fts WHERE mention_fts MATCH {})"
@@ -256,6 +258,8 @@ class PostgresBackend(DatabaseBackend):
         return "(" + " <-> ".join(quoted) + ")"
 
     def fts_join(self, op: Literal["and", "or"], parts: list[str]) -> str:
+        if len(parts) == 1:
+            return parts[0]
         return "(" + (" & " if op == "and" else " | ").join(parts) + ")"
 
     def fts_not(self, positive: str | None, negative: str) -> str:

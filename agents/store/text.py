@@ -14,9 +14,10 @@ matcher (agents/classify/matching.py):
 - tag tokens follow the words, so they never sit inside a phrase.
 
 A term of a query is cut the same way, keeping ``*`` and ``?`` inside its tokens. Tokens are
-cut to :data:`MAX_TOKEN` characters and a text to its first :data:`MAX_WORDS` words (PostgreSQL
-refuses longer lexemes and stops counting positions at 16383), identically for texts and
-queries, so a long word still finds itself.
+cut to :data:`MAX_TOKEN` characters and a text to its first :data:`MAX_WORDS` words and
+:data:`MAX_DOC_CHARS` characters (PostgreSQL refuses longer lexemes and documents, and stops
+counting positions at 16383), identically for texts and queries, so a long word still finds
+itself; the rest of a very long text is not searchable.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ from typing import Final
 
 from streams.core.query import fold
 
-__all__ = ["MAX_TOKEN", "MAX_WORDS", "Document", "QueryToken", "document", "query_tokens"]
+__all__ = ["MAX_DOC_CHARS", "MAX_TOKEN", "MAX_WORDS", "Document", "QueryToken", "document",
+           "query_tokens"]
 
 #: Longest token kept, in characters (a PostgreSQL lexeme may not pass 2046 bytes).
 MAX_TOKEN: Final = 100
 #: Words indexed per text (PostgreSQL positions end at 16383).
 MAX_WORDS: Final = 16_000
+#: Characters of tokens indexed per text: folding can make a text longer (NFKD turns one
+#: character into up to 18), and a PostgreSQL tsvector may not pass 1 MB.
+MAX_DOC_CHARS: Final = 150_000
 _MAX_TAGS: Final = 500
 _SIGILS: Final = "@#$"
 _TEXT_RUN = re.compile(r"[@#$]?\w+")
@@ -89,9 +94,13 @@ class Document:
 def document(text: str) -> Document:
     words: list[str] = []
     tags: list[str] = []
+    size = 0
     for kind, token in _runs(fold(text), _TEXT_RUN):
         if kind == "none":
             continue
+        size += len(token) + 1
+        if size > MAX_DOC_CHARS:
+            break
         if kind == "tag":
             words.append(token[1:])
             if token not in tags and len(tags) < _MAX_TAGS:
