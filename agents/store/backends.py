@@ -20,10 +20,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 from agents.store.rows import Row
 from agents.store.schema import Backend
+from agents.store.sql import FtsMode
 
 __all__ = ["DatabaseBackend", "PostgresBackend", "SqliteBackend", "redact"]
 
 _CONNECT_TIMEOUT_S: Final = 10
+#: SQLite: matches up to which the index's rows drive the search (each looked up, then
+#: sorted); past it the sort's index is walked, testing each row against the matches held in
+#: memory; past :data:`_PROBE_OVER` (a common word: most rows match) against the index itself.
+_DRIVE_UNDER: Final = 30_000
+_PROBE_OVER: Final = 200_000
+#: Newest rows whose matches estimate how many rows a full-text condition matches.
+_SAMPLE: Final = 20_000
 
 
 def redact(url: str) -> str:
@@ -95,11 +103,19 @@ class DatabaseBackend:
     def fts_not(self, positive: str | None, negative: str) -> str:
         raise NotImplementedError
 
-    def fts_condition(self) -> str:
+    def fts_condition(self, mode: FtsMode) -> str:
         raise NotImplementedError
 
     def regex_condition(self) -> str:
         raise NotImplementedError
+
+    def index_hint(self, sort: str) -> str:
+        """``INDEXED BY …`` making the query walk the sort's index, or "" (no such hints)."""
+        return ""
+
+    def plan_fts(self, cur: Any, expression: str) -> FtsMode:
+        """How the top-level full-text condition should run (see :data:`FtsMode`)."""
+        return "driver"
 
 
 class SqliteBackend(DatabaseBackend):
@@ -109,11 +125,14 @@ class SqliteBackend(DatabaseBackend):
     placeholder = "?"
     unary_not = False
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0,
+                 drive_under: int = _DRIVE_UNDER, probe_over: int = _PROBE_OVER,
+                 sample: int = _SAMPLE) -> None:
         self.path = path
         self.location = str(path)
         #: How long a statement waits for another connection's write lock before failing.
         self.busy_timeout_s = busy_timeout_s
+        self.drive_under, self.probe_over, self.sample = drive_under, probe_over, sample
 
     def connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +143,10 @@ class SqliteBackend(DatabaseBackend):
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
         conn.execute("PRAGMA foreign_keys = ON")
+        # The narrow mentions table and its indexes stay in memory; texts are read through
+        # the OS's page cache.
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA mmap_size = 1073741824")
         conn.create_function("regexp", 2, _regexp, deterministic=True)
         return conn
 
@@ -155,11 +178,15 @@ class SqliteBackend(DatabaseBackend):
     def insert_rows(self, cur: Any, rows: list[Row]) -> int:
         cur.executemany(
             "INSERT INTO mentions (key, source, author, verified, language, sentiment, "
-            "priority, reach, posted_at, stored_at, url, words, record) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            "priority, reach, posted_at, stored_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
             [(r.key, r.source, r.author, int(r.verified), r.language, r.sentiment, r.priority,
-              r.reach, r.posted_at, r.stored_at, r.url, r.words, r.record) for r in rows])
+              r.reach, r.posted_at, r.stored_at) for r in rows])
         stored = int(cur.rowcount)
+        cur.executemany(
+            "INSERT INTO mention_texts (id, url, words, record) "
+            "SELECT id, ?, ?, ? FROM mentions WHERE key = ? ON CONFLICT (id) DO NOTHING",
+            [(r.url, r.words, r.record, r.key) for r in rows])
         cur.executemany(
             "INSERT INTO mention_watches (watch_id, mention_id, posted_at) "
             "SELECT ?, id, posted_at FROM mentions WHERE key = ? "
@@ -180,11 +207,31 @@ class SqliteBackend(DatabaseBackend):
             raise ValueError("FTS5 has no unary NOT")
         return f"({positive} NOT {negative})"
 
-    def fts_condition(self) -> str:
-        return "m.id IN (SELECT rowid FROM mention_fts WHERE mention_fts MATCH {})"
+    def fts_condition(self, mode: FtsMode) -> str:
+        if mode == "probe":
+            return ("EXISTS (SELECT 1 FROM mention_fts f WHERE f.rowid = m.id "
+                    "AND f.mention_fts MATCH {})")
+        # "+" keeps SQLite from driving the search by the matches: it tests rows against
+        # them (held in memory) while walking another index.
+        return ("+" if mode == "set" else "") + \
+            "m.id IN (SELECT rowid FROM mention_fts WHERE mention_fts MATCH {})"
 
     def regex_condition(self) -> str:
-        return "m.words REGEXP {}"
+        return "EXISTS (SELECT 1 FROM mention_texts t WHERE t.id = m.id AND t.words REGEXP {})"
+
+    def index_hint(self, sort: str) -> str:
+        return f" INDEXED BY mentions_by_{sort}"
+
+    def plan_fts(self, cur: Any, expression: str) -> FtsMode:
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM mentions")
+        newest = int(cur.fetchone()[0])
+        cur.execute("SELECT COUNT(*) FROM mention_fts WHERE mention_fts MATCH ? AND rowid > ?",
+                    (expression, newest - self.sample))
+        hits = int(cur.fetchone()[0])
+        estimate = hits if newest <= self.sample else hits * newest / self.sample
+        if estimate <= self.drive_under:
+            return "driver"
+        return "set" if estimate <= self.probe_over else "probe"
 
 
 class PostgresBackend(DatabaseBackend):
@@ -230,19 +277,23 @@ class PostgresBackend(DatabaseBackend):
     def size_bytes(self, conn: Any) -> int:
         with conn.cursor() as cur:
             cur.execute("SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                        "WHERE c.relname IN ('mentions', 'mention_watches') AND c.relkind = 'r'")
+                        "WHERE c.relname IN ('mentions', 'mention_texts', 'mention_watches') "
+                        "AND c.relkind = 'r' AND pg_table_is_visible(c.oid)")
             return int(cur.fetchone()[0])
 
     def insert_rows(self, cur: Any, rows: list[Row]) -> int:
         cur.executemany(
             "INSERT INTO mentions (key, source, author, verified, language, sentiment, "
-            "priority, reach, posted_at, stored_at, url, words, tsv, record) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::tsvector, %s) "
-            "ON CONFLICT (key) DO NOTHING",
+            "priority, reach, posted_at, stored_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
             [(r.key, r.source, r.author, r.verified, r.language, r.sentiment, r.priority,
-              r.reach, r.posted_at, r.stored_at, r.url, r.words, r.tsvector, r.record)
-             for r in rows])
+              r.reach, r.posted_at, r.stored_at) for r in rows])
         stored = int(cur.rowcount)
+        cur.executemany(
+            "INSERT INTO mention_texts (id, url, words, tsv, record) "
+            "SELECT id, %s, %s, %s::tsvector, %s FROM mentions WHERE key = %s "
+            "ON CONFLICT (id) DO NOTHING",
+            [(r.url, r.words, r.tsvector, r.record, r.key) for r in rows])
         cur.executemany(
             "INSERT INTO mention_watches (watch_id, mention_id, posted_at) "
             "SELECT %s, id, posted_at FROM mentions WHERE key = %s "
@@ -265,8 +316,9 @@ class PostgresBackend(DatabaseBackend):
     def fts_not(self, positive: str | None, negative: str) -> str:
         return f"!{negative}" if positive is None else f"({positive} & !{negative})"
 
-    def fts_condition(self) -> str:
-        return "m.tsv @@ {}::tsquery"
+    def fts_condition(self, mode: FtsMode) -> str:
+        # PostgreSQL's planner weighs the GIN index against the others itself.
+        return "m.id IN (SELECT t.id FROM mention_texts t WHERE t.tsv @@ {}::tsquery)"
 
     def regex_condition(self) -> str:
-        return "m.words ~ {}"
+        return "EXISTS (SELECT 1 FROM mention_texts t WHERE t.id = m.id AND t.words ~ {})"

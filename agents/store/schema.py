@@ -2,16 +2,17 @@
 
 Version 1 (both backends):
 
-- ``mentions``: one row per mention key (``source:id``), whatever the number of watches it
-  matched. ``id`` is the row's own integer, the handle later tables refer to (a story id
-  column and a claims table are migrations to come). The columns searches filter and sort on
-  are kept folded (lower case, no accents), times in milliseconds since the epoch (UTC);
-  ``words`` is the indexed text (agents/store/text.py); ``record`` is the enriched mention as
+- ``mentions``: one narrow row per mention key (``source:id``), whatever the number of
+  watches it matched: what searches filter and sort on, kept folded (lower case, no accents),
+  times in milliseconds since the epoch (UTC). ``id`` is the row's own integer, the handle
+  later tables refer to (a story id column and a claims table are migrations to come).
+- ``mention_texts``: the same ``id`` with the bulky part, read only for a page's rows:
+  ``words``, the indexed text (agents/store/text.py), and ``record``, the enriched mention as
   it arrived (JSON), which exports and the API answer from.
 - ``mention_watches``: which watches each mention belongs to, with its post time, so retention
   can be per watch: a mention goes when the last of its watches lets it go.
-- the full-text index: an FTS5 table over ``words`` (SQLite, kept in step by triggers), a
-  ``tsvector`` column with a GIN index (PostgreSQL).
+- the full-text index: an FTS5 table over ``mention_texts.words`` (SQLite, kept in step by
+  triggers), a ``tsvector`` column of ``mention_texts`` with a GIN index (PostgreSQL).
 - ``store_schema``: the versions applied.
 
 A migration is applied once, in one transaction, under a lock (SQLite ``BEGIN IMMEDIATE``,
@@ -44,6 +45,7 @@ class Migration:
 
 
 _V1_SQLITE = (
+    # Narrow rows: searches filter and sort here, a page's worth of texts is read after.
     """CREATE TABLE mentions (
         id INTEGER PRIMARY KEY,
         key TEXT NOT NULL UNIQUE,
@@ -55,13 +57,15 @@ _V1_SQLITE = (
         priority INTEGER NOT NULL,
         reach INTEGER NOT NULL,
         posted_at INTEGER NOT NULL,
-        stored_at INTEGER NOT NULL,
-        url TEXT,
-        words TEXT NOT NULL,
-        record TEXT NOT NULL)""",
+        stored_at INTEGER NOT NULL)""",
     "CREATE INDEX mentions_by_time ON mentions (posted_at, id)",
     "CREATE INDEX mentions_by_priority ON mentions (priority, posted_at, id)",
     "CREATE INDEX mentions_by_reach ON mentions (reach, posted_at, id)",
+    """CREATE TABLE mention_texts (
+        id INTEGER PRIMARY KEY REFERENCES mentions (id) ON DELETE CASCADE,
+        url TEXT,
+        words TEXT NOT NULL,
+        record TEXT NOT NULL)""",
     """CREATE TABLE mention_watches (
         watch_id TEXT NOT NULL,
         mention_id INTEGER NOT NULL REFERENCES mentions (id) ON DELETE CASCADE,
@@ -69,16 +73,16 @@ _V1_SQLITE = (
         PRIMARY KEY (watch_id, mention_id)) WITHOUT ROWID""",
     "CREATE INDEX mention_watches_by_time ON mention_watches (watch_id, posted_at)",
     "CREATE INDEX mention_watches_by_mention ON mention_watches (mention_id)",
-    # External content: the words live once, in mentions; the index holds only postings.
+    # External content: the words live once, in mention_texts; the index holds postings.
     """CREATE VIRTUAL TABLE mention_fts USING fts5 (
-        words, content='mentions', content_rowid='id',
+        words, content='mention_texts', content_rowid='id',
         tokenize="unicode61 remove_diacritics 2 tokenchars '_@#$'")""",
-    """CREATE TRIGGER mentions_fts_insert AFTER INSERT ON mentions BEGIN
+    """CREATE TRIGGER mention_texts_fts_insert AFTER INSERT ON mention_texts BEGIN
         INSERT INTO mention_fts (rowid, words) VALUES (new.id, new.words); END""",
-    """CREATE TRIGGER mentions_fts_delete AFTER DELETE ON mentions BEGIN
+    """CREATE TRIGGER mention_texts_fts_delete AFTER DELETE ON mention_texts BEGIN
         INSERT INTO mention_fts (mention_fts, rowid, words)
         VALUES ('delete', old.id, old.words); END""",
-    """CREATE TRIGGER mentions_fts_update AFTER UPDATE OF words ON mentions BEGIN
+    """CREATE TRIGGER mention_texts_fts_update AFTER UPDATE OF words ON mention_texts BEGIN
         INSERT INTO mention_fts (mention_fts, rowid, words)
         VALUES ('delete', old.id, old.words);
         INSERT INTO mention_fts (rowid, words) VALUES (new.id, new.words); END""",
@@ -96,15 +100,17 @@ _V1_POSTGRESQL = (
         priority INTEGER NOT NULL,
         reach BIGINT NOT NULL,
         posted_at BIGINT NOT NULL,
-        stored_at BIGINT NOT NULL,
+        stored_at BIGINT NOT NULL)""",
+    "CREATE INDEX mentions_by_time ON mentions (posted_at, id)",
+    "CREATE INDEX mentions_by_priority ON mentions (priority, posted_at, id)",
+    "CREATE INDEX mentions_by_reach ON mentions (reach, posted_at, id)",
+    """CREATE TABLE mention_texts (
+        id BIGINT PRIMARY KEY REFERENCES mentions (id) ON DELETE CASCADE,
         url TEXT,
         words TEXT NOT NULL,
         tsv TSVECTOR NOT NULL,
         record TEXT NOT NULL)""",
-    "CREATE INDEX mentions_by_time ON mentions (posted_at, id)",
-    "CREATE INDEX mentions_by_priority ON mentions (priority, posted_at, id)",
-    "CREATE INDEX mentions_by_reach ON mentions (reach, posted_at, id)",
-    "CREATE INDEX mentions_words ON mentions USING GIN (tsv)",
+    "CREATE INDEX mention_texts_words ON mention_texts USING GIN (tsv)",
     """CREATE TABLE mention_watches (
         watch_id TEXT NOT NULL,
         mention_id BIGINT NOT NULL REFERENCES mentions (id) ON DELETE CASCADE,

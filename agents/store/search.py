@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from agents.store.rows import ms
-from agents.store.sql import Compiled, Dialect, compile_query
+from agents.store.sql import Compiled, Dialect, FtsMode, compile_query
 from streams.config.base import ID
 from streams.core.query import Node, QueryError, fold, parse_query
 
@@ -182,10 +182,10 @@ def search_from_params(params: Mapping[str, Sequence[str]], *,
         if cursor else None)
 
 
-def select(search: Search, dialect: Dialect) -> Compiled:
-    """The SELECT of one page (``limit`` + 1 rows: one more says whether a next page exists).
-
-    Columns: id, posted_at, priority, reach, record."""
+def select(search: Search, dialect: Dialect, *, fts_mode: FtsMode = "driver") -> Compiled:
+    """The SELECT of one page's rows (``limit`` + 1 of them: one more says whether a next
+    page exists): id, posted_at, priority, reach. ``fts_mode`` says how the query's
+    full-text condition runs; unless it drives, the sort's own index is walked."""
     ph = dialect.placeholder
     where: list[str] = []
     params: list[Any] = []
@@ -194,13 +194,17 @@ def select(search: Search, dialect: Dialect) -> Compiled:
         params.extend(values)
         return ", ".join([ph] * len(values))
 
+    hint = ""
     if search.query is not None:
-        compiled = compile_query(search.query, dialect)
+        compiled = compile_query(search.query, dialect, driver=fts_mode)
         where.append(f"({compiled.sql})")
         params.extend(compiled.params)
+        if compiled.driver_fts is not None and fts_mode != "driver":
+            hint = dialect.index_hint(search.sort)
     if search.watches:
-        where.append("m.id IN (SELECT w.mention_id FROM mention_watches w "
-                     f"WHERE w.watch_id IN ({bind(search.watches)}))")
+        # Tested row by row (a primary-key lookup): a big watch is never read whole first.
+        where.append("EXISTS (SELECT 1 FROM mention_watches w WHERE w.mention_id = m.id "
+                     f"AND w.watch_id IN ({bind(search.watches)}))")
     if search.since is not None:
         where.append(f"m.posted_at >= {bind([ms(search.since)])}")
     if search.until is not None:
@@ -218,7 +222,7 @@ def select(search: Search, dialect: Dialect) -> Compiled:
     if search.after is not None:
         cmp = "<" if search.order == "desc" else ">"
         where.append(f"({', '.join(columns)}) {cmp} ({bind(search.after)})")
-    sql = ("SELECT m.id, m.posted_at, m.priority, m.reach, m.record FROM mentions m"
+    sql = (f"SELECT m.id, m.posted_at, m.priority, m.reach FROM mentions m{hint}"
            + (" WHERE " + " AND ".join(where) if where else "")
            + " ORDER BY " + ", ".join(f"{c} {direction}" for c in columns)
            + f" LIMIT {bind([search.limit + 1])}")

@@ -28,8 +28,13 @@ from typing import Literal, Protocol
 from agents.store.text import QueryToken, query_tokens
 from streams.core.query import And, Field, Node, Not, Term
 
-__all__ = ["Compiled", "Dialect", "compile_query", "like_pattern", "token_regex"]
+__all__ = ["Compiled", "Dialect", "FtsMode", "compile_query", "like_pattern", "token_regex"]
 
+#: How a full-text condition runs (SQLite; PostgreSQL's planner decides for itself):
+#: ``driver``, its matches are the rows the search starts from; ``set``, rows found another
+#: way are tested against its matches, read once; ``probe``, each row is looked up in the
+#: index. Only the condition at the top of a query can drive; the others are sets.
+FtsMode = Literal["driver", "set", "probe"]
 AttrColumn = Literal["language", "source", "author"]
 _ATTR: dict[str, AttrColumn] = {"lang": "language", "source": "source", "author": "author"}
 
@@ -93,24 +98,33 @@ class Dialect(Protocol):
     def fts_not(self, positive: str | None, negative: str) -> str:
         """``positive AND NOT negative``, or ``NOT negative`` alone when ``unary_not``."""
 
-    def fts_condition(self) -> str:
+    def fts_condition(self, mode: FtsMode) -> str:
         """A condition on mention ``m`` taking the index expression as its one parameter."""
 
     def regex_condition(self) -> str:
-        """A condition on ``m.words`` taking a regular expression as its one parameter."""
+        """A condition on mention ``m``'s words taking a regular expression as its one
+        parameter."""
+
+    def index_hint(self, sort: str) -> str:
+        """What follows ``FROM mentions m`` to walk the sort's own index ("" if none)."""
 
 
 @dataclass(frozen=True)
 class Compiled:
     sql: str
     params: tuple[object, ...]
+    #: The full-text expression the whole query needs (ANDed at its top), if any: what a
+    #: backend estimates to choose its :data:`FtsMode`.
+    driver_fts: str | None = None
 
 
-def compile_query(node: Node, dialect: Dialect) -> Compiled:
-    """The condition on mention ``m`` (the mentions table) that ``node`` describes."""
+def compile_query(node: Node, dialect: Dialect, *, driver: FtsMode = "set") -> Compiled:
+    """The condition on mention ``m`` (the mentions table) that ``node`` describes; the
+    full-text condition at its top runs as ``driver`` says."""
     params: list[object] = []
-    sql = _Render(dialect, params).sql(_ir(node))
-    return Compiled(sql, tuple(params))
+    render = _Render(dialect, params, driver=driver)
+    sql = render.sql(_ir(node), top=True)
+    return Compiled(sql, tuple(params), render.driver_fts)
 
 
 # --- the tree, translated ------------------------------------------------------------------
@@ -194,9 +208,18 @@ def like_pattern(value: str) -> str:
 # --- rendering -------------------------------------------------------------------------------
 
 class _Render:
-    def __init__(self, dialect: Dialect, params: list[object]) -> None:
+    def __init__(self, dialect: Dialect, params: list[object], *, driver: FtsMode) -> None:
         self.d = dialect
         self.params = params
+        self.driver = driver
+        self.driver_fts: str | None = None
+
+    def _fts_condition(self, ir: _Ir, *, top: bool) -> str:
+        expression = self.fts(ir)
+        if top:
+            self.driver_fts = expression
+        template = self.d.fts_condition(self.driver if top else "set")
+        return template.replace("{}", self._bind(expression))
 
     def _bind(self, value: object) -> str:
         self.params.append(value)
@@ -246,9 +269,9 @@ class _Render:
             expr = d.fts_not(expr, self.fts(n))
         return expr
 
-    def sql(self, ir: _Ir) -> str:
+    def sql(self, ir: _Ir, *, top: bool = False) -> str:
         if self.pure(ir):
-            return self.d.fts_condition().replace("{}", self._bind(self.fts(ir)))
+            return self._fts_condition(ir, top=top)
         if isinstance(ir, _Regex):
             return self.d.regex_condition().replace("{}", self._bind(ir.pattern))
         if isinstance(ir, _Attr):
@@ -271,6 +294,6 @@ class _Render:
         parts = []
         if pos:  # one index expression for all the index can answer
             group = _And(tuple(pos) + tuple(_Not(n) for n in neg))
-            parts.append(self.d.fts_condition().replace("{}", self._bind(self.fts(group))))
+            parts.append(self._fts_condition(group, top=top))
         parts += [self.sql(c) for c in rest]
         return " AND ".join(f"({p})" for p in parts)

@@ -26,6 +26,7 @@ from agents.store.backends import DatabaseBackend, PostgresBackend, SqliteBacken
 from agents.store.rows import Row, RowError, StoredMention, ms, row_of
 from agents.store.schema import SchemaError, migrate
 from agents.store.search import SORTS, Search, SearchError, encode_cursor, select
+from agents.store.sql import FtsMode, compile_query
 from streams.config.settings import Settings
 from streams.core.records import EnrichedMention
 
@@ -185,11 +186,16 @@ class MentionStore:
 
     # --- searching ---------------------------------------------------------------------------
     def search(self, search: Search) -> SearchPage:
-        compiled = select(search, self.backend)
         with self._conn("read") as conn:
             cur = conn.cursor()
             with self.backend.deadline(conn, self.search_timeout_s):
                 try:
+                    mode: FtsMode = "driver"
+                    if search.query is not None:
+                        top = compile_query(search.query, self.backend).driver_fts
+                        if top is not None:
+                            mode = self.backend.plan_fts(cur, top)
+                    compiled = select(search, self.backend, fts_mode=mode)
                     cur.execute(compiled.sql, compiled.params)
                     found = cur.fetchall()
                 except Exception as exc:
@@ -199,20 +205,29 @@ class MentionStore:
                             "time range, a watch, fewer leading wildcards)") from exc
                     raise
             page = found[:search.limit]
-            watches = self._watches_of(cur, [row[0] for row in page])
+            ids = [row[0] for row in page]
+            watches = self._watches_of(cur, ids)
+            records = self._records_of(cur, ids)
             if self.backend.name == "postgresql":
                 conn.rollback()  # end the read's transaction: no snapshot held between calls
         mentions = [StoredMention.of(id=row[0], posted_at=row[1], priority=row[2],
-                                     reach=row[3], record=row[4],
+                                     reach=row[3], record=records[row[0]],
                                      watch_ids=watches.get(row[0], ()))
-                    for row in page]
+                    for row in page if row[0] in records]
         cursor = None
-        if len(found) > search.limit and mentions:
+        if len(found) > search.limit and page:
             last = page[-1]
             values = {"id": last[0], "posted_at": last[1], "priority": last[2],
                       "reach": last[3]}
             cursor = encode_cursor(search, [int(values[c]) for c in SORTS[search.sort]])
         return SearchPage(mentions, cursor)
+
+    def _records_of(self, cur: Any, ids: list[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        ph = ", ".join([self.backend.placeholder] * len(ids))
+        cur.execute(f"SELECT id, record FROM mention_texts WHERE id IN ({ph})", ids)
+        return {int(i): str(record) for i, record in cur.fetchall()}
 
     def _watches_of(self, cur: Any, ids: list[int]) -> dict[int, tuple[str, ...]]:
         if not ids:
@@ -276,7 +291,8 @@ class MentionStore:
             cur = conn.cursor()
             if self.backend.name == "sqlite":
                 cur.execute("BEGIN IMMEDIATE")
-            for table in ("mention_watches", "mention_fts", "mentions", "store_schema"):
+            for table in ("mention_watches", "mention_fts", "mention_texts", "mentions",
+                          "store_schema"):
                 if table == "mention_fts" and self.backend.name != "sqlite":
                     continue
                 cur.execute(f"DROP TABLE IF EXISTS {table}")

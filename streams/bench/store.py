@@ -54,14 +54,16 @@ _INJECT = (("battery", "bateria", 0.02), ("refund", "reembolso", 0.005),
 #: name -> API parameters; the first is the issue's "filtered full-text query".
 QUERIES: Final[dict[str, dict[str, list[str]]]] = {
     "filtered_fts": {"q": ['"battery" AND lang:es -author:acmesupport'], "watch": ["acme"]},
-    "fts_en_negative": {"q": ["battery OR refund"], "lang": ["en"],
-                        "sentiment": ["negative"]},
+    "fts_or_filters": {"q": ["battery OR refund"], "lang": ["en"], "sentiment": ["negative"]},
     "rare_term": {"q": ["lawsuit OR demanda"]},
     "common_term_priority": {"q": ["acme"], "watch": ["acme"], "min_priority": ["50"],
                              "sort": ["priority"]},
+    "common_term_rare_filters": {"q": ["acme"], "lang": ["de"], "verified": ["true"]},
     "by_reach_verified": {"q": ["battery"], "verified": ["true"], "sort": ["reach"]},
     "prefix_wildcard": {"q": ["refun*"], "watch": ["acme", "globex"]},
-    "phrase": {"q": ['"customer service"']},
+    "inner_wildcard": {"q": ["bat?ery"], "sentiment": ["negative"]},
+    "phrase": {"q": ['"release notes"'], "watch": ["globex"]},
+    "phrase_accents": {"q": ['"voce precisa"'], "lang": ["pt"]},
     "filters_only": {"watch": ["initech"], "sentiment": ["negative"], "lang": ["fr"]},
 }
 _DEEP_PAGE: Final = 20

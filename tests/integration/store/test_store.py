@@ -163,6 +163,36 @@ def test_the_query_syntax_of_watches_finds_the_same_on_both_backends(
     assert _search(corpus, q=query) == SEARCHES[query]
 
 
+@pytest.mark.parametrize(("drive_under", "probe_over", "mode"), [
+    (10**9, 10**9, "driver"), (0, 10**9, "set"), (0, 0, "probe")])
+def test_each_way_sqlite_runs_a_full_text_condition_finds_the_same(
+        tmp_path: Path, drive_under: int, probe_over: int, mode: str) -> None:
+    backend = SqliteBackend(tmp_path / "m.sqlite3", drive_under=drive_under,
+                            probe_over=probe_over)
+    store = MentionStore(backend)
+    store.write(list(CORPUS.values()))
+    with store._conn("read") as conn:
+        assert backend.plan_fts(conn.cursor(), '"acme"') == mode
+    for query, expected in SEARCHES.items():
+        assert _search(store, q=query) == expected, query
+        assert _search(store, q=query, sort="priority", lang="en") == \
+            expected & {n for n, e in CORPUS.items() if e.mention.language == "en"}, query
+    store.close()
+
+
+def test_sqlite_plans_by_how_many_rows_a_condition_matches(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "m.sqlite3", drive_under=4, probe_over=12, sample=20)
+    store = MentionStore(backend)
+    store.write([enriched(i, "acme " + ("rare " if i % 20 == 0 else "")
+                          + ("mid " if i % 4 == 0 else "common")) for i in range(40)])
+    with store._conn("read") as conn:
+        cur = conn.cursor()
+        # 40 rows, the newest 20 sampled: "mid", in 5 of those, is estimated at 10 rows.
+        assert [backend.plan_fts(cur, f'"{w}"') for w in ("rare", "mid", "common", "nowhere")] \
+            == ["driver", "set", "probe", "driver"]
+    store.close()
+
+
 def test_searches_agree_with_the_watch_matcher(corpus: MentionStore) -> None:
     for query, expected in SEARCHES.items():
         if query in NOT_AS_MATCHER:

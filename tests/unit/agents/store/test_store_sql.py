@@ -34,18 +34,31 @@ def test_the_query_never_reaches_the_sql_text(dialect: object, query: str) -> No
 
 
 def test_index_only_subtrees_become_one_match_expression() -> None:
-    c = compile_query(parse_query("(battery OR bateria) -recall lang:es"), SQLITE)
+    query = parse_query("(battery OR bateria) -recall lang:es")
+    c = compile_query(query, SQLITE, driver="driver")
     assert c.sql == ("(m.id IN (SELECT rowid FROM mention_fts WHERE mention_fts MATCH ?)) AND "
                      "(m.language = ?)")
     assert c.params == ('(("battery" OR "bateria") NOT "recall")', "es")
+    assert c.driver_fts == c.params[0]
     # PostgreSQL has a unary NOT: a negation alone stays in the tsquery.
     p = compile_query(parse_query("-recall"), POSTGRES)
-    assert (p.sql, p.params) == ("m.tsv @@ %s::tsquery", ("!('recall')",))
+    assert (p.sql, p.params) == (
+        "m.id IN (SELECT t.id FROM mention_texts t WHERE t.tsv @@ %s::tsquery)", ("!('recall')",))
     both = compile_query(parse_query("(battery OR bateria) -recall"), POSTGRES)
     assert both.params == ("((('battery') | ('bateria')) & !('recall'))",)
     # FTS5 does not: NOT outside the index.
-    s = compile_query(parse_query("-recall"), SQLITE)
-    assert s.sql == "NOT (m.id IN (SELECT rowid FROM mention_fts WHERE mention_fts MATCH ?))"
+    s = compile_query(parse_query("-recall"), SQLITE, driver="driver")
+    assert s.sql == "NOT (+m.id IN (SELECT rowid FROM mention_fts WHERE mention_fts MATCH ?))"
+    assert s.driver_fts is None  # nothing the whole query needs: nothing to drive by
+
+
+def test_the_top_condition_runs_as_the_backend_planned_and_the_others_as_sets() -> None:
+    query = parse_query("acme AND (battery OR lang:es)")
+    probe = compile_query(query, SQLITE, driver="probe")
+    assert probe.sql.startswith("(EXISTS (SELECT 1 FROM mention_fts f WHERE f.rowid = m.id "
+                                "AND f.mention_fts MATCH ?)) AND ((+m.id IN")
+    assert probe.driver_fts == '"acme"'
+    assert compile_query(query, SQLITE, driver="set").sql.startswith("(+m.id IN")
 
 
 def test_phrases_prefixes_tags_and_wildcards() -> None:
@@ -54,10 +67,12 @@ def test_phrases_prefixes_tags_and_wildcards() -> None:
     assert compile_query(parse_query("acme*"), SQLITE).params == ('"acme" *',)
     assert compile_query(parse_query("#acme"), POSTGRES).params == ("('#acme')",)
     c = compile_query(parse_query("ac?e"), SQLITE)
-    assert c.sql.endswith("(m.words REGEXP ?)")
+    assert c.sql.endswith("(EXISTS (SELECT 1 FROM mention_texts t WHERE t.id = m.id AND "
+                          "t.words REGEXP ?))")
     assert c.params == ('"ac" *', token_regex(["ac?e"]))
     # No letters before the wildcard: only the expression, over every row.
-    assert compile_query(parse_query("*cme"), POSTGRES).sql == "m.words ~ %s"
+    assert compile_query(parse_query("*cme"), POSTGRES).sql == (
+        "EXISTS (SELECT 1 FROM mention_texts t WHERE t.id = m.id AND t.words ~ %s)")
 
 
 def test_regex_and_like_patterns_escape_what_they_must() -> None:
