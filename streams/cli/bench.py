@@ -124,9 +124,11 @@ def bench_aggregate_cmd(as_json: bool, mentions: int, days: float, rate: int, pa
               "<datadir>/bench/store-bench.sqlite3). Never the configured store.")
 @click.option("--postgres", "pg_url", default=None, metavar="URL",
               help="Bench a PostgreSQL database instead (an empty one: it is filled).")
+@click.option("--more", default=20_000, show_default=True, type=click.IntRange(0),
+              help="Mentions written into the full store, timed.")
 @click.option("--seed", default=0, show_default=True)
 def bench_store_cmd(as_json: bool, mentions: int, reps: int, path: Path | None,
-                    pg_url: str | None, seed: int) -> None:
+                    pg_url: str | None, more: int, seed: int) -> None:
     """The mention store at a million mentions: writer rows/s against the classifier's
     pace, filtered full-text search p50/p95 against a LIKE scan, size on disk."""
     from agents.store.backends import DatabaseBackend, PostgresBackend, SqliteBackend
@@ -141,7 +143,7 @@ def bench_store_cmd(as_json: bool, mentions: int, reps: int, path: Path | None,
         backend = SqliteBackend(path or default_path(settings_or_exit(None).datadir))
     store = MentionStore(backend, search_timeout_s=60)
     try:
-        report = bench_store(store, mentions=mentions, reps=reps, seed=seed,
+        report = bench_store(store, mentions=mentions, reps=reps, seed=seed, more=more,
                              progress=lambda msg: click.echo(f"… {msg}", err=True))
     except StoreError as exc:
         click.echo(f"escucha: bench store failed: {exc}", err=True)
