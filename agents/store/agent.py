@@ -26,9 +26,11 @@ from streams.runtime.dlq import dead_letter, origin_of
 from streams.runtime.pipeline import Pipeline
 from streams.runtime.stopping import finish_in_hand
 
-__all__ = ["install"]
+__all__ = ["PROBE_EVERY_S", "install"]
 
 log = logging.getLogger(__name__)
+#: How often an unavailable database is tried again.
+PROBE_EVERY_S = 5.0
 
 
 def _span(events: Sequence[Any]) -> str:
@@ -82,16 +84,22 @@ def install(pipeline: Pipeline, *, store: MentionStore) -> None:
             await stream.ack(event)
         if outcome.let_go:
             metrics.store_let_go.inc(len(outcome.let_go))
-            log.error("store: let go of %d mention(s) (%s) after %.0fs: %s. They are still on "
-                      "the enriched topic: run `escucha store rebuild` once the database is "
-                      "back", len(outcome.let_go), _span(outcome.let_go), cfg.hold_s,
-                      outcome.error)
+            log.error("store: let go of %d mention(s) (%s): %s. They are still on the "
+                      "enriched topic: run `escucha store rebuild` once the database is back",
+                      len(outcome.let_go), _span(outcome.let_go), outcome.error)
             for event in outcome.let_go:
                 await stream.ack(event)
         for event, reason in outcome.rejected:
             await dead_letter(dlq, metrics, stage="store", reason=reason, payload=event.value,
                               origin=origin_of(event))
             await stream.ack(event)
+
+    @app.timer(interval=PROBE_EVERY_S, name="escucha.store-probe")
+    async def store_probe() -> None:
+        # While the database is unavailable, batches are let go at once (stage.py); this is
+        # what notices it is back.
+        if stage.unavailable is not None and await stage.probe():
+            log.warning("store: the database at %s is back; writing again", store.location)
 
     @app.timer(interval=cfg.expire_every_s, on_leader=True, name="escucha.store-expire")
     async def store_expire() -> None:

@@ -24,7 +24,7 @@ from agents.store.sql import FtsMode
 
 __all__ = ["DatabaseBackend", "PostgresBackend", "SqliteBackend", "redact"]
 
-_CONNECT_TIMEOUT_S: Final = 10
+_CONNECT_TIMEOUT_S: Final = 5
 #: SQLite: matches up to which the index's rows drive the search (each looked up, then
 #: sorted); past it the sort's index is walked, testing each row against the matches held in
 #: memory; past :data:`_PROBE_OVER` (a common word: most rows match) against the index itself.
@@ -125,7 +125,7 @@ class SqliteBackend(DatabaseBackend):
     placeholder = "?"
     unary_not = False
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0,
+    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0,
                  drive_under: int = _DRIVE_UNDER, probe_over: int = _PROBE_OVER,
                  sample: int = _SAMPLE) -> None:
         self.path = path

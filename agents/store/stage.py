@@ -11,6 +11,10 @@ store that held its records for long would hold up alerts. Hence, per batch:
   1 s, 2 s, … for at most ``hold_s``; still failing, it is **let go**: acknowledged, counted
   and logged with the offsets it covered. The mentions stay on the enriched topic, and
   ``escucha store rebuild`` (idempotent) writes whatever the store is missing.
+- from then on the store is marked unavailable and batches are let go at once, without
+  waiting on the database: holding every batch ``hold_s`` would slow the store to a batch per
+  ``hold_s``, below the classifier's pace, and stall detection behind it after all.
+  :meth:`StoreStage.probe` (a timer in the agent) tries the database and marks it back.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from agents.store.store import MentionStore, StoreUnavailable, WriteResult
+from agents.store.store import MentionStore, StoreError, WriteResult
 from streams.core.records import EnrichedMention
 
 __all__ = ["BatchOutcome", "StoreStage"]
@@ -51,6 +55,8 @@ class StoreStage:
         self._write = write or self._in_thread
         self._sleep = sleep
         self._clock = clock
+        #: Why the database was last found unusable; None while it is available.
+        self.unavailable: str | None = None
 
     async def _in_thread(self, mentions: Sequence[EnrichedMention]) -> WriteResult:
         # Blocking database work, off the event loop (heartbeats and the web go on).
@@ -60,16 +66,20 @@ class StoreStage:
         outcome: BatchOutcome[T] = BatchOutcome()
         if not items:
             return outcome
+        if self.unavailable is not None:
+            outcome.let_go = [token for token, _ in items]
+            outcome.error = self.unavailable
+            return outcome
         deadline = self._clock() + self.hold_s
         delay = 0.5
         while True:
             try:
                 result = await self._write([em for _, em in items])
                 break
-            except StoreUnavailable as exc:
+            except StoreError as exc:  # unavailable, or not usable at all (a newer schema)
                 if self._clock() + delay > deadline:
                     outcome.let_go = [token for token, _ in items]
-                    outcome.error = str(exc)
+                    outcome.error = self.unavailable = str(exc)
                     return outcome
                 log.warning("store: %s; trying again in %.1fs", exc, delay)
                 await self._sleep(delay)
@@ -82,3 +92,13 @@ class StoreStage:
             else:
                 outcome.written.append(token)
         return outcome
+
+    async def probe(self) -> bool:
+        """Try the database (in a thread); mark it available again if it answers."""
+        try:
+            await asyncio.to_thread(self.store.ping)
+        except StoreError as exc:
+            self.unavailable = str(exc)
+            return False
+        self.unavailable = None
+        return True

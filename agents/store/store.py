@@ -131,6 +131,16 @@ class MentionStore:
                                            f"used: {self._say(exc)}") from exc
                 raise
 
+    def ping(self) -> None:
+        """Take the write lock and let it go: :class:`StoreUnavailable` unless writing could
+        go ahead now."""
+        with self._conn("write") as conn:
+            cur = conn.cursor()
+            if self.backend.name == "sqlite":
+                cur.execute("BEGIN IMMEDIATE")
+            cur.execute("SELECT 1 FROM store_schema LIMIT 1")
+            conn.rollback()
+
     def _drop(self, role: _Role) -> None:
         conn = self._conns.pop(role, None)
         if conn is not None:

@@ -35,10 +35,11 @@ class StoreSettings(Section):
     max_wait_s: float = Field(default=1.0, gt=0, le=60, description="Longest a mention waits "
                               "for its batch to fill before it is written.")
     hold_s: float = Field(
-        default=10.0, ge=0, le=300, description="While the database cannot be written, how "
+        default=10.0, ge=0, le=300, description="When the database cannot be written, how "
         "long a batch is retried before it is let go (counted and logged with its offsets; "
-        "`escucha store rebuild` writes it later). Holding longer stalls detection too: "
-        "the stages share the enriched topic's partitions.")
+        "`escucha store rebuild` writes it later); later batches are let go at once until "
+        "the database answers again. Holding longer stalls detection too: the stages share "
+        "the enriched topic's partitions.")
     search_timeout_s: float = Field(default=10.0, gt=0, le=300, description="A search "
                                     "running longer is stopped with an error.")
     expire_every_s: int = Field(default=3600, ge=10, le=86400, description="How often the "

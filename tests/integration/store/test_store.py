@@ -153,6 +153,10 @@ def test_attacker_text_is_kept_byte_for_byte(store: MentionStore) -> None:
     assert summary["text"] == text
     assert summary["url"] is None  # never a javascript: link
     assert store.count() == 1
+    # Folded, this text is 6 times longer: its index entry stays within PostgreSQL's bounds.
+    long = enriched(2, "acme " + ("\u3316" * 17 + " ") * 5000)
+    assert store.write([long]).rejected == []
+    assert _search(store, q="acme") == {1, 2}
 
 
 # --- searching -----------------------------------------------------------------------------

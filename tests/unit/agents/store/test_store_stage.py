@@ -59,9 +59,17 @@ async def test_an_unavailable_database_is_retried_then_the_batch_let_go(
     assert outcome.written == [] and outcome.stored == 0
     assert "database is locked" in (outcome.error or "")
     assert clock.waits == [0.5, 1.0, 2.0, 4.0]  # within hold_s, then let go
-    # The database back: the next batch is written as usual.
-    again = await stage.handle([("c", enriched(3, "acme"))])
-    assert (again.written, again.stored) == (["c"], 1)
+    # Marked unavailable: later batches go at once, nothing waits on the database...
+    lock = sqlite3.connect(tmp_path / "m.sqlite3", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    later = await stage.handle([("c", enriched(3, "acme"))])
+    assert (later.let_go, clock.waits[4:]) == (["c"], [])
+    assert await stage.probe() is False  # ...until a probe finds it writable again
+    lock.execute("ROLLBACK")
+    lock.close()
+    assert await stage.probe() is True and stage.unavailable is None
+    again = await stage.handle([("d", enriched(4, "acme"))])
+    assert (again.written, again.stored) == (["d"], 1)
 
 
 async def test_a_database_back_within_hold_s_loses_nothing(tmp_path: Path) -> None:
