@@ -313,6 +313,20 @@ class MentionStore:
             self._migrated = False
         self.open()
 
+    def analyze(self) -> None:
+        """PostgreSQL: refresh the planner's statistics (autovacuum does it in time; after a
+        rebuild it is worth doing at once). SQLite: nothing; its plans are chosen by the
+        store itself (``SqliteBackend.plan_fts``)."""
+        if self.backend.name != "postgresql":
+            return
+        with self._conn("write") as conn:
+            conn.commit()
+            conn.autocommit = True  # ANALYZE of several tables outside a transaction block
+            try:
+                conn.cursor().execute("ANALYZE mentions, mention_texts, mention_watches")
+            finally:
+                conn.autocommit = False
+
     def count(self) -> int:
         with self._conn("read") as conn:
             cur = conn.cursor()

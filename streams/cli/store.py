@@ -98,6 +98,7 @@ def rebuild_cmd(config: Path | None, clear: bool, batch: int, idle_s: float) -> 
         report = asyncio.run(rebuild(read_topic(bootstrap, topics.ENRICHED.name,
                                                 idle_s=idle_s),
                                      store, batch=batch, progress=progress))
+        store.analyze()
     except StoreError as exc:
         click.echo(f"escucha: rebuild stopped: {exc}; run it again (it is idempotent)",
                    err=True)

@@ -371,3 +371,9 @@ def test_an_unreachable_postgresql_is_unavailable_and_its_password_never_said() 
             attempt()
         assert "s3cret-pw" not in str(caught.value)
         assert "127.0.0.1" in str(caught.value)
+
+
+def test_statistics_can_be_refreshed(corpus: MentionStore) -> None:
+    corpus.analyze()  # PostgreSQL: ANALYZE; SQLite: nothing to do
+    assert corpus.write([enriched(50, "acme after analyze")]).stored == 1
+    assert _search(corpus, q="analyze") == {50}
