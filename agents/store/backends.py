@@ -8,8 +8,6 @@ threads (``asyncio.to_thread``), never on the event loop.
 
 from __future__ import annotations
 
-import functools
-import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from agents.store.rows import Row
 from agents.store.schema import Backend
-from agents.store.sql import FtsMode
+from agents.store.sql import FtsMode, glob_match, token_regex
 
 __all__ = ["DatabaseBackend", "PostgresBackend", "SqliteBackend", "redact"]
 
@@ -44,16 +42,8 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-@functools.lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-def _regexp(pattern: str | None, value: str | None) -> bool:
-    # SQLite's REGEXP operator calls regexp(pattern, value); the patterns are token_regex's.
-    if pattern is None or value is None:
-        return False
-    return _regex(pattern).search(value) is not None
+def _glob(globs: str | None, words: str | None) -> bool:
+    return globs is not None and words is not None and glob_match(globs, words)
 
 
 class DatabaseBackend:
@@ -106,7 +96,7 @@ class DatabaseBackend:
     def fts_condition(self, mode: FtsMode) -> str:
         raise NotImplementedError
 
-    def regex_condition(self) -> str:
+    def wildcard_condition(self, tokens: tuple[str, ...]) -> tuple[str, str]:
         raise NotImplementedError
 
     def index_hint(self, sort: str) -> str:
@@ -147,7 +137,7 @@ class SqliteBackend(DatabaseBackend):
         # the OS's page cache.
         conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA mmap_size = 1073741824")
-        conn.create_function("regexp", 2, _regexp, deterministic=True)
+        conn.create_function("escucha_glob", 2, _glob, deterministic=True)
         return conn
 
     def unavailable(self, exc: BaseException) -> bool:
@@ -216,8 +206,9 @@ class SqliteBackend(DatabaseBackend):
         return ("+" if mode == "set" else "") + \
             "m.id IN (SELECT rowid FROM mention_fts WHERE mention_fts MATCH {})"
 
-    def regex_condition(self) -> str:
-        return "EXISTS (SELECT 1 FROM mention_texts t WHERE t.id = m.id AND t.words REGEXP {})"
+    def wildcard_condition(self, tokens: tuple[str, ...]) -> tuple[str, str]:
+        return ("EXISTS (SELECT 1 FROM mention_texts t WHERE t.id = m.id AND "
+                "escucha_glob({}, t.words))", " ".join(tokens))
 
     def index_hint(self, sort: str) -> str:
         return f" INDEXED BY mentions_by_{sort}"
@@ -320,5 +311,6 @@ class PostgresBackend(DatabaseBackend):
         # PostgreSQL's planner weighs the GIN index against the others itself.
         return "m.id IN (SELECT t.id FROM mention_texts t WHERE t.tsv @@ {}::tsquery)"
 
-    def regex_condition(self) -> str:
-        return "EXISTS (SELECT 1 FROM mention_texts t WHERE t.id = m.id AND t.words ~ {})"
+    def wildcard_condition(self, tokens: tuple[str, ...]) -> tuple[str, str]:
+        return ("EXISTS (SELECT 1 FROM mention_texts t WHERE t.id = m.id AND t.words ~ {})",
+                token_regex(list(tokens)))

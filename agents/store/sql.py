@@ -10,9 +10,10 @@ Translation, both backends alike (the tokens are agents/store/text.py's):
 - a word, a phrase or a term with punctuation ("acme.com") is a phrase of its tokens; a
   ``#tag`` inside a phrase counts as its word there, and the tag must also be present;
 - ``acme*`` (a trailing star) is a prefix search of the full-text index;
-- any other wildcard (``ac?e``, ``*cme``, ``a*e``) is a regular expression over the stored
-  words, narrowed first by the index on the letters before the first wildcard when there are
-  some (a leading wildcard reads every row: slow on a large store);
+- any other wildcard (``ac?e``, ``*cme``, ``a*e``) is matched against the stored words (a
+  glob in SQLite, a regular expression in PostgreSQL), narrowed first by the index on the
+  letters before the first wildcard when there are some (a leading wildcard reads every row:
+  slow on a large store);
 - ``lang:``, ``source:``, ``author:`` compare columns (``*``/``?`` as ``LIKE``);
 - subtrees made only of index searches go to the index as one expression (SQLite's FTS5
   ``MATCH``; PostgreSQL's ``tsquery``), the rest is SQL ``AND``/``OR``/``NOT`` around them.
@@ -28,7 +29,8 @@ from typing import Literal, Protocol
 from agents.store.text import QueryToken, query_tokens
 from streams.core.query import And, Field, Node, Not, Term
 
-__all__ = ["Compiled", "Dialect", "FtsMode", "compile_query", "like_pattern", "token_regex"]
+__all__ = ["Compiled", "Dialect", "FtsMode", "compile_query", "glob_match", "like_pattern",
+           "token_regex"]
 
 #: How a full-text condition runs (SQLite; PostgreSQL's planner decides for itself):
 #: ``driver``, its matches are the rows the search starts from; ``set``, rows found another
@@ -48,8 +50,10 @@ class _Fts:
 
 
 @dataclass(frozen=True)
-class _Regex:
-    pattern: str
+class _Wildcard:
+    """Tokens in a row of the stored words, ``*`` and ``?`` inside them."""
+
+    tokens: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class _Not:
     child: _Ir
 
 
-_Ir = _Fts | _Regex | _Attr | _Nothing | _And | _Or | _Not
+_Ir = _Fts | _Wildcard | _Attr | _Nothing | _And | _Or | _Not
 
 
 class Dialect(Protocol):
@@ -101,9 +105,9 @@ class Dialect(Protocol):
     def fts_condition(self, mode: FtsMode) -> str:
         """A condition on mention ``m`` taking the index expression as its one parameter."""
 
-    def regex_condition(self) -> str:
-        """A condition on mention ``m``'s words taking a regular expression as its one
-        parameter."""
+    def wildcard_condition(self, tokens: tuple[str, ...]) -> tuple[str, str]:
+        """A condition on mention ``m``'s words (with ``{}`` for its one parameter) that
+        holds when ``tokens`` (wildcards inside) stand in a row there, and that parameter."""
 
     def index_hint(self, sort: str) -> str:
         """What follows ``FROM mentions m`` to walk the sort's own index ("" if none)."""
@@ -175,10 +179,10 @@ def _wildcard(tokens: list[QueryToken]) -> _Ir:
         elif lead.strip("#@$"):
             parts.append(_Fts((lead,), prefix=True))
     if len(tokens) == 1:
-        parts.append(_Regex(token_regex([tokens[0].text])))
+        parts.append(_Wildcard((tokens[0].text,)))
     else:
-        parts.append(_Regex(token_regex([t.word for t in tokens])))
-        parts += [_Regex(token_regex([t.text])) for t in tokens if t.tag and t.wild]
+        parts.append(_Wildcard(tuple(t.word for t in tokens)))
+        parts += [_Wildcard((t.text,)) for t in tokens if t.tag and t.wild]
     return parts[0] if len(parts) == 1 else _And(tuple(parts))
 
 
@@ -188,15 +192,43 @@ def _lead(text: str) -> str:
 
 
 def token_regex(tokens: list[str]) -> str:
-    """Tokens in a row of the stored words: ``*`` any characters within one token, ``?`` one.
-
-    The same expression works in Python's ``re`` (SQLite) and PostgreSQL's ``~``: tokens hold
-    word characters (never special) and a sigil, of which only ``$`` needs escaping."""
+    """Tokens in a row of the stored words, as a regular expression for PostgreSQL's ``~``:
+    ``*`` any characters within one token, ``?`` one. Tokens hold word characters (never
+    special) and a sigil, of which only ``$`` needs escaping. (PostgreSQL's engine does not
+    backtrack on ``a*a*a*…b``; Python's does, for ever: SQLite matches with
+    :func:`glob_match` instead.)"""
     body = " ".join(
         "".join("[^ ]*" if ch == "*" else "[^ ]" if ch == "?" else "\\$" if ch == "$" else ch
                 for ch in token)
         for token in tokens)
     return f"(^| ){body}( |$)"
+
+
+def _glob1(pattern: str, word: str) -> bool:
+    """One token against one glob, in time linear in their product (no backtracking blowup):
+    on a mismatch, only the last ``*`` is moved on."""
+    p = w = 0
+    star, mark = -1, 0
+    while w < len(word):
+        if p < len(pattern) and pattern[p] in ("?", word[w]) and pattern[p] != "*":
+            p, w = p + 1, w + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, mark = p, w
+            p += 1
+        elif star >= 0:
+            mark += 1
+            p, w = star + 1, mark
+        else:
+            return False
+    return all(ch == "*" for ch in pattern[p:])
+
+
+def glob_match(globs: str, words: str) -> bool:
+    """Whether the space-separated ``globs`` stand in a row among the space-separated
+    ``words`` (SQLite's ``escucha_glob``; the same as :func:`token_regex` does)."""
+    want, have = globs.split(" "), words.split(" ")
+    return any(all(_glob1(g, have[i + j]) for j, g in enumerate(want))
+               for i in range(len(have) - len(want) + 1))
 
 
 def like_pattern(value: str) -> str:
@@ -272,8 +304,9 @@ class _Render:
     def sql(self, ir: _Ir, *, top: bool = False) -> str:
         if self.pure(ir):
             return self._fts_condition(ir, top=top)
-        if isinstance(ir, _Regex):
-            return self.d.regex_condition().replace("{}", self._bind(ir.pattern))
+        if isinstance(ir, _Wildcard):
+            template, value = self.d.wildcard_condition(ir.tokens)
+            return template.replace("{}", self._bind(value))
         if isinstance(ir, _Attr):
             column = f"m.{ir.column}"
             if ir.like:

@@ -285,6 +285,13 @@ def test_hostile_search_input_is_only_ever_data(corpus: MentionStore, query: str
             _search(corpus, **{name: value})
 
 
+@pytest.mark.timeout(60)
+def test_a_wildcard_built_to_backtrack_is_answered(store: MentionStore) -> None:
+    store.write([enriched(1, "acme " + "a" * 100), enriched(2, "acme " + "a" * 99 + "b")])
+    # As a backtracking regular expression: over a minute for the first text alone.
+    assert _search(store, q="a*a*a*a*a*a*a*a*a*a*a*b") == {2}
+
+
 def test_a_search_past_its_time_is_stopped(request: pytest.FixtureRequest, tmp_path: Path,
                                            corpus: MentionStore) -> None:
     corpus.write([enriched(100 + i, f"acme filler text number {i} with words")

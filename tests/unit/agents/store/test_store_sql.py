@@ -8,7 +8,7 @@ import pytest
 
 from agents.store.backends import PostgresBackend, SqliteBackend
 from agents.store.search import search_from_params, select
-from agents.store.sql import compile_query, like_pattern, token_regex
+from agents.store.sql import compile_query, glob_match, like_pattern, token_regex
 from streams.core.query import parse_query
 
 SQLITE = SqliteBackend(Path("unused.sqlite3"))
@@ -68,11 +68,30 @@ def test_phrases_prefixes_tags_and_wildcards() -> None:
     assert compile_query(parse_query("#acme"), POSTGRES).params == ("('#acme')",)
     c = compile_query(parse_query("ac?e"), SQLITE)
     assert c.sql.endswith("(EXISTS (SELECT 1 FROM mention_texts t WHERE t.id = m.id AND "
-                          "t.words REGEXP ?))")
-    assert c.params == ('"ac" *', token_regex(["ac?e"]))
+                          "escucha_glob(?, t.words)))")
+    assert c.params == ('"ac" *', "ac?e")
+    assert compile_query(parse_query("ac?e"), POSTGRES).params[-1] == token_regex(["ac?e"])
     # No letters before the wildcard: only the expression, over every row.
     assert compile_query(parse_query("*cme"), POSTGRES).sql == (
         "EXISTS (SELECT 1 FROM mention_texts t WHERE t.id = m.id AND t.words ~ %s)")
+
+
+@pytest.mark.parametrize(("globs", "words"), [
+    ("ac?e", "the acme way"), ("ac?e", "the acne"), ("ac?e", "acce"), ("*cme", "#acme x"),
+    ("a*e", "ae"), ("a*e", "abcde fg"), ("a*e", "abcd"), ("$ac*", "buy $acme"),
+    ("wi f*", "wi fi here"), ("wi f*", "wi xfi"), ("a*b*c", "aXbYc"), ("a*b*c", "aXcYb"),
+    ("*", "anything"), ("a?", "a"), ("x", ""),
+])
+def test_sqlite_globs_match_as_postgresql_regexes_do(globs: str, words: str) -> None:
+    import re
+
+    expected = re.search(token_regex(globs.split(" ")), words) is not None
+    assert glob_match(globs, words) is expected
+
+
+def test_a_glob_never_backtracks_for_ever() -> None:
+    # As a Python regular expression this takes longer than a minute on one 100-char word.
+    assert glob_match("a*a*a*a*a*a*a*a*a*a*a*b", " ".join(["a" * 100] * 200)) is False
 
 
 def test_regex_and_like_patterns_escape_what_they_must() -> None:
