@@ -20,9 +20,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 # Debian packages the test suite drives for real (none are needed by `make run`): chromium
-# for the console's browser tests (Playwright drives it; no browser is downloaded).
+# for the console's browser tests (Playwright drives it; no browser is downloaded);
+# postgresql for the mention store's tests, which start their own server (tests/support).
 system-deps:
-	@bash .ci/system-deps.sh docker-compose prometheus chromium fonts-dejavu-core
+	@bash .ci/system-deps.sh docker-compose prometheus chromium fonts-dejavu-core postgresql
 
 run: install
 	$(BIN)/escucha run

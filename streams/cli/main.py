@@ -15,6 +15,7 @@ from streams.cli import (
     model,
     report,
     silences,
+    store,
     worker,
 )
 from streams.runtime.logs import setup_logging
@@ -33,7 +34,8 @@ def cli(log_level: str) -> None:
 
 for command in (worker.check_config, worker.run, worker.worker, worker.faust, feed.replay,
                 incidents.incidents, bench.bench, model.model, connectors.connectors_cmd,
-                connectors.ingest_cmd, console.console, report.report_cmd, silences.silences):
+                connectors.ingest_cmd, console.console, report.report_cmd, silences.silences,
+                store.store_cmd):
     cli.add_command(command)
 cli.add_command(feed.simulate_cmd, name="simulate")
 cli.add_command(feed.backtest_cmd, name="backtest")

@@ -26,7 +26,7 @@ INCIDENT_STATES = ("open", "acknowledged", "resolved")
 ENDED_BY = ("person", "auto")
 LATENCY_PATHS = ("ingest_to_enriched", "post_to_enriched", "enriched_to_signal",
                  "post_to_signal", "post_to_delivered")
-STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay")
+STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay", "store")
 #: What happened to a refused credential: wrong, or not even looked at (address throttled).
 AUTH_OUTCOMES = ("invalid", "throttled")
 #: What the consumer's hole watch did (streams/runtime/holes.py).
@@ -104,6 +104,28 @@ class Metrics:
         )
         self.classify_batch_seconds = Histogram(
             "escucha_classify_batch_seconds", "Wall time of one model call, seconds.",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.store_written = Counter(
+            "escucha_store_mentions_written_total",
+            "Mentions new to the mention store (a mention read again is not counted).",
+            registry=registry,
+        )
+        self.store_write_seconds = Histogram(
+            "escucha_store_write_seconds", "Wall time of one batch written to the store.",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.store_let_go = Counter(
+            "escucha_store_mentions_let_go_total",
+            "Mentions not written because the store's database stayed unavailable past "
+            "store.hold_s (escucha store rebuild writes them).", registry=registry,
+        )
+        self.store_expired = Counter(
+            "escucha_store_mentions_expired_total", "Mentions deleted by store retention.",
+            registry=registry,
+        )
+        self.store_search_seconds = Histogram(
+            "escucha_store_search_seconds", "Wall time of one page of GET /api/mentions.",
             buckets=_LATENCY_BUCKETS, registry=registry,
         )
         self.signals = Counter(
