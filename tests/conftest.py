@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.slack import FakeSlack
+
+
+_FAULTS = Path(__file__).parent / "reliability"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (``make test``) the fault tests share one xdist
+    worker, one after another: each stops brokers and workers on purpose and counts what is
+    read again, which two of them at once would blur. Everything else spreads over the rest;
+    most of the suite's time is waiting on processes and outages, not the CPU."""
+    for item in items:
+        if _FAULTS in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.xdist_group("faults"))
 
 
 @pytest.fixture
