@@ -181,8 +181,7 @@ class EscalationEngine:
     def overdue(self, entry: dict[str, Any]) -> bool:
         """Open, unacknowledged, every level tried, and nothing waiting for quiet hours."""
         inc, esc = entry["incident"], entry["esc"]
-        if (inc["state"] != "open" or esc.get("silenced") or esc.get("inhibited")
-                or not esc["policies"]):
+        if inc["state"] != "open" or esc.get("silenced") or not esc["policies"]:
             return False
         return (all(p.get("done") for p in esc["policies"].values())
                 and not self.levels.deferred(entry))
@@ -314,7 +313,7 @@ class EscalationEngine:
     def _maybe_update(self, entry: dict[str, Any], now: datetime) -> list[Notification]:
         """Tell everyone already notified that it got worse, at most once per group_interval."""
         esc = entry["esc"]
-        if esc.get("silenced") or esc.get("inhibited"):
+        if esc.get("silenced"):
             return []
         due = _dt(esc["last_update_wall"]) + timedelta(seconds=self.cfg.group_interval_s)
         if now < due and esc["notified"]:
