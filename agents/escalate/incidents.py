@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from agents.escalate.inhibit import Inhibition, Inhibitor
+from agents.escalate.inhibit import Inhibition, Inhibitor, hold, note_inhibits
 from agents.escalate.levels import Levels, log, notify
 from agents.escalate.routing import labels_of, route
 from notifiers import registry
@@ -119,14 +119,6 @@ class EscalationEngine:
     def _inhibition(self, inc: Incident) -> Inhibition | None:
         return self._inhibitor.find(inc, self._incidents()) if self._inhibitor else None
 
-    def _inhibit(self, entry: dict[str, Any], found: Inhibition, now: datetime) -> None:
-        """Hold ``entry`` back under ``found.source``; the source hears of it once per source."""
-        esc = entry["esc"]
-        if esc.get("inhibited") != found.source.id:
-            esc["tell"] = [*esc.get("tell", []), found.source.id]
-            self._log(entry["incident"], now, "inhibited", found.describe())
-        esc["inhibited"] = found.source.id
-
     def _inhibition_over(self, source_id: str) -> bool:
         """Whether the incident inhibiting another is resolved (or gone from the view)."""
         return not any(i.id == source_id and i.state != "resolved" for i in self._incidents())
@@ -200,7 +192,7 @@ class EscalationEngine:
         entry["esc"]["silenced"] = None
         found = self._inhibition(inc)
         if found is not None:
-            self._inhibit(entry, found, now)
+            hold(entry, found, now)
             return []
         entry["esc"]["inhibited"] = None
         entry["esc"]["notified_wall"] = None  # a new page: auto-resolve waits for it again
@@ -291,9 +283,9 @@ class EscalationEngine:
             if found is not None:
                 inc["playbook"] = found.card().model_dump(mode="json")
         if esc.get("inhibited") and inc["state"] == "open":
-            found = self._inhibition(parse(Incident, inc))
-            if found is not None:
-                self._inhibit(entry, found, now)
+            holder = self._inhibition(parse(Incident, inc))
+            if holder is not None:
+                hold(entry, holder, now)
                 return Decision(entry, [], ["worsened"])
             self._log(inc, now, "inhibited", f"no longer inhibited by {esc['inhibited']}")
             return Decision(entry, self._start(entry, now), ["worsened"])
@@ -430,7 +422,7 @@ class EscalationEngine:
             found = self._inhibition(parse(Incident, inc))
             if found is not None:  # a source opened after this one was paged: stop paging
                 held = esc.get("inhibited") == found.source.id
-                self._inhibit(entry, found, now)
+                hold(entry, found, now)
                 return Decision(None if held else entry)
             if esc.get("inhibited"):
                 self._log(inc, now, "inhibited", f"inhibition by {esc['inhibited']} ended")
@@ -449,13 +441,8 @@ class EscalationEngine:
         """The source's side of an inhibition: its timeline names what it holds back.
 
         Idempotent: a re-delivered note (at-least-once) adds nothing."""
-        if entry is None:
+        if entry is None or not note_inhibits(entry, target_id, now):
             return Decision(None)
-        text = f"inhibits {target_id}"
-        if any(t["kind"] == "inhibited" and t["text"] == text
-               for t in entry["incident"].get("timeline", [])):
-            return Decision(None)
-        self._log(entry["incident"], now, "inhibited", text)
         return Decision(entry)
 
     def on_delivery(self, entry: dict[str, Any] | None, *, channel: str, target: str,

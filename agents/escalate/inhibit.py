@@ -23,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+from agents.escalate.levels import log
 from agents.escalate.routing import labels_of
 from streams.config.escalation import InhibitRule
 from streams.core.records import Incident
 from streams.core.silences import compile_matcher
 
-__all__ = ["Inhibition", "Inhibitor", "incident_labels"]
+__all__ = ["Inhibition", "Inhibitor", "hold", "incident_labels", "note_inhibits"]
 
 
 def incident_labels(inc: Incident) -> dict[str, str]:
@@ -112,3 +115,24 @@ class Inhibitor:
                     continue  # peers matching both sides never mute each other
                 return Inhibition(source=source, rule=i)
         return None
+
+
+def hold(entry: dict[str, Any], found: Inhibition, now: datetime) -> None:
+    """Mark an engine entry inhibited by ``found.source``; a new source goes on the timeline
+    and into ``esc["tell"]``, which the engine's ``Decision`` hands to the stage to send."""
+    esc = entry["esc"]
+    if esc.get("inhibited") != found.source.id:
+        esc["tell"] = [*esc.get("tell", []), found.source.id]
+        log(entry["incident"], now, "inhibited", found.describe())
+    esc["inhibited"] = found.source.id
+
+
+def note_inhibits(entry: dict[str, Any], target_id: str, now: datetime) -> bool:
+    """The source's side: "inhibits <target>" on its timeline, once (notes are re-delivered
+    at least once). Whether anything changed."""
+    text = f"inhibits {target_id}"
+    if any(t["kind"] == "inhibited" and t["text"] == text
+           for t in entry["incident"].get("timeline", [])):
+        return False
+    log(entry["incident"], now, "inhibited", text)
+    return True
