@@ -190,11 +190,11 @@ class EscalationEngine:
                       f"{silence.ends_at:%Y-%m-%d %H:%M} UTC", by=silence.created_by)
             return []
         entry["esc"]["silenced"] = None
+        entry["esc"]["inhibited"] = None  # a fresh start: a reopened one says so again
         found = self._inhibition(inc)
         if found is not None:
             hold(entry, found, now)
             return []
-        entry["esc"]["inhibited"] = None
         entry["esc"]["notified_wall"] = None  # a new page: auto-resolve waits for it again
         entry["incident"]["level"] = 1  # until a level is told; a reopen starts over
         out: list[Notification] = []

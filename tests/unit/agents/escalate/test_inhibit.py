@@ -216,3 +216,15 @@ def test_a_held_warning_that_turns_critical_is_paged() -> None:
     worse = world.handle(topics.SIGNALS.name, dumps(signal(2, severity="critical")), at(120))
     assert _paged(worse) == CRISIS_L1 + EXEC_L1  # no longer a target: paged from level 1
     assert f"no longer inhibited by {crit_id}" in _texts(world, warn_id)
+
+
+def test_a_held_warning_reopened_under_the_same_critical_says_so_again_unpaged() -> None:
+    world = _World([CRIT_OVER_WARN])
+    crit_id = _id(world.handle(topics.SIGNALS.name, dumps(signal(severity="critical")), T0))
+    warn_id = _id(world.handle(topics.SIGNALS.name, dumps(signal(watch="beta")), at(30)))
+    world.handle(topics.ACKS.name, dumps(Ack(incident_id=warn_id, action="resolve", by="ana",
+                                             source="slack", at=at(60))), at(60))
+    again = world.handle(topics.SIGNALS.name, dumps(signal(5, watch="beta")), at(300))
+    assert _id(again) == warn_id and _paged(again) == []
+    held = [t for t in _texts(world, warn_id) if t.startswith(f"inhibited by {crit_id}")]
+    assert len(held) == 2
