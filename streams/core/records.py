@@ -191,7 +191,7 @@ class TimelineEntry(BaseModel):
     at: datetime
     kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
                   "silenced", "skipped", "deferred", "fallback", "delivery", "failed",
-                  "step"]
+                  "step", "inhibited"]
     text: str
     by: str | None = None
 
