@@ -22,9 +22,10 @@ from streams.web.console.render import safe_url
 __all__ = ["FORM_FIELDS", "incident_mentions_link", "incident_window", "mentions_section",
            "query_string"]
 
-#: The parameters the form sends (``cursor`` is only ever added by a "Next page" link).
+#: The parameters the form sends, and ``limit`` (a typed URL's page size, kept while paging);
+#: ``cursor`` is only ever added by a "Next page" link.
 FORM_FIELDS: Final = ("q", "watch", "since", "until", "sentiment", "lang", "source",
-                      "min_priority", "verified", "sort", "order")
+                      "min_priority", "verified", "sort", "order", "limit")
 _TEXT_MAX: Final = 600  # characters of a mention shown in the table; the original has it all
 
 
