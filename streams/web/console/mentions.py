@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 from agents.store.rows import StoredMention
 from agents.store.search import SENTIMENTS, SORTS
 from streams.core.records import Incident
-from streams.web.console.render import safe_url
 
 __all__ = ["FORM_FIELDS", "incident_mentions_link", "incident_window", "mentions_section",
            "query_string"]
@@ -109,7 +108,7 @@ def _row(m: StoredMention, names: Mapping[str, str]) -> str:
     em, men = m.record, m.record.mention
     posted = datetime.fromtimestamp(m.posted_at / 1000, UTC)
     author = f"@{men.author.handle}" + (" ✓" if men.author.verified else "")
-    url = safe_url(m.url)
+    url = m.url  # StoredMention.url: http(s) only (agents/store/rows.py), else None
     original = (f'<a href="{e(url)}" rel="noopener noreferrer nofollow" target="_blank" '
                 f'class="original">original<span class="sr-only"> post by {e(author)}</span>'
                 '</a>' if url else '<span class="note">no link</span>')

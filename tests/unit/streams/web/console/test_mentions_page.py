@@ -60,8 +60,11 @@ def test_each_mention_links_to_its_original_only_over_http() -> None:
 def test_the_form_keeps_the_search_escaped() -> None:
     params = {"q": '"battery" AND lang:es -author:acmesupport"><script>',
               "watch": "acme", "sentiment": "negative", "min_priority": "50",
-              "verified": "true", "sort": "reach", "order": "asc"}
+              "verified": "true", "sort": "reach", "order": "asc",
+              "since": '2026"><script>x</script>'}
     html = mentions_section([], params=params, watches=NAMES, next_cursor=None)
+    assert "<script>" not in html
+    assert 'name="since" type="text" value="2026&quot;&gt;&lt;script&gt;' in html
     assert 'value="&quot;battery&quot; AND lang:es -author:acmesupport&quot;&gt;&lt;script&gt;"' \
         in html
     for name, value in (("watch", "acme"), ("sentiment", "negative"), ("verified", "true"),
