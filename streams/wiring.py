@@ -62,6 +62,6 @@ def build_worker(settings: Settings, *, bootstrap: str,
     install_pagerduty(pipeline)
     install_mentions(pipeline, store=store)
     if settings.console.enabled:
-        install_console(pipeline, secret=secret)
+        install_console(pipeline, secret=secret, store=store)
     install_ingest(pipeline)
     return pipeline
