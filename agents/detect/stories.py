@@ -205,7 +205,7 @@ class StoryEvidence:
     mentions: int = 0
 
     def line(self) -> str:
-        """The summary's words for it ("41 stories; the largest ... ×120 by 118 accounts")."""
+        """The summary's words for it ("41 stories; the largest ... x120 by 118 accounts")."""
         if self.largest is None:
             return ""
         big = self.largest

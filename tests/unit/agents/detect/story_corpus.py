@@ -3,8 +3,8 @@
 Each *story* is one base tweet and its copies: retweets, quote-copies, texts with handles,
 links or emoji added, in another case, with a word changed, or truncated. The hard negatives
 are the other bases: complaints about the same brand and products built from the same
-phrases, with another subject or complaint and two or more of their four parts different. Validation seeds choose the index's
-parameters; the test seed only checks them.
+phrases, with another subject or complaint and two or more of their four parts different.
+Validation seeds choose the index's parameters; the test seed only checks them.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def vary(rng: random.Random, text: str) -> str:
 
 def labelled_set(seed: int, stories: int = 150) -> list[Labelled]:
     """``stories`` bases, about half of them copied 1-10 times, shuffled."""
-    rng, taken, out = random.Random(seed), [], []
+    rng, out = random.Random(seed), []
+    taken: list[tuple[int, ...]] = []
     for label in range(stories):
         base, parts = _base(rng, taken)
         taken.append(parts)
@@ -125,10 +126,10 @@ def score(items: list[Labelled], assigned: Iterable[str]) -> Scores:
     of multi-text stories that got their label's id; false merges: share of all texts whose
     id belongs to another label."""
     ids = list(assigned)
-    owner: dict[str, int] = {}
+    owner: dict[object, object] = {}
     for sid, votes in _votes(items, ids).items():
         owner[sid] = votes.most_common(1)[0][0]
-    main = {}  # label → the id most of its texts got
+    main: dict[object, object] = {}  # label → the id most of its texts got
     for label, votes in _votes(items, ids, by_label=True).items():
         main[label] = votes.most_common(1)[0][0]
     sizes = Counter(i.story for i in items)
@@ -157,7 +158,8 @@ def storm_texts(seed: int, n: int) -> list[str]:
 
 def varied_negatives(seed: int) -> Callable[[], str]:
     """Distinct complaints for an ordinary spike: every call a new base tweet."""
-    rng, taken = random.Random(seed), []
+    rng = random.Random(seed)
+    taken: list[tuple[int, ...]] = []
 
     def draw() -> str:
         if len(taken) >= 150:
