@@ -91,7 +91,7 @@ _SAME_FORM = 0.9  # a copy this close to a kept form adds nothing new
 @dataclass
 class _Story:
     id: str
-    forms: list[npt.NDArray[np.uint64]]
+    forms: npt.NDArray[np.uint64]  # one signature a row
     bands: list[bytes]
     last: float
 
@@ -135,19 +135,29 @@ class StoryIndex:
         r = self._rows
         bands = [bytes([i]) + sig[i * r:(i + 1) * r].tobytes()
                  for i in range(len(sig) // r)]
-        best, best_sim = None, self.threshold
-        for sid in sorted({s for band in bands for s in self._buckets.get(band, ())}):
-            sim = max(float(np.mean(form == sig)) for form in self._stories[sid].forms)
-            if sim > best_sim or (best is None and sim >= best_sim):
-                best, best_sim = self._stories[sid], sim
+        best, best_sim = None, 0.0
+        # Sorted, and the first of equals wins: the same input always picks the same story.
+        candidates = [self._stories[s] for s in
+                      sorted({s for band in bands for s in self._buckets.get(band, ())})]
+        if candidates:
+            # All candidates' forms in one comparison: a storm's copies meet dozens of
+            # candidates each, and one numpy call per form was most of the time spent here.
+            forms = np.concatenate([c.forms for c in candidates])
+            sims = (forms == sig).mean(axis=1)
+            starts = np.cumsum([0] + [len(c.forms) for c in candidates[:-1]])
+            per_story = np.maximum.reduceat(sims, starts)
+            i = int(np.argmax(per_story))
+            if per_story[i] >= self.threshold:
+                best, best_sim = candidates[i], float(per_story[i])
         if best is None:
-            best = _Story(id=stable_id("story", key), forms=[], bands=[], last=self._now)
+            best = _Story(id=stable_id("story", key), forms=sig[None, :0].reshape(0, len(sig)),
+                          bands=[], last=self._now)
             self._stories[best.id] = best
         elif best_sim >= _SAME_FORM or len(best.forms) >= _FORMS:
             best.last = self._now
             self._stories.move_to_end(best.id)
             return best.id
-        best.forms.append(sig)
+        best.forms = np.vstack([best.forms, sig[None, :]])
         best.bands += bands
         for band in bands:
             self._buckets.setdefault(band, set()).add(best.id)
