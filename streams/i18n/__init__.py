@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gettext
 import io
+import re
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -41,6 +42,7 @@ SHIPPED = frozenset({"en"} | {p.name for p in LOCALES_DIR.iterdir()
                               if (p / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()})
 
 Translations = gettext.NullTranslations
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[_-](?:[A-Za-z]{2}|\d{3}))?$")
 
 
 def _parse(locale: str) -> Locale:
@@ -49,11 +51,19 @@ def _parse(locale: str) -> Locale:
 
 def check_locale(value: str) -> str:
     """``value`` normalised (``es-mx`` -> ``es_MX``), or ValueError naming what we ship."""
+    if not _LOCALE.match(value):
+        raise ValueError(f"locale {value!r}: use a language, optionally with a region, "
+                         f"e.g. 'es' or 'es_MX'; shipped: {sorted(SHIPPED)}")
     try:
         parsed = _parse(value)
     except (ValueError, TypeError, UnknownLocaleError):
         raise ValueError(f"unknown locale {value!r}; use one of {sorted(SHIPPED)} (optionally "
                          "with a region, e.g. 'es_MX')") from None
+    if str(parsed).lower() != value.replace("-", "_").lower():
+        # Babel maps what it does not know to a neighbour (es_ZZ -> es_ES) or keeps a
+        # modifier; a typo must not quietly become some other region's formats.
+        raise ValueError(f"locale {value!r} is not one Babel knows exactly (closest: "
+                         f"{str(parsed)!r})")
     if parsed.language not in SHIPPED:
         raise ValueError(f"no catalogue for {value!r}; shipped: {sorted(SHIPPED)}")
     return str(parsed)
