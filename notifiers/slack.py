@@ -195,7 +195,7 @@ def build_message(notification: Notification, *, watch_name: str,
         who = slack_escape(sample.author, limit=64)
         said = slack_escape(sample.text, limit=280).replace("\n", " ")
         url = safe_url(sample.url)
-        link = f" <{url}|{_('open')}>" if url else ""
+        link = f" <{url}|{lang.tr.pgettext('link', 'open')}>" if url else ""
         priority = _("priority {priority}").format(priority=sample.priority)
         samples.append(f"• *@{who}* ({priority}): {said}{link}")
     blocks: list[dict[str, Any]] = [

@@ -2,7 +2,9 @@
 
 Babel's Python extractor reads f-strings as one token on Python 3.11, so a ``_("…")`` inside
 ``f"{_('…')}"`` is invisible to it; the syntax tree sees every call. Recognised: ``_("…")``,
-``N_("…")``, ``<x>.gettext("…")`` and ``<x>.ngettext("…", "…", n)`` with literal strings.
+``N_("…")``, ``<x>.gettext("…")``, ``<x>.ngettext("…", "…", n)`` and
+``<x>.pgettext("context", "…")`` with literal strings; a context message is keyed
+``"context\x04msgid"`` as in a compiled catalogue (see :func:`split`).
 
 ``python -m streams.i18n.extract`` adds new strings to every shipped catalogue (untranslated,
 for a translator to fill) and lists the ones no longer used; the test suite fails while any
@@ -21,7 +23,7 @@ from babel.messages.pofile import read_po, write_po
 
 from streams.i18n import DOMAIN, LOCALES_DIR, SHIPPED
 
-__all__ = ["SOURCES", "Message", "messages", "update_catalogues"]
+__all__ = ["SOURCES", "Message", "messages", "split", "update_catalogues"]
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The modules whose words are translated; a new one is added here.
@@ -45,6 +47,14 @@ def _literal(node: ast.expr) -> str | None:
         else None
 
 
+def split(msg: Message) -> tuple[str | None, Message]:
+    """``(context, msgid)`` of a key from :func:`messages`."""
+    if isinstance(msg, str) and "\x04" in msg:
+        context, _, msgid = msg.partition("\x04")
+        return context, msgid
+    return None, msg
+
+
 def messages(paths: Iterable[str] = SOURCES, root: Path = ROOT) -> dict[Message, list[str]]:
     """Every literal message in ``paths`` with where it is used (``path:line``)."""
     found: dict[Message, list[str]] = {}
@@ -57,6 +67,9 @@ def messages(paths: Iterable[str] = SOURCES, root: Path = ROOT) -> dict[Message,
             msg: Message | None = None
             if name in _SINGLE:
                 msg = _literal(node.args[0])
+            elif name == "pgettext" and len(node.args) >= 2:
+                ctx, text = _literal(node.args[0]), _literal(node.args[1])
+                msg = f"{ctx}\x04{text}" if ctx is not None and text is not None else None
             elif name == "ngettext" and len(node.args) >= 2:
                 one, many = _literal(node.args[0]), _literal(node.args[1])
                 msg = (one, many) if one is not None and many is not None else None
@@ -73,14 +86,16 @@ def update_catalogues() -> list[str]:
         path = LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
         with path.open("rb") as fh:
             catalog: Catalog = read_po(fh, locale=language, domain=DOMAIN)
-        for msg, where in found.items():
-            if msg not in catalog:
+        for key, where in found.items():
+            context, msg = split(key)
+            if catalog.get(msg, context=context) is None:
                 catalog.add(msg, string=("", "") if isinstance(msg, tuple) else "",
+                            context=context,
                             locations=[(w.rsplit(":", 1)[0], int(w.rsplit(":", 1)[1]))
                                        for w in where])
-        keys = {m[0] if isinstance(m, tuple) else m for m in found}
+        keys = {(c, m[0] if isinstance(m, tuple) else m) for c, m in map(split, found)}
         stale += [f"{language}: {m.id!r}" for m in catalog if m.id and
-                  (m.id[0] if isinstance(m.id, tuple) else m.id) not in keys]
+                  (m.context, m.id[0] if isinstance(m.id, tuple) else m.id) not in keys]
         with path.open("wb") as fh:
             write_po(fh, catalog, width=100, omit_header=False, include_lineno=False)
     return stale

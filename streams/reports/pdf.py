@@ -127,7 +127,7 @@ def _watch(data: ReportData, w: WatchReport, charts: Mapping[str, bytes], st: di
             url = safe_url(m.url)
             if url:
                 said += (f' <link href="{escape(url, quote=True)}" color="#3b6ea8">'
-                         f'{_p(_("open"))}</link>')
+                         f'{_p(tr.pgettext("link", "open"))}</link>')
             rows.append([P(str(m.priority), st["cell"]), P(_p(m.sentiment), st["cell"]),
                          P("@" + _p(m.author, limit=64), st["cell"]), P(said, st["cell"])])
         out.append(_table(rows, [0.09 * width, 0.11 * width, 0.18 * width, 0.62 * width]))

@@ -19,7 +19,7 @@ from streams.i18n import (
     language_of,
     translator,
 )
-from streams.i18n.extract import SOURCES, messages
+from streams.i18n.extract import SOURCES, messages, split
 
 _FIELD = re.compile(r"\{[a-z_]*\}")
 
@@ -34,14 +34,16 @@ def test_the_scan_sees_strings_inside_f_strings() -> None:
     found = messages()
     assert "Skip to content" in found and "Sign out" in found  # f"{_('…')}" in render.py
     assert ("Digest: {count} notice", "Digest: {count} notices") in found
+    assert "link\x04open" in found and "open" in found  # the verb and the state differ
     assert len(found) > 100
 
 
 def test_every_marked_string_is_translated_in_spanish() -> None:
     catalog = _catalog("es")
     problems = []
-    for msg, where in messages().items():
-        entry = catalog.get(msg)
+    for key, where in messages().items():
+        context, msg = split(key)
+        entry = catalog.get(msg, context=context)
         if entry is None:
             problems.append(f"missing: {msg!r} ({where[0]})")
             continue
