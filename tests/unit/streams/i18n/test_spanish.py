@@ -32,7 +32,10 @@ def _incident(**kw: object) -> Incident:
         detector="negative_spike", severity="critical", opened_at=T0, updated_at=T0,
         summary="24 negative mentions in one minute",
         samples=[SampleMention(key="x:1", url="https://example.com/1", author="pepa",
-                               text=SAID, priority=90, sentiment="negative")],
+                               text=SAID, priority=90, sentiment="negative"),
+                 # Exactly a catalogue entry: translating mention text would show here.
+                 SampleMention(key="x:2", url=None, author="rita", text="Resolve",
+                               priority=10)],
         evidence=[Evidence(detector="negative_spike", severity="critical",
                            window_start=T0 - timedelta(minutes=5), window_end=T0,
                            observed=40, expected=6.5, score=6.2, top_terms=["desastre"])])
@@ -60,6 +63,9 @@ def test_slack_alert_in_spanish_keeps_the_mention_text() -> None:
                     "abierto el 2 mar 2026, 09:00 CET"):
         assert spanish in text, spanish
     assert SAID in text  # untouched, though it holds words the catalogue translates
+    said = [b["text"]["text"] for b in message["blocks"]  # type: ignore[attr-defined]
+            if b.get("text", {}).get("text", "").startswith("*Lo que dice")]
+    assert said[0].endswith("*@rita* (prioridad 10): Resolve")
     for english in ("Acknowledge", "Severity", "What people say", "not acknowledged"):
         assert english not in text.replace(SAID, ""), english
     assert message["text"].startswith("CRÍTICO: Acme España")  # type: ignore[union-attr]
