@@ -127,7 +127,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
         if found is not None:
             t = tokens[found]
             return Session(user=t.name, role=t.role, sid="bearer",
-                           expires=datetime.now(UTC).timestamp() + 60)
+                           expires=datetime.now(UTC).timestamp() + 60,
+                           locale=t.locale, timezone=t.timezone)
         return auth.read(request.cookies.get(COOKIE))
 
     def csrf_of(session: Session) -> str:
@@ -248,7 +249,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
                     else:
                         shown = [i for i in incidents() if filters.keep(i)][:300]
                         payload = json.dumps({
-                            "rows": render.incident_rows(shown, names), "count": len(shown),
+                            "rows": render.incident_rows(shown, names, session),
+                            **render.live_status(shown, session), "count": len(shown),
                             "open": sum(1 for i in shown if i.state == "open")})
                         event = "incidents"
                     digest = hashlib.sha256(payload.encode()).hexdigest()
