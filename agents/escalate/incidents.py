@@ -290,6 +290,12 @@ class EscalationEngine:
         inc, esc = entry["incident"], entry["esc"]
         if ack.action == "step":
             return self._step_done(entry, ack, now)
+        if ack.action == "claim":
+            # Who answers which mention: the audit trail only; no state, nobody notified.
+            if inc["state"] == "resolved":
+                return Decision(None, events=["noop"])
+            self._log(inc, now, "claim", ack.note or "claim changed", by=ack.by)
+            return Decision(entry, [], ["claim"])
         if inc["state"] == "resolved" or (ack.action == "ack" and inc["state"] != "open"):
             return Decision(None, events=["noop"])  # idempotent: already done
         opened = _dt(esc["opened_wall"])

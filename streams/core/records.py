@@ -191,7 +191,7 @@ class TimelineEntry(BaseModel):
     at: datetime
     kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
                   "silenced", "skipped", "deferred", "fallback", "delivery", "failed",
-                  "step"]
+                  "step", "claim"]
     text: str
     by: str | None = None
 
@@ -335,9 +335,11 @@ class Ack(_Record):
     """A human decision about an incident, from any path (Slack, API, link, console, CLI)."""
 
     incident_id: str
-    action: Literal["ack", "resolve", "step"]
+    action: Literal["ack", "resolve", "step", "claim"]
     step: str | None = Field(default=None, max_length=64,
                              description="For action 'step': the playbook step marked done.")
+    note: str | None = Field(default=None, max_length=300, description="For action 'claim': "
+                             "who answers one of its mentions, for the timeline.")
     by: str = Field(min_length=1, max_length=256)
     source: str = Field(description="slack, api, link, console, cli.")
     at: datetime

@@ -437,6 +437,26 @@ def test_resolve_without_ack_and_ack_of_unknown_incident() -> None:
     assert (unknown.entry, unknown.notifications, unknown.events) == (None, [], ["unknown"])
 
 
+def test_a_claim_goes_on_the_timeline_and_changes_nothing_else() -> None:
+    eng = engine()
+    d = opened(eng)
+    assert d.incident is not None and d.entry is not None
+    inc_id = d.incident.id
+    due = eng.next_due(d.entry)
+    claim = Ack(incident_id=inc_id, action="claim", by="Ana", source="console", at=at(60),
+                note="Ana is answering this (x:1)")
+    c = eng.on_ack(d.entry, claim, at(60))
+    assert c.incident is not None and c.entry is not None
+    assert (c.notifications, c.events) == ([], ["claim"])
+    assert c.incident.state == "open" and c.incident.acked_by is None
+    last = c.incident.timeline[-1]
+    assert (last.kind, last.by, last.text) == ("claim", "Ana", "Ana is answering this (x:1)")
+    assert eng.next_due(c.entry) == due  # escalation goes on: a claim is not an ack
+    done = eng.on_ack(c.entry, ack("resolve", incident_id=inc_id, now=at(90)), at(90))
+    late = eng.on_ack(done.entry, claim, at(100))
+    assert (late.entry, late.events) == (None, ["noop"])
+
+
 @pytest.mark.parametrize("acked", [False, True])
 def test_auto_resolve_after_resolve_after_s_without_signals(acked: bool) -> None:
     eng = engine(resolve_after_s=1800)
