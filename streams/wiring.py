@@ -63,8 +63,9 @@ def build_worker(settings: Settings, *, bootstrap: str,
     install_api(pipeline, links=links)
     install_pagerduty(pipeline)
     install_mentions(pipeline, store=store)
-    install_claims(pipeline, book=ClaimBook(store) if store is not None else None)
+    claims = ClaimBook(store) if store is not None else None
+    install_claims(pipeline, book=claims)
     if settings.console.enabled:
-        install_console(pipeline, secret=secret)
+        install_console(pipeline, secret=secret, claims=claims)
     install_ingest(pipeline)
     return pipeline

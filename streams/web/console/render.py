@@ -20,7 +20,7 @@ from streams.web.console.episode import episode_section
 from streams.web.console.silences import silences_section
 
 __all__ = ["Filters", "OnCallLine", "WatchCard", "chart_svg", "incident_page", "incident_rows",
-           "list_page", "login_page", "message_page", "safe_url", "silences_page",
+           "list_page", "login_page", "message_page", "page", "safe_url", "silences_page",
            "watches_page"]
 
 SILENCE_CHOICES = (("30", "30 minutes"), ("60", "1 hour"), ("240", "4 hours"),
@@ -110,6 +110,12 @@ def _layout(title: str, body: str, *, session: Session | None, csrf: str = "",
         '<a class="skip" href="#main">Skip to content</a>'
         f'<header><span class="brand">escucha</span>{nav}</header>'
         f'<main id="main" tabindex="-1">{body}</main></body></html>')
+
+
+def page(title: str, body: str, *, session: Session | None, csrf: str = "") -> str:
+    """A console page around ``body`` (HTML already escaped), for pages built in other
+    modules (claims)."""
+    return _layout(title, body, session=session, csrf=csrf)
 
 
 def message_page(title: str, text: str, *, session: Session | None = None) -> str:

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from agents.escalate.oncall import on_call, resolve_targets
 from agents.escalate.routing import labels_of, route
+from agents.store.claims import ClaimBook
 from streams.config.console import ConsoleToken
 from streams.core.records import Incident
 from streams.core.security import HTML_HEADERS, CredentialKind, has_control
@@ -41,6 +42,7 @@ from streams.web.api import (
 )
 from streams.web.console import render
 from streams.web.console.auth import Authenticator, Session
+from streams.web.console.claims import install_console_claims
 from streams.web.console.overview import watch_cards
 from streams.web.silences import SilenceError, expire_silence, listed_silences, send_silence
 
@@ -92,7 +94,8 @@ def _aio(request: Request) -> web.Request:
     return cast(web.Request, request)  # Faust's aiohttp driver hands us aiohttp's request
 
 
-def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
+def install_console(pipeline: Pipeline, *, secret: bytes,
+                    claims: ClaimBook | None = None) -> None:
     settings = pipeline.settings
     cfg = settings.console
     if not cfg.enabled:
@@ -359,6 +362,10 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
                 return _html(render.message_page("Cannot expire", str(exc), session=session),
                              exc.status)
             return _redirect(f"/console/silences?done={'expired' if changed else 'already'}")
+
+    if claims is not None:  # the store is on: who answers which mention
+        install_console_claims(pipeline, book=claims, session_of=session_of,
+                               checked_form=checked_form, csrf_of=csrf_of)
 
     def oncall_lines(inc: Incident) -> list[render.OnCallLine]:
         now = datetime.now(UTC)
