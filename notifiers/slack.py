@@ -161,7 +161,9 @@ def build_message(notification: Notification, *, watch_name: str) -> dict[str, A
         said = slack_escape(sample.text, limit=280).replace("\n", " ")
         url = safe_url(sample.url)
         link = f" <{url}|open>" if url else ""
-        samples.append(f"• *@{who}* (priority {sample.priority}): {said}{link}")
+        # Who answers it, so a second responder does not: the claim made in escucha.
+        claim = f" — _{slack_escape(sample.claim, limit=120)}_" if sample.claim else ""
+        samples.append(f"• *@{who}* (priority {sample.priority}): {said}{link}{claim}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": state}},

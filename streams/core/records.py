@@ -141,6 +141,8 @@ class SampleMention(BaseModel):
     priority: int
     language: str | None = None
     sentiment: str | None = None
+    claim: str | None = Field(default=None, max_length=300, description="Who answers it "
+                              "(\"Ana is answering this\"): the latest claim, if any.")
 
 
 class SeriesPoint(BaseModel):
@@ -340,6 +342,8 @@ class Ack(_Record):
                              description="For action 'step': the playbook step marked done.")
     note: str | None = Field(default=None, max_length=300, description="For action 'claim': "
                              "who answers one of its mentions, for the timeline.")
+    mention: str | None = Field(default=None, max_length=512, description="For action "
+                                "'claim': the key of the mention claimed.")
     by: str = Field(min_length=1, max_length=256)
     source: str = Field(description="slack, api, link, console, cli.")
     at: datetime

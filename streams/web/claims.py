@@ -37,8 +37,8 @@ def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -
 
 
 def claim_note(claim: Claim) -> str:
-    """The timeline's line for a claim change (the mention's key, never its text)."""
-    return f"{claim.says()} ({claim.subject})"[:300]
+    """The claim in one line, for the incident's timeline and its messages."""
+    return claim.says()[:300]
 
 
 async def record_on_incidents(pipeline: Pipeline, claim: Claim, *, source: str) -> int:
@@ -49,7 +49,7 @@ async def record_on_incidents(pipeline: Pipeline, claim: Claim, *, source: str) 
     for inc in view.incidents() if view is not None else []:
         if inc.state != "resolved" and any(s.key == claim.subject for s in inc.samples):
             await send_ack(pipeline, inc.id, "claim", by=claim.by, source=source,
-                           note=claim_note(claim))
+                           note=claim_note(claim), mention=claim.subject)
             told += 1
     return told
 
