@@ -11,37 +11,17 @@ from pathlib import Path
 
 import aiohttp
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
 
-from agents.store import store_for
-from streams.config.settings import Settings
-from streams.web.console.auth import hash_password
-from streams.wiring import build_worker
-from tests.support.secured import ANA, CONSOLE_TOKEN, secured_sections
-from tests.support.store import enriched
+from tests.support.claims import BEN, claims_console
+from tests.support.secured import ANA, CONSOLE_TOKEN
 
-BEN = ("ben", "ben's long password")
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest_asyncio.fixture
 async def base(tmp_path: Path) -> AsyncIterator[str]:
-    sections = secured_sections(tmp_path, port=6066, bootstrap="127.0.0.1:9")
-    sections["console"]["users"].append({"username": BEN[0], "role": "responder",
-                                         "password_hash": hash_password(BEN[1])})
-    settings = Settings(**sections)
-    writer = store_for(settings)
-    writer.write([enriched(1, "Acme <b>battery</b> exploded")])
-    writer.close()
-    pipeline = build_worker(settings, bootstrap="127.0.0.1:9")
-    web = pipeline.app.web
-    web.init_server()
-    server = TestServer(web.web_app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        await server.close()
+    async with claims_console(tmp_path) as url:
+        yield url
 
 
 async def _browser(base: str, user: tuple[str, str]) -> tuple[aiohttp.ClientSession, str]:
