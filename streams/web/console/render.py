@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from streams.core.records import Evidence, Incident
 from streams.core.silences import Silence, SilenceState
@@ -390,7 +390,10 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
         + f' <span class="sentiment">{e(s.sentiment or "")}</span>'
         f' <span class="priority">priority {e(s.priority)}</span>'
         + (f' <span class="lang">{e(s.language)}</span>' if s.language else "")
-        + f'<blockquote>{e(s.text)}</blockquote></li>' for s in inc.samples)
+        + f'<blockquote>{e(s.text)}</blockquote>'
+        # Who answers it (streams/web/console/claims.py): claimed there, shown here.
+        + f'<p class="claim-state"><a href="/console/claims/{e(quote(s.key, safe=""))}">'
+        f'{e(s.claim or "Who answers this?")}</a></p></li>' for s in inc.samples)
     who = "".join(
         f'<li{" class=current" if line.current else ""}>{e(line.policy)}, level {line.level}: '
         f'{e(line.targets)}{" (now)" if line.current else ""}</li>' for line in oncall)

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -20,6 +21,7 @@ from tests.support.secured import API_TOKEN, secured_sections
 from tests.support.store import BACKENDS, enriched
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+BLUESKY_ID = "at://did:plc:abc123/app.bsky.feed.post/3kabc"  # a key with slashes in it
 
 
 @pytest_asyncio.fixture(params=BACKENDS)
@@ -29,7 +31,8 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[s
         sections["store"] = {"url": request.getfixturevalue("postgres_url")}
     settings = Settings(**sections)
     writer = store_for(settings)
-    writer.write([enriched(1, "Acme battery exploded"), enriched(2, "Acme again")])
+    writer.write([enriched(1, "Acme battery exploded"), enriched(2, "Acme again"),
+                  enriched(BLUESKY_ID, "Acme on Bluesky", source="bluesky")])
     writer.close()
     pipeline = build_worker(settings, bootstrap="127.0.0.1:9")
     web = pipeline.app.web
@@ -75,6 +78,12 @@ async def test_answer_with_a_link_then_nobody_else_can_claim(api: str) -> None:
     assert data["claim"]["reply_url"] == "https://x.com/acme/9"
     status, data = await _post(f"{api}/x:2/claim", {"by": "Ben"})
     assert status == 409 and data["says"] == "Ana answered this"
+
+
+async def test_a_key_with_slashes_is_claimed_percent_encoded(api: str) -> None:
+    key = quote(f"bluesky:{BLUESKY_ID}", safe="")
+    status, data = await _post(f"{api}/{key}/claim", {"by": "Ana"})
+    assert status == 200 and data["claim"]["subject"] == f"bluesky:{BLUESKY_ID}"
 
 
 @pytest.mark.parametrize(("path", "body", "headers", "status", "says"), [
