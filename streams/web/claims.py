@@ -57,6 +57,17 @@ async def record_on_incidents(pipeline: Pipeline, claim: Claim, *, source: str) 
 async def act(pipeline: Pipeline, book: ClaimBook, key: str, action: str, *, by: str,
               reply_url: str | None, reason: str | None, source: str) -> tuple[int, Any]:
     """Do a claim action: (HTTP status, JSON body). Shared by the API and the console."""
+    status, body = await _act(pipeline, book, key, action, by=by, reply_url=reply_url,
+                              reason=reason, source=source)
+    if action in ACTIONS:  # anything else was never a claim action: no label for it
+        outcome = {200: "done", 409: "taken", 400: "refused", 404: "refused"}.get(status,
+                                                                                 "failed")
+        pipeline.metrics.claims.labels(action, outcome).inc()
+    return status, body
+
+
+async def _act(pipeline: Pipeline, book: ClaimBook, key: str, action: str, *, by: str,
+               reply_url: str | None, reason: str | None, source: str) -> tuple[int, Any]:
     try:
         out = await asyncio.to_thread(book.act, key, action, by=by, reply_url=reply_url,
                                       reason=reason)

@@ -65,6 +65,11 @@ async def test_two_responders_at_once_one_wins_the_other_sees_who(api: str) -> N
         data = await r.json()
     assert r.status == 200 and data["claim"]["by"] == winner
     assert [h["state"] for h in data["history"]] == ["claimed"]
+    async with aiohttp.ClientSession() as http, \
+            http.get(api.replace("/api/mentions", "/metrics")) as r:
+        metrics = await r.text()
+    for outcome, n in (("done", 1), ("taken", 1), ("refused", 0)):
+        assert f'escucha_claims_total{{action="claim",outcome="{outcome}"}} {n}.0' in metrics
 
 
 async def test_answer_with_a_link_then_nobody_else_can_claim(api: str) -> None:
