@@ -186,15 +186,15 @@ class ClaimBook:
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return {}
-        with self.store.transaction() as cur:
+        with self.store.reading() as cur:
             cur.execute(f"SELECT {_COLUMNS} FROM claims WHERE kind = 'mention' AND subject "
                         f"IN ({self._phs(len(wanted))})", wanted)
             return {c.subject: c for c in map(_claim, cur.fetchall())}
 
     def history(self, key: str) -> list[Claim]:
         """Every change of the claim on ``key``, oldest first."""
-        with self.store.transaction() as cur:
+        with self.store.reading() as cur:
             cur.execute("SELECT kind, subject, state, by_whom, reply_url, reason, at, at "
                         f"FROM claim_events WHERE kind = 'mention' AND subject = {self._ph} "
-                        "ORDER BY at", (key,))
+                        "ORDER BY id", (key,))
             return [_claim(row) for row in cur.fetchall()]

@@ -130,7 +130,7 @@ _V1_POSTGRESQL = (
     "CREATE INDEX mention_watches_by_mention ON mention_watches (mention_id)",
 )
 
-_V2_COMMON = (
+_V2_CLAIMS = (
     """CREATE TABLE IF NOT EXISTS claims (
         kind TEXT NOT NULL,
         subject TEXT NOT NULL,
@@ -141,23 +141,29 @@ _V2_COMMON = (
         claimed_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (kind, subject))""",
-    """CREATE TABLE IF NOT EXISTS claim_events (
+)
+# ``id`` orders two changes made in the same millisecond (a claim, then its answer).
+_V2_EVENTS = """CREATE TABLE IF NOT EXISTS claim_events (
+        id {id},
         kind TEXT NOT NULL,
         subject TEXT NOT NULL,
         state TEXT NOT NULL,
         by_whom TEXT NOT NULL,
         reply_url TEXT,
         reason TEXT,
-        at BIGINT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS claim_events_by_subject ON claim_events (kind, subject, at)",
-)
+        at BIGINT NOT NULL)"""
+_V2_INDEX = "CREATE INDEX IF NOT EXISTS claim_events_by_subject ON claim_events (kind, subject, id)"
+_V2_SQLITE = (*_V2_CLAIMS, _V2_EVENTS.format(id="INTEGER PRIMARY KEY"), _V2_INDEX)
+_V2_POSTGRESQL = (*_V2_CLAIMS,
+                  _V2_EVENTS.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+                  _V2_INDEX)
 
 #: Every migration, oldest first; append, never edit one that has shipped.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "mentions, their watches and the full-text index",
               {"sqlite": _V1_SQLITE, "postgresql": _V1_POSTGRESQL}),
     Migration(2, "claims: who answers a mention, and their history",
-              {"sqlite": _V2_COMMON, "postgresql": _V2_COMMON}),
+              {"sqlite": _V2_SQLITE, "postgresql": _V2_POSTGRESQL}),
 )
 
 

@@ -205,6 +205,15 @@ class MentionStore:
             yield cur
             conn.commit()
 
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """A cursor on the reader's connection (no write lock taken); PostgreSQL's
+        transaction is ended afterwards, so no snapshot is held between calls."""
+        with self._conn("read") as conn:
+            yield conn.cursor()
+            if self.backend.name == "postgresql":
+                conn.rollback()
+
     # --- searching ---------------------------------------------------------------------------
     def search(self, search: Search) -> SearchPage:
         with self._conn("read") as conn:

@@ -64,6 +64,14 @@ def test_release_lets_another_claim_and_history_keeps_every_step(book: ClaimBook
                      ("not_answering", "Ben")]
 
 
+def test_history_is_in_the_order_changes_were_made_whatever_the_clocks(
+        book: ClaimBook) -> None:
+    # Two workers whose clocks differ: the answer is stamped before the claim it follows.
+    book.act("x:1", "claim", by="Ana", now=T0 + timedelta(seconds=2))
+    book.act("x:1", "answer", by="Ana", reply_url="https://x.com/r", now=T0)
+    assert [c.state for c in book.history("x:1")] == ["claimed", "answered"]
+
+
 def test_answering_without_a_claim_is_allowed_when_nobody_holds_it(book: ClaimBook) -> None:
     out = book.act("x:2", "answer", by="Ana", reply_url="http://blog.example/reply", now=T0)
     assert out.won and out.claim is not None and out.claim.state == "answered"
