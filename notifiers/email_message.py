@@ -25,6 +25,7 @@ from email.utils import format_datetime
 
 from notifiers.followup import status_line
 from notifiers.playbook import playbook_lines
+from notifiers.stories import story_line
 from notifiers.text import clean, console_safe, html_escape, safe_url
 from streams.core.records import Incident, Notification
 
@@ -167,6 +168,11 @@ def _body(notification: Notification, head: Letterhead, subject: str) -> tuple[s
     summary = _wrap(inc.summary, limit=_SUMMARY_CHARS)
     text += ["", *summary]
     html.append(f"<p>{_html_lines(summary)}</p>")
+    story = story_line(inc)
+    if story is not None:
+        lines = _wrap(story, limit=_SUMMARY_CHARS)
+        text += ["", *lines]
+        html.append(f"<p>{_html_lines(lines)}</p>")
 
     if notification.kind == "digest" and notification.digest:
         text += ["", "Since the last message:"]

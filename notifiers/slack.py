@@ -35,6 +35,7 @@ from notifiers.base import BuildContext, ChannelSpec, Receipt
 from notifiers.errors import DeliveryError
 from notifiers.playbook import playbook_lines
 from notifiers.slack_actions import ACTION_ACK, ACTION_RESOLVE, ACTION_STEP
+from notifiers.stories import story_line
 from notifiers.text import clean, safe_url, slack_escape, truncate
 from streams.core.records import Incident, Notification
 
@@ -176,6 +177,10 @@ def build_message(notification: Notification, *, watch_name: str) -> dict[str, A
             {"type": "mrkdwn", "text": f"*Level*\n{notification.level}"},
         ]},
     ]
+    story = story_line(inc)
+    if story is not None:
+        blocks.append({"type": "section", "text": {
+            "type": "mrkdwn", "text": slack_escape(story, limit=1000)}})
     if samples:
         blocks.append({"type": "section", "text": {
             "type": "mrkdwn",

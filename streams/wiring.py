@@ -66,6 +66,6 @@ def build_worker(settings: Settings, *, bootstrap: str,
     claims = ClaimBook(store) if store is not None else None
     install_claims(pipeline, book=claims)
     if settings.console.enabled:
-        install_console(pipeline, secret=secret, claims=claims)
+        install_console(pipeline, secret=secret, store=store, claims=claims)
     install_ingest(pipeline)
     return pipeline

@@ -11,7 +11,6 @@ import pytest_asyncio
 from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.slack import FakeSlack
 
-
 _FAULTS = Path(__file__).parent / "reliability"
 
 

@@ -8,11 +8,12 @@ notification ids and the deliver stage drops the repeats.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from agents.escalate.inhibit import Inhibition, Inhibitor, hold, note_inhibits
 from agents.escalate.levels import Levels, log, notify
 from agents.escalate.routing import labels_of, route
 from notifiers import registry
@@ -49,6 +50,13 @@ class Decision:
     #: The ``Ack.source`` behind an acked/resolved event when the engine made the ack itself
     #: ("auto"); None: it came from the ack record, which the caller holds.
     source: str | None = None
+    #: Incidents to tell, on their own timeline, that they inhibit this one: their entries
+    #: may live in another partition, so the stage sends them a note (``on_inhibits``).
+    inhibits: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.entry is not None:
+            self.inhibits += self.entry["esc"].pop("tell", [])
 
     @property
     def incident(self) -> Incident | None:
@@ -79,6 +87,7 @@ class EscalationEngine:
         silences: Callable[[], list[Silence]] = list,
         resolved_ids: Callable[[], set[str]] = set,
         playbooks: Sequence[Playbook] = (),
+        incidents: Callable[[], Iterable[Incident]] = list,
     ) -> None:
         self.cfg = settings
         self.playbooks = list(playbooks)
@@ -86,6 +95,9 @@ class EscalationEngine:
         self.schedules = dict(schedules)
         self._silences = silences
         self._resolved = resolved_ids
+        #: Every worker's incidents (the view): the sources an inhibit rule may find.
+        self._incidents = incidents
+        self._inhibitor = Inhibitor(settings.inhibit_rules)
         self.levels = Levels(policies=self.policies, schedules=self.schedules,
                              fallback=settings.fallback,
                              repeat_interval_s=settings.repeat_interval_s)
@@ -103,6 +115,13 @@ class EscalationEngine:
 
     def _silence(self, inc: Incident, now: datetime) -> Silence | None:
         return first_match(self._silences(), self._labels(inc), now, resolved=self._resolved())
+
+    def _inhibition(self, inc: Incident) -> Inhibition | None:
+        return self._inhibitor.find(inc, self._incidents()) if self._inhibitor else None
+
+    def _inhibition_over(self, source_id: str) -> bool:
+        """Whether the incident inhibiting another is resolved (or gone from the view)."""
+        return not any(i.id == source_id and i.state != "resolved" for i in self._incidents())
 
     def _silence_end(self, silence_id: str, overdue: datetime) -> datetime:
         """When silence ``silence_id`` stops holding an incident; ``overdue`` if it already has."""
@@ -171,6 +190,11 @@ class EscalationEngine:
                       f"{silence.ends_at:%Y-%m-%d %H:%M} UTC", by=silence.created_by)
             return []
         entry["esc"]["silenced"] = None
+        entry["esc"]["inhibited"] = None  # a fresh start: a reopened one says so again
+        found = self._inhibition(inc)
+        if found is not None:
+            hold(entry, found, now)
+            return []
         entry["esc"]["notified_wall"] = None  # a new page: auto-resolve waits for it again
         entry["incident"]["level"] = 1  # until a level is told; a reopen starts over
         out: list[Notification] = []
@@ -258,6 +282,13 @@ class EscalationEngine:
             found = match_playbook(self.playbooks, self._labels(parse(Incident, inc)))
             if found is not None:
                 inc["playbook"] = found.card().model_dump(mode="json")
+        if esc.get("inhibited") and inc["state"] == "open":
+            holder = self._inhibition(parse(Incident, inc))
+            if holder is not None:
+                hold(entry, holder, now)
+                return Decision(entry, [], ["worsened"])
+            self._log(inc, now, "inhibited", f"no longer inhibited by {esc['inhibited']}")
+            return Decision(entry, self._start(entry, now), ["worsened"])
         out = self._maybe_update(entry, now)
         # Routes may depend on severity: a warning that turns critical must reach whoever
         # the routing tree sends critical incidents to, from their first level.
@@ -356,6 +387,10 @@ class EscalationEngine:
             # The clock ticks only what is due: without this a silenced incident would never
             # be ticked when its silence ends and would wait, unpaged, for auto-resolve.
             times.append(self._silence_end(esc["silenced"], _dt(esc["opened_wall"])))
+        elif inc["state"] == "open" and esc.get("inhibited"):
+            # Like a silence ending: due once the source resolves, so the tick pages it.
+            if self._inhibition_over(esc["inhibited"]):
+                times.append(_dt(esc["opened_wall"]))
         elif inc["state"] == "open":
             # A deferred level is due at the end of its quiet hours, so the clock ticks it then.
             times += [self.levels.due(pid, st) for pid, st in esc["policies"].items()]
@@ -400,6 +435,15 @@ class EscalationEngine:
                 esc["silenced"] = None
                 return Decision(entry)
             return Decision(entry, self._start(entry, now))
+        if inc["state"] == "open" and (esc.get("inhibited") or self._inhibitor):
+            found = self._inhibition(parse(Incident, inc))
+            if found is not None:  # a source opened after this one was paged: stop paging
+                held = esc.get("inhibited") == found.source.id
+                hold(entry, found, now)
+                return Decision(None if held else entry)
+            if esc.get("inhibited"):
+                self._log(inc, now, "inhibited", f"inhibition by {esc['inhibited']} ended")
+                return Decision(entry, self._start(entry, now))
         if esc.get("pending_update"):
             out += self._maybe_update(entry, now)
         if inc["state"] == "open":
@@ -408,6 +452,15 @@ class EscalationEngine:
                 out += notes
                 events += happened
         return Decision(entry, out, events)
+
+    def on_inhibits(self, entry: dict[str, Any] | None, target_id: str,
+                    now: datetime) -> Decision:
+        """The source's side of an inhibition: its timeline names what it holds back.
+
+        Idempotent: a re-delivered note (at-least-once) adds nothing."""
+        if entry is None or not note_inhibits(entry, target_id, now):
+            return Decision(None)
+        return Decision(entry)
 
     def on_delivery(self, entry: dict[str, Any] | None, *, channel: str, target: str,
                     outcome: str, detail: str, now: datetime) -> Decision:

@@ -21,11 +21,16 @@ from notifiers import registry
 from streams.config.escalation import Level, Policy, TargetSpec
 from streams.config.settings import Settings
 from streams.core import topics
-from streams.core.records import Ack, Delivery, Signal, dumps, parse
+from streams.core.records import Ack, Delivery, Signal, dumps, parse, watch_of
 from streams.core.topics import TopicSpec
 from streams.runtime.metrics import INCIDENT_STATES, SEVERITIES, Metrics, ended_by
 
-__all__ = ["EscalateStage", "Send", "effective_policies"]
+__all__ = ["INHIBITS", "EscalateStage", "Send", "effective_policies"]
+
+#: A note on the escalation topic, ``inhibits <source id> <target id>``, for the worker that
+#: owns the source's watch to write on the source's timeline. Incident ids hold no spaces,
+#: so it can't be mistaken for a tick (whose value is a bare incident id).
+INHIBITS = "inhibits "
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,10 @@ class EscalateStage:
             return self._apply(decision, None)
         if topic == topics.ESCALATION.name:
             incident_id = raw.decode("utf-8", "replace")
+            if incident_id.startswith(INHIBITS):
+                source_id, _, target_id = incident_id.removeprefix(INHIBITS).partition(" ")
+                return self._apply(self.engine.on_inhibits(
+                    self.incidents.get(source_id), target_id, now), None)
             self._last_tick.pop(incident_id, None)
             return self._apply(self.engine.on_tick(self.incidents.get(incident_id), now), None)
         receipt = parse(Delivery, raw)
@@ -129,6 +138,8 @@ class EscalateStage:
                 m.escalations.labels(value).inc()
         out += [Send(topics.NOTIFICATIONS, topics.notification_key(note.channel, note.target),
                      dumps(note)) for note in decision.notifications]
+        out += [Send(topics.ESCALATION, watch_of(source).encode(),
+                     f"{INHIBITS}{source} {inc.id}".encode()) for source in decision.inhibits]
         return out
 
     def due(self, now: datetime, mono: float) -> list[str]:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -251,6 +251,26 @@ class MentionStore:
                       "reach": last[3]}
             cursor = encode_cursor(search, [int(values[c]) for c in SORTS[search.sort]])
         return SearchPage(mentions, cursor)
+
+    def count_matching(self, search: Search, *, cap: int = 10_000) -> int:
+        """How many mentions ``search`` finds, counted up to ``cap + 1`` (more means "over
+        ``cap``"): the LIMIT keeps a count over a huge result as cheap as reading ``cap`` keys.
+        :class:`SearchTimeout` past ``store.search_timeout_s`` as for :meth:`search`."""
+        inner = select(replace(search, limit=cap, after=None), self.backend)
+        with self._conn("read") as conn:
+            cur = conn.cursor()
+            with self.backend.deadline(conn, self.search_timeout_s):
+                try:
+                    cur.execute(f"SELECT COUNT(*) FROM ({inner.sql}) AS counted", inner.params)
+                    n = int(cur.fetchone()[0])
+                except Exception as exc:
+                    if self.backend.timed_out(exc):
+                        raise SearchTimeout(f"the count ran past {self.search_timeout_s:g}s"
+                                            ) from exc
+                    raise
+            if self.backend.name == "postgresql":
+                conn.rollback()
+        return n
 
     def _records_of(self, cur: Any, ids: list[int]) -> dict[int, str]:
         if not ids:

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from notifiers import registry
 from streams.core.silences import MATCH_LABELS, compile_matcher
 
-__all__ = ["EscalationSettings", "Level", "Member", "Override", "Policy", "QuietHours",
-           "Route", "Schedule", "SilenceSpec", "TargetSpec", "MATCH_LABELS"]
+__all__ = ["EscalationSettings", "InhibitRule", "Level", "Member", "Override", "Policy",
+           "QuietHours", "Route", "Schedule", "SilenceSpec", "TargetSpec", "MATCH_LABELS"]
 
 
 
@@ -223,6 +223,58 @@ class SilenceSpec(_Section):
                       "every incident (e.g. {watch: '*'}): so it is never done by a slip.")
 
 
+def _matchers(value: dict[str, str], *, side: str) -> dict[str, str]:
+    """Labels known and every matcher compiled, so a typo stops start-up with its path."""
+    if not value:
+        raise ValueError(f"give at least one matcher: an empty {side} matches every incident")
+    problems = []
+    bad = [k for k in value if k not in MATCH_LABELS]
+    if bad:
+        problems.append(f"unknown label(s) {bad}; use {', '.join(MATCH_LABELS)}")
+    for label, matcher in value.items():
+        try:
+            compile_matcher(matcher)
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return value
+
+
+class InhibitRule(_Section):
+    """Alertmanager's inhibition: while an open incident matches ``source_match``, incidents
+    matching ``target_match`` with the same values of the ``equal`` labels are not notified
+    (agents/escalate/inhibit.py). Matchers use the syntax of silences and routes."""
+
+    source_match: dict[str, str] = Field(
+        description="Matchers the inhibiting incident must satisfy, e.g. {severity: critical}.")
+    target_match: dict[str, str] = Field(
+        description="Matchers of the incidents it holds back, e.g. {severity: warning}.")
+    equal: list[str] = Field(
+        default_factory=list, description=f"Labels ({', '.join(MATCH_LABELS)}) that must "
+        "have the same value on both; a label missing on both counts as equal ('').")
+
+    @field_validator("source_match")
+    @classmethod
+    def _source(cls, value: dict[str, str]) -> dict[str, str]:
+        return _matchers(value, side="source_match")
+
+    @field_validator("target_match")
+    @classmethod
+    def _target(cls, value: dict[str, str]) -> dict[str, str]:
+        return _matchers(value, side="target_match")
+
+    @field_validator("equal")
+    @classmethod
+    def _equal(cls, value: list[str]) -> list[str]:
+        bad = [k for k in value if k not in MATCH_LABELS]
+        if bad:
+            raise ValueError(f"unknown label(s) {bad}; use {', '.join(MATCH_LABELS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("labels must be unique")
+        return value
+
+
 def _default_policies() -> list[Policy]:
     return [Policy(id="default", levels=[Level(targets=[TargetSpec(console=True)])])]
 
@@ -248,6 +300,9 @@ class EscalationSettings(_Section):
     policies: list[Policy] = Field(default_factory=_default_policies)
     schedules: list[Schedule] = Field(default_factory=list)
     silences: list[SilenceSpec] = Field(default_factory=list)
+    inhibit_rules: list[InhibitRule] = Field(
+        default_factory=list, description="Alertmanager inhibit rules: an open critical "
+        "incident holds back the notifications of matching lesser ones.")
     fallback: list[TargetSpec] = Field(default_factory=list, description="Where a notification "
                                        "goes when its channel fails permanently, or when the "
                                        "person on call has no contact at all for it.")

@@ -38,6 +38,7 @@ __all__ = [
     "Severity",
     "Signal",
     "StepDone",
+    "StorySummary",
     "TimelineEntry",
     "dumps",
     "json_schemas",
@@ -154,6 +155,18 @@ class SeriesPoint(BaseModel):
     expected: float
 
 
+class StorySummary(BaseModel):
+    """The largest story of a signal's window: near-duplicates of one text (agents/detect/
+    stories.py). ``text`` is a mention's text: attacker-controlled, escape it to show it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str
+    text: str
+    count: int = Field(description="Mentions of the story in the window.")
+    authors: int = Field(description="Distinct accounts that posted them.")
+    span_min: int = Field(description="Minutes from its first to its last mention there.")
+
+
 class Signal(_Record):
     """A detector's finding, with the evidence a human needs to judge it."""
 
@@ -184,6 +197,12 @@ class Signal(_Record):
         default=None, description="How long the elevation has lasted so far, minutes.")
     series: list[SeriesPoint] = Field(
         default_factory=list, description="The episode hour by hour against its expectation.")
+    stories: int | None = Field(
+        default=None, description="Distinct stories (near-duplicate groups) in the window.")
+    largest_story: StorySummary | None = None
+    campaign: bool = Field(
+        default=False, description="One story holds a large share of the window's negatives "
+        "(a copy-paste storm): agents/detect/stories.py CAMPAIGN_SHARE.")
 
 
 class TimelineEntry(BaseModel):
@@ -193,7 +212,7 @@ class TimelineEntry(BaseModel):
     at: datetime
     kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
                   "silenced", "skipped", "deferred", "fallback", "delivery", "failed",
-                  "step", "claim"]
+                  "step", "inhibited", "claim"]
     text: str
     by: str | None = None
 
@@ -213,6 +232,9 @@ class Evidence(BaseModel):
     scale_min: int | None = None
     lasting_min: int | None = None
     series: list[SeriesPoint] = Field(default_factory=list)
+    stories: int | None = None
+    largest_story: StorySummary | None = None
+    campaign: bool = False
 
     @classmethod
     def of(cls, signal: Signal) -> Evidence:
@@ -220,7 +242,9 @@ class Evidence(BaseModel):
                    window_start=signal.window_start, window_end=signal.window_end,
                    observed=signal.observed, expected=signal.expected, score=signal.score,
                    top_terms=signal.top_terms, scale_min=signal.scale_min,
-                   lasting_min=signal.lasting_min, series=signal.series)
+                   lasting_min=signal.lasting_min, series=signal.series,
+                   stories=signal.stories, largest_story=signal.largest_story,
+                   campaign=signal.campaign)
 
 
 class PlaybookStep(BaseModel):

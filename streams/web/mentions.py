@@ -28,10 +28,10 @@ from agents.store.store import MentionStore, SearchTimeout, StoreError, StoreUna
 from streams.runtime.pipeline import Pipeline
 from streams.web.api import Page, Refused, check_bearer
 
-__all__ = ["install_mentions"]
+__all__ = ["EXPORT_FORMATS", "install_mentions", "stream_export"]
 
 log = logging.getLogger(__name__)
-_FORMATS: Final = {
+EXPORT_FORMATS: Final = {
     "csv": ("text/csv; charset=utf-8", "mentions.csv"),
     "jsonl": ("application/x-ndjson; charset=utf-8", "mentions.jsonl"),
 }
@@ -81,46 +81,54 @@ def install_mentions(pipeline: Pipeline, *, store: MentionStore | None) -> None:
             query: Any = request.query  # aiohttp's MultiDict: repeated names kept
             params = {name: query.getall(name) for name in set(query.keys())}
             fmt = (params.pop("format", None) or ["json"])[-1]
-            if fmt not in ("json", *_FORMATS):
+            if fmt not in ("json", *EXPORT_FORMATS):
                 return self.json({"error": "format: use json, csv or jsonl"}, status=400)
             try:
                 search = search_from_params(params)
             except SearchError as exc:
                 return self.json({"error": str(exc)}, status=400)
             if fmt != "json":
-                return await export(request, search, fmt)
+                try:
+                    return await stream_export(request, store, search, fmt)
+                except (SearchError, StoreError) as exc:
+                    raise _failure(exc) from None
             started = time.perf_counter()
             page = await run(store.search, search)
             metrics.store_search_seconds.observe(time.perf_counter() - started)
             return self.json({"mentions": [m.summary() for m in page.mentions],
                               "next_cursor": page.cursor})
 
-    async def export(request: Request, search: Search, fmt: str) -> aioweb.StreamResponse:
-        assert store is not None
-        content_type, filename = _FORMATS[fmt]
-        walk: Iterator[list[StoredMention]] = pages(store, replace(search, limit=CHUNK))
-        # The first page before the headers: a bad search or a database down is still a
-        # proper status, not a truncated download.
-        first = await run(next, walk, None)
-        resp = aioweb.StreamResponse(headers={
-            "Content-Type": content_type, "Cache-Control": "no-store",
-            "Content-Disposition": f'attachment; filename="{filename}"'})
-        await resp.prepare(request)  # type: ignore[arg-type]
-        if fmt == "csv":
-            await resp.write(csv_header().encode())
-        chunk = first
-        try:
-            while chunk is not None:
-                text = csv_rows(chunk) if fmt == "csv" else jsonl_lines(chunk, search)
-                await resp.write(text.encode())
-                chunk = await asyncio.to_thread(next, walk, None)
-        except (SearchError, StoreError) as exc:
-            # Too late for a status: cut the connection so the client sees an incomplete
-            # download, not a short file that looks whole.
-            log.warning("GET /api/mentions export cut short: %s", exc)
-            transport = getattr(request, "transport", None)
-            if transport is not None:
-                transport.abort()
-            return resp
-        await resp.write_eof()
+
+async def stream_export(request: Request, store: MentionStore, search: Search,
+                        fmt: str) -> aioweb.StreamResponse:
+    """The whole result of ``search`` as ``fmt`` (csv or jsonl), streamed page by page.
+
+    :class:`SearchError` / :class:`StoreError` from the first page propagate (nothing is sent
+    yet, so the caller answers with a proper status); a later one cuts the connection."""
+    content_type, filename = EXPORT_FORMATS[fmt]
+    walk: Iterator[list[StoredMention]] = pages(store, replace(search, limit=CHUNK))
+    # The first page before the headers: a bad search or a database down is still a
+    # proper status, not a truncated download.
+    first = await asyncio.to_thread(next, walk, None)
+    resp = aioweb.StreamResponse(headers={
+        "Content-Type": content_type, "Cache-Control": "no-store",
+        "Content-Disposition": f'attachment; filename="{filename}"'})
+    await resp.prepare(request)  # type: ignore[arg-type]
+    if fmt == "csv":
+        await resp.write(csv_header().encode())
+    chunk = first
+    try:
+        while chunk is not None:
+            text = csv_rows(chunk) if fmt == "csv" else jsonl_lines(chunk, search)
+            await resp.write(text.encode())
+            chunk = await asyncio.to_thread(next, walk, None)
+    except (SearchError, StoreError) as exc:
+        # Too late for a status: cut the connection so the client sees an incomplete
+        # download, not a short file that looks whole.
+        log.warning("mentions export cut short: %s", exc)
+        transport = getattr(request, "transport", None)
+        if transport is not None:
+            transport.abort()
         return resp
+    await resp.write_eof()
+    return resp

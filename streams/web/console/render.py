@@ -20,8 +20,8 @@ from streams.web.console.episode import episode_section
 from streams.web.console.silences import silences_section
 
 __all__ = ["Filters", "OnCallLine", "WatchCard", "chart_svg", "incident_page", "incident_rows",
-           "list_page", "login_page", "message_page", "page", "safe_url", "silences_page",
-           "watches_page"]
+           "list_page", "login_page", "mentions_page", "message_page", "page", "safe_url",
+           "silences_page", "watches_page"]
 
 SILENCE_CHOICES = (("30", "30 minutes"), ("60", "1 hour"), ("240", "4 hours"),
                    ("1440", "24 hours"))
@@ -92,6 +92,7 @@ def _layout(title: str, body: str, *, session: Session | None, csrf: str = "",
     if session is not None:
         links = [("incidents", "/console", "Incidents"), ("watches", "/console/watches",
                                                         "Watches"),
+                 ("mentions", "/console/mentions", "Mentions"),
                  ("silences", "/console/silences", "Silences")]
         items = "".join(
             f'<li><a href="{href}"{" aria-current=page" if key == active else ""}>{label}</a></li>'
@@ -126,6 +127,11 @@ def silences_page(silences: Sequence[tuple[Silence, SilenceState]], *, session: 
                   csrf: str, notice: str = "") -> str:
     body = silences_section(silences, session=session, csrf=csrf, notice=notice)
     return _layout("Silences", body, session=session, csrf=csrf, active="silences")
+
+
+def mentions_page(body: str, *, session: Session, csrf: str) -> str:
+    """``body`` from console/mentions.py (escaped there) in the console's layout."""
+    return _layout("Mentions", body, session=session, csrf=csrf, active="mentions")
 
 
 def login_page(*, csrf: str, error: str = "", next_url: str = "/console") -> str:
@@ -352,7 +358,9 @@ def _playbook(inc: Incident, session: Session, csrf: str) -> str:
 
 def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine],
                   series: Sequence[tuple[datetime, int, int]], authors: Sequence[tuple[str, int]],
-                  session: Session, csrf: str, notice: str = "") -> str:
+                  session: Session, csrf: str, notice: str = "",
+                  mentions_link: str = "") -> str:
+    """``mentions_link``: HTML from ``console.mentions.incident_mentions_link`` (escaped)."""
     latest = inc.evidence[-1] if inc.evidence else None
     terms = latest.top_terms if latest else []
     facts = (
@@ -409,6 +417,7 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
         + _playbook(inc, session, csrf)
         + explanation
         + f'<section aria-labelledby="samples"><h2 id="samples">What people are saying</h2>'
+        f'{mentions_link}'
         f'<ul class="mentions">{samples or "<li>No samples.</li>"}</ul></section>'
         f'<section aria-labelledby="oncall"><h2 id="oncall">Who is on call</h2>'
         f'<ul class="oncall">{who or "<li>No escalation policy routes this incident.</li>"}'

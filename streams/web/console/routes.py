@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from agents.escalate.oncall import on_call, resolve_targets
 from agents.escalate.routing import labels_of, route
 from agents.store.claims import ClaimBook
+from agents.store.store import MentionStore
 from streams.config.console import ConsoleToken
 from streams.core.records import Incident
 from streams.core.security import HTML_HEADERS, CredentialKind, has_control
@@ -43,6 +44,7 @@ from streams.web.api import (
 from streams.web.console import render
 from streams.web.console.auth import Authenticator, Session
 from streams.web.console.claims import install_console_claims
+from streams.web.console.mentions_routes import incident_link, install_mentions_page
 from streams.web.console.overview import watch_cards
 from streams.web.silences import SilenceError, expire_silence, listed_silences, send_silence
 
@@ -95,6 +97,7 @@ def _aio(request: Request) -> web.Request:
 
 
 def install_console(pipeline: Pipeline, *, secret: bytes,
+                    store: MentionStore | None = None,
                     claims: ClaimBook | None = None) -> None:
     settings = pipeline.settings
     cfg = settings.console
@@ -280,7 +283,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
             return _html(render.incident_page(
                 inc, watch_name=names.get(inc.watch_id, inc.watch_id),
                 oncall=oncall_lines(inc), series=series, authors=authors, session=session,
-                csrf=csrf_of(session), notice=done))
+                csrf=csrf_of(session), notice=done,
+                mentions_link=await incident_link(store, inc)))
 
     @app.serve("/console/incidents/{incident_id}/{action}", access="session")
     class IncidentAction(Page):
@@ -321,6 +325,9 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
             else:
                 await send_ack(pipeline, inc.id, action, by=session.user, source="console")
             return _redirect(f"/console/incidents/{inc.id}?done={action}")
+
+    install_mentions_page(pipeline, store=store, names=names, session_of=session_of,
+                          csrf_of=csrf_of, login_redirect=login_redirect, html=_html)
 
     @app.serve("/console/watches", access="session")
     class Watches(Page):

@@ -19,7 +19,14 @@ from notifiers.base import Notifier
 from notifiers.email import EmailNotifier, EmailSettings, message_id, parse_recipients
 from notifiers.errors import DeliveryError
 from streams.core.links import LinkSigner
-from streams.core.records import Incident, Notification, NotificationKind, SampleMention
+from streams.core.records import (
+    Evidence,
+    Incident,
+    Notification,
+    NotificationKind,
+    SampleMention,
+    StorySummary,
+)
 from tests.fakes.smtp import FakeSMTP
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -451,3 +458,19 @@ def test_the_date_is_the_notifications_not_the_sending_time() -> None:
     later = notification().model_copy(update={"created_at": NOW + timedelta(hours=1)})
     assert first["Date"] == notifier.render(notification())["Date"]
     assert first["Date"] != notifier.render(later)["Date"]
+
+
+async def test_the_largest_story_is_shown_escaped(smtp: FakeSMTP) -> None:
+    story = StorySummary(id="s", text=HOSTILE + " Acme charger exploded", count=120,
+                         authors=118, span_min=9)
+    evidence = Evidence(detector="negative_spike", severity="warning", window_start=NOW,
+                        window_end=NOW, observed=312, expected=20, score=15, stories=41,
+                        largest_story=story, campaign=False)
+    await make(smtp, None).send(notification(evidence=[evidence]))
+    text, html = parts(smtp.messages[0])
+    for body in (text, html):
+        assert "Largest story: \u00d7120 by 118 accounts in 9 min of 41 stories" in body
+        assert "campaign" not in body
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert all(tag != "script" for tag, _ in tags_of(html))
+    assert "<script>alert(1)</script>" in text  # the plain part is text: shown as written

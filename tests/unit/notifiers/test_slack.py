@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from notifiers.base import Notifier
 from notifiers.errors import DeliveryError
 from notifiers.slack import EVENT_TYPE, SlackNotifier
-from streams.core.records import Incident, Notification, SampleMention
+from streams.core.records import Evidence, Incident, Notification, SampleMention, StorySummary
 from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-1234567890-SECRET-TOKEN-abcdef"
@@ -351,3 +351,26 @@ def assert_no_token(errors: list[BaseException], caplog: pytest.LogCaptureFixtur
     for record in caplog.records:
         assert TOKEN not in record.getMessage()
         assert TOKEN not in caplog.text
+
+
+def with_story(note: Notification, text: str, *, campaign: bool) -> Notification:
+    story = StorySummary(id="s", text=text, count=120, authors=118, span_min=9)
+    evidence = Evidence(detector="negative_spike", severity="warning", window_start=NOW,
+                        window_end=NOW, observed=312, expected=20, score=15, stories=41,
+                        largest_story=story, campaign=campaign)
+    return note.model_copy(update={"incident": note.incident.model_copy(
+        update={"evidence": [evidence]})})
+
+
+async def test_the_largest_story_is_shown_escaped(fake: FakeSlack, slack: SlackNotifier) -> None:
+    await slack.send(with_story(notification(), HOSTILE + " Acme charger exploded",
+                                campaign=True))
+    await slack.send(notification(target="#plain"))
+    (message,) = fake.messages("#alerts")
+    (line,) = [t for _, t in all_texts(message["blocks"]) if t.startswith("Largest story")]
+    assert "campaign" in line and "\u00d7120 by 118 accounts in 9 min of 41 stories" in line
+    assert "Acme charger exploded" in line
+    assert "<!" not in line and "<https://evil" not in line and "@here" not in line
+    assert "&lt;script&gt;" in line
+    (plain,) = fake.messages("#plain")
+    assert not any("Largest story" in t for _, t in all_texts(plain["blocks"]))
