@@ -28,7 +28,7 @@ from streams.web.claims import act
 from streams.web.console import render
 from streams.web.console.auth import Session
 
-__all__ = ["claim_section", "install_console_claims"]
+__all__ = ["claim_link", "claim_section", "install_console_claims"]
 
 SessionOf = Callable[[Request], Session | None]
 CheckedForm = Callable[[Request, Session], Awaitable[dict[str, str] | None]]
@@ -49,6 +49,14 @@ def _badge(claim: Claim | None) -> str:
     return (f'<span class="claim {_e(claim.state)}">{_e(claim.says())}</span>{link} '
             f'<time datetime="{_e(claim.updated_at.isoformat())}">'
             f'{claim.updated_at:%Y-%m-%d %H:%M} UTC</time>')
+
+
+def claim_link(key: str, claim: Claim | None) -> str:
+    """One line for a list of mentions: who has it, linked to its claim page."""
+    text = claim.says() if claim is not None and claim.held else "Who answers this?"
+    state = claim.state if claim is not None else "free"
+    return (f'<a class="claim {_e(state)}" href="/console/claims/{_e(quote(key, safe=""))}">'
+            f'{_e(text)}</a>')
 
 
 def claim_section(key: str, claim: Claim | None, *, session: Session, csrf: str) -> str:

@@ -327,7 +327,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
             return _redirect(f"/console/incidents/{inc.id}?done={action}")
 
     install_mentions_page(pipeline, store=store, names=names, session_of=session_of,
-                          csrf_of=csrf_of, login_redirect=login_redirect, html=_html)
+                          csrf_of=csrf_of, login_redirect=login_redirect, html=_html,
+                          claims=claims)
 
     @app.serve("/console/watches", access="session")
     class Watches(Page):

@@ -79,3 +79,19 @@ async def test_the_form_token_and_the_responder_role_are_required(base: str) -> 
             page = await r.text()
             assert r.status == 200 and "Nobody is answering this" in page
             assert "/claim\"" not in page  # no forms for a viewer
+
+
+async def test_the_mentions_page_says_who_answers_each_mention(base: str) -> None:
+    ana, csrf = await _browser(base, ANA)
+    try:
+        async with ana.get(f"{base}/console/mentions") as r:
+            page = await r.text()
+            assert r.status == 200
+            assert 'href="/console/claims/x%3A1">Who answers this?</a>' in page
+        async with ana.post(f"{base}/console/claims/x:1/claim", data={"csrf": csrf}) as r:
+            assert r.status == 200
+        async with ana.get(f"{base}/console/mentions") as r:
+            page = await r.text()
+            assert 'href="/console/claims/x%3A1">ana is answering this</a>' in page
+    finally:
+        await ana.close()

@@ -9,7 +9,7 @@ from agents.store.claims import Claim, ClaimState
 from streams.core.records import Incident, SampleMention
 from streams.web.console import render
 from streams.web.console.auth import Session
-from streams.web.console.claims import claim_section
+from streams.web.console.claims import claim_link, claim_section
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ANA = Session(user="ana", role="responder", sid="s1", expires=9e9)
@@ -67,3 +67,12 @@ def test_an_incident_page_links_each_sample_to_its_claim() -> None:
     assert 'href="/console/claims/bluesky%3Aat%3A%2F%2Fdid%2Fx"' in page
     assert "&lt;script&gt;" in page and "<script>" not in page
     assert 'href="/console/claims/x%3A2">Who answers this?</a>' in page
+
+
+def test_a_claim_link_for_a_list_of_mentions() -> None:
+    assert claim_link("x:1", None) == (
+        '<a class="claim free" href="/console/claims/x%3A1">Who answers this?</a>')
+    held = claim_link("x:1", claim(by=HOSTILE))
+    assert "<script>" not in held and "&lt;script&gt; " not in held
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp; is answering this" in held
+    assert "Who answers this?" in claim_link("x:1", claim("released"))
