@@ -197,7 +197,9 @@ def build_message(notification: Notification, *, watch_name: str,
         url = safe_url(sample.url)
         link = f" <{url}|{lang.tr.pgettext('link', 'open')}>" if url else ""
         priority = _("priority {priority}").format(priority=sample.priority)
-        samples.append(f"• *@{who}* ({priority}): {said}{link}")
+        # Who answers it, so a second responder does not: the claim made in escucha.
+        claim = f" — _{slack_escape(sample.claim, limit=120)}_" if sample.claim else ""
+        samples.append(f"• *@{who}* ({priority}): {said}{link}{claim}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": state}},

@@ -20,10 +20,12 @@ from agents.escalate import agent as escalate
 from agents.report import agent as report
 from agents.store import agent as store_agent
 from agents.store import store_for
+from agents.store.claims import ClaimBook
 from streams.config.settings import Settings
 from streams.core.links import LinkSigner, load_or_create_secret
 from streams.runtime.pipeline import Pipeline, build_pipeline
 from streams.web.api import install_api
+from streams.web.claims import install_claims
 from streams.web.console.routes import install_console
 from streams.web.health import install_health
 from streams.web.ingest import install_ingest
@@ -61,7 +63,9 @@ def build_worker(settings: Settings, *, bootstrap: str,
     install_api(pipeline, links=links)
     install_pagerduty(pipeline)
     install_mentions(pipeline, store=store)
+    claims = ClaimBook(store) if store is not None else None
+    install_claims(pipeline, book=claims)
     if settings.console.enabled:
-        install_console(pipeline, secret=secret, store=store)
+        install_console(pipeline, secret=secret, store=store, claims=claims)
     install_ingest(pipeline)
     return pipeline

@@ -321,6 +321,8 @@ class EscalationEngine:
         inc, esc = entry["incident"], entry["esc"]
         if ack.action == "step":
             return self._step_done(entry, ack, now)
+        if ack.action == "claim":
+            return self._claimed(entry, ack, now)
         if inc["state"] == "resolved" or (ack.action == "ack" and inc["state"] != "open"):
             return Decision(None, events=["noop"])  # idempotent: already done
         opened = _dt(esc["opened_wall"])
@@ -337,6 +339,21 @@ class EscalationEngine:
             events = [f"resolved:{(now - opened).total_seconds():.3f}"]
         targets = [(c, t) for c, t in esc["notified"] if c in UPDATABLE_CHANNELS]
         return Decision(entry, self._notify(entry, targets, kind, inc["level"], now), events)
+
+    def _claimed(self, entry: dict[str, Any], ack: Ack, now: datetime) -> Decision:
+        """Who answers one of its sample mentions: on the sample (Slack shows it) and the
+        timeline. No state changes and escalation goes on: a claim is not an ack."""
+        inc = entry["incident"]
+        note = ack.note or "claim changed"
+        samples = [s for s in inc.get("samples", []) if s.get("key") == ack.mention]
+        if inc["state"] == "resolved" or not samples:
+            return Decision(None, events=["noop"])
+        for sample in samples:
+            sample["claim"] = note
+        self._log(inc, now, "claim", f"{note} ({ack.mention})", by=ack.by)
+        targets = [(c, t) for c, t in entry["esc"]["notified"] if c == "slack"]
+        return Decision(entry, self._notify(entry, targets, "update", inc["level"], now),
+                        ["claim"])
 
     def _step_done(self, entry: dict[str, Any], ack: Ack, now: datetime) -> Decision:
         inc = entry["incident"]

@@ -15,6 +15,16 @@ Version 1 (both backends):
   triggers), a ``tsvector`` column of ``mention_texts`` with a GIN index (PostgreSQL).
 - ``store_schema``: the versions applied.
 
+Version 2 (both backends):
+
+- ``claims``: who answers a mention (``kind`` 'mention'; 'story' is kept for stories), one row
+  per subject: ``state`` claimed, answered, not_answering or released, ``reply_url`` (http(s)
+  only), ``reason``, times in milliseconds. Its primary key is what makes claiming atomic
+  across workers: one conditional upsert wins (agents/store/claims.py). No foreign key to
+  ``mentions``: a story's claim has no mention row, and the record outlives retention. Made
+  "if not exists": a rebuild (``clear``) drops the mentions, never what people decided.
+- ``claim_events``: every change of a claim, in order (who, what, when): its history.
+
 A migration is applied once, in one transaction, under a lock (SQLite ``BEGIN IMMEDIATE``,
 PostgreSQL an advisory lock: several workers may start together). A database already at a
 newer version than this code knows is refused, not touched.
@@ -120,10 +130,40 @@ _V1_POSTGRESQL = (
     "CREATE INDEX mention_watches_by_mention ON mention_watches (mention_id)",
 )
 
+_V2_CLAIMS = (
+    """CREATE TABLE IF NOT EXISTS claims (
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        state TEXT NOT NULL,
+        by_whom TEXT NOT NULL,
+        reply_url TEXT,
+        reason TEXT,
+        claimed_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (kind, subject))""",
+)
+# ``id`` orders two changes made in the same millisecond (a claim, then its answer).
+_V2_EVENTS = """CREATE TABLE IF NOT EXISTS claim_events (
+        id {id},
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        state TEXT NOT NULL,
+        by_whom TEXT NOT NULL,
+        reply_url TEXT,
+        reason TEXT,
+        at BIGINT NOT NULL)"""
+_V2_INDEX = "CREATE INDEX IF NOT EXISTS claim_events_by_subject ON claim_events (kind, subject, id)"
+_V2_SQLITE = (*_V2_CLAIMS, _V2_EVENTS.format(id="INTEGER PRIMARY KEY"), _V2_INDEX)
+_V2_POSTGRESQL = (*_V2_CLAIMS,
+                  _V2_EVENTS.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+                  _V2_INDEX)
+
 #: Every migration, oldest first; append, never edit one that has shipped.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "mentions, their watches and the full-text index",
               {"sqlite": _V1_SQLITE, "postgresql": _V1_POSTGRESQL}),
+    Migration(2, "claims: who answers a mention, and their history",
+              {"sqlite": _V2_SQLITE, "postgresql": _V2_POSTGRESQL}),
 )
 
 

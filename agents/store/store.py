@@ -194,6 +194,26 @@ class MentionStore:
                     raise _BadRows(self._say(exc)) from exc
                 raise
 
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor on the writer's connection inside one transaction, committed when the
+        block ends (rolled back on an error): for other tables of the store (claims)."""
+        with self._conn("write") as conn:
+            cur = conn.cursor()
+            if self.backend.name == "sqlite":
+                cur.execute("BEGIN IMMEDIATE")  # the write lock first: no upgrade deadlock
+            yield cur
+            conn.commit()
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """A cursor on the reader's connection (no write lock taken); PostgreSQL's
+        transaction is ended afterwards, so no snapshot is held between calls."""
+        with self._conn("read") as conn:
+            yield conn.cursor()
+            if self.backend.name == "postgresql":
+                conn.rollback()
+
     # --- searching ---------------------------------------------------------------------------
     def search(self, search: Search) -> SearchPage:
         with self._conn("read") as conn:

@@ -142,6 +142,8 @@ class SampleMention(BaseModel):
     priority: int
     language: str | None = None
     sentiment: str | None = None
+    claim: str | None = Field(default=None, max_length=300, description="Who answers it "
+                              "(\"Ana is answering this\"): the latest claim, if any.")
 
 
 class SeriesPoint(BaseModel):
@@ -210,7 +212,7 @@ class TimelineEntry(BaseModel):
     at: datetime
     kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
                   "silenced", "skipped", "deferred", "fallback", "delivery", "failed",
-                  "step", "inhibited"]
+                  "step", "inhibited", "claim"]
     text: str
     by: str | None = None
 
@@ -359,9 +361,13 @@ class Ack(_Record):
     """A human decision about an incident, from any path (Slack, API, link, console, CLI)."""
 
     incident_id: str
-    action: Literal["ack", "resolve", "step"]
+    action: Literal["ack", "resolve", "step", "claim"]
     step: str | None = Field(default=None, max_length=64,
                              description="For action 'step': the playbook step marked done.")
+    note: str | None = Field(default=None, max_length=300, description="For action 'claim': "
+                             "who answers one of its mentions, for the timeline.")
+    mention: str | None = Field(default=None, max_length=512, description="For action "
+                                "'claim': the key of the mention claimed.")
     by: str = Field(min_length=1, max_length=256)
     source: str = Field(description="slack, api, link, console, cli.")
     at: datetime

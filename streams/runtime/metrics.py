@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.connectors.base import CONNECTOR_ERROR_KINDS
 
-__all__ = ["Metrics", "AUTH_OUTCOMES", "COUNTING_STAGES", "DELIVERY_OUTCOMES", "ENDED_BY",
-           "INCIDENT_STATES", "HOLE_ACTIONS", "LATENCY_PATHS", "SEVERITIES", "STAGES",
-           "ended_by"]
+__all__ = ["Metrics", "AUTH_OUTCOMES", "CLAIM_ACTIONS", "CLAIM_OUTCOMES", "COUNTING_STAGES",
+           "DELIVERY_OUTCOMES", "ENDED_BY", "INCIDENT_STATES", "HOLE_ACTIONS", "LATENCY_PATHS",
+           "SEVERITIES", "STAGES", "ended_by"]
 
 SEVERITIES = ("info", "warning", "critical")
 DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried", "digested")
@@ -32,6 +32,9 @@ AUTH_OUTCOMES = ("invalid", "throttled")
 #: What the consumer's hole watch did (streams/runtime/holes.py).
 #: "stuck": read again once already and still not processed; left alone, and alerted.
 HOLE_ACTIONS = ("reread", "expired", "stuck")
+#: What a claim request on a mention asked (agents/store/claims.py) and how it ended.
+CLAIM_ACTIONS = ("claim", "answer", "release", "not-answering")
+CLAIM_OUTCOMES = ("done", "taken", "refused", "failed")
 #: Stages that count mentions, and so skip the ones they have counted already.
 COUNTING_STAGES = ("detect", "aggregate")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -127,6 +130,12 @@ class Metrics:
         self.store_search_seconds = Histogram(
             "escucha_store_search_seconds", "Wall time of one page of GET /api/mentions.",
             buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.claims = Counter(
+            "escucha_claims_total", "Claim requests on mentions (API and console), by action "
+            "and outcome: done; taken (someone else has it); refused (a bad request or an "
+            "unknown mention); failed (the store could not answer).",
+            ["action", "outcome"], registry=registry,
         )
         self.signals = Counter(
             "escucha_signals_total", "Signals emitted by detectors.",
@@ -280,6 +289,9 @@ class Metrics:
         for source in ("slack", "api", "link", "cli", "console", "auto"):
             for action in ("ack", "resolve"):
                 self.acks.labels(source, action)
+        for claim_action in CLAIM_ACTIONS:
+            for claim_outcome in CLAIM_OUTCOMES:
+                self.claims.labels(claim_action, claim_outcome)
         for name in connectors:
             self.connector_events.labels(name)
             self.connector_up.labels(name)

@@ -139,12 +139,14 @@ def check_bearer(pipeline: Pipeline, request: Request, *, kind: CredentialKind,
 
 
 async def send_ack(pipeline: Pipeline, incident_id: str, action: str, *, by: str,
-                   source: str, step: str | None = None) -> None:
+                   source: str, step: str | None = None, note: str | None = None,
+                   mention: str | None = None) -> None:
     """Hand an acknowledgement (or a playbook step done) to the worker that owns the incident
     (keyed by its watch). ``by`` is free text from a request: stored as one clean line."""
     who = clean_text(by, limit=_MAX_BY) or source
     ack = Ack(incident_id=incident_id, action=action, by=who,  # type: ignore[arg-type]
-              source=source, at=datetime.now(UTC), step=step)
+              source=source, at=datetime.now(UTC), step=step,
+              note=clean_text(note, limit=300) if note else None, mention=mention)
     await pipeline.topic(topics.ACKS).send(key=watch_of(incident_id).encode(), value=dumps(ack))
     log.info("%s of %s by %r via %s accepted", action, incident_id, ack.by, source)
 

@@ -104,7 +104,7 @@ def _form(params: Mapping[str, str], watches: Mapping[str, str]) -> str:
         + '<button type="submit">Search</button></form>')
 
 
-def _row(m: StoredMention, names: Mapping[str, str]) -> str:
+def _row(m: StoredMention, names: Mapping[str, str], claim: str = "") -> str:
     em, men = m.record, m.record.mention
     posted = datetime.fromtimestamp(m.posted_at / 1000, UTC)
     author = f"@{men.author.handle}" + (" ✓" if men.author.verified else "")
@@ -118,7 +118,8 @@ def _row(m: StoredMention, names: Mapping[str, str]) -> str:
         f'<tr data-key="{e(men.key)}"><td><time datetime="{e(posted.isoformat())}">'
         f'{posted:%Y-%m-%d %H:%M} UTC</time></td>'
         f'<td>{e(author)}<div class="note">{e(men.source)} · {e(watches)}</div></td>'
-        f'<td><blockquote>{e(text)}</blockquote>{original}</td>'
+        f'<td><blockquote>{e(text)}</blockquote>{original}'
+        + (f'<div class="claim-state">{claim}</div>' if claim else "") + '</td>'
         f'<td><span class="sentiment">{e(em.sentiment.label)}</span></td>'
         f'<td>{e(men.language or "")}</td><td>{e(m.priority)}</td>'
         f'<td>{m.reach:,}</td></tr>')
@@ -126,9 +127,10 @@ def _row(m: StoredMention, names: Mapping[str, str]) -> str:
 
 def mentions_section(mentions: Sequence[StoredMention] | None, *, params: Mapping[str, str],
                      watches: Mapping[str, str], next_cursor: str | None,
-                     error: str = "") -> str:
+                     error: str = "", claims: Mapping[str, str] | None = None) -> str:
     """The page's body. ``mentions`` None: no result to show (the store is off or the
-    search was refused, ``error`` says why); ``params`` is the query as the browser sent it."""
+    search was refused, ``error`` says why); ``params`` is the query as the browser sent it;
+    ``claims``: each mention's claim line (HTML, streams/web/console/claims.py), by key."""
     err = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
     result = ""
     if mentions is not None:
@@ -146,7 +148,8 @@ def mentions_section(mentions: Sequence[StoredMention] | None, *, params: Mappin
             paging.append(f'<a href="/console/mentions?'
                           f'{e(query_string(params, cursor=next_cursor))}" rel="next">'
                           'Next page</a>')
-        rows = "".join(_row(m, watches) for m in mentions) or (
+        rows = "".join(_row(m, watches, (claims or {}).get(m.record.mention.key, ""))
+                       for m in mentions) or (
             '<tr><td colspan="7" class="empty">No mentions match.</td></tr>')
         result = (
             f'<p id="mention-count" role="status">{len(mentions)} shown'

@@ -17,6 +17,7 @@ from typing import Any, Final
 from aiohttp import web
 from faust.web import Request
 
+from agents.store.claims import ClaimBook
 from agents.store.search import Search, SearchError, search_from_params
 from agents.store.store import MentionStore, SearchTimeout, StoreError, StoreUnavailable
 from streams.core.records import Incident
@@ -24,6 +25,7 @@ from streams.runtime.pipeline import Pipeline
 from streams.web.api import Page
 from streams.web.console import render
 from streams.web.console.auth import Session
+from streams.web.console.claims import claim_link
 from streams.web.console.mentions import (
     FORM_FIELDS,
     incident_mentions_link,
@@ -79,17 +81,20 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
                           session_of: Callable[[Request], Session | None],
                           csrf_of: Callable[[Session], str],
                           login_redirect: Callable[[Request], web.Response],
-                          html: Callable[[str, int], web.Response]) -> None:
+                          html: Callable[[str, int], web.Response],
+                          claims: ClaimBook | None = None) -> None:
     """Add the routes; the callables are the console's own (routes.py), so sign-in, bearer
     tokens and headers behave as on every other console page."""
     app, metrics = pipeline.app, pipeline.metrics
     watch_ids = list(names)
 
     def page(session: Session, params: Mapping[str, list[str]], *, status: int = 200,
-             found: tuple[list[Any], str | None] | None = None, error: str = "") -> web.Response:
+             found: tuple[list[Any], str | None] | None = None, error: str = "",
+             held: Mapping[str, str] | None = None) -> web.Response:
         shown = {k: v[-1] for k, v in params.items() if v and k in (*FORM_FIELDS, "cursor")}
         body = mentions_section(found[0] if found else None, params=shown, watches=names,
-                                next_cursor=found[1] if found else None, error=error)
+                                next_cursor=found[1] if found else None, error=error,
+                                claims=held)
         return html(render.mentions_page(body, session=session, csrf=csrf_of(session)),
                     status)
 
@@ -111,7 +116,16 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
             except (SearchError, StoreError) as exc:
                 status, message = _failure(exc)
                 return page(session, params, status=status, error=message)
-            return page(session, params, found=(result.mentions, result.cursor))
+            held = None
+            if claims is not None:  # who answers each mention shown (one query a page)
+                keys = [m.record.mention.key for m in result.mentions]
+                try:
+                    found = await asyncio.to_thread(claims.claims, keys)
+                except StoreError as exc:  # the mentions are still worth showing
+                    log.warning("console mentions: claims unreadable: %s", exc)
+                    found = {}
+                held = {k: claim_link(k, found.get(k)) for k in keys}
+            return page(session, params, found=(result.mentions, result.cursor), held=held)
 
     @app.serve("/console/mentions/export", access="session")
     class Export(Page):

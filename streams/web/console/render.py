@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from streams.core.records import Evidence, Incident
 from streams.core.silences import Silence, SilenceState
@@ -21,7 +21,8 @@ from streams.web.console.episode import episode_section
 from streams.web.console.silences import silences_section
 
 __all__ = ["Filters", "OnCallLine", "WatchCard", "chart_svg", "incident_page", "incident_rows",
-           "list_page", "live_status", "login_page", "mentions_page", "message_page", "safe_url",
+           "list_page", "live_status", "login_page", "mentions_page", "message_page", "page",
+           "safe_url",
            "silences_page", "watches_page"]
 
 SILENCE_CHOICES = (("30", N_("30 minutes")), ("60", N_("1 hour")), ("240", N_("4 hours")),
@@ -122,6 +123,12 @@ def _layout(title: str, body: str, *, session: Session | None, csrf: str = "",
         f'<a class="skip" href="#main">{_("Skip to content")}</a>'
         f'<header><span class="brand">escucha</span>{nav}</header>'
         f'<main id="main" tabindex="-1">{body}</main></body></html>')
+
+
+def page(title: str, body: str, *, session: Session | None, csrf: str = "") -> str:
+    """A console page around ``body`` (HTML already escaped), for pages built in other
+    modules (claims)."""
+    return _layout(title, body, session=session, csrf=csrf)
 
 
 def message_page(title: str, text: str, *, session: Session | None = None) -> str:
@@ -448,7 +455,10 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
         f' <span class="priority">{_("priority {priority}").format(priority=e(s.priority))}'
         '</span>'
         + (f' <span class="lang">{e(s.language)}</span>' if s.language else "")
-        + f'<blockquote>{e(s.text)}</blockquote></li>' for s in inc.samples)
+        + f'<blockquote>{e(s.text)}</blockquote>'
+        # Who answers it (streams/web/console/claims.py): claimed there, shown here.
+        + f'<p class="claim-state"><a href="/console/claims/{e(quote(s.key, safe=""))}">'
+        f'{e(s.claim or _("Who answers this?"))}</a></p></li>' for s in inc.samples)
     now = " " + _("(now)")
     who = "".join(
         f'<li{" class=current" if line.current else ""}>'

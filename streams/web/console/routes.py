@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from agents.escalate.oncall import on_call, resolve_targets
 from agents.escalate.routing import labels_of, route
+from agents.store.claims import ClaimBook
 from agents.store.store import MentionStore
 from streams.config.console import ConsoleToken
 from streams.core.records import Incident
@@ -42,6 +43,7 @@ from streams.web.api import (
 )
 from streams.web.console import render
 from streams.web.console.auth import Authenticator, Session
+from streams.web.console.claims import install_console_claims
 from streams.web.console.mentions_routes import incident_link, install_mentions_page
 from streams.web.console.overview import watch_cards
 from streams.web.silences import SilenceError, expire_silence, listed_silences, send_silence
@@ -95,7 +97,8 @@ def _aio(request: Request) -> web.Request:
 
 
 def install_console(pipeline: Pipeline, *, secret: bytes,
-                    store: MentionStore | None = None) -> None:
+                    store: MentionStore | None = None,
+                    claims: ClaimBook | None = None) -> None:
     settings = pipeline.settings
     cfg = settings.console
     if not cfg.enabled:
@@ -326,7 +329,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
             return _redirect(f"/console/incidents/{inc.id}?done={action}")
 
     install_mentions_page(pipeline, store=store, names=names, session_of=session_of,
-                          csrf_of=csrf_of, login_redirect=login_redirect, html=_html)
+                          csrf_of=csrf_of, login_redirect=login_redirect, html=_html,
+                          claims=claims)
 
     @app.serve("/console/watches", access="session")
     class Watches(Page):
@@ -368,6 +372,10 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
                 return _html(render.message_page("Cannot expire", str(exc), session=session),
                              exc.status)
             return _redirect(f"/console/silences?done={'expired' if changed else 'already'}")
+
+    if claims is not None:  # the store is on: who answers which mention
+        install_console_claims(pipeline, book=claims, session_of=session_of,
+                               checked_form=checked_form, csrf_of=csrf_of)
 
     def oncall_lines(inc: Incident) -> list[render.OnCallLine]:
         now = datetime.now(UTC)

@@ -142,6 +142,19 @@ async def test_hostile_mention_text_is_inert_and_within_slack_limits(
     assert "&lt;script&gt;" in json.dumps(message["blocks"])
 
 
+async def test_a_claimed_sample_says_who_answers_it_inertly(
+    fake: FakeSlack, slack: SlackNotifier
+) -> None:
+    claimed = sample().model_copy(update={"claim": "Ana is answering this"})
+    hostile = sample("x").model_copy(update={"claim": f"{HOSTILE} is answering this"})
+    await slack.send(notification(samples=[claimed, hostile]))
+    (message,) = fake.messages()
+    said = next(t for _, t in all_texts(message["blocks"]) if "What people say" in t)
+    assert "acme broke my order <https://social.example/1|open> — _Ana is answering this_" \
+        in said
+    assert "<!" not in said and "@here" not in said and "|bank>" not in said
+
+
 async def test_rate_limit_is_retryable_with_retry_after(
     fake: FakeSlack, slack: SlackNotifier
 ) -> None:

@@ -437,6 +437,35 @@ def test_resolve_without_ack_and_ack_of_unknown_incident() -> None:
     assert (unknown.entry, unknown.notifications, unknown.events) == (None, [], ["unknown"])
 
 
+def test_a_claim_marks_its_sample_goes_on_the_timeline_and_updates_slack_only() -> None:
+    eng = engine()
+    d = opened(eng)
+    assert d.incident is not None and d.entry is not None
+    inc_id = d.incident.id
+    due = eng.next_due(d.entry)
+
+    def claim(key: str, now: datetime) -> Ack:
+        return Ack(incident_id=inc_id, action="claim", by="Ana", source="console", at=now,
+                   note="Ana is answering this", mention=key)
+
+    assert eng.on_ack(d.entry, claim("x:404", at(30)), at(30)).events == ["noop"]
+    c = eng.on_ack(d.entry, claim("x:0", at(60)), at(60))
+    assert c.incident is not None and c.entry is not None
+    assert c.events == ["claim"]
+    assert [s.claim for s in c.incident.samples] == ["Ana is answering this"]
+    assert c.incident.state == "open" and c.incident.acked_by is None
+    [entry] = [t for t in c.incident.timeline if t.kind == "claim"]
+    assert (entry.by, entry.text) == ("Ana", "Ana is answering this (x:0)")
+    # Slack's message is edited to show it; nobody is paged or mailed for a claim.
+    assert {n.channel for n in c.notifications} == {"slack"}
+    assert pairs(c.notifications) == [p for p in CRISIS_L1 + EXEC_L1 if p[0] == "slack"]
+    assert kinds(c.notifications) == {"update"}
+    assert eng.next_due(c.entry) == due  # escalation goes on: a claim is not an ack
+    done = eng.on_ack(c.entry, ack("resolve", incident_id=inc_id, now=at(90)), at(90))
+    late = eng.on_ack(done.entry, claim("x:0", at(100)), at(100))
+    assert (late.entry, late.events) == (None, ["noop"])
+
+
 @pytest.mark.parametrize("acked", [False, True])
 def test_auto_resolve_after_resolve_after_s_without_signals(acked: bool) -> None:
     eng = engine(resolve_after_s=1800)

@@ -23,7 +23,7 @@ PUBLIC = {"/healthz", "/readyz", "/metrics", "/console/login", "/console/static/
 #: PagerDuty's signature.
 SIGNED = {"/a/{token}", "/slack/actions", "/pagerduty/webhook"}
 _SAMPLE = {"incident_id": "acme.0123456789abcdef", "action": "ack", "token": "x.y",
-           "silence_id": "s-0123456789abcdef", "name": "console.css"}
+           "silence_id": "s-0123456789abcdef", "name": "console.css", "key": "x:1"}
 
 
 @pytest_asyncio.fixture
