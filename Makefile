@@ -20,9 +20,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 # Debian packages the test suite drives for real (none are needed by `make run`): chromium
-# for the console's browser tests (Playwright drives it; no browser is downloaded).
+# for the console's browser tests (Playwright drives it; no browser is downloaded);
+# postgresql for the mention store's tests, which start their own server (tests/support).
 system-deps:
-	@bash .ci/system-deps.sh docker-compose prometheus chromium fonts-dejavu-core
+	@bash .ci/system-deps.sh docker-compose prometheus chromium fonts-dejavu-core postgresql
 
 run: install
 	$(BIN)/escucha run
@@ -33,8 +34,12 @@ lint: install
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python deploy/grafana/dashboards.py --check
 
+# Parallel: most of the suite waits on worker processes, brokers and outages; the fault tests
+# keep to one xdist worker (tests/conftest.py). TEST_JOBS=0 runs it all in one process.
+TEST_JOBS ?= 3
+
 test: install system-deps lint
-	$(BIN)/pytest -q -m "not slow" --durations=25
+	$(BIN)/pytest -q -m "not slow" -n $(TEST_JOBS) --dist loadgroup --durations=25
 
 test-slow: install system-deps
 	$(BIN)/pytest -q -m slow

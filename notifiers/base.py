@@ -67,8 +67,9 @@ class ChannelSpec(Generic[S]):
     #: True: the section is there by default (and may be switched off inside it);
     #: False: the channel is off until the section is written.
     default_on: bool
-    #: Can change what it sent, or is told of changes (Slack edits in place, PagerDuty
-    #: acknowledges, webhooks send the event): sent acknowledgements and resolutions.
+    #: Told what became of what it was sent (Slack edits in place, email replies in the
+    #: thread, ntfy replaces the notification, PagerDuty acknowledges, webhooks send the
+    #: event): sent acknowledgements, resolutions and escalations to later levels.
     updatable: bool
     #: ``{<name>: value}`` in an escalation target: the value's type and its help text.
     target_type: Any

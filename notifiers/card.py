@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from notifiers.followup import change_of
 from notifiers.playbook import playbook_lines
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.links import LinkSigner
@@ -68,7 +69,9 @@ def _status(notification: Notification) -> str:
         "escalate": f"escalated, level {notification.level}",
         "reminder": "not acknowledged yet",
         "digest": f"{len(notification.digest)} more notifications rolled up",
-        "update": "updated",
+        # An update right after an escalation tells an earlier level it escalated.
+        "update": (f"escalated, level {inc.level}" if change_of(notification) == "escalated"
+                   else "updated"),
     }.get(notification.kind, "")
 
 

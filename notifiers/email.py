@@ -1,32 +1,30 @@
 """Email over SMTP: one multipart/alternative message (plain text + HTML) per notification.
 
-Everything that comes from an incident (summary, sample text, author, watch name, who acked)
-was written by strangers or copied from them, so it is cleaned, bounded and, in the HTML part,
-escaped; the only links are ``safe_url`` ones. The ``Message-ID`` is derived from the
-notification id, so a duplicate send (at-least-once delivery) is recognisable by any mail
-client or filter; SMTP keeps no history we could ask, so ``find_sent`` cannot tell.
+The message itself (escaping, threading) is built by ``notifiers.email_message``. Its
+``Message-ID`` is derived from the notification id, so a duplicate send (at-least-once
+delivery) is recognisable by any mail client or filter; SMTP keeps no history we could ask,
+so ``find_sent`` cannot tell. The receipt's ``external_id`` is that Message-ID: the deliver
+stage hands it back as ``update_of``, and every later message about the incident to the same
+addresses (acknowledged, escalated, resolved) replies to it in one thread.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import re
 import ssl
-import textwrap
 from collections.abc import Mapping, Sequence
-from datetime import UTC
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import parseaddr
 
 import aiosmtplib
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
+from notifiers.email_message import Letterhead, build_message, message_id
 from notifiers.errors import DeliveryError, classify_exception
-from notifiers.playbook import playbook_lines
-from notifiers.text import clean, console_safe, html_escape, safe_url
+from notifiers.text import console_safe, safe_url
 from streams.core.links import LinkSigner
 from streams.core.records import Incident, Notification
 
@@ -34,13 +32,7 @@ __all__ = ["EmailNotifier", "EmailSettings", "message_id", "parse_recipients"]
 
 log = logging.getLogger(__name__)
 
-_WIDTH = 76            # wrap width of the text part (and of escaped HTML text lines)
 _MAX_RECIPIENTS = 50   # a target is an on-call list, not a mailing list
-_MAX_SAMPLES = 5
-_SAMPLE_CHARS = 500
-_SUMMARY_CHARS = 2000
-_DIGEST_LINES = 50
-_SUBJECT_CHARS = 200
 # Conservative: what an on-call list needs, nothing that could smuggle a second header,
 # a display name or a source route into the envelope.
 _ADDRESS = re.compile(
@@ -122,72 +114,6 @@ def parse_recipients(target: str) -> list[str]:
     return list(seen)
 
 
-def message_id(notification_id: str, *, domain: str) -> str:
-    """The Message-ID of a notification: the same for every attempt, unique per notification."""
-    digest = hashlib.sha256(notification_id.encode("utf-8", "replace")).hexdigest()[:32]
-    return f"<escucha.{digest}@{domain}>"
-
-
-def _thread_id(incident_id: str, domain: str) -> str:
-    # Every message about one incident references the same root, so clients thread them.
-    digest = hashlib.sha256(incident_id.encode("utf-8", "replace")).hexdigest()[:32]
-    return f"<escucha.incident.{digest}@{domain}>"
-
-
-def _one_line(text: str, *, limit: int) -> str:
-    """For headers: no CR/LF can survive, so no second header can be injected."""
-    return console_safe(text, limit=limit)
-
-
-def _status(notification: Notification) -> str:
-    inc = notification.incident
-    if inc.state == "resolved":
-        return f"resolved by {inc.resolved_by}" if inc.resolved_by else "resolved"
-    if inc.state == "acknowledged":
-        return f"acknowledged by {inc.acked_by}" if inc.acked_by else "acknowledged"
-    if notification.kind == "escalate":
-        return f"escalated to level {notification.level}, not acknowledged"
-    if notification.kind == "reminder":
-        return "reminder: not acknowledged yet"
-    if notification.kind == "digest":
-        return f"digest of {len(notification.digest)} notices"
-    return ""
-
-
-def _subject(notification: Notification, watch_name: str) -> str:
-    inc = notification.incident
-    status = _status(notification)
-    text = f"[{inc.severity.upper()}] {watch_name}: {inc.detector.replace('_', ' ')}"
-    return _one_line(text + (f" — {status}" if status else ""), limit=_SUBJECT_CHARS)
-
-
-def _wrap(text: str, *, limit: int, indent: str = "") -> list[str]:
-    """Clean, bound and wrap; long 'words' are broken too, so no line outgrows the width."""
-    lines = textwrap.wrap(clean(text, limit=limit), width=_WIDTH, initial_indent=indent,
-                          subsequent_indent=indent, break_on_hyphens=False)
-    return lines or [indent.rstrip()]
-
-
-def _html_lines(lines: Sequence[str]) -> str:
-    # Escaping after wrapping keeps entities whole; the newlines render as spaces.
-    return "\n".join(html_escape(line.strip(), limit=_WIDTH * 2) for line in lines)
-
-
-def _link(url: str, label: str) -> str:
-    return (f'<a href="{html_escape(url, limit=4096)}" rel="noopener noreferrer" '
-            f'target="_blank">{html_escape(label)}</a>')
-
-
-def _state_line(inc: Incident) -> str:
-    if inc.state == "acknowledged" and inc.acked_by:
-        when = f" at {inc.acked_at:%Y-%m-%d %H:%M} UTC" if inc.acked_at else ""
-        return f"acknowledged by {inc.acked_by}{when}"
-    if inc.state == "resolved" and inc.resolved_by:
-        when = f" at {inc.resolved_at:%Y-%m-%d %H:%M} UTC" if inc.resolved_at else ""
-        return f"resolved by {inc.resolved_by}{when}"
-    return inc.state
-
-
 class EmailNotifier:
     channel = "email"
 
@@ -229,97 +155,10 @@ class EmailNotifier:
 
     def render(self, notification: Notification, recipients: Sequence[str] = ()) -> EmailMessage:
         """The message for a notification, without sending it (also for previews)."""
-        inc = notification.incident
-        watch = self._watch(notification)
-        subject = _subject(notification, watch)
-        text: list[str] = [subject, ""]
-        html: list[str] = [
-            "<!DOCTYPE html>",
-            '<html><head><meta charset="utf-8">',
-            f"<title>{html_escape(subject)}</title></head>",
-            '<body style="font-family:sans-serif;line-height:1.4">',
-            f"<h2>{html_escape(subject)}</h2>",
-            "<table>",
-        ]
-        facts = [("Severity", inc.severity.upper()), ("Watch", watch),
-                 ("Detector", inc.detector), ("State", _state_line(inc)),
-                 ("Level", str(notification.level)),
-                 ("Opened", f"{inc.opened_at:%Y-%m-%d %H:%M} UTC")]
-        for name, value in facts:
-            shown = _one_line(value, limit=200)
-            text.append(f"{name}: {shown}")
-            html.append(f'<tr><th align="left">{name}</th><td>{html_escape(shown)}</td></tr>')
-        html.append("</table>")
-
-        summary = _wrap(inc.summary, limit=_SUMMARY_CHARS)
-        text += ["", *summary]
-        html.append(f"<p>{_html_lines(summary)}</p>")
-
-        if notification.kind == "digest" and notification.digest:
-            text += ["", "Since the last message:"]
-            html.append("<h3>Since the last message</h3>\n<ul>")
-            for line in notification.digest[:_DIGEST_LINES]:
-                wrapped = _wrap(line, limit=300, indent="  ")
-                text += ["-" + wrapped[0][1:], *wrapped[1:]]
-                html.append(f"<li>{_html_lines(wrapped)}</li>")
-            html.append("</ul>")
-
-        if inc.samples:
-            text += ["", "What people say:"]
-            html.append("<h3>What people say</h3>\n<ul>")
-            for sample in inc.samples[:_MAX_SAMPLES]:
-                who = _one_line(sample.author, limit=64)
-                said = _wrap(sample.text, limit=_SAMPLE_CHARS, indent="    ")
-                url = safe_url(sample.url)
-                text.append(f"- @{who} (priority {sample.priority}):")
-                text += said
-                item = (f"<li><b>@{html_escape(who)}</b> (priority {sample.priority}):<br>\n"
-                        f"{_html_lines(said)}")
-                if url:
-                    text.append(f"    {url}")
-                    item += "<br>\n" + _link(url, "open")
-                html.append(item + "</li>")
-            html.append("</ul>")
-
-        if inc.playbook is not None:
-            book = playbook_lines(inc.playbook, inc.language)
-            text += ["", *(w for line in book for w in _wrap(line, limit=600))]
-            html.append("<h3>" + html_escape(_one_line(book[0], limit=200)) + "</h3>\n<ul>")
-            html += [f"<li>{_html_lines(_wrap(line, limit=600))}</li>" for line in book[1:]]
-            html.append("</ul>")
-
-        actions = self._action_links(inc)
-        if actions:
-            text += ["", "Act on it (each link asks you to confirm first):"]
-            text += [f"  {label}: {url}" for label, url in actions]
-            html.append("<p>" + " &middot; ".join(_link(u, label) for label, u in actions)
-                        + "</p>")
-
-        footer = _one_line(f"incident {inc.id} · notification {notification.id}", limit=400)
-        text += ["", "-- ", footer]
-        html += [f'<p style="color:#666;font-size:small">{html_escape(footer)}</p>',
-                 "</body></html>"]
-
-        msg = EmailMessage()
-        msg["Subject"] = subject
-        msg["From"] = self._settings.from_addr
-        if recipients:
-            msg["To"] = ", ".join(recipients)
-        created = notification.created_at
-        # The notification's own time, not now: every retry produces the same message.
-        msg["Date"] = format_datetime(created if created.tzinfo else created.replace(tzinfo=UTC))
-        msg["Message-ID"] = message_id(notification.id, domain=self._domain)
-        msg["References"] = _thread_id(inc.id, self._domain)
-        msg["X-Escucha-Incident"] = _one_line(inc.id, limit=200)
-        msg["X-Escucha-Severity"] = inc.severity
-        # RFC 3834: no vacation auto-replies to an alert address.
-        msg["Auto-Submitted"] = "auto-generated"
-        if inc.severity == "critical":
-            msg["Importance"] = "high"
-            msg["X-Priority"] = "1"
-        msg.set_content("\n".join(text) + "\n")
-        msg.add_alternative("\n".join(html) + "\n", subtype="html")
-        return msg
+        head = Letterhead(from_addr=self._settings.from_addr, domain=self._domain,
+                          watch_name=self._watch(notification),
+                          actions=self._action_links(notification.incident))
+        return build_message(notification, head, recipients)
 
     async def send(self, notification: Notification) -> Receipt:
         recipients = parse_recipients(notification.target)
@@ -361,7 +200,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _server_text(message: str) -> str:
-    return _one_line(message, limit=160)
+    return console_safe(message, limit=160)
 
 
 def _transient(code: int) -> bool:
@@ -408,7 +247,7 @@ def _redact(error: DeliveryError, secret: str | None) -> DeliveryError:
                          retry_after=error.retry_after)
 
 CHANNEL = ChannelSpec(
-    name="email", settings=EmailSettings, default_on=False, updatable=False,
+    name="email", settings=EmailSettings, default_on=False, updatable=True,
     target_type=list[str], target_help="Addresses.", personal=True,
     build=lambda s, ctx: EmailNotifier(settings=s, links=ctx.links, watch_names=ctx.watch_names),
     problem=not_configured("email"), address=lambda value: ",".join(value),

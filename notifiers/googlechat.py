@@ -1,7 +1,8 @@
 """Google Chat through a space's incoming webhook: a ``cardsV2`` card with link buttons.
 
 Wire format, one POST per notification to the webhook URL (which carries ``key`` and
-``token``), with ``messageReplyOption=REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD`` added::
+``token``), with ``messageReplyOption=REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD`` and
+``requestId=messageId=client-<hash of the notification id>`` added::
 
     {"fallbackText": "...", "thread": {"threadKey": "escucha-<incident id>"},
      "cardsV2": [{"cardId": "...", "card": {"header": {"title", "subtitle"},
@@ -14,6 +15,13 @@ Every notification about one incident goes to one thread (its ``threadKey``), so
 acknowledgement and the resolution appear under the alert. Chat answers with the created
 message; its ``name`` (``spaces/…/messages/…``) is the receipt's id.
 
+A webhook cannot read a space back, so a restarted worker cannot ask whether a notification
+left "pending" was posted. The ids make the resend harmless instead: Chat answers a repeated
+``requestId`` with the message it created, and a taken ``messageId`` with 409
+``ALREADY_EXISTS``, which counts as delivered. (Both are parameters of ``spaces.messages.
+create``, which a webhook calls; that a webhook honours them is documented, not tested
+against Google here: ``message_ids: false`` turns them off.)
+
 Card text is Chat's HTML subset: untrusted text is escaped with
 :func:`notifiers.text.chat_escape` (``&``, ``<``, ``>``), so it can hold no tag, no link and no
 ``<users/all>`` mention; nothing goes into the message's ``text`` field, whose Markdown could.
@@ -25,6 +33,7 @@ The webhook URL is the credential: a ``SecretStr``; errors and logs say ``google
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -37,18 +46,19 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.card import CardContent, card_content
-from notifiers.errors import DeliveryError, classify_http
-from notifiers.http import LazySession, check_secret_url, post_secret_url, scrub, url_secrets
+from notifiers.http import LazySession, check_secret_url, configured, error_detail, post, refused
 from notifiers.text import chat_escape, console_safe
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
 
-__all__ = ["GoogleChatNotifier", "GoogleChatSettings", "build_message", "thread_url"]
+__all__ = ["GoogleChatNotifier", "GoogleChatSettings", "build_message", "message_id",
+           "thread_url"]
 
 log = logging.getLogger(__name__)
 
 _REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
 _CARD_ID = re.compile(r"[^A-Za-z0-9_.-]")
+_SPACE = re.compile(r"/spaces/([A-Za-z0-9_-]+)/messages/?$")
 _COLOR = {"critical": "#d93025", "warning": "#e37400", "info": "#1a73e8"}
 _HINTS = {
     400: "Google Chat refused the message",
@@ -73,6 +83,13 @@ class GoogleChatSettings(BaseModel):
     )
     timeout_s: float = Field(default=10, gt=0, le=300,
                              description="Seconds for one request, connect to answer.")
+    message_ids: bool = Field(
+        default=True,
+        description="Send each message with a requestId and a messageId derived from the "
+        "notification id, so that a resend (a retry after a timeout, a worker restarted "
+        "between posting and recording) is not posted twice. Set false only if Chat refuses "
+        "them for your webhook.",
+    )
 
     @field_validator("webhooks")
     @classmethod
@@ -80,15 +97,35 @@ class GoogleChatSettings(BaseModel):
         return {name: check_secret_url(url) for name, url in value.items()}
 
 
-def thread_url(url: str) -> str:
+def message_id(notification: Notification) -> str:
+    """The ``messageId`` (and ``requestId``) of a notification's message: ``client-`` and 48
+    hex digits of its id's SHA-256, so the same on every retry and after a restart, and within
+    Chat's rule (63 characters at most, lowercase letters, digits and hyphens)."""
+    return "client-" + hashlib.sha256(notification.id.encode()).hexdigest()[:48]
+
+
+def thread_url(url: str, *, message_id: str | None = None) -> str:
     """The webhook URL asking Chat to reply in the thread named by the body's ``threadKey``
-    (a URL that already says how to reply is kept as it is)."""
+    (a URL that already says how to reply keeps its choice) and, given ``message_id``, to
+    create the message idempotently: ``requestId`` returns the message an earlier request
+    with that id created, and ``messageId`` names it, so that a repeat of it is refused with
+    409 ``ALREADY_EXISTS``. Any ids already in the URL are replaced: a fixed one would make
+    every later message look like a repeat."""
     parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(k == "messageReplyOption" for k, _ in query):
-        return url
-    return urlunsplit(parts._replace(query=urlencode([*query,
-                                                      ("messageReplyOption", _REPLY_OPTION)])))
+    ids = {"requestId", "messageId"}
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if message_id is None or k not in ids]
+    if not any(k == "messageReplyOption" for k, _ in query):
+        query.append(("messageReplyOption", _REPLY_OPTION))
+    if message_id is not None:
+        query += [("requestId", message_id), ("messageId", message_id)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _alias(url: str, message_id: str) -> str | None:
+    """``spaces/<space>/messages/<messageId>``: a message's name by its client-assigned id."""
+    found = _SPACE.search(urlsplit(url).path)
+    return f"spaces/{found.group(1)}/messages/{message_id}" if found else None
 
 
 def _text(text: str) -> dict[str, Any]:
@@ -143,19 +180,6 @@ def build_message(notification: Notification, *, watch_name: str,
     }
 
 
-def _error_detail(body: bytes, secrets: list[str]) -> str:
-    """Google's ``{"error": {"code", "message", "status"}}`` as one scrubbed line."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return ""  # an HTML error page may echo the request URL: never shown
-    error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
-        return ""
-    text = " ".join(str(error[k]) for k in ("status", "message") if isinstance(error.get(k), str))
-    return console_safe(scrub(text, secrets), limit=160)
-
-
 class GoogleChatNotifier:
     """POSTs a card for each notification to the space webhook it targets, threaded per
     incident."""
@@ -182,20 +206,14 @@ class GoogleChatNotifier:
                              watch_name=self._watch_names.get(inc.watch_id, inc.watch_id))
 
     async def send(self, notification: Notification) -> Receipt:
-        name = console_safe(notification.target, limit=100)
-        url = self._settings.webhooks.get(notification.target)
-        if url is None:
-            known = ", ".join(sorted(self._settings.webhooks)) or "none configured"
-            raise DeliveryError(f"googlechat: unknown webhook {name!r}; add it to "
-                                f"notifiers.googlechat.webhooks (known: {known})",
-                                retryable=False)
-        label = f"googlechat {name}"
+        url, label = configured(self._settings.webhooks, notification.target,
+                                channel="googlechat", kind="webhook")
         secret = url.get_secret_value()
-        answer = await post_secret_url(self._http.get(), thread_url(secret),
-                                       self.render(notification), label=label,
-                                       timeout_s=self._settings.timeout_s)
-        secrets = url_secrets(secret)
-        if 200 <= answer.status < 300:
+        mid = message_id(notification) if self._settings.message_ids else None
+        answer = await post(self._http.get(), thread_url(secret, message_id=mid),
+                            json_body=self.render(notification), label=label,
+                            timeout_s=self._settings.timeout_s)
+        if answer.ok:
             external_id: str | None = None
             try:
                 data = json.loads(answer.body)
@@ -206,16 +224,19 @@ class GoogleChatNotifier:
             log.debug("%s: %s %s posted as %s", label, notification.kind, notification.id,
                       external_id)
             return Receipt(external_id=external_id, detail=f"{label}: HTTP {answer.status}")
-        hint = _HINTS.get(answer.status, "")
-        if 300 <= answer.status < 400:
-            hint = "redirects are not followed: configure the final URL"
-        detail = "; ".join(p for p in (_error_detail(answer.body, secrets), hint) if p)
-        err = classify_http(label, answer.status, detail, answer.retry_after)
-        log.debug("%s: %s refused: %s", label, notification.id, err.reason)
-        raise err
+        if mid is not None and answer.status == 409 and \
+                error_detail(answer.body, ("status",), secret) == "ALREADY_EXISTS":
+            # Our messageId is taken in this space: an earlier send of this very
+            # notification was posted (its answer lost to a crash or a timeout).
+            log.info("%s: %s was posted before; not posted again", label, notification.id)
+            return Receipt(external_id=_alias(secret, mid),
+                           detail=f"{label}: already posted (HTTP 409)")
+        raise refused(label, answer, hints=_HINTS, what=notification.id,
+                      detail=error_detail(answer.body, ("status", "message"), secret))
 
     async def find_sent(self, notification: Notification) -> Receipt | None:
-        # Reading a space needs a Chat app's credentials, which a webhook does not have.
+        # Reading a space needs a Chat app's credentials, which a webhook does not have; a
+        # resend is made harmless by its requestId and messageId instead (see send).
         return None
 
     async def close(self) -> None:

@@ -3,7 +3,9 @@
 Every event for an incident carries ``dedup_key`` = the incident id, so PagerDuty folds
 triggers, escalations, reminders and updates into one alert, and the acknowledge and resolve
 events land on that same alert. PagerDuty's own escalation policy pages people; escucha's
-re-triggers only add log entries and fresh details to the alert.
+re-triggers only add log entries and fresh details to the alert (``custom_details.change``
+and ``status`` say what happened, e.g. "escalated" when escucha reached its next level), so a
+service an earlier level paged is told of an escalation without being paged twice.
 
 The routing (integration) key is a credential: it is read from settings as ``SecretStr``, goes
 only into the request body, and never into an error, a log line or a receipt. A target names a
@@ -17,17 +19,20 @@ import json
 import logging
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import quote
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception, classify_http
+from notifiers.followup import change_of, status_line
 from notifiers.http import LazySession
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.records import Incident, Notification
 
-__all__ = ["PagerDutyNotifier", "PagerDutySettings", "build_event", "dedup_key", "event_action"]
+__all__ = ["PagerDutyNotifier", "PagerDutySettings", "PagerDutyWebhookSettings", "build_event",
+           "console_url", "dedup_key", "event_action"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,39 @@ _DEDUP_LIMIT = 255  # likewise for dedup_key
 _SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 _MAX_SAMPLES = 5
 _MAX_LINKS = 5
+
+
+class PagerDutyWebhookSettings(BaseModel):
+    """PagerDuty's v3 webhooks in (``POST /pagerduty/webhook``): an acknowledge or resolve
+    there acknowledges or resolves the escucha incident."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    secrets: list[SecretStr] = Field(
+        min_length=1,
+        description="The signing secret of each webhook subscription that posts here (shown "
+        "once when the subscription is created). During a rotation list both: a request "
+        "signed with any of them is accepted.",
+    )
+    max_age_s: int = Field(
+        default=1800, ge=60, le=86400,
+        description="Events whose occurred_at is older are refused (400). 30 min covers "
+        "PagerDuty's redelivery (5 attempts over about 20 min) so an acknowledgement made "
+        "while escucha was unreachable still stops its escalation; older is a replay.",
+    )
+
+    @field_validator("secrets")
+    @classmethod
+    def _strong_and_distinct(cls, value: list[SecretStr]) -> list[SecretStr]:
+        # Never the value in the message: these are credentials.
+        texts = [s.get_secret_value() for s in value]
+        for i, text in enumerate(texts):
+            if len(text.strip()) < 16:
+                raise ValueError(f"secret {i} is shorter than 16 characters: paste the "
+                                 "subscription's whole signing secret")
+            if text in texts[:i]:
+                raise ValueError(f"secret {i} is listed twice")
+        return value
 
 
 class PagerDutySettings(BaseModel):
@@ -59,6 +97,11 @@ class PagerDutySettings(BaseModel):
     timeout_s: float = Field(
         default=10, gt=0, le=300,
         description="Seconds for one request, connect to answer; retries are not counted.",
+    )
+    webhook: PagerDutyWebhookSettings | None = Field(
+        default=None,
+        description="Two-way: accept PagerDuty's v3 webhooks. Unset: /pagerduty/webhook "
+        "refuses everything.",
     )
 
 
@@ -107,20 +150,33 @@ def _details(notification: Notification, watch_name: str) -> dict[str, Any]:
         "state": inc.state,
         "level": notification.level,
         "kind": notification.kind,
+        "change": change_of(notification),
         # The detector's own words: observed vs expected counts, window, top terms.
         "summary": clean(inc.summary, limit=2000),
         "opened_at": inc.opened_at.isoformat(),
         "samples": samples,
     }
+    if status := status_line(notification):
+        details["status"] = status
     if notification.digest:
         details["digest"] = [clean(line, limit=300) for line in notification.digest[:20]]
     return details
 
 
+def console_url(base_url: str | None, incident: Incident) -> str | None:
+    """The console page of ``incident`` under ``api.public_url``; None without a base or when
+    the result is not a plain http(s) URL (a misconfigured base must not become a link)."""
+    if not base_url:
+        return None
+    return safe_url(f"{base_url.rstrip('/')}/console/incidents/{quote(incident.id, safe='')}")
+
+
 def build_event(
-    notification: Notification, *, routing_key: str, watch_name: str
+    notification: Notification, *, routing_key: str, watch_name: str,
+    console: str | None = None,
 ) -> dict[str, Any]:
-    """The Events API v2 body for a notification (the routing key is the caller's secret)."""
+    """The Events API v2 body for a notification (the routing key is the caller's secret);
+    ``console`` is the incident's page in escucha's console, linked from PagerDuty."""
     inc = notification.incident
     action = event_action(notification)
     event: dict[str, Any] = {
@@ -133,6 +189,9 @@ def build_event(
         return event
     watch = console_safe(watch_name, limit=200) or inc.watch_id or "escucha"
     links = []
+    if console is not None:
+        # First, so the responder paged by PagerDuty lands where they can see the evidence.
+        links.append({"href": console, "text": "escucha: open the incident"})
     for sample in inc.samples:
         url = safe_url(sample.url)
         if url is not None:
@@ -154,6 +213,8 @@ def build_event(
     if links:
         event["links"] = links
     event["client"] = "escucha"
+    if console is not None:
+        event["client_url"] = console  # PagerDuty's "View in escucha" on the alert
     return event
 
 
@@ -191,10 +252,12 @@ class PagerDutyNotifier:
         settings: PagerDutySettings,
         watch_names: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
+        public_url: str | None = None,
     ) -> None:
         self._settings = settings
         self._watch_names = dict(watch_names or {})
         self._http = LazySession(session)
+        self._public_url = public_url
 
     async def send(self, notification: Notification) -> Receipt:
         service = notification.target
@@ -209,7 +272,8 @@ class PagerDutyNotifier:
         key = secret.get_secret_value()
         inc = notification.incident
         event = build_event(notification, routing_key=key,
-                            watch_name=self._watch_names.get(inc.watch_id, inc.watch_id))
+                            watch_name=self._watch_names.get(inc.watch_id, inc.watch_id),
+                            console=console_url(self._public_url, inc))
         action = event["event_action"]
         log.debug("pagerduty: %s for incident %s to service %s", action, inc.id, service)
         timeout = aiohttp.ClientTimeout(total=self._settings.timeout_s)
@@ -255,6 +319,8 @@ class PagerDutyNotifier:
 CHANNEL = ChannelSpec(
     name="pagerduty", settings=PagerDutySettings, default_on=False, updatable=True,
     target_type=str, target_help="Service name (notifiers.pagerduty).",
-    build=lambda s, ctx: PagerDutyNotifier(settings=s, watch_names=ctx.watch_names),
+    build=lambda s, ctx: PagerDutyNotifier(
+        settings=s, watch_names=ctx.watch_names,
+        public_url=ctx.links.base_url if ctx.links is not None else None),
     problem=not_configured("pagerduty", known="services", what="PagerDuty service"),
 )

@@ -7,10 +7,20 @@ only into the ``Authorization`` header, never into an error, a log line or a rec
 
 The Acknowledge button is an ntfy ``http`` action: the phone POSTs to the signed link itself,
 which acknowledges without opening a browser (a GET of the same link only shows a page).
+
+One notification per incident on each phone: every message about an incident carries the same
+ntfy sequence id (``sequence_id``, ntfy 2.16+; https://docs.ntfy.sh/publish/#updating-deleting-
+notifications), so an acknowledgement, an escalation or the resolution *replaces* the alert on
+the lock screen instead of adding another. The id is derived from the incident, returned as
+the receipt's ``external_id`` and, once the deliver stage hands it back as ``update_of``,
+reused as given (an alert sent before this existed is replaced through its message id). A
+replacement of something already seen buzzes less: priority 3 once acknowledged, 2 (silent)
+once resolved. Older servers ignore the field and show the follow-up as a new notification.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -23,19 +33,24 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception, classify_http
-from notifiers.http import LazySession
+from notifiers.followup import change_of, status_line
+from notifiers.http import LazySession, read_bounded
 from notifiers.playbook import playbook_lines
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
 
-__all__ = ["NtfySettings", "PushNotifier", "build_payload"]
+__all__ = ["NtfySettings", "PushNotifier", "build_payload", "sequence_id"]
 
 log = logging.getLogger(__name__)
 
 #: What ntfy accepts as a topic name (docs: "Picking a topic").
 _TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
 _PRIORITY = {"critical": 5, "warning": 4, "info": 3}
+#: A replacement says "someone has it" or "it is over": it must not wake anyone again.
+_STATE_PRIORITY = {"acknowledged": 3, "resolved": 2}
+#: What ntfy accepts as a sequence id, and what escucha ever sends as one.
+_SEQUENCE = re.compile(r"[-_A-Za-z0-9]{1,64}")
 _TAGS = {"critical": "rotating_light", "warning": "warning", "info": "information_source"}
 _STATE_TAGS = {"acknowledged": "eyes", "resolved": "white_check_mark"}
 # ntfy turns a message over 4096 bytes into an attachment (or refuses it); stay well below.
@@ -44,7 +59,6 @@ _TITLE_CHARS = 200
 _SUMMARY_CHARS = 1000
 _SAMPLE_CHARS = 200
 _MAX_SAMPLES = 3
-_ANSWER_BYTES = 64 * 1024
 
 
 class NtfySettings(BaseModel):
@@ -88,7 +102,8 @@ def _title(notification: Notification, watch_name: str) -> str:
         status = f"resolved by {inc.resolved_by}" if inc.resolved_by else "resolved"
     elif inc.state == "acknowledged":
         status = f"acknowledged by {inc.acked_by}" if inc.acked_by else "acknowledged"
-    elif notification.kind == "escalate":
+    elif notification.kind == "escalate" or change_of(notification) == "escalated":
+        # Also the update telling an earlier level's phone that the next level was paged.
         status = f"escalated, level {notification.level}"
     elif notification.kind == "reminder":
         status = "not acknowledged yet"
@@ -98,9 +113,28 @@ def _title(notification: Notification, watch_name: str) -> str:
     return console_safe(text + (f" — {status}" if status else ""), limit=_TITLE_CHARS)
 
 
+def sequence_id(notification: Notification) -> str | None:
+    """The ntfy sequence id that makes every message about an incident replace the last.
+
+    ``update_of`` (the first message's receipt) when it is one; else derived from the incident
+    id, so a follow-up whose first receipt was lost still replaces the right notification. A
+    digest rolls up several incidents and replaces none.
+    """
+    if notification.kind == "digest":
+        return None
+    given = notification.update_of
+    if given and _SEQUENCE.fullmatch(given):
+        return given
+    digest = hashlib.sha256(notification.incident.id.encode("utf-8", "replace")).hexdigest()
+    return f"escucha-{digest[:32]}"
+
+
 def _message(notification: Notification, watch_name: str) -> str:
     inc = notification.incident
-    lines = [clean(inc.summary, limit=_SUMMARY_CHARS),
+    change = status_line(notification)
+    # What changed comes first: a replaced notification shows its first lines.
+    lines = [console_safe(change, limit=300)] if change else []
+    lines += [clean(inc.summary, limit=_SUMMARY_CHARS),
              console_safe(f"Watch: {watch_name} · state: {inc.state} · level "
                           f"{notification.level}", limit=300)]
     if notification.kind == "digest":
@@ -129,9 +163,12 @@ def build_payload(
         "topic": topic,
         "title": _title(notification, watch_name),
         "message": _message(notification, watch_name),
-        "priority": _PRIORITY[inc.severity],
+        "priority": _STATE_PRIORITY.get(inc.state, _PRIORITY[inc.severity]),
         "tags": tags,
     }
+    sequence = sequence_id(notification)
+    if sequence is not None:
+        payload["sequence_id"] = sequence
     click = safe_url(inc.samples[0].url) if inc.samples else None
     if click:
         payload["click"] = click
@@ -153,18 +190,6 @@ def build_payload(
             payload.setdefault("actions", []).append(
                 {"action": "view", "label": "Playbook", "url": page})
     return payload
-
-
-async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
-    """The answer's body, at most ``_ANSWER_BYTES`` of it: never unbounded into memory."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(8192):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= _ANSWER_BYTES:
-            break
-    return b"".join(chunks)[:_ANSWER_BYTES]
 
 
 def _error_detail(body: bytes) -> str:
@@ -225,7 +250,7 @@ class PushNotifier:
                 allow_redirects=False,
             ) as resp:
                 status = resp.status
-                body = await _read_bounded(resp)
+                body = await read_bounded(resp)
                 retry_after = resp.headers.get("Retry-After")
         except Exception as exc:  # transport failures; classify_exception sorts them
             raise _scrub(classify_exception(self.channel, exc), self._secrets()) from exc
@@ -239,15 +264,20 @@ class PushNotifier:
                          self._secrets())
             log.debug("push: %s to %s refused: %s", notification.id, topic, err.reason)
             raise err
-        external_id: str | None = None
+        # The sequence id is what later messages about the incident must carry; a server that
+        # predates sequences answers without one, and ours still names the incident.
+        external_id: str | None = payload.get("sequence_id")
         try:
             data = json.loads(body)
-            if isinstance(data, dict) and isinstance(data.get("id"), str):
-                external_id = console_safe(data["id"], limit=64)
         except ValueError:
-            pass  # 200 means published; without an id the receipt just has none
-        log.debug("push: %s published to %s as %s", notification.id, topic, external_id)
-        return Receipt(external_id=external_id, detail=f"published to ntfy topic {topic}")
+            data = None  # 200 means published; the receipt keeps the id we sent
+        if isinstance(data, dict):
+            answered = data.get("sequence_id") or (None if external_id else data.get("id"))
+            if isinstance(answered, str) and _SEQUENCE.fullmatch(answered):
+                external_id = answered
+        verb = "replaced on" if notification.update_of else "published to"
+        log.debug("push: %s %s %s as %s", notification.id, verb, topic, external_id)
+        return Receipt(external_id=external_id, detail=f"{verb} ntfy topic {topic}")
 
     async def find_sent(self, notification: Notification) -> Receipt | None:
         # Polling the topic's cache would need read access the publisher may lack, and an
@@ -268,7 +298,7 @@ def _scrub(error: DeliveryError, secrets: list[str]) -> DeliveryError:
     return DeliveryError(reason, retryable=error.retryable, retry_after=error.retry_after)
 
 CHANNEL = ChannelSpec(
-    name="push", settings=NtfySettings, default_on=False, updatable=False,
+    name="push", settings=NtfySettings, default_on=False, updatable=True,
     target_type=str, target_help="ntfy topic.", personal=True,
     personal_help="Personal ntfy topic.",
     build=lambda s, ctx: PushNotifier(settings=s, links=ctx.links, watch_names=ctx.watch_names),

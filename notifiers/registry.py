@@ -36,7 +36,7 @@ CHANNELS: tuple[ChannelSpec[Any], ...] = (
 
 by_name: Mapping[str, ChannelSpec[Any]] = {c.name: c for c in CHANNELS}
 names: tuple[str, ...] = tuple(by_name)
-#: Channels told about acknowledgements and resolutions of what they were sent.
+#: Channels told about acknowledgements, escalations and resolutions of what they were sent.
 UPDATABLE: frozenset[str] = frozenset(c.name for c in CHANNELS if c.updatable)
 #: Channels an on-call member can be reached on.
 personal: tuple[str, ...] = tuple(c.name for c in CHANNELS if c.personal)

@@ -12,7 +12,8 @@ One message per incident and channel, kept current: the deliver stage passes the
 
 Every message carries ``metadata.event_payload.key`` = the notification id. If a worker dies
 between Slack's answer and our receipt, ``find_sent`` reads it back, so the restarted worker does
-not post the same alert twice.
+not post the same alert twice; for a direct message to a user id it reads the history of the
+bot's IM with that user, found with ``conversations.open``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -33,8 +36,18 @@ from notifiers.base import BuildContext, ChannelSpec, Receipt
 from notifiers.errors import DeliveryError
 from notifiers.playbook import playbook_lines
 from notifiers.slack_actions import ACTION_ACK, ACTION_RESOLVE, ACTION_STEP
+from notifiers.stories import story_line
 from notifiers.text import clean, safe_url, slack_escape, truncate
 from streams.core.records import Incident, Notification
+from streams.i18n import DEFAULT as DEFAULT_LOCALE
+from streams.i18n import (
+    Translations,
+    check_locale,
+    format_datetime,
+    format_time,
+    label,
+    translator,
+)
 
 __all__ = ["EVENT_TYPE", "SlackNotifier", "build_message", "build_thread_reply"]
 
@@ -52,47 +65,66 @@ _NAME_LIMIT = 80
 _DIGEST_LINES = 100  # more is unreadable in chat; the rest are counted, not shown
 _DIGEST_LINE_LIMIT = 300
 _REPLY_KINDS = frozenset({"escalate", "reminder"})
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a member, or an Enterprise Grid user
 
 
-def _hm(when: datetime) -> str:
-    # Records normalise most datetimes, not acked_at/resolved_at: naive means UTC here too.
-    utc = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return f"{utc:%H:%M} UTC"
+class _Lang:
+    """The language and clock of one message: gettext plus the time zone it shows."""
+
+    def __init__(self, locale: str, timezone: str) -> None:
+        self.locale, self.timezone = locale, timezone
+        self.tr: Translations = translator(locale)
+        self._ = self.tr.gettext
+
+    def hm(self, when: datetime) -> str:
+        # Records normalise most datetimes, not acked_at/resolved_at: naive means UTC here too.
+        return format_time(when, self.locale, self.timezone)
+
+    def at(self, when: datetime) -> str:
+        return format_datetime(when, self.locale, self.timezone)
 
 
-def _state_phrase(inc: Incident) -> str | None:
+_EN = _Lang(DEFAULT_LOCALE, "UTC")
+
+
+def _state_phrase(inc: Incident, lang: _Lang = _EN) -> str | None:
     """Who owns the incident now, or None while nobody does."""
+    _ = lang._
     if inc.state == "acknowledged":
-        who = slack_escape(inc.acked_by or "someone", limit=_NAME_LIMIT)
-        return f"Acknowledged by {who}" + (f" at {_hm(inc.acked_at)}" if inc.acked_at else "")
+        who = slack_escape(inc.acked_by or _("someone"), limit=_NAME_LIMIT)
+        return (_("Acknowledged by {who} at {time}").format(who=who, time=lang.hm(inc.acked_at))
+                if inc.acked_at else _("Acknowledged by {who}").format(who=who))
     if inc.state == "resolved":
-        who = slack_escape(inc.resolved_by or "someone", limit=_NAME_LIMIT)
-        return f"Resolved by {who}" + (f" at {_hm(inc.resolved_at)}" if inc.resolved_at else "")
+        who = slack_escape(inc.resolved_by or _("someone"), limit=_NAME_LIMIT)
+        return (_("Resolved by {who} at {time}").format(who=who, time=lang.hm(inc.resolved_at))
+                if inc.resolved_at else _("Resolved by {who}").format(who=who))
     return None
 
 
-def _state_line(inc: Incident, level: int) -> str:
+def _state_line(inc: Incident, level: int, lang: _Lang) -> str:
     # First thing under the header: who owns it is what people scan a channel for.
-    phrase = _state_phrase(inc)
+    phrase = _state_phrase(inc, lang)
     if phrase is None:
-        return f":red_circle: *Open*, not acknowledged yet (level {level})"
+        return ":red_circle: " + lang._("*Open*, not acknowledged yet (level {level})").format(
+            level=level)
     icon = ":white_check_mark:" if inc.state == "resolved" else ":eyes:"
     return f"{icon} *{phrase}*"
 
 
-def _buttons(inc: Incident, notification_id: str) -> dict[str, Any] | None:
+def _buttons(inc: Incident, notification_id: str, lang: _Lang) -> dict[str, Any] | None:
     if inc.state == "resolved":
         return None
+    _ = lang._
     resolve: dict[str, Any] = {
         "type": "button", "action_id": ACTION_RESOLVE, "style": "danger", "value": inc.id,
-        "text": {"type": "plain_text", "text": "Resolve", "emoji": True},
+        "text": {"type": "plain_text", "text": _("Resolve"), "emoji": True},
         # Resolving stops escalation for everyone: one stray tap must not do that.
         "confirm": {
-            "title": {"type": "plain_text", "text": "Resolve this incident?"},
+            "title": {"type": "plain_text", "text": _("Resolve this incident?")},
             "text": {"type": "plain_text",
-                     "text": "Resolving closes the incident and stops all escalation."},
-            "confirm": {"type": "plain_text", "text": "Resolve"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
+                     "text": _("Resolving closes the incident and stops all escalation.")},
+            "confirm": {"type": "plain_text", "text": _("Resolve")},
+            "deny": {"type": "plain_text", "text": _("Cancel")},
             "style": "danger",
         },
     }
@@ -100,7 +132,7 @@ def _buttons(inc: Incident, notification_id: str) -> dict[str, Any] | None:
     if inc.state == "open":
         elements.insert(0, {
             "type": "button", "action_id": ACTION_ACK, "style": "primary", "value": inc.id,
-            "text": {"type": "plain_text", "text": "Acknowledge", "emoji": True},
+            "text": {"type": "plain_text", "text": _("Acknowledge"), "emoji": True},
         })
     # Slack asks for a new block_id per iteration of an updated message, or clients may keep
     # showing the old buttons; the notification id changes with every update.
@@ -108,7 +140,7 @@ def _buttons(inc: Incident, notification_id: str) -> dict[str, Any] | None:
     return {"type": "actions", "block_id": block_id, "elements": elements}
 
 
-def _playbook_blocks(inc: Incident, notification_id: str) -> list[dict[str, Any]]:
+def _playbook_blocks(inc: Incident, notification_id: str, lang: _Lang) -> list[dict[str, Any]]:
     """The playbook as a checklist, with a "Done" button per open step (at most five)."""
     if inc.playbook is None:
         return []
@@ -124,7 +156,8 @@ def _playbook_blocks(inc: Incident, notification_id: str) -> list[dict[str, Any]
             {"type": "button", "action_id": f"{ACTION_STEP}.{i}",
              "value": f"{inc.id} {step.id}",
              "text": {"type": "plain_text", "emoji": False,
-                      "text": truncate(clean("Done: " + step.text, limit=200), 75)}}
+                      "text": truncate(clean(lang._("Done: {step}").format(step=step.text),
+                                             limit=200), 75)}}
             for i, step in enumerate(open_steps[:5])]})
     return blocks
 
@@ -142,60 +175,78 @@ def _message(notification: Notification, text: str, blocks: list[dict[str, Any]]
             "unfurl_media": False, "metadata": _metadata(notification)}
 
 
-def build_message(notification: Notification, *, watch_name: str) -> dict[str, Any]:
-    """The ``chat.postMessage``/``chat.update`` arguments (less channel) for a notification."""
+def build_message(notification: Notification, *, watch_name: str,
+                  locale: str = DEFAULT_LOCALE, timezone: str = "UTC") -> dict[str, Any]:
+    """The ``chat.postMessage``/``chat.update`` arguments (less channel) for a notification,
+    its own words in ``locale`` and its times in ``timezone``; mention text stays as written."""
+    lang = _Lang(locale, timezone)
+    _ = lang._
     if notification.kind == "digest":
-        return _build_digest(notification, watch_name=watch_name)
+        return _build_digest(notification, watch_name=watch_name, lang=lang)
     inc = notification.incident
     icon = _SEVERITY_ICON.get(inc.severity, "")
-    title = truncate(clean(f"{inc.severity.upper()}: {watch_name} — {inc.detector}", limit=200),
+    severity = label(lang.tr, inc.severity)
+    title = truncate(clean(f"{severity.upper()}: {watch_name} — {inc.detector}", limit=200),
                      _HEADER_LIMIT)
     summary = slack_escape(inc.summary, limit=1500)
-    state = _state_line(inc, notification.level)
+    state = _state_line(inc, notification.level, lang)
     samples = []
     for sample in inc.samples[:5]:
         who = slack_escape(sample.author, limit=64)
         said = slack_escape(sample.text, limit=280).replace("\n", " ")
         url = safe_url(sample.url)
-        link = f" <{url}|open>" if url else ""
-        samples.append(f"• *@{who}* (priority {sample.priority}): {said}{link}")
+        link = f" <{url}|{lang.tr.pgettext('link', 'open')}>" if url else ""
+        priority = _("priority {priority}").format(priority=sample.priority)
+        # Who answers it, so a second responder does not: the claim made in escucha.
+        claim = f" — _{slack_escape(sample.claim, limit=120)}_" if sample.claim else ""
+        samples.append(f"• *@{who}* ({priority}): {said}{link}{claim}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": state}},
         {"type": "section",
          "text": {"type": "mrkdwn", "text": truncate(f"{icon} {summary}", _SECTION_LIMIT)}},
         {"type": "section", "fields": [
-            {"type": "mrkdwn", "text": f"*Watch*\n{slack_escape(watch_name, limit=200)}"},
-            {"type": "mrkdwn", "text": f"*Severity*\n{inc.severity}"},
-            {"type": "mrkdwn", "text": f"*State*\n{inc.state}"},
-            {"type": "mrkdwn", "text": f"*Level*\n{notification.level}"},
+            {"type": "mrkdwn",
+             "text": f"*{_('Watch')}*\n{slack_escape(watch_name, limit=200)}"},
+            {"type": "mrkdwn", "text": f"*{_('Severity')}*\n{severity}"},
+            {"type": "mrkdwn", "text": f"*{_('State')}*\n{label(lang.tr, inc.state)}"},
+            {"type": "mrkdwn", "text": f"*{_('Level')}*\n{notification.level}"},
         ]},
     ]
+    story = story_line(inc)
+    if story is not None:
+        blocks.append({"type": "section", "text": {
+            "type": "mrkdwn", "text": slack_escape(story, limit=1000)}})
     if samples:
         blocks.append({"type": "section", "text": {
             "type": "mrkdwn",
-            "text": truncate("*What people say*\n" + "\n".join(samples), _SECTION_LIMIT)}})
-    actions = _buttons(inc, notification.id)
+            "text": truncate(f"*{_('What people say')}*\n" + "\n".join(samples),
+                             _SECTION_LIMIT)}})
+    actions = _buttons(inc, notification.id, lang)
     if actions is not None:
         blocks.append(actions)
-    blocks += _playbook_blocks(inc, notification.id)
+    blocks += _playbook_blocks(inc, notification.id, lang)
     blocks.append({"type": "context", "elements": [{
         "type": "mrkdwn",
-        "text": f"incident `{inc.id}` · opened {inc.opened_at:%Y-%m-%d %H:%M} UTC"}]})
+        "text": _("incident `{id}` · opened {time}").format(id=inc.id,
+                                                           time=lang.at(inc.opened_at))}]})
     # The fallback is what phones and screen readers show: state first once someone owns it.
-    phrase = _state_phrase(inc)
+    phrase = _state_phrase(inc, lang)
     prefix = f"{phrase} — " if phrase else ""
-    return _message(notification, f"{prefix}{inc.severity.upper()}: "
+    return _message(notification, f"{prefix}{severity.upper()}: "
                     f"{slack_escape(watch_name, limit=200)} — {summary}", blocks)
 
 
-def _build_digest(notification: Notification, *, watch_name: str) -> dict[str, Any]:
+def _build_digest(notification: Notification, *, watch_name: str, lang: _Lang
+                  ) -> dict[str, Any]:
+    _ = lang._
     lines = [slack_escape(line, limit=_DIGEST_LINE_LIMIT).replace("\n", " ")
              for line in notification.digest[:_DIGEST_LINES]]
     hidden = len(notification.digest) - len(lines)
     count = len(notification.digest)
-    title = truncate(clean(f"Digest: {count} notice{'s' * (count != 1)} — {watch_name}",
-                           limit=200), _HEADER_LIMIT)
+    heading = lang.tr.ngettext("Digest: {count} notice", "Digest: {count} notices",
+                               count).format(count=count)
+    title = truncate(clean(f"{heading} — {watch_name}", limit=200), _HEADER_LIMIT)
     sections: list[str] = []
     for line in lines:
         item = f"• {line}"
@@ -211,31 +262,43 @@ def _build_digest(notification: Notification, *, watch_name: str) -> dict[str, A
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         *({"type": "section", "text": {"type": "mrkdwn", "text": s}}
-          for s in sections or ["_No notices._"]),
+          for s in sections or ["_" + _("No notices.") + "_"]),
     ]
-    more = f" · {hidden} more not shown" if hidden > 0 else ""
+    more = (" · " + lang.tr.ngettext("{count} more not shown", "{count} more not shown",
+                                     hidden).format(count=hidden)) if hidden > 0 else ""
     blocks.append({"type": "context", "elements": [{
         "type": "mrkdwn",
-        "text": f"escucha digest · {notification.created_at:%Y-%m-%d %H:%M} UTC{more}"}]})
-    return _message(notification, f"Digest: {count} notices — " + "; ".join(lines), blocks)
+        "text": _("escucha digest · {time}").format(time=lang.at(notification.created_at))
+        + more}]})
+    return _message(notification, f"{heading} — " + "; ".join(lines), blocks)
 
 
-def build_thread_reply(notification: Notification) -> dict[str, Any]:
+def build_thread_reply(notification: Notification, *, locale: str = DEFAULT_LOCALE,
+                       timezone: str = "UTC") -> dict[str, Any]:
     """The short threaded reply (less channel and thread_ts) for an escalation or reminder."""
+    lang = _Lang(locale, timezone)
+    _ = lang._
     inc = notification.incident
     if notification.kind == "escalate":
         # The escalate stage says why on the incident's timeline (a timeout, or a recurrence
         # that reopened it); show its latest word on it.
         why = next((e.text for e in reversed(inc.timeline) if e.kind in ("escalate", "reopen")),
                    "")
-        reason = slack_escape(why, limit=300).replace("\n", " ") or "nobody acknowledged in time"
-        text = f":arrow_double_up: *Escalated to level {notification.level}*: {reason}"
+        reason = (slack_escape(why, limit=300).replace("\n", " ")
+                  or _("nobody acknowledged in time"))
+        heading = _("Escalated to level {level}").format(level=notification.level)
+        text = f":arrow_double_up: *{heading}*: {reason}"
     else:
-        owner = ""
+        state = label(lang.tr, inc.state)
         if inc.state == "acknowledged":
-            owner = f", acknowledged by {slack_escape(inc.acked_by or 'someone', limit=80)}"
-        text = (f":alarm_clock: *Reminder*: incident still {inc.state}{owner} "
-                f"(level {notification.level}), opened {_hm(inc.opened_at)}")
+            who = slack_escape(inc.acked_by or _("someone"), limit=80)
+            detail = _("incident still {state}, acknowledged by {who} (level {level}), "
+                       "opened {time}").format(state=state, who=who, level=notification.level,
+                                               time=lang.hm(inc.opened_at))
+        else:
+            detail = _("incident still {state} (level {level}), opened {time}").format(
+                state=state, level=notification.level, time=lang.hm(inc.opened_at))
+        text = f":alarm_clock: *{_('Reminder')}*: {detail}"
     return _message(notification, text,
                     [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
@@ -285,6 +348,9 @@ class SlackNotifier:
         base_url: str = "https://slack.com/api/",
         watch_names: Mapping[str, str] | None = None,
         timeout_s: int = 10,
+        locale: str = DEFAULT_LOCALE,
+        timezone: str = "UTC",
+        target_locales: Mapping[str, str] | None = None,
     ) -> None:
         self._client = AsyncWebClient(
             token=token, base_url=base_url, timeout=timeout_s, retry_handlers=[]
@@ -292,6 +358,14 @@ class SlackNotifier:
         self._target = channel
         self._watch_names = dict(watch_names or {})
         self._channel_ids: dict[str, str] = {}
+        self._locale, self._timezone = locale, timezone
+        self._target_locales = dict(target_locales or {})
+
+    def _lang(self, notification: Notification) -> dict[str, str]:
+        """The locale and zone for the target this notification goes to."""
+        target = notification.target or self._target
+        return {"locale": self._target_locales.get(target, self._locale),
+                "timezone": self._timezone}
 
     def _watch(self, notification: Notification) -> str:
         wid = notification.incident.watch_id
@@ -305,7 +379,8 @@ class SlackNotifier:
         stage keeps only the first receipt per incident and channel, so thread replies never
         become the message later updates edit.
         """
-        message = build_message(notification, watch_name=self._watch(notification))
+        message = build_message(notification, watch_name=self._watch(notification),
+                                **self._lang(notification))
         channel = notification.target or self._target
         parent = None if notification.kind == "digest" else _split(notification.update_of)
         try:
@@ -335,7 +410,7 @@ class SlackNotifier:
         # failure here raises so the retry stage tries again.
         resp = await self._client.chat_postMessage(
             channel=channel_id or notification.target or self._target, thread_ts=parent_ts,
-            **build_thread_reply(notification))
+            **build_thread_reply(notification, **self._lang(notification)))
         channel_id = str(resp.get("channel") or channel_id)
         reply_ts = str(resp.get("ts"))
         receipt = Receipt(external_id=f"{channel_id}/{reply_ts}",
@@ -358,10 +433,20 @@ class SlackNotifier:
         return receipt
 
     async def _resolve(self, channel: str) -> str | None:
+        """The conversation id a target's messages are in; None if there is none."""
         if channel in self._channel_ids:
             return self._channel_ids[channel]
         if channel[:1] in ("C", "G", "D") and not channel.startswith("#"):
             return channel
+        if _USER_ID.fullmatch(channel):
+            # A post to a user id lands in the bot's direct message with them (a D… id that
+            # only Slack knows): open it (idempotent) to read its history after a restart.
+            resp = await self._client.conversations_open(users=channel)
+            im = str((resp.get("channel") or {}).get("id") or "")
+            if not im:
+                return None
+            self._channel_ids[channel] = im
+            return im
         name = channel.lstrip("#")
         cursor = None
         for _ in range(50):  # paginated; bounded so a huge workspace cannot stall delivery
@@ -447,13 +532,52 @@ class SlackSettings(BaseModel):
     base_url: str = Field(
         default="https://slack.com/api/", description="Web API base URL (tests point it at a fake)."
     )
+    locale: str = Field(default=DEFAULT_LOCALE, description="Language of the alert text "
+                        "(buttons, headings, state), e.g. 'es' or 'es_MX'; mention text stays "
+                        "as written.")
+    timezone: str = Field(default="UTC", description="IANA zone for times in alerts, e.g. "
+                          "'Europe/Madrid'.")
+    target_locales: dict[str, str] = Field(
+        default_factory=dict, description="Per-target override of `locale`, keyed by the "
+        "target as configured in escalation (e.g. {'#soporte': 'es', 'U0123ABC': 'en'}).")
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        return check_locale(value)
+
+    @field_validator("target_locales")
+    @classmethod
+    def _target_locales(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = []
+        out = {}
+        for target, loc in value.items():
+            try:
+                out[target] = check_locale(loc)
+            except ValueError as exc:
+                bad.append(f"{target}: {exc}")
+        if bad:  # every wrong one at once, like the rest of the config
+            raise ValueError("; ".join(bad))
+        return out
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like "
+                             "'Europe/Madrid'") from None
+        return value
 
 
 def _build(section: SlackSettings, ctx: BuildContext) -> SlackNotifier | None:
     if section.token is None:
         return None
     return SlackNotifier(token=section.token.get_secret_value(), channel=section.channel,
-                         base_url=section.base_url, watch_names=ctx.watch_names)
+                         base_url=section.base_url, watch_names=ctx.watch_names,
+                         locale=section.locale, timezone=section.timezone,
+                         target_locales=section.target_locales)
 
 
 def _problem(section: SlackSettings | None, value: object) -> str | None:

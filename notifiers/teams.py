@@ -24,7 +24,6 @@ The workflow URL carries its signature (``sig=…``): it is the credential. It i
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -34,9 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.card import CardContent, card_content
-from notifiers.errors import DeliveryError, classify_http
-from notifiers.http import LazySession, check_secret_url, post_secret_url, scrub, url_secrets
-from notifiers.text import console_safe, no_broadcast, teams_escape
+from notifiers.errors import DeliveryError
+from notifiers.http import LazySession, check_secret_url, configured, error_detail, post, refused
+from notifiers.text import no_broadcast, teams_escape
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
 
@@ -137,19 +136,6 @@ def build_message(notification: Notification, *, watch_name: str,
         {"contentType": CONTENT_TYPE, "content": build_card(content)}]}
 
 
-def _error_detail(body: bytes, secrets: list[str]) -> str:
-    """The workflow's ``{"error": {"code", "message"}}`` as one scrubbed line."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return ""  # an HTML error page may echo the request URL: never shown
-    error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
-        return ""
-    text = " ".join(str(error[k]) for k in ("code", "message") if isinstance(error.get(k), str))
-    return console_safe(scrub(text, secrets), limit=160)
-
-
 class TeamsNotifier:
     """POSTs an Adaptive Card for each notification to the workflow it targets."""
 
@@ -175,32 +161,20 @@ class TeamsNotifier:
                              watch_name=self._watch_names.get(inc.watch_id, inc.watch_id))
 
     async def send(self, notification: Notification) -> Receipt:
-        name = console_safe(notification.target, limit=100)
-        url = self._settings.webhooks.get(notification.target)
-        if url is None:
-            known = ", ".join(sorted(self._settings.webhooks)) or "none configured"
-            raise DeliveryError(f"teams: unknown webhook {name!r}; add it to "
-                                f"notifiers.teams.webhooks (known: {known})", retryable=False)
-        label = f"teams {name}"
+        url, label = configured(self._settings.webhooks, notification.target,
+                                channel="teams", kind="webhook")
         secret = url.get_secret_value()
-        answer = await post_secret_url(self._http.get(), secret, self.render(notification),
-                                       label=label, timeout_s=self._settings.timeout_s)
-        secrets = url_secrets(secret)
-        if 200 <= answer.status < 300:
+        answer = await post(self._http.get(), secret, json_body=self.render(notification),
+                            label=label, timeout_s=self._settings.timeout_s)
+        if answer.ok:
             # A legacy connector answers 200 with its failure in the body when throttled.
-            text = answer.body.decode("utf-8", "replace")
-            if "HTTP error 429" in text:
+            if b"HTTP error 429" in answer.body:
                 raise DeliveryError(f"{label}: throttled by Teams (429 in a 200 answer)",
                                     retryable=True)
             log.debug("%s: %s %s posted", label, notification.kind, notification.id)
             return Receipt(detail=f"{label}: HTTP {answer.status}")
-        hint = _HINTS.get(answer.status, "")
-        if 300 <= answer.status < 400:
-            hint = "redirects are not followed: configure the final URL"
-        detail = "; ".join(p for p in (_error_detail(answer.body, secrets), hint) if p)
-        err = classify_http(label, answer.status, detail, answer.retry_after)
-        log.debug("%s: %s refused: %s", label, notification.id, err.reason)
-        raise err
+        raise refused(label, answer, hints=_HINTS, what=notification.id,
+                      detail=error_detail(answer.body, ("code", "message"), secret))
 
     async def find_sent(self, notification: Notification) -> Receipt | None:
         # A workflow webhook can neither be read back nor given an idempotency key.

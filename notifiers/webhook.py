@@ -8,8 +8,17 @@ Wire format (version 1), one POST per notification::
     X-Escucha-Signature: sha256=<hex HMAC-SHA256 of b"<timestamp>." + body, keyed by the secret>
     Idempotency-Key: <notification id>
 
-    {"version": 1, "id": "...", "kind": "trigger", "level": 1, "created_at": "...",
+    {"version": 1, "id": "...", "kind": "trigger", "event": "triggered", "level": 1,
+     "created_at": "...", "status": "...", "in_reply_to": "...",
      "incident": {... Incident as JSON ...}, "digest": [...]   # digest only when non-empty}
+
+``event`` says what happened, for a receiver that routes on it: ``triggered`` (the first alert
+to this endpoint), ``escalated`` (a new level was notified, or, for ``kind: update``, the
+endpoint of an earlier level is told so), ``acknowledged``, ``resolved``, ``updated`` (it grew
+or got worse), ``reopened``, ``reminder`` or ``digest``. ``status`` is one line saying who
+did it and how ("Acknowledged by ana via Slack at …", "Auto-resolved after 30 min without
+signals at …"), absent for a first alert. ``in_reply_to`` is the ``id`` of the first
+notification this endpoint received about the incident, absent on that first one.
 
 Receivers should check the request with :func:`verify_webhook` (or the same few lines in
 their language): recompute the HMAC over ``timestamp + "." + raw body``, compare in constant
@@ -28,7 +37,6 @@ much as the HMAC key: errors and logs say ``webhook <name>``, never the URL.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
 import json
@@ -43,9 +51,9 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
-from notifiers.errors import DeliveryError, NotifierError, classify_exception, classify_http
-from notifiers.http import LazySession
-from notifiers.text import console_safe
+from notifiers.errors import NotifierError
+from notifiers.followup import change_of, status_line
+from notifiers.http import LazySession, configured, post, refused
 from streams.core.records import Notification
 
 __all__ = [
@@ -138,10 +146,15 @@ def build_body(notification: Notification) -> bytes:
         "version": VERSION,
         "id": data["id"],
         "kind": data["kind"],
+        "event": change_of(notification),
         "level": data["level"],
         "created_at": data["created_at"],
         "incident": data["incident"],
     }
+    if status := status_line(notification):
+        doc["status"] = status
+    if notification.update_of and notification.kind != "digest":
+        doc["in_reply_to"] = notification.update_of
     if notification.digest:
         doc["digest"] = data["digest"]
     # ASCII-only: lone surrogates in attacker text cannot break encoding, and every receiver
@@ -200,23 +213,6 @@ def verify_webhook(
             f"timestamp is {when}, outside ±{tolerance_s}s: a replay, or clocks out of sync")
 
 
-def _transport_reason(exc: BaseException, timeout_s: float) -> str:
-    """What went wrong on the wire, from the exception's type and errno only.
-
-    aiohttp puts the URL (with any token in it) into many exception strings, so ``str(exc)``
-    is never used.
-    """
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout_s:g}s"
-    name = type(exc).__name__
-    code = getattr(exc, "errno", None)
-    if isinstance(code, int) and code in errno.errorcode:
-        name += f" [{errno.errorcode[code]}]"
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
-        name += " (is the receiver up, and the endpoint's URL right?)"
-    return name
-
-
 class WebhookNotifier:
     """POSTs each notification, signed, to the named endpoint it targets."""
 
@@ -234,16 +230,8 @@ class WebhookNotifier:
         self._clock = clock
 
     async def send(self, notification: Notification) -> Receipt:
-        name = console_safe(notification.target, limit=100)
-        endpoint = self._settings.endpoints.get(notification.target)
-        if endpoint is None:
-            known = ", ".join(sorted(self._settings.endpoints)) or "none configured"
-            raise DeliveryError(
-                f"webhook: unknown endpoint {name!r}; add it to notifiers.webhook.endpoints "
-                f"(known: {known})",
-                retryable=False,
-            )
-        label = f"webhook {name}"
+        endpoint, label = configured(self._settings.endpoints, notification.target,
+                                     channel="webhook", kind="endpoint")
         body = build_body(notification)
         stamp = int(self._clock())
         headers = {
@@ -256,32 +244,16 @@ class WebhookNotifier:
         }
         log.debug("%s: %s %s for incident %s", label, notification.kind, notification.id,
                   notification.incident.id)
-        timeout = aiohttp.ClientTimeout(total=endpoint.timeout_s)
-        try:
-            async with self._http.get().post(
-                endpoint.url.get_secret_value(), data=body, headers=headers, timeout=timeout,
-                # A redirect would carry a signed alert somewhere nobody configured.
-                allow_redirects=False,
-            ) as resp:
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-                # The answer's body is never read into an error: receivers such as Express
-                # echo the request path ("Cannot POST /hooks/<token>") in their error pages.
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            retryable = classify_exception(label, exc).retryable
-            reason = f"{label}: {_transport_reason(exc, endpoint.timeout_s)}"
-            log.debug("%s: %s not delivered: %s", label, notification.id, reason)
-            # 'from None': the aiohttp exception's text carries the URL, and a traceback
-            # logged further up would print it.
-            raise DeliveryError(reason, retryable=retryable) from None
-        if 200 <= status < 300:
-            return Receipt(detail=f"{label}: HTTP {status}")
-        hint = _HINTS.get(status, "")
-        if 300 <= status < 400:
-            hint = "redirects are not followed: configure the final URL"
-        err = classify_http(label, status, hint, retry_after)
-        log.debug("%s: %s refused: %s", label, notification.id, err.reason)
-        raise err
+        # The answer's body is never read into an error: receivers such as Express echo the
+        # request path ("Cannot POST /hooks/<token>") in their error pages.
+        answer = await post(self._http.get(), endpoint.url.get_secret_value(), data=body,
+                            headers=headers, label=label, timeout_s=endpoint.timeout_s,
+                            read_body=False)
+        if answer.ok:
+            # Its own id, the receiver's Idempotency-Key: later notifications about the
+            # incident name it in ``in_reply_to``.
+            return Receipt(external_id=notification.id, detail=f"{label}: HTTP {answer.status}")
+        raise refused(label, answer, hints=_HINTS, what=notification.id)
 
     async def find_sent(self, notification: Notification) -> Receipt | None:
         # A webhook cannot be read back; receivers dedup on Idempotency-Key instead.

@@ -2,7 +2,7 @@
 
 Every other module is installed *by* this one; nothing imports an agent's Faust module but
 this file (``make lint`` checks it). The order below is the flow: classify → detect →
-aggregate → escalate → report → deliver, then what is served over HTTP. It does not matter
+aggregate → store → escalate → report → deliver, then what is served over HTTP. It does not matter
 for correctness (the views they share are made up front by ``build_pipeline``).
 """
 
@@ -18,13 +18,19 @@ from agents.deliver import agent as deliver
 from agents.detect import agent as detect
 from agents.escalate import agent as escalate
 from agents.report import agent as report
+from agents.store import agent as store_agent
+from agents.store import store_for
+from agents.store.claims import ClaimBook
 from streams.config.settings import Settings
 from streams.core.links import LinkSigner, load_or_create_secret
 from streams.runtime.pipeline import Pipeline, build_pipeline
 from streams.web.api import install_api
+from streams.web.claims import install_claims
 from streams.web.console.routes import install_console
 from streams.web.health import install_health
 from streams.web.ingest import install_ingest
+from streams.web.mentions import install_mentions
+from streams.web.pagerduty import install_pagerduty
 
 __all__ = ["build_worker", "link_signer"]
 
@@ -48,11 +54,18 @@ def build_worker(settings: Settings, *, bootstrap: str,
     classify.install(pipeline)
     detect.install(pipeline)
     aggregate.install(pipeline)
+    store = store_for(settings) if settings.store.enabled else None
+    if store is not None:
+        store_agent.install(pipeline, store=store)
     escalate.install(pipeline)
     report.install(pipeline)
     deliver.install(pipeline, links=links)
     install_api(pipeline, links=links)
+    install_pagerduty(pipeline)
+    install_mentions(pipeline, store=store)
+    claims = ClaimBook(store) if store is not None else None
+    install_claims(pipeline, book=claims)
     if settings.console.enabled:
-        install_console(pipeline, secret=secret)
+        install_console(pipeline, secret=secret, store=store, claims=claims)
     install_ingest(pipeline)
     return pipeline

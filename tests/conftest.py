@@ -24,6 +24,19 @@ def _shared_model_cache() -> Iterator[Path]:
     yield Path(os.environ["ESCUCHA_MODEL__CACHE_DIR"])
 
 
+_FAULTS = Path(__file__).parent / "reliability"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (``make test``) the fault tests share one xdist
+    worker, one after another: each stops brokers and workers on purpose and counts what is
+    read again, which two of them at once would blur. Everything else spreads over the rest;
+    most of the suite's time is waiting on processes and outages, not the CPU."""
+    for item in items:
+        if _FAULTS in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.xdist_group("faults"))
+
+
 @pytest.fixture
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     """A fresh Tansu broker on a free loopback port, topics created, stopped afterwards."""

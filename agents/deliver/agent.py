@@ -1,21 +1,28 @@
 """deliver: notifications → the chain of delivery stages (agents/deliver/stages.py), per lane.
 
-The agent only runs the lanes and the acks: one lane per (channel, target), so an SMTP relay
-that is down for minutes does not hold back the PagerDuty page or the Slack post of the same
-incident, which share its partition; within a lane the order holds (a Slack update after its
-post). A notification is acked only when its lane has finished with it, and a line held for a
-digest only when the digest listing it is sent (agents/deliver/stages.py: Digests).
+The agent only runs the lanes, the digest timer and the acks: one lane per (channel, target),
+so an SMTP relay that is down for minutes does not hold back the PagerDuty page or the Slack
+post of another target that shares its partition; within a lane the order holds (a Slack
+update after its post). A notification is acked only when its lane has finished with it, and
+a line held for a digest only when the digest listing it is sent.
+
+Notifications are keyed by target, so this worker sees every notification to the targets of
+its partitions; the rate limit's window (``escucha.rate``) and the delivery ledger
+(``escucha.deliveries``) are written only while handling an event of the target they concern,
+so both live in the target's changelog partition and move with it (agents/deliver/limits.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
-from agents.deliver.stages import Digests, TokenBucket, build_chain
+from agents.deliver.limits import Digests, RateWindow
+from agents.deliver.stages import build_chain
 from notifiers.base import Notifier
-from notifiers.errors import DeliveryError
 from notifiers.registry import build_notifiers as build_registry_notifiers
 from notifiers.retry import RetryPolicy
 from streams.config.settings import Settings
@@ -38,19 +45,25 @@ def build_notifiers(settings: Settings, *, links: Any = None) -> dict[str, Notif
                                     watch_names={w.id: w.name for w in settings.watches})
 
 
-def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
-            links: Any = None) -> None:
+def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None, links: Any = None,
+            clock: Callable[[], float] = time.time, digest_every_s: float = 10.0) -> None:
+    """``clock``: the rate limit's wall clock; ``digest_every_s``: how often held digests are
+    tried (a digest waits at most that long once its target's window has room)."""
     app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
     notifiers = build_notifiers(settings, links=links)
-    bucket = TokenBucket(settings.escalation.rate_limit_per_min)
-    digests = Digests()
     notifications = pipeline.topic(topics.NOTIFICATIONS)
     deliveries = pipeline.topic(topics.DELIVERIES)
     dlq = pipeline.topic(topics.DLQ)
-    # Keyed by notification id, written while handling that notification's event, so it is
-    # co-partitioned with the incident it belongs to.
+    # Both tables are written only while handling one of the target's events (the lanes and
+    # the digests use ``handling``), so each key stays in one changelog partition: the
+    # target's. The ledger is keyed by notification id (and thread keys), the window by
+    # "channel:target".
     ledger = app.Table("escucha.deliveries", default=None,
                        partitions=settings.kafka.partitions)
+    windows = app.Table("escucha.rate", default=None, partitions=settings.kafka.partitions)
+    window = RateWindow(settings.escalation.rate_limit_per_min, state=windows, clock=clock)
+    digests = Digests()
+    stream_of: list[Any] = []  # the agent's stream, for the digests' acks
 
     async def receipt(record: Delivery) -> None:
         # Keyed by watch: receipts go back to the escalate agent for the incident timeline.
@@ -59,13 +72,16 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
     async def durable() -> None:
         await app.producer.flush()
 
-    chain, attempt, record = build_chain(
+    async def ack(event: Any) -> None:
+        if stream_of:
+            await stream_of[0].ack(event)
+
+    chain, digest_round = build_chain(
         ledger=ledger, notifiers=notifiers, metrics=metrics, receipts=receipt,
         fallback_targets=settings.escalation.fallback,
         schedules={s.id: s for s in settings.escalation.schedules},
-        bucket=bucket, digests=digests, durable=durable, policy=policy)
-
-    stream_of: list[Any] = []  # the agent's stream, for the digests' acks
+        window=window, digests=digests, durable=durable, within=handling, ack=ack,
+        policy=policy)
 
     async def lane(stream: Any, queue: asyncio.Queue[tuple[Any, Notification]]) -> None:
         """Deliver one (channel, target)'s notifications in order, acking each when done."""
@@ -115,22 +131,12 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None,
             # Wait for the lanes to finish what they hold, while the producer still runs.
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    @app.timer(interval=10.0, name="escucha.digests")
+    @app.timer(interval=digest_every_s, name="escucha.digests")
     async def send_digests() -> None:
-        for key, held in digests.take(bucket):
-            note = Digests.digest_of(key, held)
-            result = await attempt(notifiers[key[0]], note)
-            if isinstance(result, DeliveryError):
-                digests.put_back(key, held)  # keep them for the next round
-                log.error("digest to %s %s failed: %s", *key, result.reason)
-            else:
-                await record(note, "delivered", result, f"digest of {len(held)}")
-                for line, event in digests.sent(held):
-                    if event is None or not stream_of:
-                        continue
-                    with handling(event):  # the line's own ledger partition
-                        ledger[line.id] = {"state": "digested"}
-                    await stream_of[0].ack(event)
+        try:
+            await digest_round()
+        except Exception:  # a bug in one round must not stop the next ones
+            log.exception("sending digests failed unexpectedly")
 
     @app.on_partitions_assigned.connect  # type: ignore[misc, arg-type]
     async def _forget_held(app: Any, assigned: Any, **kwargs: Any) -> None:

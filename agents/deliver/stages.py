@@ -5,6 +5,9 @@ Each notification goes through, in order:
   Dedup → Route → RateLimit (held lines go to Digests) → Thread → Send (with retry) →
   Record, and Fallback when Route or Send fail for good.
 
+The rate limit and its digests are in agents/deliver/limits.py; :class:`DigestRound` sends
+the digests, on the agent's timer.
+
 Exactly-once delivery on an at-least-once stream: before a notifier is called, an intent
 ("pending") is written to the ledger (the ``escucha.deliveries`` table in the worker, a dict
 in tests) and made durable (``durable``: the producer's flush, so the table's changelog has
@@ -18,13 +21,16 @@ them to the escalate agent for the incident's timeline.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agents.deliver.limits import STATE_KINDS, Digests, Ledger, RateLimit, RateWindow, Target
 from agents.escalate.oncall import resolve_targets
 from notifiers.base import Notifier, Receipt
 from notifiers.errors import DeliveryError
@@ -33,49 +39,38 @@ from streams.config.escalation import Schedule, TargetSpec
 from streams.core.records import Delivery, Notification
 from streams.runtime.metrics import Metrics
 
-__all__ = ["Attempt", "Chain", "Dedup", "Digests", "Fallback", "RateLimit", "Record", "Route",
-           "STATE_KINDS", "Send", "Thread", "TokenBucket", "build_chain", "thread_key"]
+__all__ = ["Attempt", "Chain", "Dedup", "DigestRound", "Fallback", "Record", "Route", "Send",
+           "Thread", "build_chain", "thread_key"]
 
 log = logging.getLogger(__name__)
 
-#: Kinds that change an existing message; never held back by the rate limit.
-STATE_KINDS = frozenset({"acknowledge", "resolve", "update"})
 #: Ledger states after which a notification is never sent again. ("held": a line waiting
 #: for the next digest is not done: re-delivered after a restart, it is held again.)
 DONE = frozenset({"delivered", "failed", "digested"})
 
-Ledger = MutableMapping[str, Any]
 Receipts = Callable[[Delivery], Awaitable[None]]
 Durable = Callable[[], Awaitable[None]]
+#: Makes a token (the agent's Faust event) the one being handled, so table writes go to its
+#: partition (streams/runtime/faust.py: handling).
+Within = Callable[[Any], AbstractContextManager[Any]]
+Ack = Callable[[Any], Awaitable[None]]
 
 
 async def _nothing() -> None:
     return None
 
 
+async def _no_ack(_token: Any) -> None:
+    return None
+
+
+def _anywhere(_token: Any) -> AbstractContextManager[Any]:
+    return contextlib.nullcontext()
+
+
 def thread_key(note: Notification) -> str:
     """The ledger key of the first message sent about an incident to one target."""
     return f"message:{note.incident.id}:{note.channel}:{note.target}"
-
-
-class TokenBucket:
-    """``per_minute`` sends per target, refilled continuously; bursts up to the same number."""
-
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self._clock = clock
-        self._state: dict[tuple[str, str], tuple[float, float]] = {}
-
-    def take(self, key: tuple[str, str]) -> bool:
-        now = self._clock()
-        tokens, last = self._state.get(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self._state[key] = (tokens, now)
-            return False
-        self._state[key] = (tokens - 1, now)
-        return True
 
 
 @dataclass
@@ -188,83 +183,6 @@ class Route:
 
 
 @dataclass
-class Digests:
-    """Lines held back by the rate limit, per (channel, target), until the next digest.
-
-    Each line keeps the token of its notification (the agent's Faust event), which is not
-    acknowledged until the digest listing it is sent: a stop or a crash before then leaves
-    it unacknowledged, so it is read again and held again by whichever worker reads its
-    partition next. The lines themselves live in memory; what makes them survive is the
-    consumer committing no further than the lowest unacknowledged offset.
-    """
-
-    held: dict[tuple[str, str], list[Notification]] = field(default_factory=dict)
-    tokens: dict[str, Any] = field(default_factory=dict)
-
-    def hold(self, note: Notification, token: Any = None) -> None:
-        """Hold ``note`` for its target's next digest (once: a re-read replaces its token)."""
-        lines = self.held.setdefault((note.channel, note.target), [])
-        if note.id not in self.tokens and all(n.id != note.id for n in lines):
-            lines.append(note)
-        if token is not None:
-            self.tokens[note.id] = token
-
-    def take(self, bucket: TokenBucket) -> list[tuple[tuple[str, str], list[Notification]]]:
-        """The held lines of every target the rate limit lets through now (removed)."""
-        out = []
-        for key, lines in list(self.held.items()):
-            if lines and bucket.take(key):
-                out.append((key, lines))
-                self.held[key] = []
-        return out
-
-    def put_back(self, key: tuple[str, str], lines: list[Notification]) -> None:
-        self.held[key] = lines + self.held.get(key, [])
-
-    def sent(self, lines: list[Notification]) -> list[tuple[Notification, Any]]:
-        """A digest of ``lines`` went out: each line with its token, to acknowledge."""
-        return [(n, self.tokens.pop(n.id, None)) for n in lines]
-
-    def forget(self) -> None:
-        """After a rebalance every unacknowledged notification is read again (and held
-        again) from its partition's committed offset: what is held here would be doubled,
-        or belong to another worker now."""
-        self.held.clear()
-        self.tokens.clear()
-
-    @staticmethod
-    def digest_of(key: tuple[str, str], lines: list[Notification]) -> Notification:
-        """One notification that lists the held lines, sent like the last of them."""
-        last = lines[-1]
-        text = [f"{n.incident.severity}: {n.incident.watch_id} — {n.kind} "
-                f"(level {n.level}) {n.incident.summary[:160]}" for n in lines]
-        return last.model_copy(update={
-            "id": f"digest:{key[0]}:{key[1]}:{lines[0].id}", "kind": "digest",
-            "digest": text, "update_of": None})
-
-
-@dataclass
-class RateLimit:
-    """Past ``rate_limit_per_min`` per target, a new alert becomes a line of the next digest.
-
-    State changes (acknowledged, resolved, updated) always pass: they edit what was sent.
-    """
-
-    bucket: TokenBucket
-    digests: Digests
-    ledger: Ledger
-    metrics: Metrics
-
-    def __call__(self, note: Notification, token: Any = None) -> Notification | None:
-        if note.kind in STATE_KINDS or self.bucket.take((note.channel, note.target)):
-            return note
-        self.ledger[note.id] = {"state": "held"}
-        self.digests.hold(note, token)
-        self.metrics.notifications.labels(note.channel, "digested").inc()
-        return None
-
-
-@dataclass
 class Thread:
     """Points a later notification at the first message sent about its incident there."""
 
@@ -345,12 +263,77 @@ class Chain:
         return "delivered"
 
 
+@dataclass
+class DigestRound:
+    """Sends each held target's digest once its window has room: one message listing every
+    line held for it (however many: the window counts the digest as one send). Then the
+    lines are marked "digested" in the ledger and their tokens acknowledged.
+
+    Exactly once, like :class:`Send`: the digest's intent is in the ledger before it is sent
+    and its outcome after; a digest of the same lines found "pending" after a restart is
+    looked up in the channel first. A failed digest keeps its lines for the next round.
+    Every write happens ``within`` a held line's token: they all share the target's partition.
+    """
+
+    digests: Digests
+    window: RateWindow
+    notifiers: Mapping[str, Notifier]
+    ledger: Ledger
+    attempt: Attempt
+    record: Record
+    within: Within = _anywhere
+    ack: Ack = _no_ack
+    durable: Durable = _nothing
+
+    async def __call__(self) -> int:
+        """One round over the held targets; how many digests went out."""
+        sent = 0
+        for key in self.digests.waiting():
+            if not self.digests.held.get(key) or key in self.digests.sending:
+                continue  # forgotten by a rebalance while an earlier digest was sent
+            token = self.digests.token_of(self.digests.held[key][0])
+            with self.within(token):
+                if not self.window.take(key):
+                    continue
+            if await self._send(key, self.digests.start(key), token):
+                sent += 1
+        return sent
+
+    async def _send(self, key: Target, lines: list[Notification], token: Any) -> bool:
+        notifier = self.notifiers[key[0]]  # held only after Route found it
+        note = Digests.digest_of(key, lines)
+        before = self.ledger.get(note.id)
+        if not (before and before.get("state") == "delivered"):
+            rec = await notifier.find_sent(note) if before else None
+            if rec is None:
+                with self.within(token):
+                    self.ledger[note.id] = {"state": "pending"}
+                await self.durable()  # the intent must be durable before the side effect
+                result = await self.attempt(notifier, note)
+                if isinstance(result, DeliveryError):
+                    self.digests.put_back(key, lines)
+                    log.error("digest to %s %s failed: %s", *key, result.reason)
+                    return False
+                rec = result
+            with self.within(token):
+                self.ledger[note.id] = {"state": "delivered", "external_id": rec.external_id}
+            await self.record(note, "delivered", rec, f"digest of {len(lines)}")
+        done = [(line, t) for line, t in self.digests.sent(key, lines) if t is not None]
+        for line, t in done:
+            with self.within(t):  # the line's own ledger partition (the target's)
+                self.ledger[line.id] = {"state": "digested"}
+        await self.durable()  # "digested" before the acks let the offsets be committed
+        for _line, t in done:
+            await self.ack(t)
+        return True
+
+
 def build_chain(*, ledger: Ledger, notifiers: Mapping[str, Notifier], metrics: Metrics,
                 receipts: Receipts, fallback_targets: Sequence[TargetSpec],
-                schedules: Mapping[str, Schedule], bucket: TokenBucket, digests: Digests,
-                durable: Durable = _nothing,
-                policy: RetryPolicy | None = None) -> tuple[Chain, Attempt, Record]:
-    """The stages wired together: the chain, and the attempt and record digests use."""
+                schedules: Mapping[str, Schedule], window: RateWindow, digests: Digests,
+                durable: Durable = _nothing, within: Within = _anywhere, ack: Ack = _no_ack,
+                policy: RetryPolicy | None = None) -> tuple[Chain, DigestRound]:
+    """The stages wired together: the chain, and the round that sends its digests."""
     attempt = Attempt(metrics=metrics, policy=policy or RetryPolicy())
     record = Record(metrics=metrics, receipts=receipts)
     fallback = Fallback(targets=fallback_targets, schedules=schedules, notifiers=notifiers,
@@ -359,9 +342,12 @@ def build_chain(*, ledger: Ledger, notifiers: Mapping[str, Notifier], metrics: M
         ledger=ledger, durable=durable,
         dedup=Dedup(ledger=ledger, metrics=metrics),
         route=Route(notifiers=notifiers, ledger=ledger, record=record, fallback=fallback),
-        rate_limit=RateLimit(bucket=bucket, digests=digests, ledger=ledger, metrics=metrics),
+        rate_limit=RateLimit(window=window, digests=digests, ledger=ledger, metrics=metrics),
         thread=Thread(ledger=ledger),
         send=Send(ledger=ledger, attempt=attempt, record=record, fallback=fallback,
                   durable=durable),
         record=record)
-    return chain, attempt, record
+    rounds = DigestRound(digests=digests, window=window, notifiers=notifiers, ledger=ledger,
+                         attempt=attempt, record=record, within=within, ack=ack,
+                         durable=durable)
+    return chain, rounds

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.classify.matching import fold
+from agents.detect.stories import StoryIndex, prune, summarise, tally
 from agents.detect.surge import SURGE, SurgeDetector
 from agents.detect.tails import binomial_tail, negbin_tail, poisson_tail
 from streams.config.settings import DetectSettings
@@ -74,6 +75,8 @@ class DetectionEngine:
         self.duplicates = 0
         self._on_duplicate = on_duplicate
         self._surge = SurgeDetector(cfg) if cfg.surge else None
+        #: watch id → its near-duplicate index (in memory: see agents/detect/stories.py)
+        self._stories: dict[str, StoryIndex] = {}
 
     # -- time -----------------------------------------------------------------------------
     def _event_seconds(self, em: EnrichedMention) -> float:
@@ -184,6 +187,7 @@ class DetectionEngine:
             keep = self._keep_terms if key == "tm" else _DETAIL_MIN  # tm: until out of "wt"
             for k in [k for k in st.get(key, {}) if int(k) < minute - keep]:
                 del st[key][k]
+        prune(st, minute - _DETAIL_MIN)
 
     def _expected(self, st: dict[str, Any], minute: int) -> list[float]:
         f = self._seasonal(st, minute)
@@ -219,6 +223,9 @@ class DetectionEngine:
             authors = st.setdefault(key, {}).setdefault(k, {})
             if m.author.handle in authors or len(authors) < _MAX_AUTHORS:
                 authors[m.author.handle] = authors.get(m.author.handle, 0) + 1
+        index = self._stories.setdefault(em.watch_id, StoryIndex())
+        tally(st, k, index.assign(m.text, key=m.key, at=seconds), text=m.text,
+              author=m.author.handle, negative=negative, seconds=seconds)
         terms = st["tm"].setdefault(k, {})
         mine = terms_of(m.text, exclude=self.watch_terms)
         in_window = minute > st["t"] - self.cfg.term_window_min
@@ -385,6 +392,12 @@ class _Window:
         terms = [lead, *common][:6] if lead else common[:6]
         authors = ", ".join(f"@{a} ({n})" for a, n in self._authors(minutes).most_common(3))
         start, end = self.e._when(start_min), self.e._when(self.now_min + 1)
+        # Stories of the mentions the detector judged: the negative ones where it counts those.
+        told = summarise(self.st, range(max(start_min, self.now_min - _DETAIL_MIN + 1),
+                                        self.now_min + 1),
+                         negative_only=detector in ("negative_spike", "sentiment_shift"))
+        if told.largest is not None:
+            summary = f"{summary}; {told.line()}"
         full = (f"{summary}; {start:%H:%M}\u2013{end:%H:%M} UTC"
                 + (f"; top terms: {', '.join(terms)}" if terms else "")
                 + (f"; top authors: {authors}" if authors else ""))
@@ -394,7 +407,9 @@ class _Window:
             observed=observed, expected=round(expected, 3), score=round(score, 3),
             summary=full, top_terms=terms, samples=self._samples(minutes), model=em.model,
             trigger_posted_at=em.mention.created_at, scale_min=minutes,
-            p_value=None if p is None else float(f"{p:.3g}"))
+            p_value=None if p is None else float(f"{p:.3g}"),
+            stories=told.stories if told.largest is not None else None,
+            largest_story=told.largest, campaign=told.campaign)
 
     def _count_spike(self, detector: str, col: int, least: int, what: str) -> Signal | None:
         w = self.cfg.spike_window_min

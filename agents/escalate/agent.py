@@ -39,6 +39,8 @@ def install(pipeline: Pipeline) -> None:
         schedules={s.id: s for s in settings.escalation.schedules},
         silences=silence_view.silences, resolved_ids=incident_view.resolved_ids,
         playbooks=settings.playbooks,
+        # Unsorted and unfiltered: asked every clock round per inhibited incident.
+        incidents=lambda: list(incident_view.items.values()),
     )
     control = app.topic(
         topics.SIGNALS.name, topics.ACKS.name, topics.ESCALATION.name, topics.DELIVERIES.name,

@@ -8,12 +8,13 @@ notification ids and the deliver stage drops the repeats.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from agents.escalate.oncall import in_quiet_hours, resolve_targets
+from agents.escalate.inhibit import Inhibition, Inhibitor, hold, note_inhibits
+from agents.escalate.levels import Levels, log, notify
 from agents.escalate.routing import labels_of, route
 from notifiers import registry
 from streams.config.escalation import EscalationSettings, Policy, Schedule
@@ -25,7 +26,6 @@ from streams.core.records import (
     Notification,
     NotificationKind,
     Signal,
-    TimelineEntry,
     parse,
     stable_id,
 )
@@ -34,10 +34,10 @@ from streams.core.silences import Silence, first_match
 __all__ = ["Decision", "EscalationEngine", "UPDATABLE_CHANNELS"]
 
 _RANK = {"info": 0, "warning": 1, "critical": 2}
-#: Channels whose message can change with the incident (a Slack message edited in place, a
-#: PagerDuty alert acknowledged). Email and push are not told about acks and resolutions.
+#: Channels told what became of what they were sent (acknowledged, escalated, resolved): a
+#: Slack message edited in place, a PagerDuty alert acknowledged, an email reply in the same
+#: thread, an ntfy notification replaced, a webhook event.
 UPDATABLE_CHANNELS = registry.UPDATABLE
-_TIMELINE_MAX = 200
 _EVIDENCE_MAX = 50
 _HOLD_MAX_MIN = 360  # the longest a long-window signal keeps its incident open without news
 
@@ -47,6 +47,16 @@ class Decision:
     entry: dict[str, Any] | None            # the new table value; None: nothing changed
     notifications: list[Notification] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # for metrics: opened, acked, escalated:2…
+    #: The ``Ack.source`` behind an acked/resolved event when the engine made the ack itself
+    #: ("auto"); None: it came from the ack record, which the caller holds.
+    source: str | None = None
+    #: Incidents to tell, on their own timeline, that they inhibit this one: their entries
+    #: may live in another partition, so the stage sends them a note (``on_inhibits``).
+    inhibits: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.entry is not None:
+            self.inhibits += self.entry["esc"].pop("tell", [])
 
     @property
     def incident(self) -> Incident | None:
@@ -77,6 +87,7 @@ class EscalationEngine:
         silences: Callable[[], list[Silence]] = list,
         resolved_ids: Callable[[], set[str]] = set,
         playbooks: Sequence[Playbook] = (),
+        incidents: Callable[[], Iterable[Incident]] = list,
     ) -> None:
         self.cfg = settings
         self.playbooks = list(playbooks)
@@ -84,6 +95,12 @@ class EscalationEngine:
         self.schedules = dict(schedules)
         self._silences = silences
         self._resolved = resolved_ids
+        #: Every worker's incidents (the view): the sources an inhibit rule may find.
+        self._incidents = incidents
+        self._inhibitor = Inhibitor(settings.inhibit_rules)
+        self.levels = Levels(policies=self.policies, schedules=self.schedules,
+                             fallback=settings.fallback,
+                             repeat_interval_s=settings.repeat_interval_s)
 
     # -- helpers --------------------------------------------------------------------------
     def fingerprint(self, signal: Signal) -> str:
@@ -98,6 +115,13 @@ class EscalationEngine:
 
     def _silence(self, inc: Incident, now: datetime) -> Silence | None:
         return first_match(self._silences(), self._labels(inc), now, resolved=self._resolved())
+
+    def _inhibition(self, inc: Incident) -> Inhibition | None:
+        return self._inhibitor.find(inc, self._incidents()) if self._inhibitor else None
+
+    def _inhibition_over(self, source_id: str) -> bool:
+        """Whether the incident inhibiting another is resolved (or gone from the view)."""
+        return not any(i.id == source_id and i.state != "resolved" for i in self._incidents())
 
     def _silence_end(self, silence_id: str, overdue: datetime) -> datetime:
         """When silence ``silence_id`` stops holding an incident; ``overdue`` if it already has."""
@@ -121,51 +145,38 @@ class EscalationEngine:
     @staticmethod
     def _log(inc: dict[str, Any], now: datetime, kind: str, text: str,
              by: str | None = None) -> None:
-        entry = TimelineEntry(at=now, kind=kind, text=text, by=by)  # type: ignore[arg-type]
-        timeline = inc.setdefault("timeline", [])
-        timeline.append(entry.model_dump(mode="json"))
-        del timeline[:-_TIMELINE_MAX]
+        log(inc, now, kind, text, by)
 
-    def _notify(self, entry: dict[str, Any], targets: list[tuple[str, str]],
+    @staticmethod
+    def _notify(entry: dict[str, Any], targets: list[tuple[str, str]],
                 kind: NotificationKind, level: int, now: datetime) -> list[Notification]:
-        esc = entry["esc"]
-        incident = parse(Incident, entry["incident"])
-        out = []
-        for channel, target in targets:
-            esc["seq"] = esc.get("seq", 0) + 1
-            out.append(Notification(
-                id=f"{incident.id}:{esc['seq']}:{channel}:{target}:{kind}",
-                incident=incident, level=level, channel=channel, target=target,
-                created_at=now, kind=kind))
-            if [channel, target] not in esc["notified"]:
-                esc["notified"].append([channel, target])
-        if out:
-            names = ", ".join(sorted({f"{c} {t}" for c, t in targets}))
-            self._log(entry["incident"], now, "notification", f"{kind} (level {level}) → {names}")
-        return out
+        return notify(entry, targets, kind, level, now)
 
-    def _enter_level(self, entry: dict[str, Any], pid: str, idx: int, now: datetime,
-                     kind: NotificationKind) -> list[Notification]:
-        """Notify level ``idx`` of policy ``pid`` (skipping levels in quiet hours)."""
-        policy, state = self.policies[pid], entry["esc"]["policies"][pid]
-        severity = entry["incident"]["severity"]
-        while idx < len(policy.levels):
-            level = policy.levels[idx]
-            state.update(level=idx, since=_iso(now))
-            if level.quiet_hours and in_quiet_hours(level.quiet_hours, now, severity):
-                self._log(entry["incident"], now, "skipped",
-                          f"{pid} level {idx + 1}: quiet hours")
-                idx += 1
-                continue
-            entry["incident"]["level"] = idx + 1
-            targets = [pair for t in level.targets
-                       for pair in resolve_targets(t, self.schedules, now)]
-            if not targets:
-                self._log(entry["incident"], now, "skipped",
-                          f"{pid} level {idx + 1}: nobody to notify (on-call has no contact)")
-            return self._notify(entry, targets, kind, idx + 1, now)
-        state.update(done=True, reminded=_iso(now))
-        return []
+    def _resolve_at(self, entry: dict[str, Any]) -> datetime | None:
+        """When auto-resolve is due; None while it may not happen at all.
+
+        Not before ``resolve_after_s`` after the first notification: an incident whose every
+        notification waits for quiet hours to end would otherwise resolve before anyone saw it
+        (the point of deferring instead of dropping is that someone does). Holding it this way
+        rather than resolving at the end of the quiet hours gives the people woken by it the
+        usual time to look while it is still open.
+        """
+        inc, esc = entry["incident"], entry["esc"]
+        at = _dt(esc["last_signal_wall"]) + timedelta(seconds=self._quiet_s(esc))
+        told = esc.get("notified_wall")
+        if told:
+            return max(at, _dt(told) + timedelta(seconds=self.cfg.resolve_after_s))
+        if inc["state"] == "open" and self.levels.deferred(entry):
+            return None  # nobody has been told yet: wait for the end of the quiet hours
+        return at
+
+    def overdue(self, entry: dict[str, Any]) -> bool:
+        """Open, unacknowledged, every level tried, and nothing waiting for quiet hours."""
+        inc, esc = entry["incident"], entry["esc"]
+        if inc["state"] != "open" or esc.get("silenced") or not esc["policies"]:
+            return False
+        return (all(p.get("done") for p in esc["policies"].values())
+                and not self.levels.deferred(entry))
 
     def _start(self, entry: dict[str, Any], now: datetime,
                kind: NotificationKind = "trigger") -> list[Notification]:
@@ -179,10 +190,17 @@ class EscalationEngine:
                       f"{silence.ends_at:%Y-%m-%d %H:%M} UTC", by=silence.created_by)
             return []
         entry["esc"]["silenced"] = None
+        entry["esc"]["inhibited"] = None  # a fresh start: a reopened one says so again
+        found = self._inhibition(inc)
+        if found is not None:
+            hold(entry, found, now)
+            return []
+        entry["esc"]["notified_wall"] = None  # a new page: auto-resolve waits for it again
+        entry["incident"]["level"] = 1  # until a level is told; a reopen starts over
         out: list[Notification] = []
         for pid in entry["esc"]["policies"]:
             entry["esc"]["policies"][pid] = {"level": 0, "round": 0, "done": False}
-            out += self._enter_level(entry, pid, 0, now, kind)
+            out += self.levels.enter(entry, pid, 0, now, kind)
         return out
 
     # -- events ---------------------------------------------------------------------------
@@ -264,14 +282,24 @@ class EscalationEngine:
             found = match_playbook(self.playbooks, self._labels(parse(Incident, inc)))
             if found is not None:
                 inc["playbook"] = found.card().model_dump(mode="json")
+        if esc.get("inhibited") and inc["state"] == "open":
+            holder = self._inhibition(parse(Incident, inc))
+            if holder is not None:
+                hold(entry, holder, now)
+                return Decision(entry, [], ["worsened"])
+            self._log(inc, now, "inhibited", f"no longer inhibited by {esc['inhibited']}")
+            return Decision(entry, self._start(entry, now), ["worsened"])
         out = self._maybe_update(entry, now)
         # Routes may depend on severity: a warning that turns critical must reach whoever
         # the routing tree sends critical incidents to, from their first level.
         if inc["state"] == "open" and not esc.get("silenced") and not esc.get("waiting_until"):
+            for pid, st in esc["policies"].items():
+                if st.get("deferred_until"):  # critical breaks through quiet hours by default
+                    out += self.levels.recheck(entry, pid, now)
             for pid in route(self._labels(parse(Incident, inc)), self.cfg.route):
                 if pid not in esc["policies"]:
                     esc["policies"][pid] = {"level": 0, "round": 0, "done": False}
-                    out += self._enter_level(entry, pid, 0, now, "trigger")
+                    out += self.levels.enter(entry, pid, 0, now, "trigger")
         return Decision(entry, out, ["worsened"])
 
     def _maybe_update(self, entry: dict[str, Any], now: datetime) -> list[Notification]:
@@ -293,6 +321,8 @@ class EscalationEngine:
         inc, esc = entry["incident"], entry["esc"]
         if ack.action == "step":
             return self._step_done(entry, ack, now)
+        if ack.action == "claim":
+            return self._claimed(entry, ack, now)
         if inc["state"] == "resolved" or (ack.action == "ack" and inc["state"] != "open"):
             return Decision(None, events=["noop"])  # idempotent: already done
         opened = _dt(esc["opened_wall"])
@@ -309,6 +339,21 @@ class EscalationEngine:
             events = [f"resolved:{(now - opened).total_seconds():.3f}"]
         targets = [(c, t) for c, t in esc["notified"] if c in UPDATABLE_CHANNELS]
         return Decision(entry, self._notify(entry, targets, kind, inc["level"], now), events)
+
+    def _claimed(self, entry: dict[str, Any], ack: Ack, now: datetime) -> Decision:
+        """Who answers one of its sample mentions: on the sample (Slack shows it) and the
+        timeline. No state changes and escalation goes on: a claim is not an ack."""
+        inc = entry["incident"]
+        note = ack.note or "claim changed"
+        samples = [s for s in inc.get("samples", []) if s.get("key") == ack.mention]
+        if inc["state"] == "resolved" or not samples:
+            return Decision(None, events=["noop"])
+        for sample in samples:
+            sample["claim"] = note
+        self._log(inc, now, "claim", f"{note} ({ack.mention})", by=ack.by)
+        targets = [(c, t) for c, t in entry["esc"]["notified"] if c == "slack"]
+        return Decision(entry, self._notify(entry, targets, "update", inc["level"], now),
+                        ["claim"])
 
     def _step_done(self, entry: dict[str, Any], ack: Ack, now: datetime) -> Decision:
         inc = entry["incident"]
@@ -331,7 +376,8 @@ class EscalationEngine:
         inc, esc = entry["incident"], entry["esc"]
         if inc["state"] == "resolved":
             return None
-        times = [_dt(esc["last_signal_wall"]) + timedelta(seconds=self._quiet_s(esc))]
+        resolve_at = self._resolve_at(entry)
+        times = [] if resolve_at is None else [resolve_at]
         if esc.get("waiting_until"):
             return min([*times, _dt(esc["waiting_until"])])
         if esc.get("pending_update"):
@@ -341,25 +387,27 @@ class EscalationEngine:
             # The clock ticks only what is due: without this a silenced incident would never
             # be ticked when its silence ends and would wait, unpaged, for auto-resolve.
             times.append(self._silence_end(esc["silenced"], _dt(esc["opened_wall"])))
+        elif inc["state"] == "open" and esc.get("inhibited"):
+            # Like a silence ending: due once the source resolves, so the tick pages it.
+            if self._inhibition_over(esc["inhibited"]):
+                times.append(_dt(esc["opened_wall"]))
         elif inc["state"] == "open":
-            for pid, st in esc["policies"].items():
-                if st.get("done"):
-                    times.append(_dt(st["reminded"])
-                                 + timedelta(seconds=self.cfg.repeat_interval_s))
-                else:
-                    level = self.policies[pid].levels[st["level"]]
-                    times.append(_dt(st["since"]) + timedelta(seconds=level.timeout_s))
-        return min(times)
+            # A deferred level is due at the end of its quiet hours, so the clock ticks it then.
+            times += [self.levels.due(pid, st) for pid, st in esc["policies"].items()]
+        return min(times, default=None)
 
     def on_tick(self, entry: dict[str, Any] | None, now: datetime) -> Decision:
         if entry is None or entry["incident"]["state"] == "resolved":
             return Decision(None)
         inc, esc = entry["incident"], entry["esc"]
-        quiet = now - _dt(esc["last_signal_wall"])
-        if quiet >= timedelta(seconds=self._quiet_s(esc)):
+        resolve_at = self._resolve_at(entry)
+        if resolve_at is not None and now >= resolve_at:
+            quiet = now - _dt(esc["last_signal_wall"])
             ack = Ack(incident_id=inc["id"], action="resolve", source="auto",
                       by=f"escucha (no signal for {quiet.total_seconds() / 60:.0f} min)", at=now)
-            return self.on_ack(entry, ack, now)
+            decision = self.on_ack(entry, ack, now)
+            decision.source = ack.source
+            return decision
         if esc.get("waiting_until"):
             if now < _dt(esc["waiting_until"]):
                 return Decision(None)
@@ -376,39 +424,43 @@ class EscalationEngine:
                     return Decision(None)  # still silenced: nothing escalates
                 esc["silenced"] = silence.id  # another silence holds it: next_due follows it
                 return Decision(entry)
-            self._log(inc, now, "silenced", "silence ended")
+            ended = next((s for s in self._silences() if s.id == esc["silenced"]), None)
+            if ended is not None and ended.expired_by:
+                # Expired by hand: whoever escalation resumes for should know who ended it.
+                self._log(inc, now, "silenced", f"silence {ended.id} expired",
+                          by=ended.expired_by)
+            else:
+                self._log(inc, now, "silenced", "silence ended")
             if inc["state"] != "open":  # acknowledged while silenced: someone owns it already
                 esc["silenced"] = None
                 return Decision(entry)
             return Decision(entry, self._start(entry, now))
+        if inc["state"] == "open" and (esc.get("inhibited") or self._inhibitor):
+            found = self._inhibition(parse(Incident, inc))
+            if found is not None:  # a source opened after this one was paged: stop paging
+                held = esc.get("inhibited") == found.source.id
+                hold(entry, found, now)
+                return Decision(None if held else entry)
+            if esc.get("inhibited"):
+                self._log(inc, now, "inhibited", f"inhibition by {esc['inhibited']} ended")
+                return Decision(entry, self._start(entry, now))
         if esc.get("pending_update"):
             out += self._maybe_update(entry, now)
         if inc["state"] == "open":
-            for pid, st in esc["policies"].items():
-                policy = self.policies[pid]
-                if st.get("done"):
-                    if now - _dt(st["reminded"]) >= timedelta(seconds=self.cfg.repeat_interval_s):
-                        st["reminded"] = _iso(now)
-                        last = policy.levels[-1]
-                        targets = [p for t in last.targets
-                                   for p in resolve_targets(t, self.schedules, now)]
-                        out += self._notify(entry, targets, "reminder", len(policy.levels), now)
-                    continue
-                level = policy.levels[st["level"]]
-                if now - _dt(st["since"]) < timedelta(seconds=level.timeout_s):
-                    continue
-                nxt = st["level"] + 1
-                if nxt >= len(policy.levels) and st["round"] < policy.repeat:
-                    st["round"] += 1
-                    nxt = 0
-                if nxt >= len(policy.levels):
-                    st.update(done=True, reminded=_iso(now))
-                    continue
-                self._log(inc, now, "escalate",
-                          f"{pid}: not acknowledged within {level.timeout_s}s → level {nxt + 1}")
-                events.append(f"escalated:{nxt + 1}")
-                out += self._enter_level(entry, pid, nxt, now, "escalate")
+            for pid in esc["policies"]:
+                notes, happened = self.levels.step(entry, pid, now)
+                out += notes
+                events += happened
         return Decision(entry, out, events)
+
+    def on_inhibits(self, entry: dict[str, Any] | None, target_id: str,
+                    now: datetime) -> Decision:
+        """The source's side of an inhibition: its timeline names what it holds back.
+
+        Idempotent: a re-delivered note (at-least-once) adds nothing."""
+        if entry is None or not note_inhibits(entry, target_id, now):
+            return Decision(None)
+        return Decision(entry)
 
     def on_delivery(self, entry: dict[str, Any] | None, *, channel: str, target: str,
                     outcome: str, detail: str, now: datetime) -> Decision:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from notifiers import registry
 from streams.config.escalation import Member, Override, QuietHours, Schedule, TargetSpec
 
-__all__ = ["in_quiet_hours", "on_call", "resolve_targets"]
+__all__ = ["in_quiet_hours", "on_call", "quiet_until", "resolve_targets"]
 
 
 def on_call(schedule: Schedule, at: datetime) -> Member:
@@ -43,20 +43,40 @@ def in_quiet_hours(q: QuietHours, at: datetime, severity: str) -> bool:
     A window whose end is not after its start wraps past midnight (22:00-07:00) and belongs to
     the day it started on for the ``days`` check: Friday night's window still holds at 06:00 on
     Saturday even if Saturday is not listed. ``start == end`` means the whole day.
+
+    A window runs from the first instant the local clock reads ``start`` to the first instant
+    it reads ``end``, so it follows the wall clock across DST changes: a start or end inside
+    the spring-forward gap is reached at the jump, and one inside the hour repeated in autumn
+    at its first reading (the window neither reopens nor runs on when the hour repeats).
     """
     if severity in q.except_severity:
         return False
-    local = _utc(at).astimezone(ZoneInfo(q.timezone))
-    # Compared on the wall clock: quiet hours are about when people sleep, whatever the offset.
-    now = local.time().replace(tzinfo=None)
-    start, end = _naive(q.start), _naive(q.end)
-    if start < end:
-        return start <= now < end and local.weekday() in q.days
-    if now >= start:
-        return local.weekday() in q.days
-    if now < end:
-        return (local.date() - timedelta(days=1)).weekday() in q.days
-    return False
+    return _window_end(q, ZoneInfo(q.timezone), _utc(at)) is not None
+
+
+def quiet_until(q: QuietHours, at: datetime, severity: str) -> datetime | None:
+    """When the quiet hours holding ``at`` are over (UTC); ``None`` if they do not hold it.
+
+    The first instant from which :func:`in_quiet_hours` is false: the end of the window
+    holding ``at``, read on the local wall clock (a 22:00-07:00 window in Europe/Madrid ends
+    at 06:00 UTC in winter and 05:00 UTC in summer, whichever offset was in force when it
+    began). Whole-day windows (``start == end``) on consecutive listed days touch, so the
+    quiet stretch runs on to the end of the last one.
+    """
+    if severity in q.except_severity:
+        return None
+    tz = ZoneInfo(q.timezone)
+    end: datetime | None = None
+    instant = _utc(at)
+    # Each window ends a day after the last at least; a week of touching windows is refused
+    # by QuietHours, so this ends.
+    for _ in range(8):
+        nxt = _window_end(q, tz, instant)
+        if nxt is None:
+            return end
+        end = instant = nxt
+    raise ValueError(f"quiet hours {q.start}-{q.end} on days {q.days} never end; "
+                     "QuietHours refuses such a window")
 
 
 def resolve_targets(target: TargetSpec, schedules: Mapping[str, Schedule],
@@ -99,6 +119,48 @@ def _utc(at: datetime) -> datetime:
 def _naive(t: time) -> time:
     # Config times may carry an offset ("22:00+01:00"); the zone field is what counts.
     return t.replace(tzinfo=None)
+
+
+def _window_end(q: QuietHours, tz: ZoneInfo, instant: datetime) -> datetime | None:
+    """The end (UTC) of the window of ``q`` holding ``instant``; ``None`` outside every one."""
+    start, end = _naive(q.start), _naive(q.end)
+    today = instant.astimezone(tz).date()
+    # A window starts on its own day and lasts at most a day: yesterday's or today's.
+    for day in (today - timedelta(days=1), today):
+        if day.weekday() not in q.days:
+            continue
+        last = day if start < end else day + timedelta(days=1)
+        opens, closes = _first_reading(tz, day, start), _first_reading(tz, last, end)
+        if opens <= instant < closes:
+            return closes
+    return None
+
+
+def _first_reading(tz: ZoneInfo, day: date, wall: time) -> datetime:
+    """The first instant (UTC) at which ``tz``'s clock reads ``wall`` or later on ``day``."""
+    naive = datetime.combine(day, wall)
+    first = naive.replace(tzinfo=tz).astimezone(UTC)            # fold=0: the earlier offset
+    second = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)   # fold=1: the later offset
+    if second < first:
+        # ``wall`` does not exist that day (spring forward): the clock first reads past it
+        # at the jump, which lies between the two instants PEP 495 gives.
+        return _jump(tz, second, first)
+    return first  # a time that happens twice (fall back) is first read with fold=0
+
+
+def _jump(tz: ZoneInfo, before: datetime, after: datetime) -> datetime:
+    """The instant in ``(before, after]`` at which ``tz``'s UTC offset changes, to the second."""
+    offset = before.astimezone(tz).utcoffset()
+    lo, hi = before, after
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(tz).utcoffset() == offset:
+            lo = mid
+        else:
+            hi = mid
+    # Offsets change on whole seconds, and (lo, hi] is at most a second long: the one whole
+    # second in it is hi's.
+    return hi.replace(microsecond=0)
 
 
 def _handoff(schedule: Schedule, tz: ZoneInfo, turn: int) -> datetime:

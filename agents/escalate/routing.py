@@ -3,8 +3,13 @@
 The tree is ``streams.config.escalation.Route``. The semantics are Alertmanager's
 (``dispatch/route.go``) so operators can carry their intuition over:
 
-* a node matches when every ``match`` entry matches its label (a string is equality, a list is
-  "any of"); a label the incident lacks reads as ``""``, as in Alertmanager;
+* a node matches when every ``match`` entry matches its label; a label the incident lacks
+  reads as ``""``, as in Alertmanager;
+* an entry is a matcher in the syntax silences use (``streams/core/silences.py``, one parser
+  for both): ``acme`` is equality, ``!=acme`` inequality, ``~re`` or ``=~re`` a regular
+  expression anchored at both ends (``~acme`` does not match ``acme-es``), ``!~re`` its
+  negation, ``*`` anything, ``=…`` a literal; a list is "any of" its matchers (so a list of
+  negations accepts almost everything: write ``!~a|b`` for "neither a nor b");
 * the root always matches, whatever its ``match`` says;
 * children are tried in order; the first matching child is descended into and the search stops
   there, unless that child has ``continue: true``, in which case later siblings are tried too;
@@ -17,9 +22,11 @@ has ``continue: true`` yields that child's policy alone (Alertmanager behaves th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 
 from streams.config.escalation import Route
+from streams.core.silences import compile_matcher
 
 __all__ = ["labels_of", "route"]
 
@@ -64,12 +71,15 @@ def _walk(node: Route, labels: Mapping[str, str], inherited: str, found: list[st
         found.append(policy)
 
 
+# Route matchers are few and fixed by the config (validated at load), so each is compiled
+# once and kept; routing runs for every new or worsened incident.
+_matcher: Callable[[str], Callable[[str], bool]] = lru_cache(maxsize=4096)(compile_matcher)
+
+
 def _matches(match: Mapping[str, str | list[str]], labels: Mapping[str, str]) -> bool:
     for key, wanted in match.items():
         value = labels.get(key, "")
-        if isinstance(wanted, str):
-            if value != wanted:
-                return False
-        elif value not in wanted:
+        options = [wanted] if isinstance(wanted, str) else wanted
+        if not any(_matcher(option)(value) for option in options):
             return False
     return True

@@ -21,11 +21,16 @@ from notifiers import registry
 from streams.config.escalation import Level, Policy, TargetSpec
 from streams.config.settings import Settings
 from streams.core import topics
-from streams.core.records import Ack, Delivery, Signal, dumps, parse
+from streams.core.records import Ack, Delivery, Signal, dumps, parse, watch_of
 from streams.core.topics import TopicSpec
-from streams.runtime.metrics import INCIDENT_STATES, SEVERITIES, Metrics
+from streams.runtime.metrics import INCIDENT_STATES, SEVERITIES, Metrics, ended_by
 
-__all__ = ["EscalateStage", "Send", "effective_policies"]
+__all__ = ["INHIBITS", "EscalateStage", "Send", "effective_policies"]
+
+#: A note on the escalation topic, ``inhibits <source id> <target id>``, for the worker that
+#: owns the source's watch to write on the source's timeline. Incident ids hold no spaces,
+#: so it can't be mistaken for a tick (whose value is a bare incident id).
+INHIBITS = "inhibits "
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,7 @@ class EscalateStage:
         if topic == topics.ACKS.name:
             ack = parse(Ack, raw)
             decision = self.engine.on_ack(self.incidents.get(ack.incident_id), ack, now)
+            decision.source = decision.source or ack.source
             if "unknown" in decision.events:
                 log.warning("ack for unknown incident %s by %r", ack.incident_id, ack.by)
             else:
@@ -94,6 +100,10 @@ class EscalateStage:
             return self._apply(decision, None)
         if topic == topics.ESCALATION.name:
             incident_id = raw.decode("utf-8", "replace")
+            if incident_id.startswith(INHIBITS):
+                source_id, _, target_id = incident_id.removeprefix(INHIBITS).partition(" ")
+                return self._apply(self.engine.on_inhibits(
+                    self.incidents.get(source_id), target_id, now), None)
             self._last_tick.pop(incident_id, None)
             return self._apply(self.engine.on_tick(self.incidents.get(incident_id), now), None)
         receipt = parse(Delivery, raw)
@@ -112,19 +122,24 @@ class EscalateStage:
             self.by_fingerprint[key] = inc.id
         out = [Send(topics.INCIDENTS, inc.id.encode(), dumps(inc))]
         m = self.metrics
+        # MTTA/MTTR of people apart from auto-resolves: the 30 minutes an unseen incident
+        # waits to resolve itself say nothing about how fast anyone responds.
+        by = ended_by(decision.source)
         for event in decision.events:
             name, _, value = event.partition(":")
             if name == "opened":
                 m.incidents.labels(inc.severity).inc()
                 log.info("incident %s opened for %s", inc.id, inc.watch_id)
             elif name == "acked":
-                m.time_to_ack.labels(inc.severity, inc.watch_id).observe(float(value))
+                m.time_to_ack.labels(inc.severity, inc.watch_id, by).observe(float(value))
             elif name == "resolved":
-                m.time_to_resolve.labels(inc.severity, inc.watch_id).observe(float(value))
+                m.time_to_resolve.labels(inc.severity, inc.watch_id, by).observe(float(value))
             elif name == "escalated":
                 m.escalations.labels(value).inc()
-        out += [Send(topics.NOTIFICATIONS, inc.id.encode(), dumps(note))
-                for note in decision.notifications]
+        out += [Send(topics.NOTIFICATIONS, topics.notification_key(note.channel, note.target),
+                     dumps(note)) for note in decision.notifications]
+        out += [Send(topics.ESCALATION, watch_of(source).encode(),
+                     f"{INHIBITS}{source} {inc.id}".encode()) for source in decision.inhibits]
         return out
 
     def due(self, now: datetime, mono: float) -> list[str]:
@@ -137,10 +152,9 @@ class EscalateStage:
         overdue: Counter[str] = Counter()
         ticks = []
         for incident_id, entry in list(self.incidents.items()):
-            inc, esc = entry["incident"], entry["esc"]
+            inc = entry["incident"]
             counts[(inc["severity"], inc["state"])] += 1
-            if (inc["state"] == "open" and not esc.get("silenced") and esc["policies"]
-                    and all(p.get("done") for p in esc["policies"].values())):
+            if self.engine.overdue(entry):  # not while waiting for quiet hours to end
                 overdue[inc["severity"]] += 1
             due = self.engine.next_due(entry)
             if due is None or due > now:

@@ -35,6 +35,7 @@ _RANGE = "$__range"
 # window would be mostly gaps.
 _HOUR = "1h"
 _NONE = "no data"  # for averages and quantiles, where 0 would be a claim
+_PERSON, _AUTO = '{by="person"}', '{by="auto"}'  # who ended the wait (metrics.ENDED_BY)
 _METRIC = re.compile(r"escucha_[a-z0-9_]+")
 _WIDTH = 24
 _SCHEMA_VERSION = 39  # Grafana 10/11: no legacy migrations run on load
@@ -67,9 +68,9 @@ def _quantile(q: float, histogram: str, *, by: Sequence[str] = (), sel: str = ""
     return f"histogram_quantile({q}, {inner})"
 
 
-def _mean(histogram: str, *, by: Sequence[str] = (), window: str = _RATE) -> str:
-    return (f"{_rate(f'{histogram}_sum', by=by, window=window)}"
-            f" / {_rate(f'{histogram}_count', by=by, window=window)}")
+def _mean(histogram: str, *, by: Sequence[str] = (), sel: str = "", window: str = _RATE) -> str:
+    return (f"{_rate(f'{histogram}_sum', by=by, sel=sel, window=window)}"
+            f" / {_rate(f'{histogram}_count', by=by, sel=sel, window=window)}")
 
 
 def _ratio(numerator: str, denominator: str) -> str:
@@ -260,6 +261,10 @@ def _model() -> dict[str, Any]:
 
 def _incidents() -> dict[str, Any]:
     tta, ttr = "escucha_time_to_acknowledge_seconds", "escucha_time_to_resolve_seconds"
+
+    def secs(title: str, expr: str) -> _Cell:
+        return _stat(title, expr, unit="s", no_value=_NONE, w=4)
+
     notes = "escucha_notifications_total"
     return _dashboard("escucha-incidents", "escucha / Incidents & on-call",
                       "Incidents, escalation, acknowledgement and notification delivery.", [
@@ -267,7 +272,8 @@ def _incidents() -> dict[str, Any]:
         _stat("Open", 'sum(escucha_incidents{state="open"})', red_at=1),
         _stat("Acknowledged", 'sum(escucha_incidents{state="acknowledged"})'),
         _stat("Overdue", "sum(escucha_incidents_overdue)", red_at=1,
-              description="Open, unacknowledged, every escalation level exhausted."),
+              description="Open, unacknowledged, every level tried, none waiting for "
+                          "quiet hours to end."),
         _stat("Silences created (range)",
               _increase("escucha_silences_created_total", window=_RANGE)),
         _row("Incidents"),
@@ -280,17 +286,20 @@ def _incidents() -> dict[str, Any]:
         _ts("Incidents opened by severity",
             [(_increase("escucha_incidents_opened_total", by=["severity"]), "{{severity}}")],
             bars=True, stack=True, w=24),
+        # People apart from auto-resolves, which take resolve_after_s and would drag MTTR.
         _row("Response"),
-        _stat("MTTA (range)", _mean(tta, window=_RANGE), unit="s", no_value=_NONE),
-        _stat("p90 time to acknowledge", _quantile(0.9, tta, window=_RANGE), unit="s",
-              no_value=_NONE),
-        _stat("MTTR (range)", _mean(ttr, window=_RANGE), unit="s", no_value=_NONE),
-        _stat("p90 time to resolve", _quantile(0.9, ttr, window=_RANGE), unit="s",
-              no_value=_NONE),
+        secs("MTTA (range)", _mean(tta, sel=_PERSON, window=_RANGE)),
+        secs("p90 time to acknowledge", _quantile(0.9, tta, sel=_PERSON, window=_RANGE)),
+        secs("MTTR, people (range)", _mean(ttr, sel=_PERSON, window=_RANGE)),
+        secs("p90 time to resolve, people", _quantile(0.9, ttr, sel=_PERSON, window=_RANGE)),
+        _stat("Auto-resolved (range)", _increase(f"{ttr}_count", sel=_AUTO, window=_RANGE), w=4,
+              description="Resolved by escucha after resolve_after_s without signals."),
+        secs("MTTR, auto-resolved (range)", _mean(ttr, sel=_AUTO, window=_RANGE)),
         _ts("MTTA by severity (rolling 1 h)",
-            [(_mean(tta, by=["severity"], window=_HOUR), "{{severity}}")], unit="s"),
-        _ts("MTTR by severity (rolling 1 h)",
-            [(_mean(ttr, by=["severity"], window=_HOUR), "{{severity}}")], unit="s"),
+            [(_mean(tta, by=["severity"], sel=_PERSON, window=_HOUR), "{{severity}}")], unit="s"),
+        _ts("MTTR by severity and how it ended (rolling 1 h)",
+            [(_mean(ttr, by=["severity", "by"], window=_HOUR), "{{severity}} by {{by}}")],
+            unit="s", description="by=auto: no signal for resolve_after_s."),
         _ts("Escalations by level",
             [(_increase("escucha_escalations_total", by=["level"]), "level {{level}}")],
             bars=True, stack=True),

@@ -113,6 +113,50 @@ def bench_aggregate_cmd(as_json: bool, mentions: int, days: float, rate: int, pa
         click.echo(line)
 
 
+@bench.command("store")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+@click.option("--mentions", default=1_000_000, show_default=True, type=click.IntRange(1000),
+              help="Mentions in the store searched.")
+@click.option("--reps", default=40, show_default=True, type=click.IntRange(2),
+              help="Runs of each query (different 30-day windows).")
+@click.option("--path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The SQLite file filled and kept for later runs (default: "
+              "<datadir>/bench/store-bench.sqlite3). Never the configured store.")
+@click.option("--postgres", "pg_url", default=None, metavar="URL",
+              help="Bench a PostgreSQL database instead (an empty one: it is filled).")
+@click.option("--more", default=20_000, show_default=True, type=click.IntRange(0),
+              help="Mentions written into the full store, timed.")
+@click.option("--seed", default=0, show_default=True)
+def bench_store_cmd(as_json: bool, mentions: int, reps: int, path: Path | None,
+                    pg_url: str | None, more: int, seed: int) -> None:
+    """The mention store at a million mentions: writer rows/s against the classifier's
+    pace, filtered full-text search p50/p95 against a LIKE scan, size on disk."""
+    from agents.store.backends import DatabaseBackend, PostgresBackend, SqliteBackend
+    from agents.store.store import MentionStore, StoreError
+    from streams.bench.store import bench_store, default_path, format_report
+    from streams.cli._common import settings_or_exit
+
+    backend: DatabaseBackend
+    if pg_url:
+        backend = PostgresBackend(pg_url)
+    else:
+        backend = SqliteBackend(path or default_path(settings_or_exit(None).datadir))
+    store = MentionStore(backend, search_timeout_s=60)
+    try:
+        report = bench_store(store, mentions=mentions, reps=reps, seed=seed, more=more,
+                             progress=lambda msg: click.echo(f"… {msg}", err=True))
+    except StoreError as exc:
+        click.echo(f"escucha: bench store failed: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for line in format_report(report):
+        click.echo(line)
+
+
 @bench.command("e2e")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,

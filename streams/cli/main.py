@@ -6,7 +6,18 @@ import os
 
 import click
 
-from streams.cli import bench, connectors, console, feed, incidents, model, report, worker
+from streams.cli import (
+    bench,
+    connectors,
+    console,
+    feed,
+    incidents,
+    model,
+    report,
+    silences,
+    store,
+    worker,
+)
 from streams.runtime.logs import setup_logging
 
 __all__ = ["cli", "main"]
@@ -23,7 +34,8 @@ def cli(log_level: str) -> None:
 
 for command in (worker.check_config, worker.run, worker.worker, worker.faust, feed.replay,
                 incidents.incidents, bench.bench, model.model, connectors.connectors_cmd,
-                connectors.ingest_cmd, console.console, report.report_cmd):
+                connectors.ingest_cmd, console.console, report.report_cmd, silences.silences,
+                store.store_cmd):
     cli.add_command(command)
 cli.add_command(feed.simulate_cmd, name="simulate")
 cli.add_command(feed.backtest_cmd, name="backtest")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from streams.i18n import check_locale
 
 __all__ = ["WebConsoleSettings", "ConsoleToken", "ConsoleUser", "Role"]
 
@@ -18,7 +21,28 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
-class ConsoleUser(_Section):
+class _Prefs(_Section):
+    locale: str = Field(default="en", description="Console language, e.g. 'es' or 'es_MX'.")
+    timezone: str = Field(default="UTC", description="IANA zone the console shows times in, "
+                          "e.g. 'America/Mexico_City'.")
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        return check_locale(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like "
+                             "'Europe/Madrid'") from None
+        return value
+
+
+class ConsoleUser(_Prefs):
     username: str = Field(min_length=1, max_length=64)
     password_hash: str = Field(description="From `escucha console hash-password`; never the "
                                "password itself.")
@@ -33,7 +57,7 @@ class ConsoleUser(_Section):
         return value
 
 
-class ConsoleToken(_Section):
+class ConsoleToken(_Prefs):
     name: str = Field(min_length=1, max_length=64, description="Shown as who acted.")
     token: SecretStr = Field(description="Bearer token, at least 16 characters.")
     role: Role = "viewer"

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from notifiers import registry
-from streams.core.silences import MATCH_LABELS
+from streams.core.silences import MATCH_LABELS, compile_matcher
 
-__all__ = ["EscalationSettings", "Level", "Member", "Override", "Policy", "QuietHours",
-           "Route", "Schedule", "SilenceSpec", "TargetSpec", "MATCH_LABELS"]
+__all__ = ["EscalationSettings", "InhibitRule", "Level", "Member", "Override", "Policy",
+           "QuietHours", "Route", "Schedule", "SilenceSpec", "TargetSpec", "MATCH_LABELS"]
 
 
 
@@ -80,18 +80,41 @@ else:
 
 
 class QuietHours(_Section):
-    """A daily window in which a level is skipped (escalation goes on to the next level)."""
+    """A daily window in which a level is not disturbed: its notification waits for the end.
+
+    A level entered (or reminded) in its quiet hours is notified when they end, and its
+    acknowledgement timeout starts then; escalation does not jump over it to the next level.
+    Severities in ``except_severity`` break through at once.
+    """
 
     start: time = Field(description="Local start, e.g. '22:00'.")
     end: time = Field(description="Local end, e.g. '07:00' (may wrap past midnight).")
     timezone: str = Field(default="UTC", description="IANA time zone of start/end.")
     days: list[int] = Field(default_factory=lambda: list(range(7)),
-                            description="Weekdays it applies to, 0 = Monday.")
+                            description="Weekdays it applies to, 0 = Monday; a window "
+                                        "belongs to the day it starts on.")
     except_severity: list[Literal["info", "warning", "critical"]] = Field(
         default_factory=lambda: ["critical"],  # type: ignore[arg-type]
         description="Severities that are never held back by these quiet hours.")
 
     _tz = field_validator("timezone")(_zone)
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, value: list[int]) -> list[int]:
+        bad = sorted({d for d in value if not 0 <= d <= 6})
+        if bad:
+            raise ValueError(f"days {bad} are not weekdays: use 0 (Monday) to 6 (Sunday)")
+        return value
+
+    @model_validator(mode="after")
+    def _ends(self) -> QuietHours:
+        # Held notifications wait for the end: a window that never ends would hold them forever.
+        if self.start == self.end and set(self.days) >= set(range(7)):
+            raise ValueError(f"quiet hours from {self.start} to {self.end} every day never "
+                             "end, so this level would never be notified: list fewer days, "
+                             "or remove the level")
+        return self
 
 
 class Level(_Section):
@@ -112,7 +135,10 @@ class Route(_Section):
     """A node of the routing tree (Alertmanager semantics)."""
 
     match: dict[str, str | list[str]] = Field(
-        default_factory=dict, description=f"Labels that must all match: {', '.join(MATCH_LABELS)}.")
+        default_factory=dict, description=(
+            f"Labels that must all match: {', '.join(MATCH_LABELS)}. Each value is a matcher as "
+            "in silences: 'acme' (equal), '!=acme', '~re' or '=~re' (a fully anchored regex), "
+            "'!~re', '*'; a list matches when any of its matchers does."))
     policy: str | None = Field(default=None, description="Policy id; inherited when unset.")
     continue_: bool = Field(default=False, alias="continue",
                             description="Keep looking at later siblings after this one matches.")
@@ -121,9 +147,22 @@ class Route(_Section):
     @field_validator("match")
     @classmethod
     def _labels(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        problems = []
         bad = [k for k in value if k not in MATCH_LABELS]
         if bad:
-            raise ValueError(f"unknown label(s) {bad}; use {', '.join(MATCH_LABELS)}")
+            problems.append(f"unknown label(s) {bad}; use {', '.join(MATCH_LABELS)}")
+        # Compiled here, so a bad regex stops start-up with its path instead of failing (or,
+        # worse, matching nothing) when the first incident is routed.
+        for label, wanted in value.items():
+            options = [(label, wanted)] if isinstance(wanted, str) else [
+                (f"{label}.{i}", v) for i, v in enumerate(wanted)]
+            for where, matcher in options:
+                try:
+                    compile_matcher(matcher)
+                except ValueError as exc:
+                    problems.append(f"{where}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
 
@@ -184,6 +223,58 @@ class SilenceSpec(_Section):
                       "every incident (e.g. {watch: '*'}): so it is never done by a slip.")
 
 
+def _matchers(value: dict[str, str], *, side: str) -> dict[str, str]:
+    """Labels known and every matcher compiled, so a typo stops start-up with its path."""
+    if not value:
+        raise ValueError(f"give at least one matcher: an empty {side} matches every incident")
+    problems = []
+    bad = [k for k in value if k not in MATCH_LABELS]
+    if bad:
+        problems.append(f"unknown label(s) {bad}; use {', '.join(MATCH_LABELS)}")
+    for label, matcher in value.items():
+        try:
+            compile_matcher(matcher)
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return value
+
+
+class InhibitRule(_Section):
+    """Alertmanager's inhibition: while an open incident matches ``source_match``, incidents
+    matching ``target_match`` with the same values of the ``equal`` labels are not notified
+    (agents/escalate/inhibit.py). Matchers use the syntax of silences and routes."""
+
+    source_match: dict[str, str] = Field(
+        description="Matchers the inhibiting incident must satisfy, e.g. {severity: critical}.")
+    target_match: dict[str, str] = Field(
+        description="Matchers of the incidents it holds back, e.g. {severity: warning}.")
+    equal: list[str] = Field(
+        default_factory=list, description=f"Labels ({', '.join(MATCH_LABELS)}) that must "
+        "have the same value on both; a label missing on both counts as equal ('').")
+
+    @field_validator("source_match")
+    @classmethod
+    def _source(cls, value: dict[str, str]) -> dict[str, str]:
+        return _matchers(value, side="source_match")
+
+    @field_validator("target_match")
+    @classmethod
+    def _target(cls, value: dict[str, str]) -> dict[str, str]:
+        return _matchers(value, side="target_match")
+
+    @field_validator("equal")
+    @classmethod
+    def _equal(cls, value: list[str]) -> list[str]:
+        bad = [k for k in value if k not in MATCH_LABELS]
+        if bad:
+            raise ValueError(f"unknown label(s) {bad}; use {', '.join(MATCH_LABELS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("labels must be unique")
+        return value
+
+
 def _default_policies() -> list[Policy]:
     return [Policy(id="default", levels=[Level(targets=[TargetSpec(console=True)])])]
 
@@ -209,8 +300,12 @@ class EscalationSettings(_Section):
     policies: list[Policy] = Field(default_factory=_default_policies)
     schedules: list[Schedule] = Field(default_factory=list)
     silences: list[SilenceSpec] = Field(default_factory=list)
+    inhibit_rules: list[InhibitRule] = Field(
+        default_factory=list, description="Alertmanager inhibit rules: an open critical "
+        "incident holds back the notifications of matching lesser ones.")
     fallback: list[TargetSpec] = Field(default_factory=list, description="Where a notification "
-                                       "goes when its channel fails permanently.")
+                                       "goes when its channel fails permanently, or when the "
+                                       "person on call has no contact at all for it.")
     rate_limit_per_min: int = Field(default=20, ge=1, description="Per target; the excess is "
                                     "rolled into one digest instead of being dropped.")
 

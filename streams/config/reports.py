@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streams.core.schedule import Cron, ScheduleError, parse_cron, wall_time, zone
+from streams.i18n import check_locale
 
 __all__ = ["Period", "ReportSettings", "parse_period"]
 
@@ -122,6 +123,13 @@ class ReportSettings(BaseModel):
     top_mentions: int = Field(default=5, ge=0, le=50,
                               description="Highest-priority mentions listed per watch.")
     top_terms: int = Field(default=10, ge=0, le=50, description="Terms listed per watch.")
+    locale: str = Field(default="en", description="Language and number/date style of the "
+                        "PDF, e.g. 'es' or 'es_AR'; mention text stays as written.")
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        return check_locale(value)
 
     @field_validator("id")
     @classmethod

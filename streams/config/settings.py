@@ -40,6 +40,7 @@ from streams.config.model import ModelSettings
 from streams.config.notifiers import NotifierSettings
 from streams.config.playbooks import Playbook
 from streams.config.reports import ReportSettings
+from streams.config.store import StoreSettings
 from streams.config.watches import Watch
 from streams.config.web import WebSettings
 
@@ -51,6 +52,7 @@ __all__ = [
     "ModelSettings",
     "NotifierSettings",
     "Settings",
+    "StoreSettings",
     "Watch",
     "WebSettings",
     "config_path",
@@ -86,6 +88,7 @@ class Settings(BaseSettings):
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     console: WebConsoleSettings = Field(default_factory=WebConsoleSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     playbooks: list[Playbook] = Field(default_factory=list, description="Crisis plans, matched "
                                       "to incidents in order (streams/config/playbooks.py).")
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings,
@@ -160,6 +163,16 @@ class Settings(BaseSettings):
                 elif other not in ids:
                     problems.append(f"{where}: no watch with id {other!r} (configured: "
                                     f"{', '.join(sorted(ids))})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _store_retention_names_watches(self) -> Settings:
+        ids = {w.id for w in self.watches}
+        problems = [f"store.watch_retention_days.{w}: no watch with id {w!r} (configured: "
+                    f"{', '.join(sorted(ids)) or 'none'})"
+                    for w in self.store.watch_retention_days if w not in ids]
         if problems:
             raise ValueError("; ".join(problems))
         return self

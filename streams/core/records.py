@@ -38,6 +38,7 @@ __all__ = [
     "Severity",
     "Signal",
     "StepDone",
+    "StorySummary",
     "TimelineEntry",
     "dumps",
     "json_schemas",
@@ -141,6 +142,8 @@ class SampleMention(BaseModel):
     priority: int
     language: str | None = None
     sentiment: str | None = None
+    claim: str | None = Field(default=None, max_length=300, description="Who answers it "
+                              "(\"Ana is answering this\"): the latest claim, if any.")
 
 
 class SeriesPoint(BaseModel):
@@ -150,6 +153,18 @@ class SeriesPoint(BaseModel):
     start: datetime
     observed: float
     expected: float
+
+
+class StorySummary(BaseModel):
+    """The largest story of a signal's window: near-duplicates of one text (agents/detect/
+    stories.py). ``text`` is a mention's text: attacker-controlled, escape it to show it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str
+    text: str
+    count: int = Field(description="Mentions of the story in the window.")
+    authors: int = Field(description="Distinct accounts that posted them.")
+    span_min: int = Field(description="Minutes from its first to its last mention there.")
 
 
 class Signal(_Record):
@@ -182,6 +197,12 @@ class Signal(_Record):
         default=None, description="How long the elevation has lasted so far, minutes.")
     series: list[SeriesPoint] = Field(
         default_factory=list, description="The episode hour by hour against its expectation.")
+    stories: int | None = Field(
+        default=None, description="Distinct stories (near-duplicate groups) in the window.")
+    largest_story: StorySummary | None = None
+    campaign: bool = Field(
+        default=False, description="One story holds a large share of the window's negatives "
+        "(a copy-paste storm): agents/detect/stories.py CAMPAIGN_SHARE.")
 
 
 class TimelineEntry(BaseModel):
@@ -190,7 +211,8 @@ class TimelineEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
     at: datetime
     kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
-                  "silenced", "skipped", "delivery", "failed", "step"]
+                  "silenced", "skipped", "deferred", "fallback", "delivery", "failed",
+                  "step", "inhibited", "claim"]
     text: str
     by: str | None = None
 
@@ -210,6 +232,9 @@ class Evidence(BaseModel):
     scale_min: int | None = None
     lasting_min: int | None = None
     series: list[SeriesPoint] = Field(default_factory=list)
+    stories: int | None = None
+    largest_story: StorySummary | None = None
+    campaign: bool = False
 
     @classmethod
     def of(cls, signal: Signal) -> Evidence:
@@ -217,7 +242,9 @@ class Evidence(BaseModel):
                    window_start=signal.window_start, window_end=signal.window_end,
                    observed=signal.observed, expected=signal.expected, score=signal.score,
                    top_terms=signal.top_terms, scale_min=signal.scale_min,
-                   lasting_min=signal.lasting_min, series=signal.series)
+                   lasting_min=signal.lasting_min, series=signal.series,
+                   stories=signal.stories, largest_story=signal.largest_story,
+                   campaign=signal.campaign)
 
 
 class PlaybookStep(BaseModel):
@@ -334,9 +361,13 @@ class Ack(_Record):
     """A human decision about an incident, from any path (Slack, API, link, console, CLI)."""
 
     incident_id: str
-    action: Literal["ack", "resolve", "step"]
+    action: Literal["ack", "resolve", "step", "claim"]
     step: str | None = Field(default=None, max_length=64,
                              description="For action 'step': the playbook step marked done.")
+    note: str | None = Field(default=None, max_length=300, description="For action 'claim': "
+                             "who answers one of its mentions, for the timeline.")
+    mention: str | None = Field(default=None, max_length=512, description="For action "
+                                "'claim': the key of the mention claimed.")
     by: str = Field(min_length=1, max_length=256)
     source: str = Field(description="slack, api, link, console, cli.")
     at: datetime

@@ -9,20 +9,30 @@ Matcher values (per label in ``MATCH_LABELS``; a label the incident lacks reads 
 * ``"acme"``     equal to ``acme``;
 * ``"*"``        anything, including a missing label;
 * ``"!=acme"``   anything but ``acme``;
-* ``"~acme-.*"`` a full match of the regular expression; ``"!~re"`` anything that doesn't match;
-* ``"=…"``       literal equality with the rest, to match a value that starts with ``!``/``~``/
-  ``=`` or is ``*`` itself.
+* ``"~acme-.*"`` a full match of the regular expression (anchored at both ends, as
+  Alertmanager anchors its own); ``"=~acme-.*"`` is the same, spelled as in Alertmanager;
+* ``"!~re"``     anything that doesn't fully match;
+* ``"=…"``       literal equality with the rest, to match a value that starts with ``!``/``=``
+  or is ``*`` itself (a literal leading ``~`` is the regex ``~\\~…``).
+
+Routes (``agents/escalate/routing.py``) match with the same syntax through
+:func:`compile_matcher`: one parser, so a matcher means the same in a route and a silence.
+
+A silence is **expired** (Alertmanager's word) by publishing it again with ``ends_at`` set to
+the moment and who did it (:meth:`Silence.expire`): it stays listed, as expired, and every
+worker's view of the silences topic sees the new record in place of the old one.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-__all__ = ["MATCH_LABELS", "Silence", "first_match", "from_spec", "matches_every_incident"]
+__all__ = ["CONFIG_PREFIX", "MATCH_LABELS", "Silence", "SilenceState", "compile_matcher",
+           "first_match", "from_spec", "is_configured", "matches_every_incident"]
 
 #: What routes and silences can match on.
 MATCH_LABELS = ("watch", "severity", "detector", "language")
@@ -32,6 +42,17 @@ MATCH_LABELS = ("watch", "severity", "detector", "language")
 _MAX_PATTERN = 256
 
 _Test = Callable[[str], bool]
+SilenceState = Literal["pending", "active", "expired"]
+
+#: Ids of the silences written in escucha.yaml (``config-<index>``, streams/runtime/pipeline.py).
+#: They are rebuilt from the file at every start, so a record on the topic cannot change them.
+CONFIG_PREFIX = "config-"
+
+
+def is_configured(silence_id: str) -> bool:
+    """Whether ``silence_id`` names a silence from escucha.yaml rather than one made at run time
+    (API, console, CLI: ``s-<hash>``)."""
+    return silence_id.startswith(CONFIG_PREFIX)
 
 
 class SilenceSpec(Protocol):
@@ -70,6 +91,9 @@ class Silence:
     incident_id: str | None = None
     #: Said on purpose: its matchers silence every incident (``matches_every_incident``).
     all: bool = False
+    #: Who expired it early and when (``expire``); None while it runs its course.
+    expired_by: str | None = None
+    expired_at: datetime | None = None
     _tests: tuple[tuple[str, _Test], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -85,11 +109,34 @@ class Silence:
         object.__setattr__(self, "matchers", dict(self.matchers))
         object.__setattr__(self, "starts_at", _aware(self.starts_at, "starts_at"))
         object.__setattr__(self, "ends_at", _aware(self.ends_at, "ends_at"))
+        if self.expired_at is not None:
+            object.__setattr__(self, "expired_at", _aware(self.expired_at, "expired_at"))
         object.__setattr__(self, "_tests", tests)
 
     def active(self, at: datetime) -> bool:
         """Whether ``at`` lies in ``[starts_at, ends_at)``."""
         return self.starts_at <= _aware(at, "at") < self.ends_at
+
+    def state(self, at: datetime) -> SilenceState:
+        """``pending`` before ``starts_at``, ``active`` inside the window, ``expired`` after it
+        (or for an empty window, which never becomes active)."""
+        at = _aware(at, "at")
+        if at >= self.ends_at or self.ends_at <= self.starts_at:
+            return "expired"
+        return "pending" if at < self.starts_at else "active"
+
+    def expire(self, *, by: str, at: datetime) -> Silence:
+        """This silence ended at ``at`` by ``by``, as Alertmanager expires one: ``ends_at``
+        becomes ``at`` (and a pending one's ``starts_at`` too, so it never starts).
+
+        Idempotent: an already expired silence comes back unchanged (the same object), so the
+        caller can tell there is nothing to publish and the first expiry's record stands.
+        """
+        at = _aware(at, "at")
+        if self.state(at) == "expired":
+            return self
+        return replace(self, starts_at=min(self.starts_at, at), ends_at=at, expired_by=by,
+                       expired_at=at)
 
     def _tests_label(self, label: str, value: str) -> bool:
         return all(test(value) for name, test in self._tests if name == label)
@@ -121,6 +168,8 @@ class Silence:
             "comment": self.comment,
             "incident_id": self.incident_id,
             "all": self.all,
+            "expired_by": self.expired_by,
+            "expired_at": None if self.expired_at is None else self.expired_at.isoformat(),
         }
 
     @classmethod
@@ -132,6 +181,8 @@ class Silence:
                     isinstance(k, str) and isinstance(v, str) for k, v in matchers.items()):
                 raise ValueError("'matchers' must map label names to strings")
             incident_id = data.get("incident_id")
+            # Absent from records written before silences could be expired.
+            expired_by, expired_at = data.get("expired_by"), data.get("expired_at")
             return cls(
                 id=str(data["id"]), matchers=dict(matchers),
                 starts_at=datetime.fromisoformat(data["starts_at"]),
@@ -139,6 +190,8 @@ class Silence:
                 created_by=str(data["created_by"]), comment=str(data.get("comment", "")),
                 incident_id=None if incident_id is None else str(incident_id),
                 all=data.get("all") is True,
+                expired_by=None if expired_by is None else str(expired_by),
+                expired_at=None if expired_at is None else datetime.fromisoformat(expired_at),
             )
         except KeyError as exc:
             raise ValueError(f"silence record lacks {exc.args[0]!r}") from exc
@@ -195,36 +248,45 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _END = datetime(1970, 1, 2, tzinfo=UTC)
 
 
-def _compile(silence_id: str, label: str, value: str) -> _Test:
+def compile_matcher(value: str) -> Callable[[str], bool]:
+    """One matcher value (the syntax in this module's docstring) as a test of a label value.
+
+    Raises ``ValueError`` saying what is wrong: not a string, an invalid regular expression, or
+    one longer than 256 characters.
+    """
     if not isinstance(value, str):
-        raise ValueError(f"silence {silence_id!r}: matcher {label!r} must be a string")
+        raise ValueError(f"must be a string, got {type(value).__name__}")
     if value == "*":
         return lambda _: True
-    if value.startswith("="):
-        literal = value[1:]
-        return lambda v: v == literal
+    # "=~" before "=": it is Alertmanager's regex operator, not a literal "~…".
+    for prefix, negate in (("!~", True), ("=~", False), ("~", False)):
+        if value.startswith(prefix):
+            pattern = _regex(value[len(prefix):])
+            if negate:
+                return lambda v: pattern.fullmatch(v) is None
+            return lambda v: pattern.fullmatch(v) is not None
     if value.startswith("!="):
         other = value[2:]
         return lambda v: v != other
-    if value.startswith("!~"):
-        pattern = _regex(silence_id, label, value[2:])
-        return lambda v: pattern.fullmatch(v) is None
-    if value.startswith("~"):
-        pattern = _regex(silence_id, label, value[1:])
-        return lambda v: pattern.fullmatch(v) is not None
-    return lambda v: v == value
+    literal = value[1:] if value.startswith("=") else value
+    return lambda v: v == literal
 
 
-def _regex(silence_id: str, label: str, source: str) -> re.Pattern[str]:
+def _compile(silence_id: str, label: str, value: str) -> _Test:
+    try:
+        return compile_matcher(value)
+    except ValueError as exc:
+        raise ValueError(f"silence {silence_id!r}: matcher {label!r}: {exc}") from exc
+
+
+def _regex(source: str) -> re.Pattern[str]:
     if len(source) > _MAX_PATTERN:
-        raise ValueError(f"silence {silence_id!r}: regex for {label!r} is longer than "
-                         f"{_MAX_PATTERN} characters; simplify it")
+        raise ValueError(f"regex is longer than {_MAX_PATTERN} characters; simplify it")
     try:
         return re.compile(source)
     # OverflowError/RecursionError: huge repeat counts or deep nesting, which re reports so.
     except (re.error, OverflowError, RecursionError) as exc:
-        raise ValueError(f"silence {silence_id!r}: invalid regex {source!r} for {label!r}: "
-                         f"{exc}") from exc
+        raise ValueError(f"invalid regex {source!r}: {exc}") from exc
 
 
 def _aware(value: datetime, name: str) -> datetime:

@@ -26,7 +26,7 @@ from typing import Literal
 
 __all__ = ["ALL", "TopicSpec", "RAW", "ENRICHED", "SIGNALS", "NOTIFICATIONS", "ACKS",
            "DELIVERIES", "DLQ", "ESCALATION", "INCIDENTS", "SILENCES", "AGGREGATES", "REPORTS",
-           "INGESTED", "Retention"]
+           "INGESTED", "Retention", "notification_key"]
 
 Retention = Literal["stream", "history", "compact"]
 
@@ -43,7 +43,11 @@ class TopicSpec:
 RAW = TopicSpec("escucha.mentions.raw", key="mention key (source:id)", consumed=True)
 ENRICHED = TopicSpec("escucha.mentions.enriched", key="watch id", consumed=True)
 SIGNALS = TopicSpec("escucha.signals", key="watch id", consumed=True)
-NOTIFICATIONS = TopicSpec("escucha.notifications", key="incident id", consumed=True)
+# Keyed by the target, not the incident: one worker (the owner of the target's partition) sees
+# every notification to a target, so its rate limit and digest hold across workers, and their
+# state (agents/deliver/agent.py's tables) is written to that partition's changelog.
+NOTIFICATIONS = TopicSpec("escucha.notifications", key="channel:target (notification_key)",
+                          consumed=True)
 # Everything that changes an incident is keyed by its watch, so one worker (the owner of the
 # watch's partition) sees signals, acks, escalation ticks and receipts in one ordered stream.
 ACKS = TopicSpec("escucha.acks", key="watch id (from the incident id)", consumed=True)
@@ -69,3 +73,10 @@ INGESTED = TopicSpec("escucha.ingest.keys", key="mention key (source:id)")
 ALL: tuple[TopicSpec, ...] = (RAW, ENRICHED, SIGNALS, NOTIFICATIONS, ACKS, DELIVERIES,
                               ESCALATION, DLQ, INCIDENTS, SILENCES, AGGREGATES, REPORTS,
                               INGESTED)
+
+
+def notification_key(channel: str, target: str) -> bytes:
+    """The key of a notification: the same for every notification to one target, so they all
+    land in one partition whatever their incident. (Channel names have no ':'; were two
+    targets to share a key, they would only share a partition.)"""
+    return f"{channel}:{target}".encode()

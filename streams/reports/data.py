@@ -116,6 +116,7 @@ class ReportData(BaseModel):
     generated_at: datetime
     step: str = Field(description="'d' or 'h': what one point of the series is.")
     watches: list[WatchReport]
+    locale: str = "en"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -229,4 +230,4 @@ def build_report(report: ReportSettings, *, watches: Mapping[str, WatchInfo],
     return ReportData(report_id=report.id, title=report.title, audience=report.audience,
                       timezone=report.timezone, period=length.text, start=start, end=end,
                       previous_start=previous_start, generated_at=now or datetime.now(UTC),
-                      step=step, watches=sections)
+                      step=step, watches=sections, locale=report.locale)

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from notifiers.text import clean, safe_url
+from streams.i18n import format_datetime, label, translator
 from streams.reports.charts import CHART_KINDS
 from streams.reports.data import ReportData, WatchReport
-from streams.reports.render import fmt_duration, fmt_int, subject, watch_facts
+from streams.reports.render import fmt_duration, fmt_int, span_text, watch_facts
 
 __all__ = ["render_pdf"]
 
@@ -102,39 +103,47 @@ def _watch(data: ReportData, w: WatchReport, charts: Mapping[str, bytes], st: di
     from reportlab.platypus import Paragraph, Spacer
 
     P = Paragraph  # reportlab's idiom; it keeps the rows readable
+    loc = data.locale
+    tr = translator(loc)
+    _ = tr.gettext
     out: list[Any] = [P(_p(w.name, limit=200), st["h2"])]
     out.append(_table([[P(_p(k), st["cellb"]), P(_p(v), st["cell"])]
-                       for k, v in watch_facts(w)], [0.2 * width, 0.8 * width], header=False))
+                       for k, v in watch_facts(w, loc)], [0.2 * width, 0.8 * width],
+                      header=False))
     for kind in CHART_KINDS:
         png = charts.get(f"{kind}-{w.watch_id}")
         if png:
             out += [Spacer(1, 4), _image(png, width)]
     if w.current.terms:
-        out.append(P("Top terms", st["h3"]))
-        out.append(P(_p(", ".join(f"{t} ({fmt_int(n)})" for t, n in w.current.terms.items())),
-                     st["body"]))
+        out.append(P(_p(_("Top terms")), st["h3"]))
+        out.append(P(_p(", ".join(f"{t} ({fmt_int(n, loc)})"
+                                  for t, n in w.current.terms.items())), st["body"]))
     if w.current.top:
-        out.append(P("Top mentions by priority", st["h3"]))
-        rows: list[list[Any]] = [[P(h, st["cellb"]) for h in
-                                  ("Priority", "Sentiment", "Author", "Mention")]]
+        out.append(P(_p(_("Top mentions by priority")), st["h3"]))
+        rows: list[list[Any]] = [[P(_p(h), st["cellb"]) for h in
+                                  (_("Priority"), _("Sentiment"), _("Author"), _("Mention"))]]
         for m in w.current.top:
             said = _p(m.text, limit=280)
             url = safe_url(m.url)
             if url:
-                said += f' <link href="{escape(url, quote=True)}" color="#3b6ea8">open</link>'
+                said += (f' <link href="{escape(url, quote=True)}" color="#3b6ea8">'
+                         f'{_p(tr.pgettext("link", "open"))}</link>')
             rows.append([P(str(m.priority), st["cell"]), P(_p(m.sentiment), st["cell"]),
                          P("@" + _p(m.author, limit=64), st["cell"]), P(said, st["cell"])])
         out.append(_table(rows, [0.09 * width, 0.11 * width, 0.18 * width, 0.62 * width]))
-    out.append(P("Incidents", st["h3"]))
+    out.append(P(_p(_("Incidents")), st["h3"]))
     if not w.incidents:
-        out.append(P("No incidents in this period.", st["body"]))
+        out.append(P(_p(_("No incidents in this period.")), st["body"]))
         return out
-    rows = [[P(h, st["cellb"]) for h in ("Opened", "Severity", "Detector", "State",
-                                         "To ack", "To resolve", "Summary")]]
+    rows = [[P(_p(h), st["cellb"]) for h in (_("Opened"), _("Severity"), _("Detector"),
+                                             _("State"), _("To ack"), _("To resolve"),
+                                             _("Summary"))]]
     for i in w.incidents:
-        rows.append([P(f"{data.local(i.opened_at):%a %d %b %H:%M}", st["cell"]),
-                     P(_p(i.severity), st["cell"]), P(_p(i.detector), st["cell"]),
-                     P(_p(i.state), st["cell"]), P(fmt_duration(i.time_to_ack_s), st["cell"]),
+        opened = format_datetime(i.opened_at, loc, data.tz, format="EEE d MMM")
+        rows.append([P(_p(opened), st["cell"]),
+                     P(_p(label(tr, i.severity)), st["cell"]), P(_p(i.detector), st["cell"]),
+                     P(_p(label(tr, i.state)), st["cell"]),
+                     P(fmt_duration(i.time_to_ack_s), st["cell"]),
                      P(fmt_duration(i.time_to_resolve_s), st["cell"]),
                      P(_p(i.summary, limit=300), st["cell"])])
     out.append(_table(rows, [w_ * width for w_ in (0.13, 0.09, 0.13, 0.1, 0.1, 0.1, 0.35)]))
@@ -148,26 +157,31 @@ def render_pdf(data: ReportData, charts: Mapping[str, bytes]) -> bytes:
     from reportlab.platypus import Paragraph, SimpleDocTemplate
 
     st = _styles()
+    _ = translator(data.locale).gettext
+    span = span_text(data)
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=16 * mm, rightMargin=16 * mm,
                             topMargin=14 * mm, bottomMargin=14 * mm,
-                            title=clean(subject(data), limit=200), author="escucha",
+                            title=clean(f"{data.title}: {span}", limit=200), author="escucha",
                             invariant=1)  # no random document id: same data, same bytes
     width = doc.width
-    sub = f"{_p(data.span)}" + (f" · for {_p(data.audience)}" if data.audience else "")
+    sub = _p(span) + (" · " + _p(_("for {audience}").format(audience=data.audience))
+                      if data.audience else "")
     story: list[Any] = [Paragraph(_p(data.title, limit=200), st["title"]),
                         Paragraph(sub, st["sub"])]
     for w in data.watches:
         story += _watch(data, w, charts, st, width)
-    story.append(Paragraph(
-        _p(f"escucha report {data.report_id} · generated "
-           f"{data.local(data.generated_at):%Y-%m-%d %H:%M %Z} · per "
-           f"{'day' if data.step == 'd' else 'hour'} in {data.timezone}"), st["sub"]))
+    per = _("per day in {zone}") if data.step == "d" else _("per hour in {zone}")
+    story.append(Paragraph(_p(
+        _("escucha report {id} · generated {time}").format(
+            id=data.report_id, time=format_datetime(data.generated_at, data.locale, data.tz))
+        + " · " + per.format(zone=data.timezone)), st["sub"]))
 
     def footer(canvas: Any, doc_: Any) -> None:
         canvas.saveState()
         canvas.setFont(st["sub"].fontName, 7)
-        canvas.drawRightString(A4[0] - 16 * mm, 8 * mm, f"page {doc_.page}")
+        canvas.drawRightString(A4[0] - 16 * mm, 8 * mm,
+                               _("page {number}").format(number=doc_.page))
         canvas.restoreState()
 
     doc.build(story, onFirstPage=footer, onLaterPages=footer)

@@ -10,30 +10,47 @@ would block. The PDF is ``streams/reports/pdf.py``; all formats share the wordin
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 from notifiers.text import console_safe, html_escape, safe_url, slack_escape, truncate
+from streams.i18n import format_decimal, format_percent, translator
 from streams.reports.charts import CHART_KINDS
 from streams.reports.data import ReportData, WatchReport
 
 __all__ = ["chart_titles", "fmt_change", "fmt_duration", "fmt_int", "fmt_pct", "html_body",
-           "slack_text", "subject", "text_body", "watch_facts"]
+           "slack_text", "span_text", "subject", "text_body", "watch_facts"]
 
 _MENTION_CHARS = 280
 _CHART_ALT = {"volume": "Mentions per day and negative share", "sentiment": "Sentiment split",
               "sov": "Share of voice"}
 
 
-def fmt_int(n: int) -> str:
-    return f"{n:,}"
+def fmt_int(n: int, locale: str = "en") -> str:
+    return format_decimal(n, locale, format="#,##0")
 
 
-def fmt_pct(share: float) -> str:
-    """A 0..1 share as a percent."""
-    return f"{100 * share:.1f}%"
+def fmt_pct(share: float, locale: str = "en") -> str:
+    """A 0..1 share as a percent, the locale's way (``12.5%``, ``12,5 %``)."""
+    return format_percent(share, locale, decimals=1)
 
 
-def fmt_change(pct: float | None) -> str:
-    return "n/a (nothing before)" if pct is None else f"{pct:+.1f}%"
+def fmt_change(pct: float | None, locale: str = "en") -> str:
+    if pct is None:
+        return translator(locale).gettext("n/a (nothing before)")
+    return ("+" if pct >= 0 else "-") + format_percent(abs(pct) / 100, locale, decimals=1)
+
+
+def span_text(data: ReportData) -> str:
+    """The period in the report's language; ISO dates read the same in every language."""
+    _ = translator(data.locale).gettext
+    start, last = data.local(data.start), data.local(data.end - timedelta(seconds=1))
+    if data.step == "h":
+        first, end = f"{start:%Y-%m-%d %H:%M}", f"{data.local(data.end):%Y-%m-%d %H:%M}"
+    elif start.date() == last.date():
+        return f"{start:%Y-%m-%d} ({data.timezone})"
+    else:
+        first, end = f"{start:%Y-%m-%d}", f"{last:%Y-%m-%d}"
+    return _("{start} to {end} ({zone})").format(start=first, end=end, zone=data.timezone)
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -57,29 +74,41 @@ def chart_titles() -> dict[str, str]:
     return dict(_CHART_ALT)
 
 
-def watch_facts(w: WatchReport) -> list[tuple[str, str]]:
+def watch_facts(w: WatchReport, locale: str = "en") -> list[tuple[str, str]]:
     """The headline numbers of a watch, the same words in every format."""
+    _ = translator(locale).gettext
     cur, prev = w.current, w.previous
+
+    def n(value: int) -> str:
+        return fmt_int(value, locale)
+
+    def pct(share: float) -> str:
+        return fmt_pct(share, locale)
+
+    pts = format_decimal(w.negative_share_change_pts, locale, format="+#,##0.0;-#,##0.0")
     facts = [
-        ("Mentions", f"{fmt_int(cur.count)} (previous period {fmt_int(prev.count)}, "
-                     f"{fmt_change(w.change_pct)})"),
-        ("Negative", f"{fmt_int(cur.sentiment['negative'])} "
-                     f"({fmt_pct(cur.sentiment_share['negative'])}, "
-                     f"{w.negative_share_change_pts:+.1f} pts)"),
-        ("Neutral", f"{fmt_int(cur.sentiment['neutral'])} "
-                    f"({fmt_pct(cur.sentiment_share['neutral'])})"),
-        ("Positive", f"{fmt_int(cur.sentiment['positive'])} "
-                     f"({fmt_pct(cur.sentiment_share['positive'])})"),
-        ("Reach", f"{fmt_int(cur.reach)} (previous {fmt_int(prev.reach)})"),
-        ("Engagement", f"{fmt_int(cur.engagement)} (previous {fmt_int(prev.engagement)})"),
-        ("Mean priority", f"{cur.mean_priority:.1f}"),
+        (_("Mentions"), _("{count} (previous period {before}, {change})").format(
+            count=n(cur.count), before=n(prev.count), change=fmt_change(w.change_pct, locale))),
+        (_("Negative"), _("{count} ({share}, {points} pts)").format(
+            count=n(cur.sentiment["negative"]), share=pct(cur.sentiment_share["negative"]),
+            points=pts)),
+        (_("Neutral"), f"{n(cur.sentiment['neutral'])} "
+                       f"({pct(cur.sentiment_share['neutral'])})"),
+        (_("Positive"), f"{n(cur.sentiment['positive'])} "
+                        f"({pct(cur.sentiment_share['positive'])})"),
+        (_("Reach"), _("{count} (previous {before})").format(count=n(cur.reach),
+                                                             before=n(prev.reach))),
+        (_("Engagement"), _("{count} (previous {before})").format(count=n(cur.engagement),
+                                                                  before=n(prev.engagement))),
+        (_("Mean priority"), format_decimal(cur.mean_priority, locale, format="0.0")),
     ]
-    sov = ", ".join(f"{w.names.get(k, k)} {v:.1f}% ({fmt_int(w.sov_counts[k])})"
+    sov = ", ".join(f"{w.names.get(k, k)} {pct(v / 100)} ({n(w.sov_counts[k])})"
                     for k, v in w.share_of_voice.items())
-    facts.append(("Share of voice", sov))
-    facts.append(("Incidents", f"{len(w.incidents)} (median time to acknowledge "
-                               f"{fmt_duration(w.median_time_to_ack_s())}, to resolve "
-                               f"{fmt_duration(w.median_time_to_resolve_s())})"))
+    facts.append((_("Share of voice"), sov))
+    facts.append((_("Incidents"), _(
+        "{count} (median time to acknowledge {ack}, to resolve {resolve})").format(
+            count=len(w.incidents), ack=fmt_duration(w.median_time_to_ack_s()),
+            resolve=fmt_duration(w.median_time_to_resolve_s()))))
     return facts
 
 

@@ -14,20 +14,27 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.connectors.base import CONNECTOR_ERROR_KINDS
 
-__all__ = ["Metrics", "AUTH_OUTCOMES", "COUNTING_STAGES", "DELIVERY_OUTCOMES",
-           "INCIDENT_STATES", "HOLE_ACTIONS", "LATENCY_PATHS", "SEVERITIES", "STAGES"]
+__all__ = ["Metrics", "AUTH_OUTCOMES", "CLAIM_ACTIONS", "CLAIM_OUTCOMES", "COUNTING_STAGES",
+           "DELIVERY_OUTCOMES", "ENDED_BY", "INCIDENT_STATES", "HOLE_ACTIONS", "LATENCY_PATHS",
+           "SEVERITIES", "STAGES", "ended_by"]
 
 SEVERITIES = ("info", "warning", "critical")
 DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried", "digested")
 INCIDENT_STATES = ("open", "acknowledged", "resolved")
+#: Who ended the wait that time-to-acknowledge/resolve measures: a person (Slack, API, link,
+#: console, CLI) or escucha itself (auto-resolve after resolve_after_s without signals).
+ENDED_BY = ("person", "auto")
 LATENCY_PATHS = ("ingest_to_enriched", "post_to_enriched", "enriched_to_signal",
                  "post_to_signal", "post_to_delivered")
-STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay")
+STAGES = ("ingest", "classify", "detect", "escalate", "deliver", "replay", "store")
 #: What happened to a refused credential: wrong, or not even looked at (address throttled).
 AUTH_OUTCOMES = ("invalid", "throttled")
 #: What the consumer's hole watch did (streams/runtime/holes.py).
 #: "stuck": read again once already and still not processed; left alone, and alerted.
 HOLE_ACTIONS = ("reread", "expired", "stuck")
+#: What a claim request on a mention asked (agents/store/claims.py) and how it ended.
+CLAIM_ACTIONS = ("claim", "answer", "release", "not-answering")
+CLAIM_OUTCOMES = ("done", "taken", "refused", "failed")
 #: Stages that count mentions, and so skip the ones they have counted already.
 COUNTING_STAGES = ("detect", "aggregate")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -38,6 +45,11 @@ _E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 90
                 86400.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 #: Kept here, not imported from streams.connectors.base, so metrics import nothing of ours.
+
+
+def ended_by(source: str | None) -> str:
+    """The ``by`` label for an ``Ack.source``: "auto" for escucha's own, "person" otherwise."""
+    return "auto" if source == "auto" else "person"
 
 
 def _since(gauge: Gauge) -> float:
@@ -97,6 +109,34 @@ class Metrics:
             "escucha_classify_batch_seconds", "Wall time of one model call, seconds.",
             buckets=_LATENCY_BUCKETS, registry=registry,
         )
+        self.store_written = Counter(
+            "escucha_store_mentions_written_total",
+            "Mentions new to the mention store (a mention read again is not counted).",
+            registry=registry,
+        )
+        self.store_write_seconds = Histogram(
+            "escucha_store_write_seconds", "Wall time of one batch written to the store.",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.store_let_go = Counter(
+            "escucha_store_mentions_let_go_total",
+            "Mentions not written because the store's database stayed unavailable past "
+            "store.hold_s (escucha store rebuild writes them).", registry=registry,
+        )
+        self.store_expired = Counter(
+            "escucha_store_mentions_expired_total", "Mentions deleted by store retention.",
+            registry=registry,
+        )
+        self.store_search_seconds = Histogram(
+            "escucha_store_search_seconds", "Wall time of one page of GET /api/mentions.",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.claims = Counter(
+            "escucha_claims_total", "Claim requests on mentions (API and console), by action "
+            "and outcome: done; taken (someone else has it); refused (a bad request or an "
+            "unknown mention); failed (the store could not answer).",
+            ["action", "outcome"], registry=registry,
+        )
         self.signals = Counter(
             "escucha_signals_total", "Signals emitted by detectors.",
             ["detector", "severity"], registry=registry,
@@ -114,12 +154,14 @@ class Metrics:
             ["channel"], buckets=_LATENCY_BUCKETS, registry=registry,
         )
         self.time_to_ack = Histogram(
-            "escucha_time_to_acknowledge_seconds", "From incident opened to acknowledged.",
-            ["severity", "watch"], buckets=_HUMAN_BUCKETS, registry=registry,
+            "escucha_time_to_acknowledge_seconds", "From incident opened to acknowledged; "
+            "by=person or auto (nothing acknowledges automatically today).",
+            ["severity", "watch", "by"], buckets=_HUMAN_BUCKETS, registry=registry,
         )
         self.time_to_resolve = Histogram(
-            "escucha_time_to_resolve_seconds", "From incident opened to resolved.",
-            ["severity", "watch"], buckets=_HUMAN_BUCKETS, registry=registry,
+            "escucha_time_to_resolve_seconds", "From incident opened to resolved; by=person "
+            "(a responder resolved it) or auto (no signal for resolve_after_s).",
+            ["severity", "watch", "by"], buckets=_HUMAN_BUCKETS, registry=registry,
         )
         self.escalations = Counter(
             "escucha_escalations_total", "Escalations to a level (2 = first escalation).",
@@ -161,7 +203,8 @@ class Metrics:
         )
         self.incidents_overdue = Gauge(
             "escucha_incidents_overdue",
-            "Open, unacknowledged incidents whose escalation policy is exhausted.",
+            "Open, unacknowledged incidents whose escalation policy is exhausted (not those "
+            "whose next notification waits for quiet hours to end).",
             ["severity"], registry=registry,
         )
         self.ready = Gauge(
@@ -238,13 +281,17 @@ class Metrics:
             for state in INCIDENT_STATES:
                 self.incidents_current.labels(severity, state)
             for watch in watches:
-                self.time_to_ack.labels(severity, watch)
-                self.time_to_resolve.labels(severity, watch)
+                for by in ENDED_BY:
+                    self.time_to_ack.labels(severity, watch, by)
+                    self.time_to_resolve.labels(severity, watch, by)
         for level in ("2", "3", "4", "5"):
             self.escalations.labels(level)
         for source in ("slack", "api", "link", "cli", "console", "auto"):
             for action in ("ack", "resolve"):
                 self.acks.labels(source, action)
+        for claim_action in CLAIM_ACTIONS:
+            for claim_outcome in CLAIM_OUTCOMES:
+                self.claims.labels(claim_action, claim_outcome)
         for name in connectors:
             self.connector_events.labels(name)
             self.connector_up.labels(name)

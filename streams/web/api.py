@@ -10,10 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web as aioweb
@@ -23,7 +22,7 @@ from faust.web.exceptions import WebError
 from notifiers.slack_actions import SlackSignatureError, parse_block_action, verify_slack_signature
 from streams.core import topics
 from streams.core.links import LinkError, LinkSigner, SignedAction
-from streams.core.records import Ack, Incident, dumps, stable_id, watch_of
+from streams.core.records import Ack, Incident, dumps, watch_of
 from streams.core.security import (
     CSP,
     BadRequest,
@@ -34,9 +33,16 @@ from streams.core.security import (
     read_json,
     same_secret,
 )
-from streams.core.silences import Silence, matches_every_incident
 from streams.runtime.pipeline import Pipeline
+from streams.web.silences import (
+    STATES,
+    SilenceError,
+    expire_silence,
+    listed_silences,
+    send_silence,
+)
 
+# send_silence is re-exported: it lived here before silences had a module of their own.
 __all__ = ["INCIDENT_ID", "Page", "Refused", "check_bearer", "client_of", "install_api",
            "read_form", "send_ack", "send_silence", "too_many"]
 
@@ -44,7 +50,7 @@ log = logging.getLogger(__name__)
 #: '<watch id>.<hex hash>'. Always ``fullmatch``: ``$`` accepts a trailing newline.
 INCIDENT_ID = re.compile(r"[a-z0-9_-]{1,64}\.[0-9a-f]{8,32}")
 _MAX_BODY = 64 * 1024
-_MAX_BY, _MAX_COMMENT = 80, 500
+_MAX_BY = 80
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="escucha"'}
 _STYLE = ("body{font:16px system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}"
           "button{font-size:1.1rem;padding:.6rem 1.2rem}")
@@ -133,41 +139,16 @@ def check_bearer(pipeline: Pipeline, request: Request, *, kind: CredentialKind,
 
 
 async def send_ack(pipeline: Pipeline, incident_id: str, action: str, *, by: str,
-                   source: str, step: str | None = None) -> None:
+                   source: str, step: str | None = None, note: str | None = None,
+                   mention: str | None = None) -> None:
     """Hand an acknowledgement (or a playbook step done) to the worker that owns the incident
     (keyed by its watch). ``by`` is free text from a request: stored as one clean line."""
     who = clean_text(by, limit=_MAX_BY) or source
     ack = Ack(incident_id=incident_id, action=action, by=who,  # type: ignore[arg-type]
-              source=source, at=datetime.now(UTC), step=step)
+              source=source, at=datetime.now(UTC), step=step,
+              note=clean_text(note, limit=300) if note else None, mention=mention)
     await pipeline.topic(topics.ACKS).send(key=watch_of(incident_id).encode(), value=dumps(ack))
     log.info("%s of %s by %r via %s accepted", action, incident_id, ack.by, source)
-
-
-async def send_silence(pipeline: Pipeline, matchers: dict[str, str], *, minutes: float, by: str,
-                       comment: str = "", incident_id: str | None = None,
-                       everything: bool = False) -> Silence:
-    """Publish a new silence; ``ValueError`` when it would match nothing, last too long, or
-    silence every incident without ``everything`` (the API's ``"all": true``)."""
-    if not matchers or not 0 < minutes <= 60 * 24 * 30:
-        raise ValueError("need matchers and 0 < minutes <= 43200")
-    now = datetime.now(UTC)
-    silence = Silence(
-        id="s-" + stable_id(sorted(matchers.items()), now.isoformat()),
-        matchers=matchers, starts_at=now, ends_at=now + timedelta(minutes=minutes),
-        created_by=clean_text(by, limit=_MAX_BY) or "api",
-        comment=clean_text(comment, limit=_MAX_COMMENT), incident_id=incident_id,
-        all=everything)
-    universal = matches_every_incident(matchers,
-                                       watches=[w.id for w in pipeline.settings.watches])
-    if universal and not everything:
-        raise ValueError(f"{matchers} would silence every incident; send \"all\": true if "
-                         "that is what you mean")
-    await pipeline.topic(topics.SILENCES).send(key=silence.id.encode(),
-                                               value=json.dumps(silence.to_dict()).encode())
-    pipeline.metrics.silences.inc()
-    log.info("silence %s for %r by %r, %.0f min%s", silence.id, matchers, silence.created_by,
-             minutes, " (every incident)" if universal else "")
-    return silence
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -319,9 +300,12 @@ def install_api(pipeline: Pipeline, *, links: LinkSigner) -> None:
     class Silences(Page):
         async def get(self, request: Request) -> Response:
             authorize(request)
-            sv = pipeline.views.silences
-            now = datetime.now(UTC)
-            return self.json({"silences": [s.to_dict() for s in sv.active(now)]})
+            wanted = tuple(w for w in str(request.query.get("state") or "").split(",") if w)
+            if any(w not in STATES for w in wanted):
+                return self.json({"error": f"state is any of {', '.join(STATES)}, comma "
+                                           "separated"}, status=400)
+            return self.json({"silences": [{**s.to_dict(), "state": state} for s, state in
+                                           listed_silences(pipeline, wanted or STATES)]})
 
         async def post(self, request: Request) -> Response:
             authorize(request)
@@ -346,3 +330,20 @@ def install_api(pipeline: Pipeline, *, links: LinkSigner) -> None:
             except (ValueError, KeyError, TypeError, OverflowError) as exc:
                 return self.json({"error": f"bad silence: {exc}"}, status=400)
             return self.json(silence.to_dict(), status=201)
+
+    @app.serve("/api/silences/{silence_id}", access="token")
+    class SilenceExpiry(Page):
+        async def delete(self, request: Request, silence_id: str) -> Response:
+            """Expire (Alertmanager's DELETE): it stays listed, as expired. Idempotent."""
+            authorize(request)
+            try:
+                body = await read_body(request)
+            except BadRequest as exc:
+                return self.json({"error": f"bad body: {exc}"}, status=exc.status)
+            try:
+                silence, changed = await expire_silence(pipeline, silence_id,
+                                                        by=str(body.get("by") or "api"))
+            except SilenceError as exc:
+                return self.json({"error": str(exc)}, status=exc.status)
+            return self.json({"status": "expired" if changed else "already expired",
+                              "silence": {**silence.to_dict(), "state": "expired"}})

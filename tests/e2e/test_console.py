@@ -11,6 +11,8 @@ change nothing.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import re
@@ -204,6 +206,33 @@ async def test_console_sign_in_live_incident_ack_and_roles(
                 assert len(shares) == 2 and abs(sum(shares) - 100) < 0.2 and min(shares) > 5, sov
                 await expect(acme_card.locator(".mentions li").first).to_contain_text("priority")
                 await _shot(vic, "console-watches.png", tmp_path)
+
+                # From the incident to its stored mentions, watch and window filled in; a
+                # viewer searches, filters and exports them.
+                await vic.goto(f"{base}/console/incidents/{incident_id}")
+                await vic.get_by_role("link", name=re.compile(
+                    r"All [\d,]+\+? mentions? of this incident")).click()
+                await expect(vic.get_by_role("heading", name="Mentions", exact=True)
+                             ).to_be_visible()
+                await expect(vic.locator("select[name=watch]")).to_have_value("acme")
+                await expect(vic.locator("input[name=since]")).not_to_have_value("")
+                await expect(vic.locator("tr[data-key]").first).to_be_visible()
+                await vic.get_by_label("Search", exact=True).fill("acme")
+                await vic.locator("select[name=sentiment]").select_option("negative")
+                await vic.get_by_role("button", name="Search").click()
+                await expect(vic.locator("tr[data-key]").first).to_be_visible()
+                sentiments = await vic.locator("tr[data-key] .sentiment").all_inner_texts()
+                assert sentiments and set(sentiments) == {"negative"}, sentiments
+                await expect(vic.locator("a.original").first).to_have_attribute(
+                    "href", re.compile(r"^https?://"))
+                async with vic.expect_download() as download_info:
+                    await vic.get_by_role("link", name="CSV").click()
+                saved = Path(await (await download_info.value).path())
+                exported = await asyncio.to_thread(saved.read_text)
+                rows = list(csv.DictReader(io.StringIO(exported)))
+                assert len(rows) >= len(sentiments)
+                assert {r["sentiment"] for r in rows} == {"negative"}
+                assert all("acme" in r["watch_ids"].split() for r in rows)
 
                 # The playbook is on the page; marking a step done lands on the timeline.
                 playbook = ana.locator("#playbook-section")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Self
 
 from aiohttp import web
 
-__all__ = ["LocalServer", "serve"]
+__all__ = ["Failures", "LocalServer", "serve"]
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -38,3 +39,37 @@ class LocalServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+@dataclass
+class _Failure:
+    status: int
+    retry_after: int | None
+    remaining: int
+    kind: str | None
+
+
+@dataclass
+class Failures:
+    """Answers a fake gives instead of serving, in order: ``add`` queues one (a status, an
+    optional ``Retry-After``, how many requests it answers, and a ``kind`` the fake may put in
+    its error body), ``take`` hands out the next."""
+
+    _queue: list[_Failure] = field(default_factory=list)
+
+    def add(self, status: int, *, retry_after: int | None = None, times: int = 1,
+            kind: str | None = None) -> None:
+        self._queue.append(_Failure(status, retry_after, times, kind))
+
+    def take(self) -> tuple[int, dict[str, str] | None, str | None] | None:
+        """The next failure's status, headers and kind, or None: serve this request
+        normally."""
+        if not self._queue:
+            return None
+        failure = self._queue[0]
+        failure.remaining -= 1
+        if failure.remaining <= 0:
+            self._queue.pop(0)
+        headers = ({"Retry-After": str(failure.retry_after)}
+                   if failure.retry_after is not None else None)
+        return failure.status, headers, failure.kind

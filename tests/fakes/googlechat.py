@@ -8,7 +8,11 @@ one known kind, a ``buttonList`` button without ``text`` or an ``onClick.openLin
 not http(s), more than 100 widgets). An accepted message is answered with the created Message
 (``name``, ``thread.name``, ``space``); with ``messageReplyOption=
 REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD`` messages with the same ``thread.threadKey`` share a
-thread. :func:`html_hits` says which live markup a card text would render.
+thread. Idempotency as ``spaces.messages.create`` documents it: a ``requestId`` seen before
+returns the message it created (nothing new is posted); a ``messageId`` must be ``client-``
+and up to 56 lowercase letters, digits or hyphens (else 400), names the message
+(``clientAssignedMessageId``) and, once taken in the space, is refused with 409
+``ALREADY_EXISTS``. :func:`html_hits` says which live markup a card text would render.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from tests.fakes._server import LocalServer, serve
+from tests.fakes._server import Failures, LocalServer, serve
 
 __all__ = ["ChatPost", "FakeGoogleChat", "card_texts", "html_hits"]
 
@@ -31,6 +36,8 @@ _MESSAGE_FIELDS = {"text", "cardsV2", "thread", "fallbackText", "accessoryWidget
 _WIDGETS = {"textParagraph", "decoratedText", "buttonList", "divider", "image", "columns",
             "grid", "selectionInput", "textInput", "dateTimePicker", "chipList"}
 _MAX_WIDGETS = 100
+_STATES = {409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
+_CLIENT_ID = re.compile(r"client-[a-z0-9-]{1,56}")
 _HTML = {
     "tag": re.compile(r"<(?!/?(b|i|u|s|br|font)\b)[a-zA-Z/!]"),  # anything but our own markup
     "mention": re.compile(r"<users/"),
@@ -128,19 +135,14 @@ class ChatPost:
     query: dict[str, str]
     status: int
     body: bytes
-    message: dict[str, Any] | None = None  # the created message, when accepted
+    message: dict[str, Any] | None = None  # the message answered, when accepted
+    created: bool = False  # False for a repeated requestId: the earlier message came back
     refusal: str | None = None
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-@dataclass
-class _Failure:
-    status: int
-    retry_after: int | None
-    remaining: int
 
 
 @dataclass
@@ -150,9 +152,11 @@ class FakeGoogleChat(LocalServer):
     space: str = "AAAAx1y2z3"
     posts: list[ChatPost] = field(default_factory=list)
     threads: dict[str, str] = field(default_factory=dict)  # threadKey -> thread name
+    by_request: dict[str, dict[str, Any]] = field(default_factory=dict)  # requestId -> message
+    by_client_id: dict[str, dict[str, Any]] = field(default_factory=dict)  # messageId -> msg
 
     def __post_init__(self) -> None:
-        self._failures: list[_Failure] = []
+        self._failures = Failures()
         self._down = False
         self._runner: web.AppRunner | None = None
         self._base: str | None = None
@@ -172,15 +176,19 @@ class FakeGoogleChat(LocalServer):
             raise RuntimeError("no URL yet: await start() or use 'async with'")
         return f"{self._base}{self.path}?key={self.key}&token={self.token}"
 
-    def fail_next(self, status: int, *, retry_after: int | None = None, times: int = 1) -> None:
-        self._failures.append(_Failure(status, retry_after, times))
+    def fail_next(self, status: int, *, retry_after: int | None = None, times: int = 1,
+                  state: str | None = None) -> None:
+        """Answer the next ``times`` requests with ``status`` (and Google's ``state``, by
+        default the one that status usually carries)."""
+        self._failures.add(status, retry_after=retry_after, times=times, kind=state)
 
     def go_down(self) -> None:
         self._down = True
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        return [p.message for p in self.posts if p.message is not None]
+        """Every message created, in order (a repeated requestId creates none)."""
+        return [p.message for p in self.posts if p.message is not None and p.created]
 
     def _error(self, post: ChatPost, status: int, state: str, message: str,
                headers: dict[str, str] | None = None) -> web.Response:
@@ -198,16 +206,12 @@ class FakeGoogleChat(LocalServer):
                                 text=f"<html>The requested URL {request.url} was not found</html>")
         if self._down:
             return self._error(post, 503, "UNAVAILABLE", "The service is currently unavailable.")
-        if self._failures:
-            failure = self._failures[0]
-            failure.remaining -= 1
-            if failure.remaining == 0:
-                self._failures.pop(0)
-            headers = ({"Retry-After": str(failure.retry_after)}
-                       if failure.retry_after is not None else None)
-            state = "RESOURCE_EXHAUSTED" if failure.status == 429 else "INTERNAL"
+        failure = self._failures.take()
+        if failure is not None:
+            status, headers, kind = failure
+            state = kind or _STATES.get(status, "INTERNAL")
             # Echo the token, as a careless proxy would: the notifier must scrub it.
-            return self._error(post, failure.status, state,
+            return self._error(post, status, state,
                                f"failed for token={request.query.get('token')}", headers)
         if not (secrets.compare_digest(request.query.get("key", "").encode(), self.key.encode())
                 and secrets.compare_digest(request.query.get("token", "").encode(),
@@ -226,6 +230,18 @@ class FakeGoogleChat(LocalServer):
             _check_cards(data.get("cardsV2", []))
         except (ValueError, _Invalid) as exc:
             return self._error(post, 400, "INVALID_ARGUMENT", str(exc))
+        client_id = request.query.get("messageId")
+        if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
+            return self._error(post, 400, "INVALID_ARGUMENT",
+                               "Invalid custom message ID: it must start with 'client-' and "
+                               "contain up to 63 lowercase letters, digits and hyphens.")
+        request_id = request.query.get("requestId")
+        if request_id and request_id in self.by_request:
+            post.status, post.message = 200, self.by_request[request_id]
+            return web.json_response(post.message)
+        if client_id is not None and client_id in self.by_client_id:
+            return self._error(post, 409, "ALREADY_EXISTS",
+                               f"Message with custom ID {client_id} already exists.")
         key = (data.get("thread") or {}).get("threadKey")
         reply = request.query.get("messageReplyOption")
         if key and reply in ("REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD", "REPLY_MESSAGE_OR_FAIL"):
@@ -237,5 +253,10 @@ class FakeGoogleChat(LocalServer):
         message = {**data, "name": f"spaces/{self.space}/messages/{message_id}",
                    "sender": {"name": "users/114022495153014004089", "type": "BOT"},
                    "space": {"name": f"spaces/{self.space}"}, "thread": {"name": thread}}
-        post.status, post.message = 200, message
+        if client_id is not None:
+            message["clientAssignedMessageId"] = client_id
+            self.by_client_id[client_id] = message
+        if request_id:
+            self.by_request[request_id] = message
+        post.status, post.message, post.created = 200, message, True
         return web.json_response(message)

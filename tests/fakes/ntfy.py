@@ -5,6 +5,13 @@ or a plain body POST/PUT to ``/<topic>`` with ``X-Title``/``X-Priority``/``X-Tag
 ``X-Click``/``X-Actions`` headers (and their aliases); ``Authorization: Bearer <token>`` when
 built with a token; ntfy's ``{"code", "http", "error"}`` errors; the published message as JSON.
 ``press`` performs an action button's HTTP request the way the ntfy app does on a tap.
+
+Sequences (ntfy 2.16+, "Updating notifications"): a message published with a sequence id
+(``sequence_id`` in JSON, ``X-Sequence-ID``/``Sequence-ID``/``SID``, or ``/<topic>/<sid>``)
+replaces the notification of the same sequence on the phone; one without is its own sequence,
+named by its message id, which a later message may use as its sequence id. ``messages`` keeps
+every publish, as ntfy's cache does; ``shown(topic)`` is what a subscribed phone displays.
+``FakeNtfy(sequences=False)`` is a server older than 2.16: it ignores sequence ids.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from tests.fakes._server import LocalServer, serve
 __all__ = ["FakeNtfy", "NtfyRequest", "press"]
 
 _TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
+# Stricter than ntfy may be: ids like its own message ids and topic names, the only shape
+# escucha sends, so anything else reaching this fake is a bug worth a 400.
+_SEQUENCE = re.compile(r"[-_A-Za-z0-9]{1,64}")
 _PRIORITIES = {"min": 1, "low": 2, "default": 3, "high": 4, "max": 5, "urgent": 5}
 _ACTIONS = ("view", "http", "broadcast", "copy")
 _MESSAGE_LIMIT = 4096  # bytes; a real server would make a longer body an attachment
@@ -35,6 +45,7 @@ _ALIASES = {
     "tags": ("X-Tags", "Tags", "Tag", "ta"),
     "click": ("X-Click", "Click"),
     "actions": ("X-Actions", "Actions", "Action"),
+    "sequence_id": ("X-Sequence-ID", "Sequence-ID", "SID"),
 }
 _ERRORS = {  # status -> (ntfy error code, text), as ntfy words them
     400: (40000, "invalid request"),
@@ -172,8 +183,9 @@ def _priority(value: Any) -> int:
 class FakeNtfy(LocalServer):
     """ntfy's publish endpoints on a loopback port; accepted messages land in ``messages``."""
 
-    def __init__(self, *, token: str | None = None) -> None:
+    def __init__(self, *, token: str | None = None, sequences: bool = True) -> None:
         self.token = token
+        self.sequences = sequences
         self.messages: list[dict[str, Any]] = []
         self.requests: list[NtfyRequest] = []
         self._failures: list[_Failure] = []
@@ -189,6 +201,8 @@ class FakeNtfy(LocalServer):
         app.router.add_route("PUT", "/", self._publish_json)
         app.router.add_route("POST", "/{topic}", self._publish_plain)
         app.router.add_route("PUT", "/{topic}", self._publish_plain)
+        app.router.add_route("POST", "/{topic}/{sequence_id}", self._publish_plain)
+        app.router.add_route("PUT", "/{topic}/{sequence_id}", self._publish_plain)
         self._runner, base = await serve(app)
         self._url = base
 
@@ -209,6 +223,15 @@ class FakeNtfy(LocalServer):
 
     async def press(self, message: dict[str, Any], label: str) -> int:
         return await press(message, label)
+
+    def shown(self, topic: str) -> list[dict[str, Any]]:
+        """The notifications a phone subscribed to ``topic`` shows: the latest message of each
+        sequence, in the order the sequences began."""
+        latest: dict[str, dict[str, Any]] = {}
+        for message in self.messages:
+            if message["topic"] == topic:
+                latest[message.get("sequence_id") or message["id"]] = message
+        return list(latest.values())
 
     # -- HTTP -------------------------------------------------------------------------------
     async def _publish_json(self, request: web.Request) -> web.Response:
@@ -238,6 +261,8 @@ class FakeNtfy(LocalServer):
             except UnicodeDecodeError:
                 raise _BadRequest("invalid request: message must be UTF-8") from None
             data: dict[str, Any] = {"topic": request.match_info["topic"], "message": text}
+            if (sid := request.match_info.get("sequence_id") or header("sequence_id")):
+                data["sequence_id"] = sid
             if (title := header("title")) is not None:
                 data["title"] = title
             if (prio := header("priority")) is not None:
@@ -319,6 +344,11 @@ class FakeNtfy(LocalServer):
             message["click"] = str(data["click"])
         if data.get("actions"):
             message["actions"] = _check_actions(data["actions"])
+        sequence = data.get("sequence_id") if self.sequences else None
+        if sequence is not None:
+            if not isinstance(sequence, str) or not _SEQUENCE.fullmatch(sequence):
+                raise _BadRequest("invalid request: sequence ID invalid")
+            message["sequence_id"] = sequence
         return message
 
 

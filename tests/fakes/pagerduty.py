@@ -6,23 +6,29 @@ its format: 202 ``{"status": "success", "message": "Event processed", "dedup_key
 429 when throttled; 5xx when down. Accepted events drive one alert per
 (routing key, dedup key) through triggered → acknowledged → resolved with PagerDuty's rules:
 a trigger on a resolved alert opens a new one, acknowledge/resolve of no open alert is dropped.
+
+The other direction is PagerDuty's v3 webhooks: :meth:`FakePagerDuty.respond` is a responder
+acknowledging or resolving in PagerDuty's app (the alert changes state) and returns the
+webhook event it causes; :func:`sign_webhook` gives the headers PagerDuty sends it with.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
 
 from tests.fakes._server import LocalServer, serve
 
-__all__ = ["FakeAlert", "FakePagerDuty", "PagerDutyRequest"]
+__all__ = ["FakeAlert", "FakePagerDuty", "PagerDutyRequest", "sign_webhook", "webhook_event"]
 
 AlertState = Literal["triggered", "acknowledged", "resolved"]
 
@@ -88,6 +94,9 @@ def _validate(event: Any, known_keys: set[str]) -> list[str]:
         not isinstance(link, dict) or not isinstance(link.get("href"), str) for link in links
     ):
         errors.append("'links' must be a list of objects with an 'href'")
+    for name in ("client", "client_url"):
+        if name in event and not isinstance(event[name], str):
+            errors.append(f"'{name}' must be a string")
     return errors
 
 
@@ -115,6 +124,60 @@ def _validate_payload(payload: Any) -> list[str]:
     if details is not None and not isinstance(details, dict):
         errors.append("'payload.custom_details' must be an object")
     return errors
+
+
+def _ref(kind: str, ref_id: str, summary: str) -> dict[str, str]:
+    path = {"user": "users", "service": "services",
+            "escalation_policy": "escalation_policies"}[kind]
+    return {"html_url": f"https://acme.pagerduty.com/{path}/{ref_id}", "id": ref_id,
+            "self": f"https://api.pagerduty.com/{path}/{ref_id}", "summary": summary,
+            "type": f"{kind}_reference"}
+
+
+def webhook_event(event_type: str, *, incident_key: str | None, by: str | None = "Ana Responder",
+                  occurred_at: datetime | None = None, event_id: str | None = None,
+                  status: str | None = None, title: str = "escucha alert") -> dict[str, Any]:
+    """A v3 webhook body as PagerDuty sends it for an ``incident.*`` event (one event per
+    webhook; ``by=None``: no agent, as for changes PagerDuty makes itself)."""
+    at = occurred_at or datetime.now(UTC)
+    incident_id = "Q" + hashlib.sha256(str(incident_key).encode()).hexdigest()[:12].upper()
+    state = status or {"incident.acknowledged": "acknowledged",
+                       "incident.resolved": "resolved"}.get(event_type, "triggered")
+    return {"event": {
+        "id": event_id or uuid.uuid4().hex,
+        "event_type": event_type,
+        "resource_type": "incident",
+        "occurred_at": at.astimezone(UTC).isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z"),
+        "agent": None if by is None else _ref("user", "PLH1HKV", by),
+        "client": None,
+        "data": {
+            "id": incident_id, "type": "incident",
+            "self": f"https://api.pagerduty.com/incidents/{incident_id}",
+            "html_url": f"https://acme.pagerduty.com/incidents/{incident_id}",
+            "number": 2, "status": state, "incident_key": incident_key,
+            "created_at": at.astimezone(UTC).isoformat(timespec="seconds").replace(
+                "+00:00", "Z"),
+            "title": title,
+            "service": _ref("service", "PF9KMXH", "Brand crisis"),
+            "assignees": [_ref("user", "PTUXL6G", "On call")],
+            "escalation_policy": _ref("escalation_policy", "PUS0KTE", "Default"),
+            "teams": [], "priority": None, "urgency": "high", "conference_bridge": None,
+            "resolve_reason": None,
+        },
+    }}
+
+
+def sign_webhook(body: bytes, secrets: Iterable[str]) -> dict[str, str]:
+    """The headers of a v3 webhook delivery: one ``v1=`` HMAC-SHA256 of the raw body per
+    secret of the subscription, comma-separated (two while a secret rotates)."""
+    signatures = ",".join("v1=" + hmac.new(s.encode(), body, hashlib.sha256).hexdigest()
+                          for s in secrets)
+    return {"Content-Type": "application/json", "User-Agent": "PagerDuty-Webhook/V3.0",
+            "X-PagerDuty-Signature": signatures,
+            # The same id on every retry of one delivery.
+            "X-Webhook-Id": hashlib.sha256(body).hexdigest()[:32],
+            "X-Webhook-Subscription": "PSUBS01"}
 
 
 class FakePagerDuty(LocalServer):
@@ -168,6 +231,17 @@ class FakePagerDuty(LocalServer):
     @property
     def alerts(self) -> list[FakeAlert]:
         return list(self._alerts.values())
+
+    def respond(self, dedup_key: str, action: Literal["acknowledge", "resolve"], *,
+                by: str = "Ana Responder") -> dict[str, Any]:
+        """A responder acknowledges or resolves the alert in PagerDuty's app: its state changes
+        and the v3 webhook event that PagerDuty then sends is returned."""
+        alert = self.alert(dedup_key)
+        if alert is None or alert.state == "resolved":
+            raise ValueError(f"no open alert with dedup_key {dedup_key!r}")
+        alert.state = "acknowledged" if action == "acknowledge" else "resolved"
+        event_type = f"incident.{alert.state}"
+        return webhook_event(event_type, incident_key=dedup_key, by=by, title=alert.summary)
 
     def alert(self, dedup_key: str, routing_key: str | None = None) -> FakeAlert | None:
         """The alert for a dedup key (on one routing key, if given), or None."""

@@ -31,6 +31,9 @@ from tests.fakes._server import LocalServer, serve
 __all__ = ["FakeSlack", "SlackCall", "SlackUpload", "sign_slack_request"]
 
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+# A member (U…) or, on Enterprise Grid, a global user (W…): chat.postMessage to one writes in
+# the bot's direct message (IM) with that user, a D… channel.
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _EDGE_PAGE = "<html><head><title>{status} {reason}</title></head><body>{reason}</body></html>"
 _Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -99,7 +102,9 @@ def sign_slack_request(
 
 class FakeSlack(LocalServer):
     """Slack Web API on a loopback port: ``auth.test``, ``chat.postMessage``, ``chat.update``,
-    ``conversations.history``, ``conversations.list``, and the external file upload flow
+    ``conversations.history``, ``conversations.list``, ``conversations.open`` (1:1 direct
+    messages: posting to a user id writes in that user's D… channel), and the external file
+    upload flow
     (``files.getUploadURLExternal``, a POST of the bytes to the upload URL it answers,
     ``files.completeUploadExternal``). Every API request is appended to ``calls``, refused
     ones included; files shared by a completed upload are appended to ``uploads``."""
@@ -110,11 +115,14 @@ class FakeSlack(LocalServer):
         token: str = "xoxb-test-token",
         signing_secret: str = "test-signing-secret",
         known_channels: set[str] | None = None,
+        known_users: set[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
         self.signing_secret = signing_secret
         self.known_channels = known_channels  # None accepts every channel
+        self.known_users = known_users  # None: every user id exists
+        self._ims: dict[str, str] = {}  # user id -> their open IM (D…) with the bot
         self.calls: list[SlackCall] = []
         self.uploads: list[SlackUpload] = []
         self._files: dict[str, SlackUpload] = {}
@@ -137,6 +145,7 @@ class FakeSlack(LocalServer):
             "chat.update": self._update,
             "conversations.history": self._history,
             "conversations.list": self._list,
+            "conversations.open": self._open,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
         }
@@ -201,9 +210,12 @@ class FakeSlack(LocalServer):
 
     @staticmethod
     def channel_id(channel: str) -> str:
-        """The stable fake id for a channel name (``#alerts`` or ``alerts``); ids pass through."""
+        """The stable fake id for a channel name (``#alerts`` or ``alerts``), or of the direct
+        message with a user id (``U…``); channel ids pass through."""
         if _CHANNEL_ID.fullmatch(channel):
             return channel
+        if _USER_ID.fullmatch(channel):
+            return "D" + hashlib.sha256(f"im:{channel}".encode()).hexdigest()[:10].upper()
         name = channel.removeprefix("#")
         return "C" + hashlib.sha256(name.encode()).hexdigest()[:10].upper()
 
@@ -325,7 +337,9 @@ class FakeSlack(LocalServer):
         }
         self._messages[(channel, ts)] = message
         raw = str(params.get("channel"))
-        if not _CHANNEL_ID.fullmatch(raw):
+        if _USER_ID.fullmatch(raw):
+            self._ims[raw] = channel  # posting to a user opens the IM, as Slack does
+        elif not _CHANNEL_ID.fullmatch(raw):
             self._names[channel] = raw.removeprefix("#")
         return {"channel": channel, "ts": ts, "message": wire.message_json(message, metadata=True)}
 
@@ -412,6 +426,28 @@ class FakeSlack(LocalServer):
             "response_metadata": {"next_cursor": next_cursor},
         }
 
+    def _open(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Slack answers the IM's id only (return_im would add the whole object), and says
+        # no_op/already_open when the IM was open already.
+        users = [u.strip() for u in str(params.get("users") or "").split(",") if u.strip()]
+        if not users:
+            if params.get("channel") in self._ims.values():
+                return {"no_op": True, "already_open": True,
+                        "channel": {"id": params["channel"]}}
+            raise wire.WireError("channel_not_found" if params.get("channel")
+                                 else "users_list_not_supplied")
+        if len(users) > 1:
+            raise wire.WireError("invalid_arguments", response_metadata={
+                "messages": ["[ERROR] FakeSlack opens 1:1 direct messages only"]})
+        user = users[0]
+        if not _USER_ID.fullmatch(user) or (self.known_users is not None
+                                            and user not in self.known_users):
+            raise wire.WireError("user_not_found")
+        if user in self._ims:
+            return {"no_op": True, "already_open": True, "channel": {"id": self._ims[user]}}
+        self._ims[user] = self.channel_id(user)
+        return {"channel": {"id": self._ims[user]}}
+
     def _get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
         filename = params.get("filename")
         try:
@@ -487,6 +523,14 @@ class FakeSlack(LocalServer):
         # chat.update and conversations.* take ids only: a name there is channel_not_found.
         if not isinstance(raw, str) or not raw:
             raise wire.WireError("channel_not_found")
+        if _USER_ID.fullmatch(raw):
+            # Only chat.postMessage takes a user id; everything else wants the IM's D… id.
+            if not names_allowed or (self.known_users is not None
+                                     and raw not in self.known_users):
+                raise wire.WireError("channel_not_found")
+            return self.channel_id(raw)
+        if raw in self._ims.values():
+            return raw
         is_id = bool(_CHANNEL_ID.fullmatch(raw))
         if not is_id and not names_allowed:
             raise wire.WireError("channel_not_found")

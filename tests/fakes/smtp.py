@@ -138,6 +138,12 @@ class FakeSMTP:
     def running(self) -> bool:
         return self._controller is not None
 
+    def replies_to(self, message_id: str) -> list[EmailMessage]:
+        """The accepted messages a mail client shows as replies to ``message_id``: those whose
+        ``In-Reply-To`` names it (RFC 5322 3.6.4)."""
+        with self._lock:
+            return [m for m in self.messages if m["In-Reply-To"] == message_id]
+
     # -- scripting ---------------------------------------------------------------------------
     def refuse_next(self, code: int = 451, *, times: int = 1, at: Stage = "rcpt") -> None:
         """Answer the next ``times`` RCPT commands (one per recipient) or DATA commands with

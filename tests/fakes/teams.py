@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from tests.fakes._server import LocalServer, serve
+from tests.fakes._server import Failures, LocalServer, serve
 
 __all__ = ["FakeTeams", "TeamsPost", "markdown_in", "text_of"]
 
@@ -132,17 +133,11 @@ class TeamsPost:
     body: bytes
     cards: list[dict[str, Any]] = field(default_factory=list)  # when accepted
     refusal: str | None = None
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-@dataclass
-class _Failure:
-    status: int
-    retry_after: int | None
-    remaining: int
 
 
 class FakeTeams(LocalServer):
@@ -152,7 +147,7 @@ class FakeTeams(LocalServer):
         self.sig = sig or secrets.token_urlsafe(32)
         self.workflow = workflow
         self.posts: list[TeamsPost] = []
-        self._failures: list[_Failure] = []
+        self._failures = Failures()
         self._down = False
         self._runner: web.AppRunner | None = None
         self._base: str | None = None
@@ -173,8 +168,10 @@ class FakeTeams(LocalServer):
         return (f"{self._base}{self.path}?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual"
                 f"%2Frun&sv=1.0&sig={self.sig}")
 
-    def fail_next(self, status: int, *, retry_after: int | None = None, times: int = 1) -> None:
-        self._failures.append(_Failure(status, retry_after, times))
+    def fail_next(self, status: int, *, retry_after: int | None = None, times: int = 1,
+                  code: str | None = None) -> None:
+        """Answer the next ``times`` requests with ``status`` (and the error ``code``)."""
+        self._failures.add(status, retry_after=retry_after, times=times, kind=code)
 
     def go_down(self) -> None:
         self._down = True
@@ -205,16 +202,11 @@ class FakeTeams(LocalServer):
                                 text=f"<html>Not found: {request.url}</html>")
         if self._down:
             return answer(503, ("ServiceUnavailable", f"try again ({request.query_string})"))
-        if self._failures:
-            failure = self._failures[0]
-            failure.remaining -= 1
-            if failure.remaining == 0:
-                self._failures.pop(0)
-            headers = ({"Retry-After": str(failure.retry_after)}
-                       if failure.retry_after is not None else None)
-            return answer(failure.status, ("Throttled" if failure.status == 429 else "Failed",
-                                           f"failure for sig={request.query.get('sig')}"),
-                          headers)
+        failure = self._failures.take()
+        if failure is not None:
+            status, headers, kind = failure
+            return answer(status, (kind or ("Throttled" if status == 429 else "Failed"),
+                                   f"failure for sig={request.query.get('sig')}"), headers)
         if not secrets.compare_digest(request.query.get("sig", "").encode(), self.sig.encode()):
             return answer(401, ("DirectApiAuthorizationRequired",
                                 "The request must be authenticated: the signature is invalid."))

@@ -2,8 +2,8 @@
 
 Real parts: the embedded broker and one `escucha worker` with every credential configured
 (tests/support/secured.py). A bounded loop on loopback guesses API, console and ingest
-tokens, passwords, signed links and Slack signatures, from a few addresses that get locked
-and from a stream of fresh ones that fill the throttle's memory to its bound. Every 30 s the
+tokens, passwords, signed links, Slack and PagerDuty signatures, from a few addresses that get
+locked and from a stream of fresh ones that fill the throttle's memory to its bound. Every 30 s the
 right credentials are tried from an address that never guessed: each must work. The
 worker's RSS after the first two minutes and at the end must stay within 10%, and nothing
 may answer 500 or drop a connection. ``ESCUCHA_AUTH_SOAK_S`` shortens the run.
@@ -56,7 +56,7 @@ def _rss(pid: int) -> int:
 def _bad(i: int) -> tuple[str, str, list[tuple[str, str]], bytes]:
     """The i-th wrong guess: one of every kind of credential, in turn."""
     json_ct = ("Content-Type", "application/json")
-    kind = i % 6
+    kind = i % 7
     if kind == 0:
         return "GET", "/api/incidents", [("Authorization", f"Bearer guess{i}")], b""
     if kind == 1:
@@ -70,6 +70,9 @@ def _bad(i: int) -> tuple[str, str, list[tuple[str, str]], bytes]:
             ("X-Slack-Request-Timestamp", str(int(time.time()))),
             ("X-Slack-Signature", f"v0={i:064x}"),
             ("Content-Type", "application/x-www-form-urlencoded")], b"payload=%7B%7D"
+    if kind == 5:
+        return "POST", "/pagerduty/webhook", [("X-PagerDuty-Signature", f"v1={i:064x}"),
+                                              json_ct], b'{"event": {}}'
     return "POST", "/console/login", [], f"guess{i}".encode()  # see _login_guess
 
 

@@ -1,5 +1,6 @@
 """A worker configuration with every credential set: API and console tokens, a console user,
-Slack's signing secret, ingest tokens and a link secret. For the security tests and soak."""
+Slack's signing secret, PagerDuty's webhook secret, ingest tokens and a link secret. For the
+security tests and soak."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from typing import Any
 from streams.web.console.auth import hash_password
 
 __all__ = ["ANA", "API_TOKEN", "CONSOLE_TOKEN", "INGEST_TOKEN", "LINK_SECRET",
-           "SIGNING_SECRET", "addresses", "secured_sections"]
+           "PAGERDUTY_SECRET", "SIGNING_SECRET", "addresses", "secured_sections"]
 
 API_TOKEN = "api-token-0123456789abcdef"
 CONSOLE_TOKEN = "console-token-0123456789abcdef"
 INGEST_TOKEN = "ingest-token-0123456789abcdef"
 SIGNING_SECRET = "slack-signing-secret-0123456789"
 LINK_SECRET = "link-secret-0123456789abcdef"
+PAGERDUTY_SECRET = "pagerduty-webhook-secret-0123456789"
 ANA = ("ana", "ana's long password")
 
 
@@ -34,7 +36,8 @@ def secured_sections(tmp: Path, *, port: int, bootstrap: str | None) -> dict[str
                                "password_hash": hash_password(ANA[1])}],
                     "tokens": [{"name": "wallboard", "role": "viewer",
                                 "token": CONSOLE_TOKEN}]},
-        "notifiers": {"slack": {"signing_secret": SIGNING_SECRET}},
+        "notifiers": {"slack": {"signing_secret": SIGNING_SECRET},
+                      "pagerduty": {"webhook": {"secrets": [PAGERDUTY_SECRET]}}},
         "connectors": {"webhook": {"tokens": [INGEST_TOKEN]}},
     }
     if bootstrap is not None:

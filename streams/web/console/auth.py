@@ -15,7 +15,7 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from streams.config.console import ConsoleToken, ConsoleUser, Role
 from streams.core.security import bearer_token, same_secret
@@ -57,6 +57,10 @@ class Session:
     role: Role
     sid: str
     expires: float
+    # Read from config on every request, not from the cookie: a changed language applies at
+    # once, and a cookie cannot choose a catalogue.
+    locale: str = "en"
+    timezone: str = "UTC"
 
     @property
     def can_act(self) -> bool:
@@ -72,6 +76,8 @@ class Authenticator:
         self._key = hmac.new(secret, b"escucha-console-session-v1", hashlib.sha256).digest()
         self._users = {u.username: u for u in users}
         self._tokens = list(tokens)
+        self._prefs = {t.name: (t.locale, t.timezone) for t in tokens}
+        self._prefs.update({u.username: (u.locale, u.timezone) for u in users})
         self.ttl_s = ttl_s
         # Compared against when the name is unknown, so both paths take the same time.
         self._dummy = hash_password(secrets.token_hex(8))
@@ -91,8 +97,13 @@ class Authenticator:
     def bearer(self, header: str | None) -> Session | None:
         given = bearer_token(header)
         who = self.token(given) if given else None
-        return Session(user=who[0], role=who[1], sid="bearer", expires=time.time() + 60) \
-            if who else None
+        return self.with_prefs(Session(user=who[0], role=who[1], sid="bearer",
+                                       expires=time.time() + 60)) if who else None
+
+    def with_prefs(self, session: Session) -> Session:
+        """``session`` with its user's configured language and time zone."""
+        locale, tz = self._prefs.get(session.user, ("en", "UTC"))
+        return replace(session, locale=locale, timezone=tz)
 
     def issue(self, user: str, role: Role, *, now: float | None = None) -> str:
         now = time.time() if now is None else now
@@ -115,7 +126,7 @@ class Authenticator:
         if session.role not in ("viewer", "responder"):
             return None
         now = time.time() if now is None else now
-        return session if session.expires > now else None
+        return self.with_prefs(session) if session.expires > now else None
 
     def csrf(self, sid: str) -> str:
         return self._sign("csrf:" + sid)

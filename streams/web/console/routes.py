@@ -1,8 +1,9 @@
 """The console's pages, actions and live event stream, on the worker's own web server.
 
-Reads come from the whole-topic views every worker keeps (incidents, aggregates); actions go
-out exactly like the API's (an Ack or a Silence on its topic), so the worker that owns the
-incident applies them and Slack, PagerDuty and the escalation clock follow as for any ack.
+Reads come from the whole-topic views every worker keeps (incidents, aggregates, silences);
+actions go out exactly like the API's (an Ack or a Silence on its topic, a silence expired by
+the same function as ``DELETE /api/silences/{id}``), so the worker that owns the incident
+applies them and Slack, PagerDuty and the escalation clock follow as for any ack.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pydantic import SecretStr
 
 from agents.escalate.oncall import on_call, resolve_targets
 from agents.escalate.routing import labels_of, route
+from agents.store.claims import ClaimBook
+from agents.store.store import MentionStore
 from streams.config.console import ConsoleToken
 from streams.core.records import Incident
 from streams.core.security import HTML_HEADERS, CredentialKind, has_control
@@ -36,12 +39,14 @@ from streams.web.api import (
     client_of,
     read_form,
     send_ack,
-    send_silence,
     too_many,
 )
 from streams.web.console import render
 from streams.web.console.auth import Authenticator, Session
+from streams.web.console.claims import install_console_claims
+from streams.web.console.mentions_routes import incident_link, install_mentions_page
 from streams.web.console.overview import watch_cards
+from streams.web.silences import SilenceError, expire_silence, listed_silences, send_silence
 
 __all__ = ["install_console", "load_or_create_token"]
 
@@ -91,7 +96,9 @@ def _aio(request: Request) -> web.Request:
     return cast(web.Request, request)  # Faust's aiohttp driver hands us aiohttp's request
 
 
-def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
+def install_console(pipeline: Pipeline, *, secret: bytes,
+                    store: MentionStore | None = None,
+                    claims: ClaimBook | None = None) -> None:
     settings = pipeline.settings
     cfg = settings.console
     if not cfg.enabled:
@@ -123,7 +130,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
         if found is not None:
             t = tokens[found]
             return Session(user=t.name, role=t.role, sid="bearer",
-                           expires=datetime.now(UTC).timestamp() + 60)
+                           expires=datetime.now(UTC).timestamp() + 60,
+                           locale=t.locale, timezone=t.timezone)
         return auth.read(request.cookies.get(COOKIE))
 
     def csrf_of(session: Session) -> str:
@@ -244,7 +252,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
                     else:
                         shown = [i for i in incidents() if filters.keep(i)][:300]
                         payload = json.dumps({
-                            "rows": render.incident_rows(shown, names), "count": len(shown),
+                            "rows": render.incident_rows(shown, names, session),
+                            **render.live_status(shown, session), "count": len(shown),
                             "open": sum(1 for i in shown if i.state == "open")})
                         event = "incidents"
                     digest = hashlib.sha256(payload.encode()).hexdigest()
@@ -276,7 +285,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
             return _html(render.incident_page(
                 inc, watch_name=names.get(inc.watch_id, inc.watch_id),
                 oncall=oncall_lines(inc), series=series, authors=authors, session=session,
-                csrf=csrf_of(session), notice=done))
+                csrf=csrf_of(session), notice=done,
+                mentions_link=await incident_link(store, inc)))
 
     @app.serve("/console/incidents/{incident_id}/{action}", access="session")
     class IncidentAction(Page):
@@ -318,6 +328,10 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
                 await send_ack(pipeline, inc.id, action, by=session.user, source="console")
             return _redirect(f"/console/incidents/{inc.id}?done={action}")
 
+    install_mentions_page(pipeline, store=store, names=names, session_of=session_of,
+                          csrf_of=csrf_of, login_redirect=login_redirect, html=_html,
+                          claims=claims)
+
     @app.serve("/console/watches", access="session")
     class Watches(Page):
         async def get(self, request: Request) -> web.Response:
@@ -327,6 +341,41 @@ def install_console(pipeline: Pipeline, *, secret: bytes) -> None:
             cards = watch_cards(settings, pipeline.views.aggregates,
                                 now=datetime.now(UTC))
             return _html(render.watches_page(cards, session=session, csrf=csrf_of(session)))
+
+    @app.serve("/console/silences", access="session")
+    class SilenceList(Page):
+        async def get(self, request: Request) -> web.Response:
+            session = session_of(request)
+            if session is None:
+                return login_redirect(request)
+            done = {"expired": "Silence expired.", "already": "That silence had already "
+                    "expired."}.get(request.query.get("done", ""), "")
+            return _html(render.silences_page(listed_silences(pipeline), session=session,
+                                              csrf=csrf_of(session), notice=done))
+
+    @app.serve("/console/silences/{silence_id}/expire", access="session")
+    class SilenceExpire(Page):
+        async def post(self, request: Request, silence_id: str) -> web.Response:
+            session = session_of(request)
+            if session is None:
+                return _html(render.message_page("Sign in first", "Your session ended."), 401)
+            if await checked_form(request, session) is None:
+                return _html(render.message_page("Refused", "Missing or invalid form token; "
+                                                 "reload the page and try again.", session=session),
+                             403)
+            if not session.can_act:
+                return _html(render.message_page("Read-only", "Viewers cannot expire "
+                                                 "silences.", session=session), 403)
+            try:
+                _, changed = await expire_silence(pipeline, silence_id, by=session.user)
+            except SilenceError as exc:
+                return _html(render.message_page("Cannot expire", str(exc), session=session),
+                             exc.status)
+            return _redirect(f"/console/silences?done={'expired' if changed else 'already'}")
+
+    if claims is not None:  # the store is on: who answers which mention
+        install_console_claims(pipeline, book=claims, session_of=session_of,
+                               checked_form=checked_form, csrf_of=csrf_of)
 
     def oncall_lines(inc: Incident) -> list[render.OnCallLine]:
         now = datetime.now(UTC)

@@ -3,7 +3,8 @@
 Each case of the security review is here: Faust's own views, guessing through every
 credential (throttled per address and kind, never locking out another address), hostile
 cookies, CSRF values, JSON bombs, CR/LF in redirects and ids, forged log lines, loose content
-types, pages without security headers, a silence of everything. Refused requests carry the
+types, pages without security headers, a silence of everything, expiring silences (API, CLI,
+console) and one from the config file. Refused requests carry the
 marker "refused-marker"; at the end no topic holds it. Then hypothesis throws random
 requests at every route: none may answer 500 or drop the connection.
 """
@@ -16,15 +17,19 @@ import re
 import time
 import urllib.parse
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.cli import cli
 from streams.core import topics
 from streams.core.links import LinkSigner
 from streams.runtime.broker import EmbeddedBroker
+from tests.fakes.pagerduty import sign_webhook, webhook_event
 from tests.support.kafka import read_all
 from tests.support.procs import EscuchaProcess, free_port, metric_value, write_config
 from tests.support.rawhttp import Answer, answered, request
@@ -34,6 +39,7 @@ from tests.support.secured import (
     CONSOLE_TOKEN,
     INGEST_TOKEN,
     LINK_SECRET,
+    PAGERDUTY_SECRET,
     addresses,
     secured_sections,
 )
@@ -66,8 +72,11 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     broker = EmbeddedBroker(partitions=4, log_path=tmp / "broker.log")
     broker.start()
     port = free_port()
-    config = write_config(tmp / "escucha.yaml",
-                          **secured_sections(tmp, port=port, bootstrap=broker.bootstrap))
+    sections = secured_sections(tmp, port=port, bootstrap=broker.bootstrap)
+    # One silence from the file (config-0): the web refuses to expire it (edit the file).
+    sections["escalation"] = {"silences": [{"matchers": {"watch": "globex"}, "comment": "file",
+                                            "ends_at": "2099-01-01T00:00:00Z"}]}
+    config = write_config(tmp / "escucha.yaml", **sections)
     proc = EscuchaProcess(["worker", "--config", str(config)], env={},
                           log=tmp / "worker.log")
     try:
@@ -161,8 +170,52 @@ async def test_link_and_slack_guessing_is_throttled(worker: Worker) -> None:
     slack = [(await worker.call("POST", "/slack/actions", source=source, headers=stale,
                                 body=body)).status for _ in range(7)]
     assert slack == [401] * 5 + [429] * 2
+    source = fresh_source()
+    guessed = [(await worker.call("POST", "/pagerduty/webhook", source=source,
+                                  headers=[("X-PagerDuty-Signature", f"v1={i:064x}")],
+                                  body=json.dumps({"event": {"id": MARK}}).encode())).status
+               for i in range(7)]
+    assert guessed == [401] * 5 + [429] * 2
     assert (metric_value(worker.port, "escucha_auth_refused_total",
                          {"kind": "link", "outcome": "throttled"}) or 0) >= 2
+
+
+def _pagerduty(event_type: str, *, by: str, at: datetime | None = None,
+               key: str = INCIDENT, secret: str = PAGERDUTY_SECRET,
+               event_id: str | None = None) -> tuple[list[tuple[str, str]], bytes]:
+    body = json.dumps(webhook_event(event_type, incident_key=key, by=by, occurred_at=at,
+                                    event_id=event_id)).encode()
+    return list(sign_webhook(body, [secret]).items()), body
+
+
+async def test_pagerduty_webhooks_ack_once_and_refuse_forged_and_stale(worker: Worker) -> None:
+    source = fresh_source()
+
+    async def post(headers: list[tuple[str, str]], body: bytes) -> tuple[int, dict[str, Any]]:
+        answer = await worker.call("POST", "/pagerduty/webhook", source=source,
+                                   headers=headers, body=body)
+        return answer.status, json.loads(answer.body)
+
+    forged = _pagerduty("incident.acknowledged", by=MARK, secret="not-" + PAGERDUTY_SECRET)
+    assert await post(*forged) == (401, {"error": "invalid signature"})
+    stale = _pagerduty("incident.resolved", by=MARK,
+                       at=datetime.now(UTC) - timedelta(hours=2))
+    status, answer = await post(*stale)
+    assert status == 400 and answer["error"].startswith("stale event: it occurred 720")
+    headers, body = _pagerduty("incident.acknowledged", by="Ana Responder", event_id="pd-ev-1")
+    assert await post(headers, body) == (202, {"status": "accepted", "incident_id": INCIDENT,
+                                               "action": "ack"})
+    assert await post(headers, body) == (200, {"status": "duplicate"})  # PagerDuty's retry
+    foreign = _pagerduty("incident.acknowledged", by=MARK, key="d3640fbd41094207a1c11e58")
+    assert (await post(*foreign))[1]["status"] == "ignored"
+    triggered = _pagerduty("incident.triggered", by=MARK)
+    assert (await post(*triggered))[1]["status"] == "ignored"
+
+    acks = await read_all(worker.bootstrap, topics.ACKS.name, idle_s=2)
+    mine = [a for a in acks if a["source"] == "pagerduty"]
+    assert [(a["incident_id"], a["action"], a["by"]) for a in mine] == [
+        (INCIDENT, "ack", "Ana Responder")]
+    assert PAGERDUTY_SECRET not in worker.proc.output()
 
 
 async def test_hostile_cookies_csrf_and_redirects_answer_4xx(worker: Worker) -> None:
@@ -245,8 +298,93 @@ async def test_content_types_headers_and_silences(worker: Worker) -> None:
     assert made.status == 201 and json.loads(made.body)["all"] is True
 
 
+async def _listed(worker: Worker, silence_id: str, state: str) -> dict[str, Any]:
+    """The silence as GET /api/silences shows it, once this worker's view holds it so."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = await worker.call("GET", "/api/silences", headers=bearer(API_TOKEN))
+        found = [s for s in json.loads(answer.body)["silences"]
+                 if s["id"] == silence_id and s["state"] == state]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{silence_id} never listed as {state}")
+
+
+async def test_silences_expire_over_the_api_and_the_cli(worker: Worker) -> None:
+    url = f"http://127.0.0.1:{worker.port}"
+
+    def escucha(*args: str) -> Any:
+        return CliRunner().invoke(cli, [*args, "--url", url], catch_exceptions=False,
+                                  env={"ESCUCHA_API_TOKEN": API_TOKEN, "ESCUCHA_CONFIG": None})
+
+    made = await asyncio.to_thread(escucha, "silences", "add", "watch=acme", "severity!=info",
+                                   "--minutes", "30", "--by", "luis")
+    assert made.exit_code == 0, made.output
+    sid = re.search(r"silence (s-[0-9a-f]+)", made.output).group(1)
+    live = await _listed(worker, sid, "active")
+    assert live["matchers"] == {"watch": "acme", "severity": "!=info"}
+
+    assert (await worker.call("DELETE", f"/api/silences/{sid}", source=fresh_source(),
+                              body=json.dumps({"by": MARK}), headers=JSON)).status == 401
+    unknown = await worker.call("DELETE", "/api/silences/s-ffffffffffffffff",
+                                headers=bearer(API_TOKEN))
+    assert unknown.status == 404
+    from_file = await worker.call("DELETE", "/api/silences/config-0", headers=bearer(API_TOKEN))
+    assert from_file.status == 409 and b"escucha.yaml" in from_file.body
+    assert (await _listed(worker, "config-0", "active"))["comment"] == "file"
+
+    out = await asyncio.to_thread(escucha, "silences", "expire", sid, "--by", "luis")
+    assert out.exit_code == 0 and f"silence {sid}: expired" in out.output
+    again = await worker.call("DELETE", f"/api/silences/{sid}", headers=bearer(API_TOKEN) + JSON,
+                              body=json.dumps({"by": "ana"}))
+    assert again.status == 200
+    assert json.loads(again.body)["status"] == "already expired"
+    gone = await _listed(worker, sid, "expired")
+    assert gone["expired_by"] == "luis" and gone["ends_at"] == gone["expired_at"]
+    listed = (await asyncio.to_thread(escucha, "silences", "list")).output
+    assert sid not in listed and "config-0" in listed
+    listed = (await asyncio.to_thread(escucha, "silences", "list", "--all")).output
+    assert re.search(rf"{sid}\s+expired .*expired by luis", listed), listed
+    # Idempotent on the topic too: the silence, then one expiry; the second DELETE wrote none.
+    records = await read_all(worker.bootstrap, topics.SILENCES.name, idle_s=2)
+    assert [r.get("expired_by") for r in records if r["id"] == sid] == [None, "luis"]
+
+
+async def test_a_responder_expires_a_silence_from_the_console(worker: Worker) -> None:
+    made = await worker.call("POST", "/api/silences", headers=bearer(API_TOKEN) + JSON,
+                             body=json.dumps({"matchers": {"watch": "globex"}, "minutes": 10}))
+    sid = json.loads(made.body)["id"]
+    await _listed(worker, sid, "active")
+    source = fresh_source()
+    signed_in = await _sign_in(worker, source, ANA[1])
+    cookie = re.search(r"escucha_session=[^;]+", signed_in.headers["set-cookie"]).group(0)
+    form = [("Cookie", cookie), ("Content-Type", "application/x-www-form-urlencoded")]
+    page = await worker.call("GET", "/console/silences", source=source, headers=form[:1])
+    assert page.status == 200 and f"/console/silences/{sid}/expire".encode() in page.body
+    assert b"in escucha.yaml" in page.body
+    csrf = re.search(rb'name="csrf" value="([^"]+)"', page.body).group(1).decode()
+    good = urllib.parse.urlencode({"csrf": csrf})
+    target = f"/console/silences/{sid}/expire"
+
+    forged = await worker.call("POST", target, source=source, headers=form, body="csrf=x")
+    assert forged.status == 403
+    viewer = await worker.call("POST", target, headers=bearer(CONSOLE_TOKEN) + form[1:])
+    assert viewer.status == 403 and b"Viewers cannot" in viewer.body
+    from_file = await worker.call("POST", "/console/silences/config-0/expire", source=source,
+                                  headers=form, body=good)
+    assert from_file.status == 409 and b"escucha.yaml" in from_file.body
+    await _listed(worker, sid, "active")  # none of those changed it
+
+    done = await worker.call("POST", target, source=source, headers=form, body=good)
+    assert done.status == 303 and done.headers["location"] == "/console/silences?done=expired"
+    assert (await _listed(worker, sid, "expired"))["expired_by"] == "ana"
+
+
 _ROUTES = ["/api/incidents", "/api/incidents/{id}", "/api/incidents/{id}/{action}",
-           "/api/silences", "/slack/actions", "/a/{token}", "/ingest", "/console",
+           "/api/silences", "/api/silences/{id}", "/console/silences",
+           "/console/silences/{id}/{action}", "/slack/actions", "/pagerduty/webhook",
+           "/a/{token}", "/ingest", "/console",
            "/console/login", "/console/logout", "/console/events", "/console/watches",
            "/console/incidents/{id}", "/console/incidents/{id}/{action}",
            "/console/static/{name}", "/healthz", "/readyz", "/metrics", "/{junk}"]
@@ -257,7 +395,8 @@ _header_value = st.one_of(
     st.sampled_from(["Bearer " + API_TOKEN, "Bearer " + CONSOLE_TOKEN, "Bearer " + INGEST_TOKEN,
                      "Bearer", "Basic YTpi", "application/json", "application/x-ndjson",
                      "multipart/form-data", "application/x-www-form-urlencoded",
-                     "escucha_session=a.b", "escucha_login=zz", "v0=" + "a" * 64, "1",
+                     "escucha_session=a.b", "escucha_login=zz", "v0=" + "a" * 64,
+                     "v1=" + "a" * 64 + ",v1=", "1",
                      "\u00f1" * 10]),
     st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=["Cs"]),
             max_size=40))
@@ -276,7 +415,8 @@ _request = st.tuples(
     st.sampled_from(_ROUTES), st.lists(_segment, min_size=3, max_size=3),
     st.dictionaries(st.sampled_from(["Authorization", "Cookie", "Content-Type", "Origin",
                                      "X-Forwarded-For", "X-Slack-Signature",
-                                     "X-Slack-Request-Timestamp", "X-CSRF-Token"]),
+                                     "X-Slack-Request-Timestamp", "X-CSRF-Token",
+                                     "X-PagerDuty-Signature"]),
                     _header_value, max_size=4),
     _body)
 

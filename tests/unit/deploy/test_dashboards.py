@@ -210,6 +210,24 @@ def test_dashboards_cover_the_pipeline() -> None:
         "escucha-pipeline"]
 
 
+def test_response_panels_keep_people_apart_from_auto_resolves() -> None:
+    exprs = {p["title"]: " ".join(t["expr"] for t in p["targets"])
+             for p in _query_panels(BUILT["escucha-incidents"])}
+
+    def selectors(title: str) -> set[str]:
+        # What follows every time-to-acknowledge/resolve series in the panel's queries.
+        return set(re.findall(r"escucha_time_to_\w+?_seconds_(?:sum|count|bucket)(\{[^}]*\}|)",
+                              exprs[title]))
+
+    for title in ("MTTA (range)", "p90 time to acknowledge", "MTTR, people (range)",
+                  "p90 time to resolve, people", "MTTA by severity (rolling 1 h)"):
+        assert selectors(title) == {'{by="person"}'}, title
+    for title in ("Auto-resolved (range)", "MTTR, auto-resolved (range)"):
+        assert selectors(title) == {'{by="auto"}'}, title
+    split = "MTTR by severity and how it ended (rolling 1 h)"
+    assert selectors(split) == {""} and "sum by (severity, by)" in exprs[split]
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus)")
 def test_every_query_is_valid_promql(tmp_path: Path) -> None:
     # Grafana's macros are not PromQL: give them values, then let promtool parse each query.

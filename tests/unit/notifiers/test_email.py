@@ -19,7 +19,14 @@ from notifiers.base import Notifier
 from notifiers.email import EmailNotifier, EmailSettings, message_id, parse_recipients
 from notifiers.errors import DeliveryError
 from streams.core.links import LinkSigner
-from streams.core.records import Incident, Notification, NotificationKind, SampleMention
+from streams.core.records import (
+    Evidence,
+    Incident,
+    Notification,
+    NotificationKind,
+    SampleMention,
+    StorySummary,
+)
 from tests.fakes.smtp import FakeSMTP
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -145,22 +152,88 @@ async def test_a_duplicate_send_carries_the_same_message_id(
 
 
 @pytest.mark.parametrize(
-    ("kind", "state", "extra", "suffix"),
+    ("kind", "state", "extra", "first_line"),
     [
-        ("trigger", "open", {}, ""),
+        ("trigger", "open", {}, "[CRITICAL] Acme: negative spike"),
         ("acknowledge", "acknowledged", {"acked_by": "ana", "acked_at": NOW},
-         " — acknowledged by ana"),
-        ("resolve", "resolved", {"resolved_by": "bo", "resolved_at": NOW}, " — resolved by bo"),
-        ("escalate", "open", {}, " — escalated to level 1, not acknowledged"),
-        ("reminder", "open", {}, " — reminder: not acknowledged yet"),
+         "Acknowledged by ana at 2024-05-01 12:00 UTC"),
+        ("resolve", "resolved", {"resolved_by": "bo", "resolved_at": NOW},
+         "Resolved by bo at 2024-05-01 12:00 UTC"),
+        ("escalate", "open", {}, "Escalated to level 1: nobody has acknowledged it yet"),
+        ("reminder", "open", {}, "Reminder: nobody has acknowledged it yet"),
     ],
 )
-def test_subject_follows_kind_and_state(
-    signer: LinkSigner, kind: NotificationKind, state: str, extra: dict[str, Any], suffix: str
+def test_the_subject_stays_and_the_first_line_says_what_changed(
+    signer: LinkSigner, kind: NotificationKind, state: str, extra: dict[str, Any],
+    first_line: str,
 ) -> None:
     notifier = EmailNotifier(settings=EmailSettings(), links=signer, watch_names={"acme": "Acme"})
     msg = notifier.render(notification(kind=kind, state=state, **extra))
-    assert msg["Subject"] == "[CRITICAL] Acme: negative spike" + suffix
+    assert msg["Subject"] == "[CRITICAL] Acme: negative spike"
+    text, html = parts(msg)
+    assert text.splitlines()[0] == first_line
+    if kind != "trigger":
+        assert f"<p><b>{first_line}</b></p>" in html
+
+
+async def test_a_follow_up_replies_in_the_thread_of_the_first_message(
+    smtp: FakeSMTP, signer: LinkSigner
+) -> None:
+    notifier = make(smtp, signer)
+    first = await notifier.send(notification())
+    follow = notification(note_id="acme.1:2:email:ack", kind="acknowledge",
+                          state="acknowledged", acked_by="ana", acked_at=NOW)
+    again = await notifier.send(follow.model_copy(update={"update_of": first.external_id}))
+    trigger, reply = smtp.messages
+    assert trigger["In-Reply-To"] is None
+    assert reply["In-Reply-To"] == first.external_id == trigger["Message-ID"]
+    # RFC 5322: the parent's References, then the parent.
+    assert reply["References"] == f"{trigger['References']} {trigger['Message-ID']}"
+    assert reply["Subject"] == "Re: " + trigger["Subject"]
+    assert again.external_id == reply["Message-ID"] != trigger["Message-ID"]
+    assert smtp.replies_to(trigger["Message-ID"]) == [reply]
+
+
+@pytest.mark.parametrize("parent", [
+    "<escucha.1@localhost>\r\nBcc: victim@example.com", "not-a-message-id",
+    "<a@b> <c@d>", "<" + "x" * 300 + "@localhost>",
+])
+async def test_a_parent_that_is_not_one_message_id_is_not_replied_to(
+    smtp: FakeSMTP, signer: LinkSigner, parent: str
+) -> None:
+    notifier = make(smtp, signer)
+    note = notification(kind="acknowledge", state="acknowledged", acked_by="ana")
+    await notifier.send(note.model_copy(update={"update_of": parent}))
+    (msg,) = smtp.messages
+    assert msg["In-Reply-To"] is None and msg["Bcc"] is None
+    assert msg["References"].startswith("<escucha.incident.") and " " not in msg["References"]
+    assert not msg["Subject"].startswith("Re:")
+    assert smtp.envelopes[0].rcpt_tos == ["oncall@example.com", "ana@example.com"]
+
+
+def test_a_digest_spans_incidents_and_replies_to_none(signer: LinkSigner) -> None:
+    notifier = EmailNotifier(settings=EmailSettings(), links=signer, watch_names={"acme": "Acme"})
+    note = notification(kind="digest").model_copy(update={
+        "digest": ["a: 3", "b: 1"], "update_of": "<escucha.1@localhost>"})
+    msg = notifier.render(note)
+    assert msg["In-Reply-To"] is None
+    assert msg["Subject"] == "[CRITICAL] Acme: negative spike — digest of 2 notices"
+
+
+async def test_who_acknowledged_is_escaped_in_the_follow_up(
+    smtp: FakeSMTP, signer: LinkSigner
+) -> None:
+    notifier = make(smtp, signer)
+    note = notification(kind="acknowledge", state="acknowledged", samples=[sample(HOSTILE)],
+                        acked_by='<img src=x onerror="alert(1)">\n<script>x</script>')
+    await notifier.send(note.model_copy(update={"update_of": "<escucha.1@localhost>"}))
+    (msg,) = smtp.messages
+    text, html = parts(msg)
+    assert "<img" not in html.lower() and "<script" not in html.lower()
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+    first_line = text.splitlines()[0]
+    assert first_line.startswith('Acknowledged by <img src=x onerror="alert(1)"> <script>')
+    assert "\n" not in msg["Subject"]
 
 
 @pytest.mark.parametrize(
@@ -385,3 +458,19 @@ def test_the_date_is_the_notifications_not_the_sending_time() -> None:
     later = notification().model_copy(update={"created_at": NOW + timedelta(hours=1)})
     assert first["Date"] == notifier.render(notification())["Date"]
     assert first["Date"] != notifier.render(later)["Date"]
+
+
+async def test_the_largest_story_is_shown_escaped(smtp: FakeSMTP) -> None:
+    story = StorySummary(id="s", text=HOSTILE + " Acme charger exploded", count=120,
+                         authors=118, span_min=9)
+    evidence = Evidence(detector="negative_spike", severity="warning", window_start=NOW,
+                        window_end=NOW, observed=312, expected=20, score=15, stories=41,
+                        largest_story=story, campaign=False)
+    await make(smtp, None).send(notification(evidence=[evidence]))
+    text, html = parts(smtp.messages[0])
+    for body in (text, html):
+        assert "Largest story: \u00d7120 by 118 accounts in 9 min of 41 stories" in body
+        assert "campaign" not in body
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert all(tag != "script" for tag, _ in tags_of(html))
+    assert "<script>alert(1)</script>" in text  # the plain part is text: shown as written

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import pytest_asyncio
@@ -14,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 from notifiers import registry
 from notifiers.base import Notifier
 from notifiers.errors import DeliveryError
-from notifiers.googlechat import GoogleChatNotifier, GoogleChatSettings, thread_url
+from notifiers.googlechat import GoogleChatNotifier, GoogleChatSettings, message_id, thread_url
 from streams.core.links import LinkSigner
 from streams.core.records import Incident, Notification, NotificationKind, SampleMention
 from tests.fakes.googlechat import FakeGoogleChat, card_texts, html_hits
@@ -192,6 +193,76 @@ async def test_the_url_never_reaches_errors_or_logs(
         for secret in (fake.key, fake.token):
             assert secret not in f"{err} {err!r} {err.__cause__!r}"
     assert fake.token not in caplog.text and fake.key not in caplog.text
+
+
+async def test_a_resend_is_answered_with_the_first_message_not_posted_again(
+    fake: FakeGoogleChat, chat: GoogleChatNotifier
+) -> None:
+    """A worker that crashed between Chat's answer and its ledger resends the notification:
+    its requestId makes Chat hand back the message it created instead of a second card."""
+    note = notification()
+    first = await chat.send(note)
+    again = await chat.send(note)
+    assert len(fake.messages) == 1
+    assert [p.created for p in fake.posts] == [True, False]
+    assert again.external_id == first.external_id
+    mid = message_id(note)
+    assert fake.posts[0].query["requestId"] == fake.posts[0].query["messageId"] == mid
+    assert mid.startswith("client-") and len(mid) <= 63
+    assert fake.messages[0]["clientAssignedMessageId"] == mid
+
+
+async def test_a_taken_message_id_counts_as_delivered(fake: FakeGoogleChat,
+                                                      chat: GoogleChatNotifier) -> None:
+    """Should Chat have forgotten the requestId, the messageId still names the message: the
+    409 ALREADY_EXISTS it answers means this notification was posted, once."""
+    note = notification()
+    await chat.send(note)
+    fake.by_request.clear()
+    receipt = await chat.send(note)
+    assert [p.status for p in fake.posts] == [200, 409]
+    assert len(fake.messages) == 1
+    assert receipt.external_id == f"spaces/{fake.space}/messages/{message_id(note)}"
+
+
+async def test_each_notification_gets_its_own_ids(fake: FakeGoogleChat,
+                                                  chat: GoogleChatNotifier) -> None:
+    await chat.send(notification())
+    await chat.send(notification(kind="acknowledge", state="acknowledged", acked_by="ana"))
+    assert len(fake.messages) == 2
+    assert len({p.query["messageId"] for p in fake.posts}) == 2
+
+
+async def test_other_conflicts_and_conflicts_without_our_id_are_failures(
+    fake: FakeGoogleChat,
+) -> None:
+    settings = GoogleChatSettings(webhooks={"comms": SecretStr(fake.url)}, message_ids=False)
+    plain = GoogleChatNotifier(settings=settings)
+    try:
+        fake.fail_next(409)  # ALREADY_EXISTS, but not about an id we sent
+        with pytest.raises(DeliveryError) as info:
+            await plain.send(notification())
+        assert "409" in info.value.reason and not info.value.retryable
+        assert "messageId" not in fake.posts[0].query and "requestId" not in fake.posts[0].query
+    finally:
+        await plain.close()
+    chat = GoogleChatNotifier(
+        settings=GoogleChatSettings(webhooks={"comms": SecretStr(fake.url)}))
+    try:
+        fake.fail_next(409, state="ABORTED")
+        with pytest.raises(DeliveryError):
+            await chat.send(notification())
+    finally:
+        await chat.close()
+    assert fake.messages == []
+
+
+def test_ids_in_the_configured_url_are_replaced() -> None:
+    url = ("https://chat.googleapis.com/v1/spaces/S/messages?key=k&token=t"
+           "&messageId=client-fixed&requestId=r1")
+    query = parse_qs(urlsplit(thread_url(url, message_id="client-abc")).query)
+    assert query["messageId"] == ["client-abc"] and query["requestId"] == ["client-abc"]
+    assert query["token"] == ["t"]
 
 
 def test_thread_url_adds_the_reply_option_once() -> None:

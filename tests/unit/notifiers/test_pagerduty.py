@@ -16,7 +16,13 @@ from pydantic import SecretStr, ValidationError
 
 from notifiers.base import Notifier
 from notifiers.errors import DeliveryError
-from notifiers.pagerduty import PagerDutyNotifier, PagerDutySettings, build_event, event_action
+from notifiers.pagerduty import (
+    PagerDutyNotifier,
+    PagerDutySettings,
+    build_event,
+    console_url,
+    event_action,
+)
 from streams.core.records import Incident, Notification, SampleMention
 from tests.fakes.pagerduty import FakePagerDuty
 
@@ -107,6 +113,20 @@ async def test_trigger_acknowledge_resolve_drive_one_alert(
     assert {e["dedup_key"] for e in fake.events} == {"acme.4f2a9c"}
 
 
+async def test_an_escalation_notice_is_logged_on_the_alert_without_a_second_page(
+    fake: FakePagerDuty, pd: PagerDutyNotifier
+) -> None:
+    await pd.send(notification())
+    escalated = notification(kind="escalate")
+    await pd.send(escalated.model_copy(update={"level": 2}))
+    (alert,) = fake.alerts
+    assert alert.actions == ["trigger", "trigger"] and alert.state == "triggered"
+    details = alert.events[1]["payload"]["custom_details"]
+    assert details["change"] == "escalated"
+    assert details["status"] == "Escalated to level 2: nobody has acknowledged it yet"
+    assert "status" not in alert.events[0]["payload"]["custom_details"]  # a first alert
+
+
 async def test_updates_after_resolve_never_open_a_new_alert(
     fake: FakePagerDuty, pd: PagerDutyNotifier
 ) -> None:
@@ -165,6 +185,34 @@ async def test_trigger_wire_shape(
     assert "\x07" not in hostile["author"] and hostile["url"] is None
     # Only plain http(s) links, never javascript: or URLs with spaces.
     assert event["links"] == [{"href": "https://social.example/1", "text": "@customer"}]
+
+
+async def test_the_alert_links_back_to_the_console_incident_page(fake: FakePagerDuty) -> None:
+    notifier = PagerDutyNotifier(settings=settings(fake.events_url, crisis=KEY),
+                                 public_url="https://escucha.example.com/")
+    try:
+        await notifier.send(notification(samples=[sample()]))
+        await notifier.send(notification(kind="acknowledge", state="acknowledged"))
+    finally:
+        await notifier.close()
+    trigger, acknowledge = fake.events
+    page = "https://escucha.example.com/console/incidents/acme.4f2a9c"
+    assert trigger["client"] == "escucha" and trigger["client_url"] == page
+    # The console first (evidence, timeline, playbook), then the mentions themselves.
+    assert trigger["links"] == [{"href": page, "text": "escucha: open the incident"},
+                                {"href": "https://social.example/1", "text": "@customer"}]
+    assert "client_url" not in acknowledge  # PagerDuty reads links on a trigger only
+
+
+def test_a_public_url_that_is_not_plain_http_gives_no_link() -> None:
+    for base in ("javascript:alert(1)//", "ftp://escucha.example.com", None, ""):
+        event = build_event(notification(), routing_key=KEY, watch_name="Acme",
+                            console=console_url(base, notification().incident))
+        assert "client_url" not in event and "links" not in event, base
+    # An id is one path segment, whatever it holds.
+    odd = notification(incident_id="acme.4f/../x?y#z").incident
+    assert console_url("https://e.example", odd) == (
+        "https://e.example/console/incidents/acme.4f%2F..%2Fx%3Fy%23z")
 
 
 async def test_acknowledge_and_resolve_carry_no_payload(

@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 
 from notifiers.base import Notifier
 from notifiers.errors import DeliveryError
-from notifiers.push import NtfySettings, PushNotifier
+from notifiers.push import NtfySettings, PushNotifier, sequence_id
 from streams.core.links import LinkError, LinkSigner
 from streams.core.records import Incident, Notification, NotificationKind, SampleMention
 from tests.fakes.ntfy import FakeNtfy, press
@@ -117,7 +117,8 @@ async def test_publishes_ntfy_json_with_an_acknowledge_button(
     (request,) = ntfy.requests
     assert (request.method, request.path, request.token) == ("POST", "/", TOKEN)
     (msg,) = ntfy.messages
-    assert receipt.external_id == msg["id"]
+    # The receipt names the incident's sequence, which later messages replace.
+    assert receipt.external_id == msg["sequence_id"] == sequence_id(notification())
     assert msg["event"] == "message" and msg["topic"] == "escucha-oncall_1"
     assert msg["title"] == "[CRITICAL] Acme: negative spike"
     assert msg["priority"] == 5
@@ -297,6 +298,82 @@ def test_settings_never_show_the_token() -> None:
     assert TOKEN not in repr(settings) and TOKEN not in str(settings.model_dump())
 
 
+# -- follow-ups replace the alert ------------------------------------------------------------
+async def test_follow_ups_replace_the_alert_on_the_phone(ntfy: FakeNtfy, push: PushNotifier
+                                                        ) -> None:
+    first = await push.send(notification())
+    acked = notification(kind="acknowledge", state="acknowledged", acked_by="ana",
+                         acked_at=NOW)
+    second = await push.send(acked.model_copy(update={"update_of": first.external_id}))
+    resolved = notification(kind="resolve", state="resolved", resolved_by="bo",
+                            resolved_at=NOW)
+    third = await push.send(resolved.model_copy(update={"update_of": second.external_id}))
+    assert first.external_id == second.external_id == third.external_id
+    assert [m["sequence_id"] for m in ntfy.messages] == [first.external_id] * 3
+    # Each replacement is quieter: someone has it (3), it is over (2, no sound).
+    assert [m["priority"] for m in ntfy.messages] == [5, 3, 2]
+    assert [m["message"].splitlines()[0] for m in ntfy.messages[1:]] == [
+        "Acknowledged by ana at 2024-05-01 12:00 UTC", "Resolved by bo at 2024-05-01 12:00 UTC"]
+    (shown,) = ntfy.shown("escucha-oncall_1")
+    assert shown == ntfy.messages[-1] and shown["tags"] == ["rotating_light", "white_check_mark"]
+    assert "actions" not in shown
+
+
+async def test_an_alert_published_before_sequences_is_replaced_by_its_message_id(
+    ntfy: FakeNtfy, push: PushNotifier
+) -> None:
+    note = notification(kind="resolve", state="resolved", resolved_by="bo")
+    receipt = await push.send(note.model_copy(update={"update_of": "PwekXhKejqtx"}))
+    assert ntfy.messages[0]["sequence_id"] == receipt.external_id == "PwekXhKejqtx"
+
+
+@pytest.mark.parametrize("parent", ["../x y", "a" * 65, "<escucha.1@localhost>", ""])
+async def test_a_parent_that_is_no_sequence_id_falls_back_to_the_incidents(
+    ntfy: FakeNtfy, push: PushNotifier, parent: str
+) -> None:
+    note = notification(kind="acknowledge", state="acknowledged")
+    receipt = await push.send(note.model_copy(update={"update_of": parent}))
+    assert ntfy.messages[0]["sequence_id"] == receipt.external_id == sequence_id(note)
+    assert receipt.external_id == sequence_id(notification())  # the trigger's
+
+
+async def test_a_server_without_sequences_still_gets_every_follow_up(signer: LinkSigner
+                                                                    ) -> None:
+    async with FakeNtfy(sequences=False) as old:
+        notifier = PushNotifier(settings=NtfySettings(base_url=old.url), links=signer)
+        try:
+            first = await notifier.send(notification())
+            note = notification(kind="resolve", state="resolved", resolved_by="bo")
+            await notifier.send(note.model_copy(update={"update_of": first.external_id}))
+        finally:
+            await notifier.close()
+    # Not replaced (the server cannot), but not lost; the receipt still names the incident's
+    # sequence, not a message id, so the follow-up carried the same sequence id.
+    assert first.external_id == sequence_id(notification())
+    assert [m["message"].splitlines()[0] for m in old.shown("escucha-oncall_1")][1] == (
+        "Resolved by bo")
+
+
+async def test_a_digest_replaces_nothing(ntfy: FakeNtfy, push: PushNotifier) -> None:
+    note = notification(kind="digest").model_copy(update={"digest": ["a: 3", "b: 1"]})
+    receipt = await push.send(note)
+    (msg,) = ntfy.messages
+    assert "sequence_id" not in msg and receipt.external_id == msg["id"]
+
+
+async def test_fake_takes_a_sequence_id_from_the_header_or_the_path(ntfy: FakeNtfy) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{ntfy.url}/t", data=b"one",
+                                headers={**auth, "X-Sequence-ID": "job-1"}) as resp:
+            assert (await resp.json())["sequence_id"] == "job-1"
+        async with session.put(f"{ntfy.url}/t/job-1", data=b"two", headers=auth) as resp:
+            assert (await resp.json())["sequence_id"] == "job-1"
+        async with session.post(f"{ntfy.url}/t", data=b"other", headers=auth) as resp:
+            assert "sequence_id" not in await resp.json()
+    assert [m["message"] for m in ntfy.shown("t")] == ["two", "other"]
+
+
 # -- the fake also speaks ntfy's header form, as other publishers use it ---------------------
 async def test_fake_accepts_a_plain_publish_with_headers(ntfy: FakeNtfy) -> None:
     headers = {
@@ -331,7 +408,8 @@ async def test_fake_refuses_what_ntfy_refuses(ntfy: FakeNtfy) -> None:
             assert await resp.json() == {"code": 40101, "http": 401, "error": "unauthorized",
                                          "link": "https://ntfy.sh/docs/publish/"}
         for body in ({"topic": "bad topic"}, {"topic": "t", "priority": 9},
-                     {"topic": "t", "actions": [{"action": "http", "label": "x"}] * 4}):
+                     {"topic": "t", "actions": [{"action": "http", "label": "x"}] * 4},
+                     {"topic": "t", "sequence_id": "no spaces/or slashes"}):
             async with session.post(ntfy.url + "/", json=body, headers=auth) as resp:
                 assert resp.status == 400, body
         async with session.post(ntfy.url + "/", json={"topic": "t", "message": "x" * 5000},

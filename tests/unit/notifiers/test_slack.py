@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from notifiers.base import Notifier
 from notifiers.errors import DeliveryError
 from notifiers.slack import EVENT_TYPE, SlackNotifier
-from streams.core.records import Incident, Notification, SampleMention
+from streams.core.records import Evidence, Incident, Notification, SampleMention, StorySummary
 from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-1234567890-SECRET-TOKEN-abcdef"
@@ -140,6 +142,19 @@ async def test_hostile_mention_text_is_inert_and_within_slack_limits(
     assert "&lt;script&gt;" in json.dumps(message["blocks"])
 
 
+async def test_a_claimed_sample_says_who_answers_it_inertly(
+    fake: FakeSlack, slack: SlackNotifier
+) -> None:
+    claimed = sample().model_copy(update={"claim": "Ana is answering this"})
+    hostile = sample("x").model_copy(update={"claim": f"{HOSTILE} is answering this"})
+    await slack.send(notification(samples=[claimed, hostile]))
+    (message,) = fake.messages()
+    said = next(t for _, t in all_texts(message["blocks"]) if "What people say" in t)
+    assert "acme broke my order <https://social.example/1|open> — _Ana is answering this_" \
+        in said
+    assert "<!" not in said and "@here" not in said and "|bank>" not in said
+
+
 async def test_rate_limit_is_retryable_with_retry_after(
     fake: FakeSlack, slack: SlackNotifier
 ) -> None:
@@ -226,6 +241,59 @@ async def test_find_sent_finds_an_earlier_post_by_its_key(fake: FakeSlack) -> No
                            for c in history)
 
 
+@pytest.mark.parametrize("user", ["U0ANA", "W0GRIDUSER"])
+async def test_find_sent_finds_a_direct_message_to_a_user_after_a_restart(
+    fake: FakeSlack, user: str
+) -> None:
+    note = notification(target=user, note_id=f"inc1:L2:slack:{user}:open:warning")
+    first = SlackNotifier(token=TOKEN, channel="#alerts", base_url=fake.url)
+    sent = await first.send(note)
+    await first.close()
+    im = FakeSlack.channel_id(user)
+    assert im.startswith("D") and sent.external_id is not None
+    assert sent.external_id.startswith(f"{im}/")  # Slack answers with the IM, not the user
+    restarted = SlackNotifier(token=TOKEN, channel="#alerts", base_url=fake.url)
+    try:
+        found = await restarted.find_sent(note)
+        assert found is not None and found.external_id == sent.external_id
+        assert await restarted.find_sent(notification(target=user, note_id="never")) is None
+    finally:
+        await restarted.close()
+    opened = [c for c in fake.calls if c.method == "conversations.open"]
+    assert [c.params.get("users") for c in opened] == [user]  # then remembered
+    history = [c for c in fake.calls if c.method == "conversations.history"]
+    assert [c.params["channel"] for c in history] == [im, im]
+    assert "conversations.list" not in [c.method for c in fake.calls]  # users are not names
+
+
+async def test_find_sent_for_an_unknown_user_cannot_tell() -> None:
+    async with FakeSlack(token=TOKEN, known_users={"U0ANA"}) as fake:
+        slack = SlackNotifier(token=TOKEN, channel="#alerts", base_url=fake.url)
+        try:
+            assert await slack.find_sent(notification(target="U0NOBODY")) is None
+        finally:
+            await slack.close()
+        (call,) = fake.calls
+        assert (call.method, call.error) == ("conversations.open", "user_not_found")
+
+
+async def test_fake_slack_opens_direct_messages_like_slack(fake: FakeSlack) -> None:
+    client = AsyncWebClient(token=TOKEN, base_url=fake.url, retry_handlers=[])
+    first = await client.conversations_open(users="U0ANA")
+    again = await client.conversations_open(users="U0ANA")
+    assert first["channel"] == {"id": FakeSlack.channel_id("U0ANA")}
+    assert "already_open" not in first.data and again["already_open"] is True
+    for params, error in (({}, "users_list_not_supplied"), ({"users": "nobody"}, "user_not_found"),
+                          ({"channel": "D0NEVEROPEN"}, "channel_not_found")):
+        with pytest.raises(SlackApiError) as info:
+            await client.api_call("conversations.open", params=params)
+        assert info.value.response["error"] == error
+    # History takes the IM's id, never the user's, as in Slack.
+    with pytest.raises(SlackApiError) as info:
+        await client.conversations_history(channel="U0ANA")
+    assert info.value.response["error"] == "channel_not_found"
+
+
 async def test_find_sent_cannot_tell_when_slack_fails(fake: FakeSlack) -> None:
     slack = SlackNotifier(token=TOKEN, channel="#alerts", base_url=fake.url)
     fake.go_down()
@@ -283,3 +351,26 @@ def assert_no_token(errors: list[BaseException], caplog: pytest.LogCaptureFixtur
     for record in caplog.records:
         assert TOKEN not in record.getMessage()
         assert TOKEN not in caplog.text
+
+
+def with_story(note: Notification, text: str, *, campaign: bool) -> Notification:
+    story = StorySummary(id="s", text=text, count=120, authors=118, span_min=9)
+    evidence = Evidence(detector="negative_spike", severity="warning", window_start=NOW,
+                        window_end=NOW, observed=312, expected=20, score=15, stories=41,
+                        largest_story=story, campaign=campaign)
+    return note.model_copy(update={"incident": note.incident.model_copy(
+        update={"evidence": [evidence]})})
+
+
+async def test_the_largest_story_is_shown_escaped(fake: FakeSlack, slack: SlackNotifier) -> None:
+    await slack.send(with_story(notification(), HOSTILE + " Acme charger exploded",
+                                campaign=True))
+    await slack.send(notification(target="#plain"))
+    (message,) = fake.messages("#alerts")
+    (line,) = [t for _, t in all_texts(message["blocks"]) if t.startswith("Largest story")]
+    assert "campaign" in line and "\u00d7120 by 118 accounts in 9 min of 41 stories" in line
+    assert "Acme charger exploded" in line
+    assert "<!" not in line and "<https://evil" not in line and "@here" not in line
+    assert "&lt;script&gt;" in line
+    (plain,) = fake.messages("#plain")
+    assert not any("Largest story" in t for _, t in all_texts(plain["blocks"]))

@@ -88,6 +88,10 @@ async def test_posts_an_adaptive_card_with_signed_open_url_buttons(
     ("escalate", "open", {}, "escalated, level 1", ["Acknowledge", "Resolve", "Open incident"]),
     ("reminder", "open", {}, "not acknowledged yet", ["Acknowledge", "Resolve", "Open incident"]),
     ("update", "open", {}, "updated", ["Acknowledge", "Resolve", "Open incident"]),
+    # An update right after an escalation: the earlier level hears it escalated.
+    ("update", "open", {"level": 2, "timeline": [{"at": NOW, "kind": "escalate",
+                                                 "text": "default: level 2"}]},
+     "escalated, level 2", ["Acknowledge", "Resolve", "Open incident"]),
     ("acknowledge", "acknowledged", {"acked_by": "ana"}, "acknowledged by ana",
      ["Resolve", "Open incident"]),
     ("resolve", "resolved", {"resolved_by": "bo"}, "resolved by bo", ["Open incident"]),

@@ -100,8 +100,10 @@ async def test_signed_post_is_verified_and_carries_the_incident(
         request.body, secret=SECRET, timestamp=int(stamp))
     assert request.body == build_body(note)
     doc = request.json
-    assert set(doc) == {"version", "id", "kind", "level", "created_at", "incident"}
+    # A first alert: no status line, nothing it replies to.
+    assert set(doc) == {"version", "id", "kind", "event", "level", "created_at", "incident"}
     assert doc["version"] == 1 and doc["id"] == note.id and doc["kind"] == "trigger"
+    assert doc["event"] == "triggered" and receipt.external_id == note.id
     assert doc["level"] == 1
     assert doc["incident"] == note.incident.model_dump(mode="json")
 
@@ -115,6 +117,30 @@ async def test_every_kind_is_delivered_and_digest_lines_travel(
     assert [r.json["kind"] for r in fake.received][-1] == "digest"
     assert fake.received[-1].json["digest"] == ["a: 3 mentions", "b: 1 mention"]
     assert len(fake.received) == 7
+
+
+async def test_follow_ups_say_what_happened_and_name_the_first_notification(
+    fake: FakeWebhookReceiver, hook: WebhookNotifier
+) -> None:
+    first = await hook.send(notification())
+    inc = notification().incident
+    states: dict[str, dict[str, object]] = {
+        "acknowledge": {"state": "acknowledged", "acked_by": "ana", "acked_at": NOW},
+        "resolve": {"state": "resolved", "resolved_by": "bo", "resolved_at": NOW},
+        "escalate": {}, "reminder": {}, "update": {},
+    }
+    for kind, change in states.items():
+        note = notification(kind=kind).model_copy(update={
+            "incident": inc.model_copy(update=change), "update_of": first.external_id})
+        await hook.send(note)
+    docs = [r.json for r in fake.received]
+    assert [d["event"] for d in docs] == ["triggered", "acknowledged", "resolved", "escalated",
+                                          "reminder", "updated"]
+    assert "in_reply_to" not in docs[0] and "status" not in docs[0]
+    assert {d["in_reply_to"] for d in docs[1:]} == {docs[0]["id"]}
+    assert docs[1]["status"] == "Acknowledged by ana at 2024-05-01 12:00 UTC"
+    assert docs[2]["status"] == "Resolved by bo at 2024-05-01 12:00 UTC"
+    assert all(r.verified for r in fake.requests)  # every follow-up is signed like the first
 
 
 async def test_hostile_text_stays_data(fake: FakeWebhookReceiver, hook: WebhookNotifier) -> None:

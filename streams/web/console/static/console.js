@@ -23,8 +23,10 @@ function liveList(tbody) {
     const before = Number(status.dataset.count || 0);
     tbody.innerHTML = data.rows;
     status.dataset.count = data.count;
-    const fresh = data.count > before ? ` ${data.count - before} new.` : "";
-    status.textContent = `${data.count} shown, ${data.open} open.${fresh} Updates appear live.`;
+    // The words come from the server in the user's language; only the count is filled here.
+    const fresh = data.count > before
+      ? " " + (data.fresh || "{n} new.").replace("{n}", String(data.count - before)) : "";
+    status.textContent = (data.status || `${data.count} shown, ${data.open} open.`) + fresh;
   });
 }
 

@@ -14,19 +14,16 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from agents.deliver.limits import Digests, RateWindow
 from agents.deliver.stages import (
-    STATE_KINDS,
     Attempt,
     Chain,
     Dedup,
-    Digests,
     Fallback,
-    RateLimit,
     Record,
     Route,
     Send,
     Thread,
-    TokenBucket,
     build_chain,
     thread_key,
 )
@@ -103,89 +100,7 @@ def test_dedup_passes_new_and_pending_notifications(ledger: dict[str, Any]) -> N
     assert count(m, "console", "duplicate") == 0
 
 
-# -- RateLimit and Digests -------------------------------------------------------------------
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_token_bucket_allows_a_burst_then_refills_per_minute() -> None:
-    clock = Clock()
-    bucket = TokenBucket(3, clock=clock)
-    key = ("slack", "#c")
-    assert [bucket.take(key) for _ in range(4)] == [True, True, True, False]
-    assert bucket.take(("slack", "#other"))  # per target
-    clock.now = 19.0  # 3 a minute: one token every 20 s
-    assert not bucket.take(key)
-    clock.now = 20.5
-    assert bucket.take(key)
-    assert not bucket.take(key)
-
-
-def test_rate_limit_holds_alerts_past_the_limit_as_digest_lines() -> None:
-    m, ledger, digests = metrics(), {}, Digests()
-    limit = RateLimit(bucket=TokenBucket(2, clock=Clock()), digests=digests, ledger=ledger,
-                      metrics=m)
-    passed = [limit(note(id=f"n{i}")) for i in range(4)]
-    assert [p is not None for p in passed] == [True, True, False, False]
-    assert ledger == {"n2": {"state": "held"}, "n3": {"state": "held"}}
-    assert [n.id for n in digests.held[("console", "stdout")]] == ["n2", "n3"]
-    assert count(m, "console", "digested") == 2
-
-
-@pytest.mark.parametrize("kind", sorted(STATE_KINDS))
-def test_rate_limit_never_holds_state_changes(kind: str) -> None:
-    limit = RateLimit(bucket=TokenBucket(1, clock=Clock()), digests=Digests(), ledger={},
-                      metrics=metrics())
-    assert limit(note(id="first")) is not None
-    assert limit(note(kind, id="second")) is not None
-    assert limit(note(id="third")) is None
-
-
-def test_digests_take_only_targets_the_limit_lets_through_and_put_back_keeps_order() -> None:
-    clock = Clock()
-    bucket = TokenBucket(1, clock=clock)
-    digests = Digests()
-    for i in range(3):
-        digests.hold(note(id=f"n{i}"))
-    digests.hold(note(id="other", channel="slack", target="#c"))
-    assert bucket.take(("console", "stdout"))  # the console's token is spent
-    taken = digests.take(bucket)
-    assert [k for k, _ in taken] == [("slack", "#c")]
-    clock.now = 61.0
-    [(key, lines)] = digests.take(bucket)
-    assert [n.id for n in lines] == ["n0", "n1", "n2"] and digests.held[key] == []
-    digests.hold(note(id="n3"))
-    digests.put_back(key, lines)
-    assert [n.id for n in digests.held[key]] == ["n0", "n1", "n2", "n3"]
-    digest = Digests.digest_of(key, lines)
-    assert digest.kind == "digest" and digest.id == "digest:console:stdout:n0"
-    assert len(digest.digest) == 3 and digest.update_of is None
-
-
-def test_a_held_line_keeps_its_token_until_its_digest_is_sent() -> None:
-    clock = Clock()
-    bucket = TokenBucket(1, clock=clock)
-    digests = Digests()
-    digests.hold(note(id="n0"), token="e0")
-    digests.hold(note(id="n1"), token="e1")
-    digests.hold(note(id="n1"), token="e1-again")  # read again: held once, newest token
-    [(_, lines)] = digests.take(bucket)
-    assert [n.id for n in lines] == ["n0", "n1"]
-    assert [(n.id, t) for n, t in digests.sent(lines)] == [("n0", "e0"), ("n1", "e1-again")]
-    assert digests.tokens == {}
-
-
-def test_a_rebalance_forgets_the_held_lines_it_will_read_again() -> None:
-    digests = Digests()
-    digests.hold(note(id="n0"), token="e0")
-    digests.forget()
-    assert digests.held == {} and digests.tokens == {}
-
+# -- held lines (the rate limit and digests: test_limits.py) ---------------------------------
 
 def test_a_held_line_is_not_done_so_a_restart_holds_or_sends_it_again() -> None:
     # The worker stopped before the digest: the notification is read again, and the
@@ -315,10 +230,10 @@ def chain_of(m: Metrics, notifiers: dict[str, Any], *, per_minute: int = 20
     ledger: dict[str, Any] = {}
     receipts = Receipts()
     digests = Digests()
-    chain, _, _ = build_chain(ledger=ledger, notifiers=notifiers, metrics=m,
-                              receipts=receipts, fallback_targets=[], schedules={},
-                              bucket=TokenBucket(per_minute, clock=Clock()), digests=digests,
-                              policy=FAST)
+    chain, _ = build_chain(ledger=ledger, notifiers=notifiers, metrics=m,
+                           receipts=receipts, fallback_targets=[], schedules={},
+                           window=RateWindow(per_minute, clock=lambda: 0.0), digests=digests,
+                           policy=FAST)
     return chain, ledger, receipts, digests
 
 

@@ -39,8 +39,10 @@ def at(seconds: float) -> datetime:
 # -- configuration ------------------------------------------------------------------------
 ALICE = Member(name="alice", slack="U1", email="alice@example.com")
 CAROL = Member(name="carol", slack="U3")  # no push topic
+DAN = Member(name="dan")  # no contact at all
 PRIMARY = Schedule(id="primary", members=[ALICE], start=date(2024, 1, 1))
 NIGHTS = Schedule(id="nights", members=[CAROL], start=date(2024, 1, 1))
+NEWCOMERS = Schedule(id="newcomers", members=[DAN], start=date(2024, 1, 1))
 
 CRISIS = Policy(id="crisis", repeat=1, levels=[
     Level(targets=[TargetSpec(slack="#crisis"), TargetSpec(email=["crisis@example.com"])],
@@ -63,6 +65,11 @@ NOBODY = Policy(id="nobody", levels=[
     Level(targets=[TargetSpec(schedule="nights", via=["push"])], timeout_s=300),
     Level(targets=[TargetSpec(slack="#backup")]),
 ])
+# dan is on call in "newcomers" and has no contact at all.
+UNREACHABLE = Policy(id="unreachable", levels=[
+    Level(targets=[TargetSpec(schedule="newcomers", via=["slack", "push"])], timeout_s=300),
+    Level(targets=[TargetSpec(slack="#backup")]),
+])
 
 # acme goes to "crisis" and (continue) on to "exec" when warning or critical.
 TREE = Route.model_validate({"policy": "default", "routes": [
@@ -83,8 +90,8 @@ SETTINGS: dict[str, Any] = {
 
 def engine(route: Route = TREE, *, silences: Callable[[], list[Silence]] = list,
            resolved_ids: Callable[[], set[str]] = set, **overrides: Any) -> EscalationEngine:
-    policies = [CRISIS, EXEC, DEFAULT, NIGHT, NOBODY]
-    schedules = [PRIMARY, NIGHTS]
+    policies = [CRISIS, EXEC, DEFAULT, NIGHT, NOBODY, UNREACHABLE]
+    schedules = [PRIMARY, NIGHTS, NEWCOMERS]
     settings = EscalationSettings(route=route, policies=policies, schedules=schedules,
                                   **{**SETTINGS, **overrides})
     return EscalationEngine(settings=settings, policies=policies,
@@ -249,19 +256,20 @@ def test_worsening_inside_the_first_group_interval_waits_for_it() -> None:
 # -- escalation ------------------------------------------------------------------------------
 # crisis alone: level timeouts 300/600/900 s, repeat=1, reminders every 3600 s.
 ESCALATION = [
-    # (seconds after opening, expected notifications, kind, level, events, next due)
-    (299, [], None, 1, [], 300),
-    (300, CRISIS_L2, "escalate", 2, ["escalated:2"], 900),
-    (899, [], None, 2, [], 900),
-    (900, CRISIS_L3, "escalate", 3, ["escalated:3"], 1800),
-    (1800, CRISIS_L1, "escalate", 1, ["escalated:1"], 2100),  # round 2
-    (2100, CRISIS_L2, "escalate", 2, ["escalated:2"], 2700),
-    (2700, CRISIS_L3, "escalate", 3, ["escalated:3"], 3600),
-    (3600, [], None, 3, [], 7200),                            # repeat exhausted: done
-    (7199, [], None, 3, [], 7200),
-    (7200, CRISIS_L3, "reminder", 3, [], 10800),              # last level's targets
-    (10799, [], None, 3, [], 10800),
-    (10800, CRISIS_L3, "reminder", 3, [], 14400),             # 14400: reminder and auto-resolve
+    # (seconds after opening, expected notifications, kind, level, events, next due, and the
+    # earlier levels' targets told of the escalation by an update)
+    (299, [], None, 1, [], 300, []),
+    (300, CRISIS_L2, "escalate", 2, ["escalated:2"], 900, CRISIS_L1),
+    (899, [], None, 2, [], 900, []),
+    (900, CRISIS_L3, "escalate", 3, ["escalated:3"], 1800, CRISIS_L1 + CRISIS_L2),
+    (1800, CRISIS_L1, "escalate", 1, ["escalated:1"], 2100, CRISIS_L2 + CRISIS_L3),  # round 2
+    (2100, CRISIS_L2, "escalate", 2, ["escalated:2"], 2700, CRISIS_L1 + CRISIS_L3),
+    (2700, CRISIS_L3, "escalate", 3, ["escalated:3"], 3600, CRISIS_L1 + CRISIS_L2),
+    (3600, [], None, 3, [], 7200, []),                        # repeat exhausted: done
+    (7199, [], None, 3, [], 7200, []),
+    (7200, CRISIS_L3, "reminder", 3, [], 10800, []),          # last level's targets
+    (10799, [], None, 3, [], 10800, []),
+    (10800, CRISIS_L3, "reminder", 3, [], 14400, []),         # 14400: reminder and auto-resolve
 ]
 
 
@@ -274,11 +282,15 @@ def test_escalation_walks_the_levels_repeats_then_reminds() -> None:
     assert eng.next_due(entry) == at(300)
     ids = {n.id for n in d.notifications}
     escalations = 0
-    for seconds, expected, kind, level, events, due in ESCALATION:
+    for seconds, expected, kind, level, events, due, told in ESCALATION:
         t = eng.on_tick(entry, at(seconds))
         where = f"at +{seconds}s"
-        assert pairs(t.notifications) == expected, where
-        assert kinds(t.notifications) == ({kind} if kind else set()), where
+        paged = [n for n in t.notifications if n.kind != "update"]
+        updates = [n for n in t.notifications if n.kind == "update"]
+        assert pairs(paged) == expected, where
+        assert kinds(paged) == ({kind} if kind else set()), where
+        # Nobody is paged and told at once; the told are who earlier levels reached.
+        assert pairs(updates) == told and not set(pairs(updates)) & set(pairs(paged)), where
         assert all(n.level == level and n.created_at == at(seconds)
                    for n in t.notifications), where
         assert t.events == events, where
@@ -290,20 +302,37 @@ def test_escalation_walks_the_levels_repeats_then_reminds() -> None:
         if events:
             escalations += 1
             assert inc.level == level, where
-            assert inc.timeline[-2].kind == "escalate", where
-            assert inc.timeline[-1].kind == "notification", where
+            assert [e.kind for e in inc.timeline[-3:]] == ["escalate", "notification",
+                                                           "notification"], where
         ids |= {n.id for n in t.notifications}
     assert inc is not None
     assert [e.kind for e in inc.timeline].count("escalate") == escalations == 5
-    assert len(ids) == 2 + (2 + 1) + (2 + 2 + 1) + 2  # every notification id is new
+    paged_ids = 2 + (2 + 1) + (2 + 2 + 1) + 2
+    assert len(ids) == paged_ids + 2 + 4 + 3 + 3 + 4  # every notification id is new
 
 
 def test_a_schedule_target_notifies_the_on_call_members_contacts() -> None:
     eng = engine(Route(policy="crisis"))
     d = opened(eng)
     t = eng.on_tick(d.entry, at(300))
-    assert pairs(t.notifications) == [("slack", "U1"), ("email", "alice@example.com")]
-    assert t.incident is not None and "alice@example.com" in t.incident.timeline[-1].text
+    paged = [n for n in t.notifications if n.kind == "escalate"]
+    assert pairs(paged) == [("slack", "U1"), ("email", "alice@example.com")]
+    assert t.incident is not None and "alice@example.com" in t.incident.timeline[-2].text
+
+
+def test_an_escalation_that_reaches_nobody_tells_nobody_it_escalated() -> None:
+    # Level 2 is dan, on call without any contact and no fallback configured: nobody is
+    # paged, so the earlier level is not told of an escalation that reached no one.
+    lonely = Policy(id="lonely", levels=[
+        Level(targets=[TargetSpec(slack="#crisis")], timeout_s=300),
+        Level(targets=[TargetSpec(schedule="newcomers", via=["push"])], timeout_s=300),
+    ])
+    settings = EscalationSettings(route=Route(policy="lonely"), policies=[lonely],
+                                  schedules=[NEWCOMERS], **SETTINGS)
+    eng = EscalationEngine(settings=settings, policies=[lonely],
+                           schedules={"newcomers": NEWCOMERS})
+    t = eng.on_tick(opened(eng).entry, at(300))
+    assert t.events == ["escalated:2"] and t.notifications == []
 
 
 # -- next_due ------------------------------------------------------------------------------
@@ -353,15 +382,16 @@ def test_ack_notifies_updatable_channels_and_stops_escalation() -> None:
     d = opened(eng)
     inc_id = d.incident.id if d.incident else ""
     e = eng.on_tick(d.entry, at(300))
-    assert pairs(e.notifications) == CRISIS_L2
+    assert pairs([n for n in e.notifications if n.kind == "escalate"]) == CRISIS_L2
 
     a = eng.on_ack(e.entry, ack(incident_id=inc_id, now=at(400)), at(400))
     inc = a.incident
     assert inc is not None
     assert (inc.state, inc.acked_by, inc.acked_at) == ("acknowledged", "ana", at(400))
     assert len(a.events) == 1 and seconds_of(a.events[0], "acked") == 400
-    # Everyone notified so far, in order, less email and push.
-    assert pairs(a.notifications) == [("slack", "#crisis"), ("slack", "#exec"), ("slack", "U1")]
+    # Everyone notified so far, in order, on every channel: email replies, push replaces.
+    everyone = CRISIS_L1 + EXEC_L1 + CRISIS_L2
+    assert pairs(a.notifications) == everyone
     assert {n.channel for n in a.notifications} <= UPDATABLE_CHANNELS
     assert kinds(a.notifications) == {"acknowledge"}
     assert timeline(a)[-2:] == ["ack", "notification"]
@@ -384,7 +414,7 @@ def test_ack_notifies_updatable_channels_and_stops_escalation() -> None:
     assert (inc.state, inc.resolved_by, inc.resolved_at) == ("resolved", "bo", at(6000))
     assert inc.acked_by == "ana"
     assert len(r.events) == 1 and seconds_of(r.events[0], "resolved") == 6000
-    assert pairs(r.notifications) == [("slack", "#crisis"), ("slack", "#exec"), ("slack", "U1")]
+    assert pairs(r.notifications) == everyone
     assert kinds(r.notifications) == {"resolve"}
     assert r.entry is not None and eng.next_due(r.entry) is None
 
@@ -402,9 +432,38 @@ def test_resolve_without_ack_and_ack_of_unknown_incident() -> None:
     assert r.incident is not None and r.incident.state == "resolved"
     assert r.incident.acked_by is None
     assert [seconds_of(e, "resolved") for e in r.events] == [90]
-    assert pairs(r.notifications) == [("slack", "#crisis"), ("slack", "#exec")]
+    assert pairs(r.notifications) == CRISIS_L1 + EXEC_L1
     unknown = eng.on_ack(None, ack(incident_id="acme.0123456789abcdef", now=at(1)), at(1))
     assert (unknown.entry, unknown.notifications, unknown.events) == (None, [], ["unknown"])
+
+
+def test_a_claim_marks_its_sample_goes_on_the_timeline_and_updates_slack_only() -> None:
+    eng = engine()
+    d = opened(eng)
+    assert d.incident is not None and d.entry is not None
+    inc_id = d.incident.id
+    due = eng.next_due(d.entry)
+
+    def claim(key: str, now: datetime) -> Ack:
+        return Ack(incident_id=inc_id, action="claim", by="Ana", source="console", at=now,
+                   note="Ana is answering this", mention=key)
+
+    assert eng.on_ack(d.entry, claim("x:404", at(30)), at(30)).events == ["noop"]
+    c = eng.on_ack(d.entry, claim("x:0", at(60)), at(60))
+    assert c.incident is not None and c.entry is not None
+    assert c.events == ["claim"]
+    assert [s.claim for s in c.incident.samples] == ["Ana is answering this"]
+    assert c.incident.state == "open" and c.incident.acked_by is None
+    [entry] = [t for t in c.incident.timeline if t.kind == "claim"]
+    assert (entry.by, entry.text) == ("Ana", "Ana is answering this (x:0)")
+    # Slack's message is edited to show it; nobody is paged or mailed for a claim.
+    assert {n.channel for n in c.notifications} == {"slack"}
+    assert pairs(c.notifications) == [p for p in CRISIS_L1 + EXEC_L1 if p[0] == "slack"]
+    assert kinds(c.notifications) == {"update"}
+    assert eng.next_due(c.entry) == due  # escalation goes on: a claim is not an ack
+    done = eng.on_ack(c.entry, ack("resolve", incident_id=inc_id, now=at(90)), at(90))
+    late = eng.on_ack(done.entry, claim("x:0", at(100)), at(100))
+    assert (late.entry, late.events) == (None, ["noop"])
 
 
 @pytest.mark.parametrize("acked", [False, True])
@@ -471,39 +530,78 @@ def test_a_signal_after_reopen_within_s_opens_a_new_incident() -> None:
     assert timeline(d) == ["signal", "notification", "notification"]
 
 
-# -- quiet hours -----------------------------------------------------------------------------
-@pytest.mark.parametrize(("severity", "now", "expected", "level", "skipped"), [
-    ("warning", T0, [("slack", "#duty")], 2, True),         # in quiet hours: level 1 skipped
-    ("info", T0, [("slack", "#duty")], 2, True),
-    ("critical", T0, [("slack", "#day")], 1, False),        # except_severity: never held back
-    ("warning", at(2 * 3600), [("slack", "#day")], 1, False),  # 14:00: outside the window
+# -- quiet hours (more in test_quiet_hours.py) ------------------------------------------------
+@pytest.mark.parametrize(("severity", "now", "expected"), [
+    ("critical", T0, [("slack", "#day")]),          # except_severity: never held back
+    ("warning", at(2 * 3600), [("slack", "#day")]),  # 14:00: outside the window
 ])
-def test_quiet_hours_skip_a_level(severity: Severity, now: datetime,
-                                  expected: list[tuple[str, str]], level: int,
-                                  skipped: bool) -> None:
+def test_outside_quiet_hours_a_level_is_notified_at_once(
+        severity: Severity, now: datetime, expected: list[tuple[str, str]]) -> None:
+    d = engine(Route(policy="night")).on_signal(None, signal(severity=severity), now)
+    assert pairs(d.notifications) == expected and timeline(d) == ["signal", "notification"]
+    assert d.incident is not None and d.incident.level == 1
+
+
+@pytest.mark.parametrize("severity", ["warning", "info"])
+def test_quiet_hours_defer_a_level_instead_of_skipping_it(severity: Severity) -> None:
     eng = engine(Route(policy="night"))
-    d = eng.on_signal(None, signal(severity=severity), now)
-    assert pairs(d.notifications) == expected
-    assert all(n.level == level for n in d.notifications)
+    d = eng.on_signal(None, signal(severity=severity), T0)  # 12:00, quiet 11:00-13:00
+    assert d.notifications == [] and timeline(d) == ["signal", "deferred"]
+    assert d.incident is not None
+    assert d.incident.timeline[-1].text == "night level 1: quiet hours, deferred to 13:00 UTC"
+    assert d.entry is not None and eng.next_due(d.entry) == at(3600)
+    assert not eng.overdue(d.entry)
+    assert eng.on_tick(d.entry, at(3599)).notifications == []
+    t = eng.on_tick(d.entry, at(3600))
+    assert pairs(t.notifications) == [("slack", "#day")] and kinds(t.notifications) == {"trigger"}
+    assert all(n.level == 1 and n.created_at == at(3600) for n in t.notifications)
+    assert t.entry is not None and eng.next_due(t.entry) == at(3600 + 300)  # from notified
+    e = eng.on_tick(t.entry, at(3600 + 300))
+    assert pairs(e.notifications) == [("slack", "#duty"), ("slack", "#day")]
+    assert [n.kind for n in e.notifications] == ["escalate", "update"]  # #day is told
+    assert e.events == ["escalated:2"]
+
+
+def test_an_on_call_member_without_the_via_contact_is_reached_on_another() -> None:
+    eng = engine(Route(policy="nobody"))  # carol has no push topic, but she has Slack
+    d = opened(eng)
+    assert pairs(d.notifications) == [("slack", "U3")]
     inc = d.incident
-    assert inc is not None and inc.level == level
-    notes = [e for e in inc.timeline if e.kind == "skipped"]
-    assert bool(notes) == skipped
-    if skipped:
-        assert "quiet hours" in notes[0].text
-        assert timeline(d) == ["signal", "skipped", "notification"]
+    assert inc is not None and inc.level == 1
+    assert timeline(d) == ["signal", "fallback", "notification"]
+    assert inc.timeline[1].text == ("nobody level 1: carol has no push contact; "
+                                    "sent by slack instead")
+    assert d.entry is not None and eng.next_due(d.entry) == at(300)
+    t = eng.on_tick(d.entry, at(300))
+    assert pairs(t.notifications) == [("slack", "#backup"), ("slack", "U3")]
+    assert [n.kind for n in t.notifications] == ["escalate", "update"]
+    assert t.events == ["escalated:2"]
 
 
-def test_a_level_with_nobody_reachable_is_logged_and_escalates_on_timeout() -> None:
-    eng = engine(Route(policy="nobody"))
+def test_a_member_with_no_contact_goes_to_the_fallback_and_the_timeline_says_so() -> None:
+    eng = engine(Route(policy="unreachable"),
+                 fallback=[TargetSpec(email=["ops@example.com"]), TargetSpec(slack="#backup")])
+    d = opened(eng)
+    assert pairs(d.notifications) == [("email", "ops@example.com"), ("slack", "#backup")]
+    assert d.incident is not None
+    assert d.incident.timeline[1].text == (
+        "unreachable level 1: dan (on call in newcomers) has no contact: nobody reachable; "
+        "fallback → email ops@example.com, slack #backup")
+
+
+def test_a_level_with_nobody_reachable_and_no_fallback_is_logged_and_escalates() -> None:
+    eng = engine(Route(policy="unreachable"))
     d = opened(eng)
     assert d.notifications == []
     inc = d.incident
-    assert inc is not None and inc.level == 1
-    assert inc.timeline[-1].kind == "skipped" and "nobody to notify" in inc.timeline[-1].text
+    assert inc is not None and timeline(d) == ["signal", "fallback", "skipped"]
+    assert "escalation.fallback reaches nobody" in inc.timeline[1].text
+    assert inc.timeline[-1].text == "unreachable level 1: nobody to notify"
     assert d.entry is not None and eng.next_due(d.entry) == at(300)
     t = eng.on_tick(d.entry, at(300))
-    assert pairs(t.notifications) == [("slack", "#backup")] and t.events == ["escalated:2"]
+    assert pairs(t.notifications) == [("slack", "#backup")]  # level 1 reached nobody to tell
+    assert [n.kind for n in t.notifications] == ["escalate"]
+    assert t.events == ["escalated:2"]
 
 
 # -- silences --------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""on_call, in_quiet_hours, resolve_targets: rotations, overrides, quiet windows, DST.
+"""on_call, in_quiet_hours, quiet_until, resolve_targets: rotations, overrides, quiet windows,
+DST.
 
 Europe/Madrid changes to summer time on Sunday 2026-03-29 (02:00 CET -> 03:00 CEST) and back
 on Sunday 2026-10-25 (03:00 CEST -> 02:00 CET). 09:00 local is 08:00 UTC in winter and
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agents.escalate.oncall import in_quiet_hours, on_call, resolve_targets
+from agents.escalate.oncall import in_quiet_hours, on_call, quiet_until, resolve_targets
 from streams.config.escalation import Member, Override, QuietHours, Schedule, TargetSpec
 
 MADRID = ZoneInfo("Europe/Madrid")
@@ -225,6 +226,101 @@ def test_start_equal_to_end_is_a_whole_day_from_start() -> None:
 def test_no_exempt_severity_holds_back_critical_too() -> None:
     q = QuietHours(start=time(0), end=time(23, 59), except_severity=[])
     assert in_quiet_hours(q, utc("2026-03-02T12:00"), "critical") is True
+
+
+# When quiet hours end ----------------------------------------------------------------------
+
+# 00:30-02:30 in Madrid: its end falls in the spring-forward gap (02:00 CET -> 03:00 CEST on
+# 2026-03-29) and happens twice on 2026-10-25 (03:00 CEST -> 02:00 CET).
+SMALL_HOURS = QuietHours(start=time(0, 30), end=time(2, 30), timezone="Europe/Madrid")
+WEEKEND = QuietHours(start=time(9), end=time(9), timezone="Europe/Madrid", days=[5, 6])
+
+
+@pytest.mark.parametrize(("q", "at", "until"), [
+    # Saturday 23:00 CET: the night ends at 07:00 on Sunday, which is summer time by then.
+    (EVERY_NIGHT, "2026-03-28T22:00", "2026-03-29T05:00"),
+    (EVERY_NIGHT, "2026-03-29T04:59:59", "2026-03-29T05:00"),
+    (EVERY_NIGHT, "2026-03-29T20:00", "2026-03-30T05:00"),   # 22:00 CEST
+    # Saturday 23:00 CEST: 07:00 on Sunday is winter time, 06:00 UTC.
+    (EVERY_NIGHT, "2026-10-24T21:00", "2026-10-25T06:00"),
+    (EVERY_NIGHT, "2026-10-25T05:59", "2026-10-25T06:00"),
+    (EVERY_NIGHT, "2026-10-25T06:00", None),                  # 07:00 CET: over
+    (EVERY_NIGHT, "2026-10-25T12:00", None),
+    # Friday's night ends on Saturday morning though Saturday is not listed; Saturday's none.
+    (WEEKNIGHTS, "2026-03-06T22:00", "2026-03-07T06:00"),     # Fri 23:00 CET
+    (WEEKNIGHTS, "2026-03-07T22:00", None),                   # Sat 23:00
+    # 02:30 does not exist on 2026-03-29: quiet ends at the jump, 01:00 UTC.
+    (SMALL_HOURS, "2026-03-28T23:40", "2026-03-29T01:00"),
+    (SMALL_HOURS, "2026-03-29T00:59:59", "2026-03-29T01:00"),
+    (SMALL_HOURS, "2026-03-29T01:00", None),                  # 03:00 CEST
+    # 02:30 happens twice on 2026-10-25: first at 00:30 UTC (CEST) ...
+    (SMALL_HOURS, "2026-10-24T23:00", "2026-10-25T00:30"),
+    (SMALL_HOURS, "2026-10-25T00:30", None),                  # 02:30 CEST
+    # ... and does not reopen when the clock reads 02:00-02:30 again (CET).
+    (SMALL_HOURS, "2026-10-25T01:10", None),
+    # Whole-day windows on Saturday and Sunday touch: quiet until Monday 09:00.
+    (WEEKEND, "2026-03-28T08:00", "2026-03-30T07:00"),        # Sat 09:00 CET
+    (WEEKEND, "2026-03-29T12:00", "2026-03-30T07:00"),        # Sun, after the change
+    (WEEKEND, "2026-03-28T07:59", None),                      # Sat 08:59: Friday's? no
+    (WEEKEND, "2026-10-24T07:00", "2026-10-26T08:00"),        # Sat 09:00 CEST → Mon CET
+])
+def test_quiet_until_is_the_end_of_the_quiet_hours_on_the_wall_clock(
+        q: QuietHours, at: str, until: str | None) -> None:
+    assert quiet_until(q, utc(at), "warning") == (None if until is None else utc(until))
+
+
+def test_quiet_until_is_none_for_an_exempt_severity_and_refuses_naive_times() -> None:
+    assert quiet_until(EVERY_NIGHT, utc("2026-03-28T22:00"), "critical") is None
+    assert quiet_until(EVERY_NIGHT, utc("2026-03-28T22:00"), "info") == utc("2026-03-29T05:00")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        quiet_until(EVERY_NIGHT, datetime(2026, 3, 28, 23), "info")
+
+
+@pytest.mark.parametrize("q", [EVERY_NIGHT, WEEKNIGHTS, SMALL_HOURS, WEEKEND,
+                               QuietHours(start=time(2, 15), end=time(9), days=[6],
+                                          timezone="Europe/Madrid"),
+                               # Inside the gap in March: that Sunday it never happens.
+                               QuietHours(start=time(2, 10), end=time(2, 40), days=[6],
+                                          timezone="Europe/Madrid"),
+                               QuietHours(start=time(12), end=time(14))])
+@pytest.mark.parametrize("week", ["2026-03-25T00:00", "2026-10-21T00:00"])
+def test_the_dst_weeks_against_the_local_clock_read_forward(
+        q: QuietHours, week: str) -> None:
+    # The reference reads the clock forward five minutes at a time (every start and end here
+    # is on the grid): a window opens at the first reading past its start, and closes at the
+    # first past its end.
+    tz = ZoneInfo(q.timezone)
+    per_day = 24 * 60 // 5
+    minutes = [utc(week) + timedelta(minutes=5 * m) for m in range(9 * per_day)]
+    walls = [t.astimezone(tz).replace(tzinfo=None) for t in minutes]
+
+    def first(day: date, wall: time) -> int:
+        target = datetime.combine(day, wall)
+        return next(i for i, w in enumerate(walls) if w >= target)
+
+    spans = []
+    for n in range(-1, 8):  # from the day before: its window may reach into the first day
+        day = walls[0].date() + timedelta(days=n)
+        if day.weekday() in q.days:
+            last = day + timedelta(days=0 if q.start < q.end else 1)
+            spans.append((first(day, q.start), first(last, q.end)))
+    quiet = [any(a <= i < b for a, b in spans) for i in range(len(minutes))]
+    end: datetime | None = None
+    for i in range(len(minutes) - 1, -1, -1):  # backwards: the next minute that is not quiet
+        if not quiet[i]:
+            end = minutes[i]
+        if i > 7 * per_day or end is None:
+            continue  # the last two days only serve to find the ends
+        assert in_quiet_hours(q, minutes[i], "warning") is quiet[i], minutes[i]
+        assert quiet_until(q, minutes[i], "warning") == (end if quiet[i] else None), minutes[i]
+
+
+def test_a_window_that_never_ends_or_names_no_weekday_is_refused() -> None:
+    with pytest.raises(ValueError, match="never end"):
+        QuietHours(start=time(9), end=time(9))
+    with pytest.raises(ValueError, match=r"days \[7\] are not weekdays"):
+        QuietHours(start=time(22), end=time(7), days=[0, 7])
+    assert QuietHours(start=time(9), end=time(9), days=[0, 1, 2, 3, 4, 5]).days  # six: fine
 
 
 # Targets ------------------------------------------------------------------------------------

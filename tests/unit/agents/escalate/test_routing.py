@@ -123,3 +123,66 @@ def test_route_is_pure() -> None:
 ])
 def test_labels_of(language: str | None, expected: dict[str, str]) -> None:
     assert labels_of("w", "warning", "d", language) == expected
+
+
+# -- matcher operators: the silences' syntax (one parser), fully anchored regexes -----------
+
+OPERATOR_TREE = Route.model_validate({"policy": "default", "routes": [
+    {"match": {"watch": "~rival-.*"}, "policy": "regex"},
+    {"match": {"watch": "=~ceo|board"}, "policy": "am-regex"},
+    {"match": {"watch": "!~acme.*", "severity": "critical"}, "policy": "not-acme"},
+    {"match": {"watch": "acme", "severity": "!=info"}, "policy": "acme-loud"},
+    {"match": {"watch": "acme", "detector": ["risk_terms", "~volume_.*"]}, "policy": "acme-any"},
+    {"match": {"watch": "*", "language": "fr"}, "policy": "french"},
+    {"match": {"watch": "=*"}, "policy": "literal-star"},
+]})
+
+OPERATOR_CASES = [
+    # (why, watch, severity, detector, language, expected)
+    ("~ regex matches", "rival-b", "info", "x", None, ["regex"]),
+    ("~ regex is anchored at the start", "the-rival-b", "info", "x", None, ["default"]),
+    ("=~ regex, Alertmanager's spelling", "board", "info", "x", None, ["am-regex"]),
+    ("=~ regex is anchored at the end", "ceo-office", "info", "x", None, ["default"]),
+    ("!~ accepts what does not match", "globex", "critical", "x", None, ["not-acme"]),
+    ("!~ refuses what matches", "acme-es", "critical", "x", None, ["default"]),
+    ("!= accepts another value", "acme", "warning", "x", None, ["acme-loud"]),
+    ("!= refuses its value", "acme", "info", "risk_terms", None, ["acme-any"]),
+    ("a list is any of its matchers: equality", "acme", "info", "risk_terms", None,
+     ["acme-any"]),
+    ("a list is any of its matchers: regex", "acme", "info", "volume_spike", None,
+     ["acme-any"]),
+    ("a list matches nothing when none of its matchers does", "acme", "info", "sentiment",
+     None, ["default"]),
+    ("* matches any value", "acme", "info", "sentiment", "fr", ["french"]),
+    ("=* is the literal value *", "*", "info", "sentiment", None, ["literal-star"]),
+]
+
+
+@pytest.mark.parametrize(("why", "watch", "severity", "detector", "language", "expected"),
+                         OPERATOR_CASES, ids=[c[0] for c in OPERATOR_CASES])
+def test_route_operators(why: str, watch: str, severity: str, detector: str,
+                         language: str | None, expected: list[str]) -> None:
+    assert route(labels_of(watch, severity, detector, language), OPERATOR_TREE) == expected, why
+
+
+def test_negations_read_an_absent_label_as_empty() -> None:
+    tree = Route.model_validate({"policy": "default", "routes": [
+        {"match": {"language": "!=es"}, "policy": "not-es"}]})
+    assert route(labels_of("acme", "info", "x", None), tree) == ["not-es"]
+    assert route(labels_of("acme", "info", "x", "es"), tree) == ["default"]
+
+
+def test_an_invalid_route_regex_is_refused_at_load_with_its_path() -> None:
+    from streams.config.settings import ConfigError, load_settings
+
+    tree = {"policy": "default", "routes": [
+        {"match": {"watch": "acme"}, "routes": [
+            {"match": {"detector": ["risk_terms", "!~(unclosed"]}, "policy": "default"}]},
+        {"match": {"severity": "~" + "a" * 300}, "policy": "default"}]}
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, escalation={"route": tree})
+    text = str(err.value)
+    # Both problems at once, each with the path to the field.
+    assert "escalation.route.routes.0.routes.0.match: detector.1: invalid regex " \
+           "'(unclosed'" in text
+    assert "escalation.route.routes.1.match: severity: regex is longer than 256" in text

@@ -41,7 +41,10 @@ def test_a_signal_opens_an_incident_in_the_tables_and_sends_its_notifications() 
     assert set(s.incidents) == {inc.id} and list(s.by_fingerprint.values()) == [inc.id]
     notes = [Notification.model_validate_json(v) for v in sent(out, topics.NOTIFICATIONS)]
     assert notes and {n.kind for n in notes} == {"trigger"}
-    assert all(o.key == inc.id.encode() for o in out)
+    assert all(o.key == inc.id.encode() for o in out if o.topic == topics.INCIDENTS)
+    # Notifications by target: one worker owns each target's rate limit and digest.
+    assert [o.key for o in out if o.topic == topics.NOTIFICATIONS] == [
+        topics.notification_key(n.channel, n.target) for n in notes]
     assert s.metrics.incidents.labels(inc.severity)._value.get() == 1
 
 

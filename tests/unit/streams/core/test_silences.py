@@ -1,4 +1,5 @@
-"""Silence: matchers (=, *, !=, ~regex, !~regex), time window, incident binding, round trip."""
+"""Silence: matchers (=, *, !=, ~regex, =~regex, !~regex), time window, incident binding,
+expiry, round trip."""
 
 from __future__ import annotations
 
@@ -41,7 +42,13 @@ def silence(matchers: dict[str, str], *, id: str = "s1", start: timedelta = time
     ({"language": "~"}, labels_of("acme", "info", "x", None), True),  # empty regex: absent
     ({"watch": "=*"}, LABELS, False),                              # "=" escapes: literal "*"
     ({"watch": "=*"}, labels_of("*", "info", "x", None), True),
-    ({"watch": "=~acme"}, labels_of("~acme", "info", "x", None), True),
+    # "=~" is Alertmanager's spelling of "~" (a regex), not a literal "~acme"...
+    ({"watch": "=~ac.*"}, LABELS, True),
+    ({"watch": "=~ac"}, LABELS, False),                            # anchored like "~"
+    ({"watch": "=~acme"}, labels_of("~acme", "info", "x", None), False),
+    # ...and a literal leading "~" is written as a regex.
+    ({"watch": "~\\~acme"}, labels_of("~acme", "info", "x", None), True),
+    ({"watch": "=!=x"}, labels_of("!=x", "info", "x", None), True),  # "=" still escapes "!"
 ])
 def test_matchers(matchers: dict[str, str], labels: dict[str, str], expected: bool) -> None:
     assert silence(matchers).matches(labels, T0) is expected
@@ -211,3 +218,69 @@ def test_a_config_silence_of_everything_must_say_all() -> None:
     assert settings.escalation.silences[0].all
     silence = Silence.from_spec(settings.escalation.silences[0], id="c", now=datetime.now(UTC))
     assert silence.all and Silence.from_dict(silence.to_dict()).all
+
+
+# -- expiry (Alertmanager's: ends_at becomes now, the silence stays listed as expired) ------
+
+@pytest.mark.parametrize(("offset", "state"), [
+    (timedelta(seconds=-1), "pending"),
+    (timedelta(0), "active"),
+    (timedelta(minutes=59, seconds=59), "active"),
+    (timedelta(hours=1), "expired"),
+])
+def test_state(offset: timedelta, state: str) -> None:
+    assert silence({"watch": "acme"}).state(T0 + offset) == state
+
+
+def test_an_empty_window_reads_as_expired() -> None:
+    assert silence({"watch": "acme"}, start=timedelta(hours=2)).state(T0) == "expired"
+
+
+def test_expire_ends_it_now_and_says_who() -> None:
+    s = silence({"watch": "acme"})
+    at = T0 + timedelta(minutes=10)
+    done = s.expire(by="luis", at=at)
+    assert (done.ends_at, done.starts_at, done.expired_by, done.expired_at) == (at, T0, "luis",
+                                                                                 at)
+    assert (done.id, done.matchers, done.created_by, done.comment) == (
+        s.id, s.matchers, s.created_by, s.comment)
+    assert s.matches(LABELS, at) and not done.matches(LABELS, at)
+    assert done.state(at) == "expired" and s.state(at) == "active"
+
+
+def test_expiring_a_pending_silence_keeps_it_from_ever_starting() -> None:
+    pending = silence({"watch": "acme"}, start=timedelta(hours=1), end=timedelta(hours=2))
+    done = pending.expire(by="luis", at=T0)
+    assert done.starts_at == done.ends_at == T0
+    assert not any(done.matches(LABELS, T0 + timedelta(minutes=m)) for m in (0, 60, 90))
+
+
+def test_expire_is_idempotent() -> None:
+    at = T0 + timedelta(minutes=10)
+    once = silence({"watch": "acme"}).expire(by="luis", at=at)
+    # The first expiry stands: a later one (or one after the natural end) changes nothing.
+    assert once.expire(by="ana", at=at + timedelta(minutes=5)) is once
+    ended = silence({"watch": "acme"})
+    assert ended.expire(by="ana", at=T0 + timedelta(hours=3)) is ended
+
+
+def test_an_expired_silence_round_trips_and_old_records_still_read() -> None:
+    done = silence({"watch": "acme"}).expire(by="luis", at=T0 + timedelta(minutes=10))
+    data = json.loads(json.dumps(done.to_dict()))
+    assert data["expired_by"] == "luis" and data["expired_at"] == "2026-03-10T12:10:00+00:00"
+    assert Silence.from_dict(data) == done
+    old = silence({"watch": "acme"}).to_dict()
+    del old["expired_by"], old["expired_at"]
+    assert Silence.from_dict(old).expired_by is None
+
+
+def test_config_silences_are_told_apart_by_id() -> None:
+    from streams.config.settings import Settings
+    from streams.core.silences import is_configured
+    from streams.runtime.pipeline import Views
+
+    settings = Settings(escalation={"silences": [
+        {"matchers": {"watch": "acme"}, "ends_at": "2030-01-01T00:00:00Z"}]})
+    made = Views.create(settings, bootstrap="127.0.0.1:9").silences.silences()
+    assert [is_configured(s.id) for s in made] == [True]
+    assert not is_configured("s-0123456789abcdef")

@@ -3,6 +3,7 @@ request without credentials. Built in-process: the real app's aiohttp server on 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,14 +14,16 @@ from aiohttp.test_utils import TestServer
 
 from streams.config.settings import Settings
 from streams.wiring import build_worker
-from tests.support.secured import secured_sections
+from tests.fakes.pagerduty import sign_webhook, webhook_event
+from tests.support.secured import PAGERDUTY_SECRET, secured_sections
 
 #: The only routes anyone may call without a credential. Adding one is a decision: say it here.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/console/login", "/console/static/{name}"}
-#: Public in the sense of "no login", each proving itself: a signed link, Slack's signature.
-SIGNED = {"/a/{token}", "/slack/actions"}
+#: Public in the sense of "no login", each proving itself: a signed link, Slack's or
+#: PagerDuty's signature.
+SIGNED = {"/a/{token}", "/slack/actions", "/pagerduty/webhook"}
 _SAMPLE = {"incident_id": "acme.0123456789abcdef", "action": "ack", "token": "x.y",
-           "name": "console.css"}
+           "silence_id": "s-0123456789abcdef", "name": "console.css", "key": "x:1"}
 
 
 @pytest_asyncio.fixture
@@ -93,3 +96,22 @@ async def test_every_answer_carries_security_headers(
                     assert "unsafe-inline" not in csp
         async with http.get(base + "/api/incidents/acme.0123456789abcdef%0A/ack") as resp:
             assert resp.status == 400  # a control character never reaches a handler
+
+
+
+async def test_pagerduty_webhooks_are_refused_until_a_secret_is_set(tmp_path: Path) -> None:
+    sections = secured_sections(tmp_path, port=6066, bootstrap="127.0.0.1:9")
+    sections["notifiers"] = {"pagerduty": {"services": {}}}  # paging out, nothing coming in
+    web = build_worker(Settings(**sections), bootstrap="127.0.0.1:9").app.web
+    web.init_server()
+    server = TestServer(web.web_app, host="127.0.0.1", port=0)
+    await server.start_server()
+    body = json.dumps(webhook_event("incident.acknowledged",
+                                    incident_key="acme.0123456789abcdef")).encode()
+    try:
+        async with aiohttp.ClientSession() as http, http.post(
+                f"http://127.0.0.1:{server.port}/pagerduty/webhook", data=body,
+                headers=sign_webhook(body, [PAGERDUTY_SECRET])) as resp:
+            assert (resp.status, await resp.json()) == (401, {"error": "not configured"})
+    finally:
+        await server.close()

@@ -1,0 +1,157 @@
+"""Claims in the console: who answers a mention, and the forms to claim, answer, decline or
+release it.
+
+:func:`claim_section` renders one mention's claim (a badge saying who has it, and for a
+responder the forms that apply): the Mentions page calls it for each mention it shows.
+``/console/claims/{key}`` is a page of one mention's claim and history; its forms post to
+``/console/claims/{key}/{action}``: a signed-in responder, the CSRF token, and the name is
+the session's own (never a form field). The decision is the store's, as for the API
+(streams/web/claims.py), so of two responders in two browsers one wins and the other sees
+who has it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from html import escape
+from urllib.parse import quote
+
+from aiohttp import web
+from faust.web import Request
+
+from agents.store.claims import ACTIONS, Claim, ClaimBook
+from streams.core.security import HTML_HEADERS
+from streams.runtime.pipeline import Pipeline
+from streams.web.api import Page
+from streams.web.claims import act
+from streams.web.console import render
+from streams.web.console.auth import Session
+
+__all__ = ["claim_link", "claim_section", "install_console_claims"]
+
+SessionOf = Callable[[Request], Session | None]
+CheckedForm = Callable[[Request, Session], Awaitable[dict[str, str] | None]]
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _badge(claim: Claim | None) -> str:
+    if claim is None or not claim.held:
+        return '<span class="claim free">Nobody is answering this</span>'
+    link = ""
+    url = render.safe_url(claim.reply_url)
+    if claim.state == "answered" and url:
+        link = (f' · <a href="{_e(url)}" rel="noopener noreferrer nofollow" '
+                'target="_blank">the reply</a>')
+    return (f'<span class="claim {_e(claim.state)}">{_e(claim.says())}</span>{link} '
+            f'<time datetime="{_e(claim.updated_at.isoformat())}">'
+            f'{claim.updated_at:%Y-%m-%d %H:%M} UTC</time>')
+
+
+def claim_link(key: str, claim: Claim | None) -> str:
+    """One line for a list of mentions: who has it, linked to its claim page."""
+    text = claim.says() if claim is not None and claim.held else "Who answers this?"
+    state = claim.state if claim is not None else "free"
+    return (f'<a class="claim {_e(state)}" href="/console/claims/{_e(quote(key, safe=""))}">'
+            f'{_e(text)}</a>')
+
+
+def claim_section(key: str, claim: Claim | None, *, session: Session, csrf: str) -> str:
+    """One mention's claim: who has it and, for a responder, what they may do now."""
+    badge = f'<p class="claim-state" data-claim="{_e(key)}">{_badge(claim)}</p>'
+    if not session.can_act:
+        return f'<div class="claim-box">{badge}</div>'
+    base = f"/console/claims/{quote(key, safe='')}"
+    hidden = f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
+    forms: list[str] = []
+    free = claim is None or not claim.held
+    mine = claim is not None and claim.state == "claimed" and claim.by == session.user
+    if free:
+        forms.append(f'<form method="post" action="{base}/claim">{hidden}'
+                     '<button type="submit" class="primary">I\'ll answer this</button></form>')
+    if free or mine:
+        forms.append(
+            f'<form method="post" action="{base}/answer">{hidden}<label>Link to the reply '
+            '<input type="url" name="reply_url" required maxlength="2000" '
+            'placeholder="https://"></label> <button type="submit">Answered</button></form>')
+        forms.append(
+            f'<form method="post" action="{base}/not-answering">{hidden}<label>Why not '
+            '<input name="reason" required maxlength="500"></label> '
+            '<button type="submit">Not answering</button></form>')
+    if mine:
+        forms.append(f'<form method="post" action="{base}/release">{hidden}'
+                     '<button type="submit">Release</button></form>')
+    return f'<div class="claim-box">{badge}<div class="actions">{"".join(forms)}</div></div>'
+
+
+def _history(entries: Sequence[Claim]) -> str:
+    if not entries:
+        return ""
+    rows = "".join(f"<li>{c.updated_at:%Y-%m-%d %H:%M} UTC: {_e(c.says())}</li>"
+                   for c in entries)
+    return f'<h2>History</h2><ol class="claim-history">{rows}</ol>'
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html",
+                        headers=HTML_HEADERS)
+
+
+def install_console_claims(pipeline: Pipeline, *, book: ClaimBook, session_of: SessionOf,
+                           checked_form: CheckedForm, csrf_of: Callable[[Session], str]
+                           ) -> None:
+    """Add ``/console/claims/{key}`` and its actions; the console's own session and CSRF
+    checks are passed in (streams/web/console/routes.py)."""
+    app = pipeline.app
+
+    async def claim_page(key: str, session: Session, notice: str = "",
+                         status: int = 200) -> web.Response:
+        claim = await asyncio.to_thread(book.get, key)
+        history = await asyncio.to_thread(book.history, key)
+        note = f'<p class="notice" role="status">{_e(notice)}</p>' if notice else ""
+        body = (f"<h1>Mention {_e(key)}</h1>{note}"
+                + claim_section(key, claim, session=session, csrf=csrf_of(session))
+                + _history(history))
+        return _html(render.page(f"Mention {key}", body, session=session,
+                                 csrf=csrf_of(session)), status)
+
+    @app.serve("/console/claims/{key}", access="session")
+    class ClaimPage(Page):
+        async def get(self, request: Request, key: str) -> web.Response:
+            session = session_of(request)
+            if session is None:
+                return web.Response(status=303, headers={
+                    **HTML_HEADERS, "Location": "/console/login?next="
+                    + quote(f"/console/claims/{key}", safe="/")})
+            return await claim_page(key, session)
+
+    @app.serve("/console/claims/{key}/{action}", access="session")
+    class ClaimAction(Page):
+        async def post(self, request: Request, key: str, action: str) -> web.Response:
+            session = session_of(request)
+            if session is None:
+                return _html(render.message_page("Sign in first", "Your session ended."), 401)
+            form = await checked_form(request, session)
+            if form is None:
+                return _html(render.message_page("Refused", "Missing or invalid form token; "
+                                                 "reload the page and try again.",
+                                                 session=session), 403)
+            if not session.can_act:
+                return _html(render.message_page("Read-only", "Viewers cannot claim "
+                                                 "mentions.", session=session), 403)
+            if action not in ACTIONS:
+                return _html(render.message_page("Not found", "No such action.",
+                                                 session=session), 404)
+            status, data = await act(pipeline, book, key, action, by=session.user,
+                                     reply_url=form.get("reply_url"),
+                                     reason=form.get("reason"), source="console")
+            if status == 200:
+                return web.Response(status=303, headers={
+                    **HTML_HEADERS, "Location": f"/console/claims/{quote(key, safe='')}"})
+            if status == 409:
+                return await claim_page(key, session, f"Not yours: {data['says']}.", 409)
+            return _html(render.message_page("Cannot do that", str(data["error"]),
+                                             session=session), status)
