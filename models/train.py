@@ -33,7 +33,7 @@ from models.data import UMSAB_LANGUAGES, read_split
 from models.encoder import default_model_dir
 from models.ngram import N_FEATURES, idf_weights, ngram_counts, ngram_features
 
-__all__ = ["train_bundle"]
+__all__ = ["fit_logistic", "pad_hidden", "train_bundle"]
 
 log = logging.getLogger(__name__)
 _FORMAT = "2.0"
@@ -61,7 +61,7 @@ def _lower(tokenizer: Any, model: Any, texts: list[str], cut: int) -> list[torch
     return out
 
 
-def _pad(batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_hidden(batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(x.shape[0] for x in batch)
     hidden = torch.zeros(len(batch), width, batch[0].shape[1])
     mask = torch.zeros(len(batch), width, dtype=torch.long)
@@ -72,7 +72,7 @@ def _pad(batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _pooled(top: torch.nn.ModuleList, batch: list[torch.Tensor]) -> torch.Tensor:
-    hidden, mask = _pad(batch)
+    hidden, mask = pad_hidden(batch)
     return mean_pool(run_layers(top, hidden, mask), mask)
 
 
@@ -121,7 +121,7 @@ def _fine_tune(top: torch.nn.ModuleList, head: torch.nn.Linear, cached: list[tor
         progress(f"fine-tune epoch {epoch + 1}/{epochs}: loss {total / len(batches):.3f}")
 
 
-def _logistic(x: Any, y: np.ndarray, *, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def fit_logistic(x: Any, y: np.ndarray, *, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.linear_model import LogisticRegression
 
     fit = LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=seed)
@@ -177,12 +177,12 @@ def train_bundle(*, data_dir: Path, out: Path, seed: int = 13, layers: int = 2, 
 
     progress("emotion head")
     emo_pooled = _pool_all(top, _lower(tokenizer, model, emo_texts, cut)).numpy()
-    emo_w, emo_b = _logistic(emo_pooled, emo_y, c=1.0, seed=seed)
+    emo_w, emo_b = fit_logistic(emo_pooled, emo_y, c=1.0, seed=seed)
 
     progress("n-gram model")
     chars, words = ngram_counts(texts)
     idf_c, idf_w = idf_weights(chars), idf_weights(words)
-    ng_w, ng_b = _logistic(ngram_features(texts, idf_c, idf_w), y_train, c=1.0, seed=seed)
+    ng_w, ng_b = fit_logistic(ngram_features(texts, idf_c, idf_w), y_train, c=1.0, seed=seed)
 
     # An even mixture, not one tuned on UMSAB val: English val is a subset of TweetEval val
     # (a training set here), and on the other languages val favoured the n-grams where the

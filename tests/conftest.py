@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,6 +11,18 @@ import pytest_asyncio
 
 from streams.runtime.broker import EmbeddedBroker
 from tests.fakes.slack import FakeSlack
+
+#: Where every test, and every worker process a test starts, finds the converted e5 encoder
+#: and its ONNX export. Each test has its own datadir; with the default cache (inside it) each
+#: worker would convert again (seconds, 470 MB) and export again (a minute).
+MODEL_CACHE = Path(__file__).resolve().parent.parent / "var" / "test-models"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_model_cache() -> Iterator[Path]:
+    os.environ.setdefault("ESCUCHA_MODEL__CACHE_DIR", str(MODEL_CACHE))
+    yield Path(os.environ["ESCUCHA_MODEL__CACHE_DIR"])
+
 
 _FAULTS = Path(__file__).parent / "reliability"
 

@@ -27,7 +27,8 @@ def model_for(cfg: ModelSettings) -> SentimentModel:
     """The model the ``model`` config names, loaded (seconds: run it off the event loop)."""
     return load_model(name=cfg.name, label_map=cfg.label_map, allow_download=cfg.allow_download,
                       threads=cfg.threads, batch_size=cfg.batch_size, quantize=cfg.quantize,
-                      cache_size=cfg.cache_size, languages=cfg.languages)
+                      cache_size=cfg.cache_size, languages=cfg.languages, runtime=cfg.runtime,
+                      cache_dir=cfg.cache_dir)
 
 
 def classifier_for(settings: Settings, model: SentimentModel) -> Classifier:

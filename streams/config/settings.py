@@ -128,6 +128,14 @@ class Settings(BaseSettings):
         return DetectSettings.model_validate({**self.detect.model_dump(), **watch.detect})
 
     @model_validator(mode="after")
+    def _model_cache_in_datadir(self) -> Settings:
+        # The converted encoder belongs with the rest of this deployment's state.
+        if self.model.cache_dir is None:
+            cached = self.model.model_copy(update={"cache_dir": self.datadir / "models"})
+            object.__setattr__(self, "model", cached)  # frozen: set once, while validating
+        return self
+
+    @model_validator(mode="after")
     def _playbooks_are_consistent(self) -> Settings:
         ids = [p.id for p in self.playbooks]
         watches = {w.id for w in self.watches}

