@@ -63,7 +63,8 @@ def test_the_same_story_on_two_watches_pages_once_and_both_timelines_say_so() ->
     assert acme.campaign
     acme_id, paged = _open(world, acme, 0)
     assert paged == CRISIS_L1 + EXEC_L1
-    beta = _storm("beta", SAME, copies=30)
+    # info: the console's policy; critical would bring exec's (routes follow severity).
+    beta = _storm("beta", SAME, copies=30, severity="info")
     assert beta.largest_story and acme.largest_story
     assert beta.largest_story.id != acme.largest_story.id  # per-watch ids: the text decides
     beta_id, paged = _open(world, beta, 30)
@@ -95,6 +96,8 @@ def test_the_same_story_on_two_watches_pages_once_and_both_timelines_say_so() ->
                          dumps(_storm("beta", SAME, minute=3, severity="critical")), at(200))
     assert _paged(worse) == []
     assert beta_id not in world.stage.due(at(3000), mono=3000.0)
+    # A stray tick (a re-delivered one) changes nothing while the target is open.
+    assert world.handle(topics.ESCALATION.name, beta_id.encode(), at(3000)) == []
 
 
 def test_a_different_story_on_another_watch_pages_on_its_own() -> None:
