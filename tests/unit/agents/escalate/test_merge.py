@@ -141,6 +141,16 @@ def test_when_the_target_resolves_the_joined_incident_is_released_and_escalates(
     assert world.view[beta_id].merged_into is None
 
 
+def test_a_join_found_when_group_wait_ends_pages_nobody() -> None:
+    world = _World([], group_wait_s=30)
+    acme_id, _ = _open(world, _storm("acme", FIRST), 0)
+    world.handle(topics.ESCALATION.name, acme_id.encode(), at(30))  # acme pages now
+    beta_id, paged = _open(world, _storm("beta", SAME), 40)
+    assert paged == []
+    out = world.handle(topics.ESCALATION.name, beta_id.encode(), at(70))
+    assert _paged(out) == [] and world.view[beta_id].merged_into == acme_id
+
+
 def test_a_resolved_incident_is_no_target() -> None:
     world = _world()
     acme_id, _ = _open(world, _storm("acme", FIRST), 0)
