@@ -286,7 +286,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
                 inc, watch_name=names.get(inc.watch_id, inc.watch_id),
                 oncall=oncall_lines(inc), series=series, authors=authors, session=session,
                 csrf=csrf_of(session), notice=done,
-                mentions_link=await incident_link(store, inc)))
+                mentions_link=await incident_link(store, inc),
+                joined_watches=[names.get(w, w) for w in inc.watches]))
 
     @app.serve("/console/incidents/{incident_id}/{action}", access="session")
     class IncidentAction(Page):
