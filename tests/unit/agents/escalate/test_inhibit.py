@@ -195,8 +195,9 @@ def test_when_the_critical_resolves_the_warning_escalates_at_the_next_tick() -> 
 
 def _inhibited_now(world: _World) -> dict[str, float | None]:
     """The escucha_incidents_inhibited gauge by severity, as the last clock round set it."""
-    return {sev: world.stage.metrics.registry.get_sample_value(
-        "escucha_incidents_inhibited", {"severity": sev}) for sev in ("info", "warning", "critical")}
+    registry = world.stage.metrics.registry
+    return {sev: registry.get_sample_value("escucha_incidents_inhibited", {"severity": sev})
+            for sev in ("info", "warning", "critical")}
 
 
 def test_a_critical_opening_later_stops_the_warnings_escalation() -> None:
