@@ -174,12 +174,15 @@ class EscalateStage:
         """
         counts: Counter[tuple[str, str]] = Counter()
         overdue: Counter[str] = Counter()
+        inhibited: Counter[str] = Counter()
         ticks = []
         for incident_id, entry in list(self.incidents.items()):
             inc = entry["incident"]
             counts[(inc["severity"], inc["state"])] += 1
             if self.engine.overdue(entry):  # not while waiting for quiet hours to end
                 overdue[inc["severity"]] += 1
+            if inc["state"] == "open" and entry.get("esc", {}).get("inhibited"):
+                inhibited[inc["severity"]] += 1
             due = self.engine.next_due(entry)
             if due is None or due > now:
                 continue
@@ -189,6 +192,7 @@ class EscalateStage:
             ticks.append(incident_id)
         for severity in SEVERITIES:
             self.metrics.incidents_overdue.labels(severity).set(overdue[severity])
+            self.metrics.incidents_inhibited.labels(severity).set(inhibited[severity])
             for state in INCIDENT_STATES:
                 self.metrics.incidents_current.labels(severity, state).set(
                     counts[(severity, state)])
