@@ -3,11 +3,13 @@ copy-paste storm is stored as one story, searched by it and shown once, grouped.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from agents.store.backends import DatabaseBackend
+from agents.store.claims import ClaimBook, ClaimError, ClaimOutcome, UnknownSubject
 from agents.store.groups import story_page
 from agents.store.schema import MIGRATIONS, migrate
 from agents.store.search import Search, SearchError, search_from_params
@@ -143,3 +145,50 @@ def test_bad_story_parameters_say_what_to_send(params: dict[str, list[str]],
 def test_a_story_term_with_nothing_else_leaves_no_query() -> None:
     search = search_from_params({"q": ["story:0123456789ABCDEF"]})
     assert search == Search(story="0123456789abcdef")
+
+
+def test_a_story_is_claimed_whole_by_one_of_two_workers(
+        request: pytest.FixtureRequest, tmp_path: Path, store: MentionStore) -> None:
+    store.write(storm(30), now=T0)
+    [row] = stories_of(store)
+    story = str(row["story"])
+    other = MentionStore(backend_for(store.backend.name, request, tmp_path))  # same database
+    other.open()
+    books = [ClaimBook(store), ClaimBook(other)]
+    results: dict[str, ClaimOutcome] = {}
+    gate = threading.Barrier(2)
+
+    def claim(name: str, book: ClaimBook) -> None:
+        gate.wait()
+        results[name] = book.act(story, "claim", by=name, now=T0, kind="story")
+
+    try:
+        threads = [threading.Thread(target=claim, args=(n, b))
+                   for n, b in zip(("Ana", "Ben"), books, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        winners = [n for n, r in results.items() if r.won]
+        assert len(results) == 2 and len(winners) == 1
+        loser = ({"Ana", "Ben"} - set(winners)).pop()
+        assert results[loser].claim is not None and results[loser].claim.by == winners[0]
+        # The same atomic rules as a mention's: only the holder answers or releases.
+        assert not books[0].act(story, "release", by=loser, now=T0, kind="story").won
+        done = books[1].act(story, "answer", by=winners[0], kind="story", now=T0,
+                            reply_url="https://x.com/acme/status/1")
+        assert done.won and done.claim is not None and done.claim.state == "answered"
+        assert [c.state for c in books[0].history(story, kind="story")] == \
+            ["claimed", "answered"]
+        # A story's claim is not a mention's: the mentions in it are unclaimed.
+        assert books[0].get(story) is None and books[0].claims(["x:0"]) == {}
+    finally:
+        other.close()
+
+
+def test_an_unknown_story_cannot_be_claimed(store: MentionStore) -> None:
+    store.write([enriched(1, "Acme")], now=T0)
+    with pytest.raises(UnknownSubject, match="no stored story"):
+        ClaimBook(store).act("0123456789abcdef", "claim", by="Ana", kind="story")
+    with pytest.raises(ClaimError, match="kind"):
+        ClaimBook(store).act("x:1", "claim", by="Ana", kind="thread")  # type: ignore[arg-type]
