@@ -27,7 +27,7 @@ from agents.store.store import MentionStore
 from streams.core.security import clean_text
 
 __all__ = ["ACTIONS", "KINDS", "Claim", "ClaimBook", "ClaimError", "ClaimOutcome", "ClaimState",
-           "UnknownSubject"]
+           "Kind", "UnknownSubject"]
 
 ClaimState = Literal["claimed", "answered", "not_answering", "released"]
 Action = Literal["claim", "answer", "release", "not-answering"]
