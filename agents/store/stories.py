@@ -6,9 +6,9 @@ MinHash + LSH over the watch's last day, the first copy's key naming the story),
 copy-paste storm of 300 accounts is stored as one story and the console can show it once.
 
 Limitation, the same as detection's: the indexes live in the worker's memory. After a
-restart they start empty, unless :meth:`StoryBook.seed` is given the stored mentions of the
-last hours (the store stage does it at start, agents/store/agent.py); without that a story
-still running continues under a second id. A worker whose store is PostgreSQL shared with
+restart they start empty, so a story still running then continues under a second id (the
+grouped view shows it as two stories). Not done yet: seeding the indexes at start from the
+store's last hours of rows. A worker whose store is PostgreSQL shared with
 others sees only its own partitions' mentions, so a story spread over partitions may carry
 one id per worker, as detection's stories do. Ids never change once stored: a rebuild over a
 live store keeps them and only fills in the missing ones (rows stored before schema
@@ -40,20 +40,6 @@ class StoryBook:
         at = m.created_at.timestamp()
         with self._lock:
             return tuple(self._index(w).assign(m.text, key=m.key, at=at) for w in watches)
-
-    def seed(self, mentions: Iterable[tuple[str, str, str, float]]) -> int:
-        """Teach the indexes stored mentions, ``(watch, key, text, posted seconds)`` oldest
-        first, so a story running across a restart keeps its id; how many were read.
-
-        The ids this gives are the stored ones where the stored story's first copy is among
-        the mentions read (it started within the hours read): each index, fed the same
-        texts in the same order, picks the same stories."""
-        n = 0
-        with self._lock:
-            for watch, key, text, at in mentions:
-                self._index(watch).assign(text, key=key, at=at)
-                n += 1
-        return n
 
     def _index(self, watch: str) -> StoryIndex:
         index = self._indexes.get(watch)
