@@ -14,17 +14,18 @@ from html import escape
 from typing import Final
 from urllib.parse import urlencode
 
+from agents.store.groups import StoryRow
 from agents.store.rows import StoredMention
 from agents.store.search import SENTIMENTS, SORTS
 from streams.core.records import Incident
 
 __all__ = ["FORM_FIELDS", "incident_mentions_link", "incident_window", "mentions_section",
-           "query_string"]
+           "query_string", "stories_section"]
 
 #: The parameters the form sends, and ``limit`` (a typed URL's page size, kept while paging);
 #: ``cursor`` is only ever added by a "Next page" link.
 FORM_FIELDS: Final = ("q", "watch", "since", "until", "sentiment", "lang", "source",
-                      "min_priority", "verified", "sort", "order", "limit")
+                      "min_priority", "verified", "sort", "order", "limit", "story", "group")
 _TEXT_MAX: Final = 600  # characters of a mention shown in the table; the original has it all
 
 
@@ -101,6 +102,10 @@ def _form(params: Mapping[str, str], watches: Mapping[str, str]) -> str:
                   p("sort", ""), blank="time")
         + _select("order", "Order", [("asc", "oldest/lowest first")], p("order", ""),
                   blank="newest/highest first")
+        + _select("group", "Show", [("story", "stories (copies folded)")], p("group", ""),
+                  blank="every mention")
+        + (f'<input type="hidden" name="story" value="{e(p("story", ""))}">'
+           if p("story") else "")
         + '<button type="submit">Search</button></form>')
 
 
@@ -123,6 +128,50 @@ def _row(m: StoredMention, names: Mapping[str, str], claim: str = "") -> str:
         f'<td><span class="sentiment">{e(em.sentiment.label)}</span></td>'
         f'<td>{e(men.language or "")}</td><td>{e(m.priority)}</td>'
         f'<td>{m.reach:,}</td></tr>')
+
+
+def _story_row(row: StoryRow, params: Mapping[str, str], claim: str) -> str:
+    em = row.sample.record if row.sample else None
+    text = em.mention.text if em else ""
+    text = text if len(text) <= _TEXT_MAX else text[:_TEXT_MAX] + "…"
+    first = datetime.fromtimestamp(row.first_seen / 1000, UTC)
+    last = datetime.fromtimestamp(row.last_seen / 1000, UTC)
+    href = "/console/mentions?" + query_string(
+        {k: v for k, v in params.items() if k not in ("group", "cursor")}, story=row.story)
+    return (
+        f'<tr data-story="{e(row.story)}"><td><blockquote>{e(text)}</blockquote>'
+        f'<a href="{e(href)}" class="story-mentions">its {row.count:,} mention'
+        f'{"" if row.count == 1 else "s"}</a>'
+        + (f'<div class="claim-state">{claim}</div>' if claim else "") + '</td>'
+        f'<td>{row.count:,}</td><td>{row.authors:,}</td>'
+        f'<td><time datetime="{e(first.isoformat())}">{first:%Y-%m-%d %H:%M}</time></td>'
+        f'<td><time datetime="{e(last.isoformat())}">{last:%Y-%m-%d %H:%M}</time></td></tr>')
+
+
+def stories_section(stories: Sequence[StoryRow], *, params: Mapping[str, str],
+                    watches: Mapping[str, str], next_cursor: str | None,
+                    claims: Mapping[str, str] | None = None) -> str:
+    """The grouped view's body: one row per story (its first copy as the sample, escaped),
+    each linked to its mentions; ``claims``: each story's claim line, by story id."""
+    rows = "".join(_story_row(r, params, (claims or {}).get(r.story, "")) for r in stories) \
+        or '<tr><td colspan="5" class="empty">No stories match.</td></tr>'
+    paging = []
+    if params.get("cursor"):
+        paging.append(f'<a href="/console/mentions?{e(query_string(params))}">First page</a>')
+    if next_cursor:
+        paging.append(f'<a href="/console/mentions?'
+                      f'{e(query_string(params, cursor=next_cursor))}" rel="next">Next page</a>')
+    return (
+        f'<h1>Mentions</h1>{_form(params, watches)}'
+        f'<p id="mention-count" role="status">{len(stories)} stories shown'
+        f'{", more on the next page" if next_cursor else ""}.</p>'
+        '<div class="table-wrap"><table class="stories-table"><caption class="sr-only">'
+        'Stories</caption><thead><tr><th scope="col">Story (first copy)</th>'
+        '<th scope="col">Mentions</th><th scope="col">Authors</th>'
+        '<th scope="col">First seen (UTC)</th><th scope="col">Last seen (UTC)</th></tr>'
+        f'</thead><tbody>{rows}</tbody></table></div>'
+        + (f'<nav class="paging" aria-label="Pages">{" · ".join(paging)}</nav>'
+           if paging else ""))
 
 
 def mentions_section(mentions: Sequence[StoredMention] | None, *, params: Mapping[str, str],
