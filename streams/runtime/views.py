@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 #: How long a view waits for its consumer to be given the partitions of a topic the broker
 #: names, before it reads what comes without a backlog to wait for.
 _ASSIGN_WAIT_S = 10.0
+#: Longest ``sync`` waits for a view to catch up with its topic.
+_SYNC_WAIT_S = 30.0
 
 
 class TopicView:
@@ -46,6 +48,7 @@ class TopicView:
         self._max_items = max_items
         self.items: dict[str, Any] = {}
         self.ready = asyncio.Event()  # set once the backlog present at start is read
+        self._live: AIOKafkaConsumer | None = None  # the consumer reading now, for sync()
         self._changed = asyncio.Condition()
 
     def _consumer(self) -> AIOKafkaConsumer:
@@ -61,6 +64,7 @@ class TopicView:
             consumer = self._consumer()
             try:
                 await consumer.start()
+                self._live = consumer
                 delay = 1.0
                 backlog = None if self.ready.is_set() else await self._backlog(consumer)
                 while True:
@@ -85,6 +89,7 @@ class TopicView:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
             finally:
+                self._live = None
                 await consumer.stop()
 
     async def _backlog(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
@@ -108,6 +113,31 @@ class TopicView:
         parts = list(consumer.assignment())
         ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
         return ends
+
+    async def sync(self, timeout_s: float = _SYNC_WAIT_S) -> bool:
+        """Wait until the view holds every record on the topic now; False on timeout.
+
+        For a reader about to trust the view's latest values after another worker wrote
+        them moments ago: a partition's new owner seeds its counts from the snapshots the
+        old owner stored while handing it over, which this view may not have read yet."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        consumer = self._live
+        if consumer is None:
+            return False  # the broker is gone: whatever was read is all there is
+        try:
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(
+                list(consumer.assignment()))
+            while not await _caught_up(consumer, ends):
+                if asyncio.get_running_loop().time() > deadline:
+                    return False
+                await self.wait_changed(0.1)
+        except (KafkaError, OSError, AssertionError):  # reconnecting: assignment gone
+            return False
+        return True
 
     def _trim(self) -> None:
         if self._max_items is None:

@@ -65,3 +65,19 @@ async def test_a_topic_not_created_yet_is_ready_empty(broker: EmbeddedBroker) ->
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_sync_waits_for_what_was_written_moments_ago(broker: EmbeddedBroker) -> None:
+    # A partition's new owner seeds from the snapshots the old owner stored while handing it
+    # over: sync() must return only once the view holds them.
+    await _produce(broker.bootstrap, 10)
+    view = _SlowFetchView(bootstrap=broker.bootstrap, topic=_TOPIC, decode=_decode)
+    task = asyncio.create_task(view.run())
+    try:
+        await asyncio.wait_for(view.ready.wait(), timeout=120)
+        await _produce(broker.bootstrap, 400)  # ids 0-399 again: 10 known, 390 new
+        assert await view.sync(timeout_s=120)
+        assert len(view.items) == 400
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
