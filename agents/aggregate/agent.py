@@ -106,6 +106,14 @@ def install(pipeline: Pipeline) -> None:
             stage.hold(event)
 
         async for event, em in parsed_events(manual, EnrichedMention, on_invalid=invalid):
+            if stage.needs_sync:
+                # The partitions' previous owner stored its last snapshots while handing them
+                # over, moments ago: seeding from a view that has not read them yet would
+                # store counts without them.
+                stage.needs_sync = False
+                if not await view.sync():
+                    log.warning("aggregates view not caught up after the rebalance; seeding "
+                                "from what it has read")
             msg = event.message
             stage.add(em, position=f"{msg.topic}:{msg.partition}", offset=msg.offset,
                       token=event)

@@ -67,6 +67,9 @@ class AggregateStage:
         self._added: dict[BucketKey, int] = {}
         self._stored_upto: dict[BucketKey, int] = {}
         self._flushing = asyncio.Lock()
+        #: After an assignment the stored snapshots (the view) must be caught up before a
+        #: bucket is seeded from them: the previous owner stored its last ones moments ago.
+        self.needs_sync = False
 
     @property
     def unstored(self) -> int:
@@ -165,4 +168,5 @@ class AggregateStage:
         self._unstored.clear()
         self._added.clear()
         self._stored_upto.clear()
+        self.needs_sync = True
         return self.builder.retain(positions)

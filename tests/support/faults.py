@@ -22,7 +22,7 @@ from streams.connectors.publish import Publisher
 from streams.core import topics
 from streams.core.records import Author, Engagement, Mention
 from tests.fakes.slack import FakeSlack, SlackCall
-from tests.support.kafka import read_all
+from tests.support.kafka import read_all, read_records
 
 __all__ = [
     "Figures",
@@ -226,24 +226,10 @@ async def counted_by_watch(bootstrap: str) -> dict[str, dict[str, int]]:
 
 
 async def _latest_by_key(bootstrap: str, topic: str) -> dict[str, Any]:
-    from aiokafka import AIOKafkaConsumer  # the helpers above read values only
-
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
     latest: dict[str, Any] = {}
-    try:
-        idle = 2.0
-        while idle > 0:
-            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=500), timeout=30)
-            records = [r for rs in batch.values() for r in rs]
-            if not records:
-                idle -= 0.5
-            for r in records:
-                if r.key is not None and r.value:
-                    latest[json.loads(r.key)] = json.loads(r.value)
-    finally:
-        await consumer.stop()
+    for r in await read_records(bootstrap, topic, idle_s=2.0):
+        if r.key is not None and r.value:
+            latest[json.loads(r.key)] = json.loads(r.value)
     return latest
 
 

@@ -89,6 +89,15 @@ async def test_retain_forgets_buckets_of_partitions_owned_elsewhere() -> None:
     assert stage.retain({POS}) == 1
 
 
+def test_an_assignment_asks_for_the_stored_snapshots_to_be_caught_up() -> None:
+    # The agent then waits for its view (TopicView.sync) before the next record can seed a
+    # bucket from it: the previous owner stored its last snapshots moments before.
+    stage = AggregateStage(builder=builder(), watches={"acme"}, stored=Store().get)
+    assert not stage.needs_sync
+    stage.retain({POS})
+    assert stage.needs_sync
+
+
 class Acks:
     def __init__(self) -> None:
         self.done: list[int] = []
