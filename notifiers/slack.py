@@ -193,7 +193,7 @@ def build_message(notification: Notification, *, watch_name: str,
             {"type": "mrkdwn", "text": f"*{_('Level')}*\n{notification.level}"},
         ]},
     ]
-    story = story_line(inc)
+    story = story_line(inc, lang)
     if story is not None:
         blocks.append({"type": "section", "text": {
             "type": "mrkdwn", "text": slack_escape(story, limit=1000)}})

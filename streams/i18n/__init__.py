@@ -203,6 +203,11 @@ class Lang:
     def label(self, value: str) -> str:
         return label(self.tr, value)
 
+    @property
+    def unset(self) -> bool:
+        """English in UTC, i.e. nothing configured: renderers keep their historic formats."""
+        return self.locale == DEFAULT and self.timezone == "UTC"
+
 
 #: English in UTC: what every renderer uses when no locale is configured.
 EN = Lang()
