@@ -19,7 +19,7 @@ from notifiers.text import console_safe
 from streams.core.records import Incident, Notification, TimelineEntry
 from streams.i18n import EN, N_, Lang
 
-__all__ = ["Change", "change_of", "status_line"]
+__all__ = ["Change", "change_of", "digest_line", "status_line"]
 
 Change = Literal["triggered", "updated", "escalated", "reopened", "acknowledged", "resolved",
                  "reminder", "digest"]
@@ -31,6 +31,9 @@ _SOURCES = {"slack": "Slack", "api": N_("the API"), "link": N_("a signed link"),
             "console": N_("the console"), "cli": N_("the command line"),
             "pagerduty": "PagerDuty", "teams": "Teams", "googlechat": "Google Chat"}
 _LINE_CHARS = 300
+#: Notification kinds as a digest line names them; the stored kinds stay English.
+_KINDS = {"trigger": N_("trigger"), "escalate": N_("escalate"), "reminder": N_("reminder"),
+          "update": N_("update"), "acknowledge": N_("acknowledge"), "resolve": N_("resolve")}
 
 
 def _last(inc: Incident, kinds: frozenset[str] | set[str]) -> TimelineEntry | None:
@@ -129,3 +132,13 @@ def status_line(notification: Notification, lang: Lang = EN) -> str:
     else:
         return ""
     return console_safe(line, limit=_LINE_CHARS)
+
+
+def digest_line(note: Notification, lang: Lang = EN) -> str:
+    """One held alert as a line of its target's digest, in ``lang``: 'critical: acme —
+    trigger (level 1) <summary>'. Not cleaned: each channel cleans and escapes digest lines."""
+    inc = note.incident
+    kind = lang._(_KINDS[note.kind]) if note.kind in _KINDS else note.kind
+    return lang._("{severity}: {watch} — {kind} (level {level}) {summary}").format(
+        severity=lang.label(inc.severity), watch=inc.watch_id, kind=kind, level=note.level,
+        summary=inc.summary[:160])

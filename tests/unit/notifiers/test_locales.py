@@ -10,14 +10,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from agents.deliver.limits import Digests
 from notifiers.email import EmailNotifier, EmailSettings
 from notifiers.followup import status_line
 from notifiers.googlechat import GoogleChatNotifier, GoogleChatSettings
 from notifiers.pagerduty import PagerDutySettings, build_event
 from notifiers.push import NtfySettings, PushNotifier
+from notifiers.registry import lang_for
 from notifiers.teams import TeamsNotifier, TeamsSettings
 from notifiers.text import no_broadcast
 from notifiers.webhook import WebhookSettings, build_body
+from streams.config.notifiers import NotifierSettings
 from streams.core.links import LinkSigner
 from streams.core.records import (
     Evidence,
@@ -179,3 +182,19 @@ def test_every_channel_checks_its_locales_all_at_once(settings: type[BaseModel])
     ok = settings(locale="es-mx", target_locales={"ops": "en"})
     assert ok.locale == "es_MX" and ok.lang_for("ops").locale == "en"  # type: ignore[attr-defined]
     assert ok.lang_for("other").locale == "es_MX"  # type: ignore[attr-defined]
+
+
+def test_digest_lines_in_the_targets_language() -> None:
+    notifiers = NotifierSettings.model_validate({"push": ES})
+    assert lang_for(notifiers, "push", TARGET).locale == "es"
+    assert lang_for(notifiers, "push", "ops").unset is False  # en, but in Madrid time
+    assert lang_for(notifiers, "console", "x").unset  # a channel without locale settings
+    held = [_note("trigger"), _note("escalate")]
+    digest = Digests.digest_of(("push", TARGET), held, lang_for(notifiers, "push", TARGET))
+    assert digest.digest == [
+        "crítico: acme — alerta (nivel 2) 24 negative mentions in one minute",
+        "crítico: acme — escalado (nivel 2) 24 negative mentions in one minute"]
+    english = Digests.digest_of(("push", TARGET), held)
+    assert english.digest[0] == "critical: acme — trigger (level 2) 24 negative mentions in " \
+        "one minute"
+    assert english.id == digest.id  # the language is not part of which lines it holds
