@@ -197,8 +197,8 @@ class Lang:
         # Records normalise most datetimes, not acked_at/resolved_at: naive means UTC here too.
         return format_time(when, self.locale, self.timezone)
 
-    def at(self, when: datetime) -> str:
-        return format_datetime(when, self.locale, self.timezone)
+    def at(self, when: datetime, *, format: str = "medium") -> str:
+        return format_datetime(when, self.locale, self.timezone, format=format)
 
     def label(self, value: str) -> str:
         return label(self.tr, value)
