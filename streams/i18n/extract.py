@@ -32,7 +32,9 @@ SOURCES = ("notifiers/slack.py", "streams/web/console/render.py", "streams/repor
            "streams/reports/pdf.py", "streams/i18n/__init__.py", "notifiers/followup.py",
            "notifiers/stories.py", "notifiers/card.py", "notifiers/teams.py",
            "notifiers/googlechat.py", "notifiers/push.py", "notifiers/pagerduty.py",
-           "notifiers/email.py", "notifiers/email_message.py")
+           "notifiers/email.py", "notifiers/email_message.py",
+           "streams/web/console/silences.py", "streams/web/console/episode.py",
+           "streams/web/console/mentions.py", "streams/web/console/claims.py")
 #: Where product code lives: a module here that marks a string must be in SOURCES.
 PACKAGES = ("agents", "models", "notifiers", "streams")
 

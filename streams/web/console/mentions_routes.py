@@ -21,6 +21,7 @@ from agents.store.claims import ClaimBook
 from agents.store.search import Search, SearchError, search_from_params
 from agents.store.store import MentionStore, SearchTimeout, StoreError, StoreUnavailable
 from streams.core.records import Incident
+from streams.i18n import EN, Lang
 from streams.runtime.pipeline import Pipeline
 from streams.web.api import Page
 from streams.web.console import render
@@ -58,7 +59,7 @@ def _failure(exc: Exception) -> tuple[int, str]:
     return 500, "The mention store cannot answer; see the worker's log."
 
 
-async def incident_link(store: MentionStore | None, inc: Incident) -> str:
+async def incident_link(store: MentionStore | None, inc: Incident, lang: Lang = EN) -> str:
     """The incident page's "all N mentions" link; without a count when counting fails (a
     slow or unreachable store must not take the incident page down with it)."""
     if store is None:
@@ -73,7 +74,7 @@ async def incident_link(store: MentionStore | None, inc: Incident) -> str:
     except (SearchError, StoreError) as exc:
         log.warning("console: cannot count the mentions of %s: %s", inc.id, exc)
         count = None
-    return incident_mentions_link(inc, count=count, cap=COUNT_CAP, now=now)
+    return incident_mentions_link(inc, count=count, cap=COUNT_CAP, now=now, lang=lang)
 
 
 def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
@@ -94,7 +95,7 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
         shown = {k: v[-1] for k, v in params.items() if v and k in (*FORM_FIELDS, "cursor")}
         body = mentions_section(found[0] if found else None, params=shown, watches=names,
                                 next_cursor=found[1] if found else None, error=error,
-                                claims=held)
+                                claims=held, lang=Lang(session.locale, session.timezone))
         return html(render.mentions_page(body, session=session, csrf=csrf_of(session)),
                     status)
 
@@ -124,7 +125,8 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
                 except StoreError as exc:  # the mentions are still worth showing
                     log.warning("console mentions: claims unreadable: %s", exc)
                     found = {}
-                held = {k: claim_link(k, found.get(k)) for k in keys}
+                lang = Lang(session.locale, session.timezone)
+                held = {k: claim_link(k, found.get(k), lang) for k in keys}
             return page(session, params, found=(result.mentions, result.cursor), held=held)
 
     @app.serve("/console/mentions/export", access="session")
