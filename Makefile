@@ -44,7 +44,7 @@ test: install system-deps lint
 test-slow: install system-deps
 	$(BIN)/pytest -q -m slow
 
-# Regenerate deploy/grafana/dashboards/*.json after changing deploy/grafana/dashboards.py.
+# Regenerate deploy/grafana/dashboards/*.json after changing deploy/grafana/dashboards.py or escucha_boards/.
 dashboards: install
 	$(BIN)/python deploy/grafana/dashboards.py
 

@@ -9,6 +9,7 @@ from typing import TextIO
 from pydantic import BaseModel, ConfigDict, Field
 
 from notifiers.base import ChannelSpec, Receipt
+from notifiers.stories import watch_label
 from notifiers.text import console_safe
 from streams.core.records import Notification
 
@@ -26,7 +27,7 @@ class ConsoleNotifier:
 
     def render(self, notification: Notification) -> str:
         inc = notification.incident
-        watch = self._watch_names.get(inc.watch_id, inc.watch_id)
+        watch = watch_label(inc, self._watch_names)
         lines = [
             f"=== INCIDENT {inc.id} [{inc.severity.upper()}] {console_safe(watch)}: "
             f"{inc.detector} (level {notification.level}, {inc.state}) ===",

@@ -24,6 +24,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.email_message import Letterhead, build_message, message_id
 from notifiers.errors import DeliveryError, classify_exception
+from notifiers.stories import watch_label
 from notifiers.text import console_safe, safe_url
 from streams.core.links import LinkSigner
 from streams.core.records import Incident, Notification
@@ -137,8 +138,7 @@ class EmailNotifier:
                         "unencrypted; set notifiers.email.starttls", settings.host)
 
     def _watch(self, notification: Notification) -> str:
-        wid = notification.incident.watch_id
-        return self._watch_names.get(wid, wid)
+        return watch_label(notification.incident, self._watch_names)
 
     def _action_links(self, inc: Incident, lang: Lang) -> list[tuple[str, str]]:
         if self._links is None or inc.state == "resolved":

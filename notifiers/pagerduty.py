@@ -28,6 +28,7 @@ from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception, classify_http
 from notifiers.followup import change_of, status_line
 from notifiers.http import LazySession
+from notifiers.stories import watch_label
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.records import Incident, Notification
 from streams.i18n import EN, Lang
@@ -276,7 +277,7 @@ class PagerDutyNotifier:
         key = secret.get_secret_value()
         inc = notification.incident
         event = build_event(notification, routing_key=key,
-                            watch_name=self._watch_names.get(inc.watch_id, inc.watch_id),
+                            watch_name=watch_label(inc, self._watch_names),
                             console=console_url(self._public_url, inc),
                             lang=self._settings.lang_for(service))
         action = event["event_action"]

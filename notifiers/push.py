@@ -36,6 +36,7 @@ from notifiers.errors import DeliveryError, classify_exception, classify_http
 from notifiers.followup import change_of, status_line
 from notifiers.http import LazySession, read_bounded
 from notifiers.playbook import playbook_lines
+from notifiers.stories import watch_label
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
@@ -236,7 +237,7 @@ class PushNotifier:
         """The JSON that ``send`` would publish (also for previews and tests)."""
         inc = notification.incident
         return build_payload(notification, topic=notification.target.strip(),
-                             watch_name=self._watch_names.get(inc.watch_id, inc.watch_id),
+                             watch_name=watch_label(inc, self._watch_names),
                              links=self._links,
                              lang=self._settings.lang_for(notification.target))
 

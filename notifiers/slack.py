@@ -35,7 +35,7 @@ from notifiers.base import BuildContext, ChannelSpec, Receipt
 from notifiers.errors import DeliveryError
 from notifiers.playbook import playbook_lines
 from notifiers.slack_actions import ACTION_ACK, ACTION_RESOLVE, ACTION_STEP
-from notifiers.stories import story_line
+from notifiers.stories import story_line, watch_label
 from notifiers.text import clean, safe_url, slack_escape, truncate
 from streams.core.records import Incident, Notification
 from streams.i18n import DEFAULT as DEFAULT_LOCALE
@@ -348,8 +348,7 @@ class SlackNotifier:
                 "timezone": self._timezone}
 
     def _watch(self, notification: Notification) -> str:
-        wid = notification.incident.watch_id
-        return self._watch_names.get(wid, wid)
+        return watch_label(notification.incident, self._watch_names)
 
     async def send(self, notification: Notification) -> Receipt:
         """Post, edit in place, or reply in the incident's thread (see the module docstring).

@@ -1,4 +1,5 @@
-"""The largest story of an incident as one plain line, shared by the channels that show it.
+"""The largest story of an incident as one plain line, and the watches it spans, shared by
+the channels that show them.
 
 The story's text is a mention's text (attacker-controlled): each channel escapes the line like
 any untrusted text before use.
@@ -6,10 +7,12 @@ any untrusted text before use.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from streams.core.records import Incident
 from streams.i18n import EN, Lang
 
-__all__ = ["story_line"]
+__all__ = ["story_line", "watch_label"]
 
 _TEXT_CHARS = 200
 
@@ -34,3 +37,9 @@ def story_line(inc: Incident, lang: Lang = EN) -> str | None:
                 count=big.count, authors=big.authors, minutes=big.span_min)
             + f"{of}: \u201c{text}\u201d")
     return None
+
+
+def watch_label(inc: Incident, names: Mapping[str, str]) -> str:
+    """The incident's watch by name, then those whose incidents joined it (one story, one
+    incident: agents/escalate/merge.py), so an update says every watch it now covers."""
+    return ", ".join(names.get(w, w) for w in [inc.watch_id, *inc.watches])

@@ -35,6 +35,7 @@ from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.card import CardContent, card_content
 from notifiers.errors import DeliveryError
 from notifiers.http import LazySession, check_secret_url, configured, error_detail, post, refused
+from notifiers.stories import watch_label
 from notifiers.text import no_broadcast, teams_escape
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
@@ -162,7 +163,7 @@ class TeamsNotifier:
         """The JSON that ``send`` would POST (also for previews and tests)."""
         inc = notification.incident
         return build_message(notification, links=self._links,
-                             watch_name=self._watch_names.get(inc.watch_id, inc.watch_id),
+                             watch_name=watch_label(inc, self._watch_names),
                              lang=self._settings.lang_for(notification.target))
 
     async def send(self, notification: Notification) -> Receipt:

@@ -38,7 +38,9 @@ __all__ = [
     "CAMPAIGN_SHARE",
     "StoryEvidence",
     "StoryIndex",
+    "SAME_STORY",
     "normalise",
+    "same_story",
     "shingles",
     "summarise",
     "tally",
@@ -52,6 +54,10 @@ __all__ = [
 #: two, when a storm has only a dozen or two copies in: hence a minimum of 10, not more.
 CAMPAIGN_SHARE = 0.2
 CAMPAIGN_MIN = 10
+#: The Jaccard similarity (of 4-character shingles) at which a text joins a story: the
+#: index's threshold and :func:`same_story`'s (module docstring: how it was chosen).
+SAME_STORY = 0.6
+_SHINGLE = 4
 #: Per story and minute, the authors kept in the state: enough for any real storm's minute,
 #: bounded against one that is not.
 _MAX_STORY_AUTHORS = 500
@@ -82,6 +88,18 @@ def shingles(text: str, size: int = 4) -> set[int]:
     return {zlib.crc32(text[i:i + size].encode()) for i in range(len(text) - size + 1)}
 
 
+def same_story(a: StorySummary, b: StorySummary) -> bool:
+    """Whether two stories, perhaps of two watches, are one: the same id, or sample texts
+    as near as a copy must be to join a story. Ids alone are not enough: a story's id is
+    that of its first mention *in its watch*, and two watches see a storm start with
+    different copies. Exact Jaccard here, where the index estimates it with MinHash: two
+    texts, no index to keep."""
+    if a.id == b.id:
+        return True
+    x, y = shingles(normalise(a.text), _SHINGLE), shingles(normalise(b.text), _SHINGLE)
+    return bool(x and y) and len(x & y) >= SAME_STORY * len(x | y)
+
+
 #: Forms of one story remembered: copies of copies drift (a truncated retweet of a text with
 #: a word changed), and comparing with several forms keeps them in (validation recall +2-3%).
 _FORMS = 4
@@ -99,8 +117,8 @@ class _Story:
 class StoryIndex:
     """MinHash + LSH over one watch's recent mentions; bounded by age and by count (LRU)."""
 
-    def __init__(self, *, threshold: float = 0.6, perms: int = 128, bands: int = 32,
-                 shingle: int = 4, window_s: float = 24 * 3600.0, max_stories: int = 5000,
+    def __init__(self, *, threshold: float = SAME_STORY, perms: int = 128, bands: int = 32,
+                 shingle: int = _SHINGLE, window_s: float = 24 * 3600.0, max_stories: int = 5000,
                  seed: int = 24) -> None:
         if perms % bands:
             raise ValueError(f"perms ({perms}) must be a multiple of bands ({bands})")

@@ -15,6 +15,7 @@ from typing import Any
 
 from agents.escalate.inhibit import Inhibition, Inhibitor, hold, note_inhibits
 from agents.escalate.levels import Levels, log, notify
+from agents.escalate.merge import find_target, join, note_joined, release, story_of
 from agents.escalate.routing import labels_of, route
 from notifiers import registry
 from streams.config.escalation import EscalationSettings, Policy, Schedule
@@ -53,10 +54,14 @@ class Decision:
     #: Incidents to tell, on their own timeline, that they inhibit this one: their entries
     #: may live in another partition, so the stage sends them a note (``on_inhibits``).
     inhibits: list[str] = field(default_factory=list)
+    #: Incidents this one joined (same story), with its story's count: their timelines
+    #: say so, wherever their partitions live (``on_joined``).
+    joins: list[tuple[str, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.entry is not None:
             self.inhibits += self.entry["esc"].pop("tell", [])
+            self.joins += [(t, int(n)) for t, n in self.entry["esc"].pop("tell_join", [])]
 
     @property
     def incident(self) -> Incident | None:
@@ -69,6 +74,13 @@ def _iso(t: datetime) -> str:
 
 def _dt(s: str) -> datetime:
     return datetime.fromisoformat(s)
+
+
+def _keep_story(inc: dict[str, Any], signal: Signal) -> None:
+    """The first story that dominated a signal stays the incident's (its identity)."""
+    story = story_of(signal)
+    if inc.get("story") is None and story is not None:
+        inc["story"] = story.model_dump(mode="json")
 
 
 def _add_evidence(inc: dict[str, Any], signal: Signal) -> None:
@@ -120,7 +132,8 @@ class EscalationEngine:
         return self._inhibitor.find(inc, self._incidents()) if self._inhibitor else None
 
     def _inhibition_over(self, source_id: str) -> bool:
-        """Whether the incident inhibiting another is resolved (or gone from the view)."""
+        """Whether the incident inhibiting another, or joined by it, is resolved (or gone
+        from the view)."""
         return not any(i.id == source_id and i.state != "resolved" for i in self._incidents())
 
     def _silence_end(self, silence_id: str, overdue: datetime) -> datetime:
@@ -191,6 +204,12 @@ class EscalationEngine:
             return []
         entry["esc"]["silenced"] = None
         entry["esc"]["inhibited"] = None  # a fresh start: a reopened one says so again
+        entry["incident"]["merged_into"] = None
+        target = find_target(parse(Incident, entry["incident"]), self._incidents())
+        if target is not None:
+            join(entry, target, now)
+            return []
+        entry["esc"]["merged"] = None
         found = self._inhibition(inc)
         if found is not None:
             hold(entry, found, now)
@@ -227,6 +246,7 @@ class EscalationEngine:
             updated_at=signal.window_end, summary=signal.summary, signal_ids=[signal.id],
             samples=signal.samples, language=language,
             trigger_posted_at=signal.trigger_posted_at, evidence=[Evidence.of(signal)],
+            story=story_of(signal),
         )
         found = match_playbook(self.playbooks, self._labels(incident))
         if found is not None:
@@ -253,6 +273,7 @@ class EscalationEngine:
                    summary=signal.summary, severity=signal.severity)
         inc["signal_ids"] = [*inc["signal_ids"], signal.id][-100:]
         _add_evidence(inc, signal)
+        _keep_story(inc, signal)
         inc["samples"] = [s.model_dump(mode="json") for s in signal.samples]
         # A reopened incident is a new page: time-to-acknowledge counts from now.
         entry["esc"].update(last_signal_wall=_iso(now), opened_wall=_iso(now),
@@ -265,6 +286,7 @@ class EscalationEngine:
         inc, esc = entry["incident"], entry["esc"]
         inc["signal_ids"] = [*inc["signal_ids"], signal.id][-100:]
         _add_evidence(inc, signal)
+        _keep_story(inc, signal)
         inc["updated_at"] = max(_dt(inc["updated_at"]), signal.window_end).isoformat()
         esc["last_signal_wall"] = _iso(now)
         self._hold(esc, signal)
@@ -282,6 +304,11 @@ class EscalationEngine:
             found = match_playbook(self.playbooks, self._labels(parse(Incident, inc)))
             if found is not None:
                 inc["playbook"] = found.card().model_dump(mode="json")
+        if esc.get("merged") and inc["state"] == "open":
+            if not self._inhibition_over(esc["merged"]):
+                return Decision(entry, [], ["worsened"])  # the target's people have it
+            release(entry, now)
+            return Decision(entry, self._start(entry, now), ["worsened"])
         if esc.get("inhibited") and inc["state"] == "open":
             holder = self._inhibition(parse(Incident, inc))
             if holder is not None:
@@ -387,6 +414,10 @@ class EscalationEngine:
             # The clock ticks only what is due: without this a silenced incident would never
             # be ticked when its silence ends and would wait, unpaged, for auto-resolve.
             times.append(self._silence_end(esc["silenced"], _dt(esc["opened_wall"])))
+        elif inc["state"] == "open" and esc.get("merged"):
+            # Like an inhibition: due once the incident it joined resolves.
+            if self._inhibition_over(esc["merged"]):
+                times.append(_dt(esc["opened_wall"]))
         elif inc["state"] == "open" and esc.get("inhibited"):
             # Like a silence ending: due once the source resolves, so the tick pages it.
             if self._inhibition_over(esc["inhibited"]):
@@ -435,6 +466,11 @@ class EscalationEngine:
                 esc["silenced"] = None
                 return Decision(entry)
             return Decision(entry, self._start(entry, now))
+        if inc["state"] == "open" and esc.get("merged"):
+            if not self._inhibition_over(esc["merged"]):
+                return Decision(None)  # still joined: the target's people have it
+            release(entry, now)
+            return Decision(entry, self._start(entry, now))
         if inc["state"] == "open" and (esc.get("inhibited") or self._inhibitor):
             found = self._inhibition(parse(Incident, inc))
             if found is not None:  # a source opened after this one was paged: stop paging
@@ -461,6 +497,16 @@ class EscalationEngine:
         if entry is None or not note_inhibits(entry, target_id, now):
             return Decision(None)
         return Decision(entry)
+
+    def on_joined(self, entry: dict[str, Any] | None, joiner_id: str, count: int,
+                  now: datetime) -> Decision:
+        """The target's side of a join: its timeline and watches name the other watch, and
+        whoever was told of it gets an update showing both. Idempotent (re-delivered notes)."""
+        if entry is None or not note_joined(entry, joiner_id, count, now):
+            return Decision(None)
+        if entry["incident"]["state"] == "resolved":
+            return Decision(entry)
+        return Decision(entry, self._maybe_update(entry, now))
 
     def on_delivery(self, entry: dict[str, Any] | None, *, channel: str, target: str,
                     outcome: str, detail: str, now: datetime) -> Decision:

@@ -21,16 +21,27 @@ from notifiers import registry
 from streams.config.escalation import Level, Policy, TargetSpec
 from streams.config.settings import Settings
 from streams.core import topics
-from streams.core.records import Ack, Delivery, Signal, dumps, parse, watch_of
+from streams.core.records import (
+    Ack,
+    Delivery,
+    RecordError,
+    Signal,
+    dumps,
+    parse,
+    watch_of,
+)
 from streams.core.topics import TopicSpec
 from streams.runtime.metrics import INCIDENT_STATES, SEVERITIES, Metrics, ended_by
 
-__all__ = ["INHIBITS", "EscalateStage", "Send", "effective_policies"]
+__all__ = ["INHIBITS", "JOINS", "EscalateStage", "Send", "effective_policies"]
 
 #: A note on the escalation topic, ``inhibits <source id> <target id>``, for the worker that
 #: owns the source's watch to write on the source's timeline. Incident ids hold no spaces,
 #: so it can't be mistaken for a tick (whose value is a bare incident id).
 INHIBITS = "inhibits "
+#: Likewise ``joins <target id> <joiner id> <mentions>``: an incident of another watch joined
+#: the target (one story, one incident: agents/escalate/merge.py).
+JOINS = "joins "
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +115,8 @@ class EscalateStage:
                 source_id, _, target_id = incident_id.removeprefix(INHIBITS).partition(" ")
                 return self._apply(self.engine.on_inhibits(
                     self.incidents.get(source_id), target_id, now), None)
+            if incident_id.startswith(JOINS):
+                return self._joined(incident_id.removeprefix(JOINS), now)
             self._last_tick.pop(incident_id, None)
             return self._apply(self.engine.on_tick(self.incidents.get(incident_id), now), None)
         receipt = parse(Delivery, raw)
@@ -111,6 +124,14 @@ class EscalateStage:
             self.incidents.get(receipt.incident_id), channel=receipt.channel,
             target=receipt.target, outcome=receipt.outcome, detail=receipt.detail,
             now=now), None)
+
+    def _joined(self, note: str, now: datetime) -> list[Send]:
+        parts = note.split(" ")
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise RecordError(f"a join note is 'joins <target> <joiner> <mentions>', not {note!r}")
+        target_id, joiner_id, count = parts
+        return self._apply(self.engine.on_joined(self.incidents.get(target_id), joiner_id,
+                                                 int(count), now), None)
 
     def _apply(self, decision: Decision, key: str | None) -> list[Send]:
         if decision.entry is None:
@@ -140,6 +161,9 @@ class EscalateStage:
                      dumps(note)) for note in decision.notifications]
         out += [Send(topics.ESCALATION, watch_of(source).encode(),
                      f"{INHIBITS}{source} {inc.id}".encode()) for source in decision.inhibits]
+        out += [Send(topics.ESCALATION, watch_of(target).encode(),
+                     f"{JOINS}{target} {inc.id} {count}".encode())
+                for target, count in decision.joins]
         return out
 
     def due(self, now: datetime, mono: float) -> list[str]:
@@ -150,12 +174,15 @@ class EscalateStage:
         """
         counts: Counter[tuple[str, str]] = Counter()
         overdue: Counter[str] = Counter()
+        inhibited: Counter[str] = Counter()
         ticks = []
         for incident_id, entry in list(self.incidents.items()):
             inc = entry["incident"]
             counts[(inc["severity"], inc["state"])] += 1
             if self.engine.overdue(entry):  # not while waiting for quiet hours to end
                 overdue[inc["severity"]] += 1
+            if inc["state"] == "open" and entry.get("esc", {}).get("inhibited"):
+                inhibited[inc["severity"]] += 1
             due = self.engine.next_due(entry)
             if due is None or due > now:
                 continue
@@ -165,6 +192,7 @@ class EscalateStage:
             ticks.append(incident_id)
         for severity in SEVERITIES:
             self.metrics.incidents_overdue.labels(severity).set(overdue[severity])
+            self.metrics.incidents_inhibited.labels(severity).set(inhibited[severity])
             for state in INCIDENT_STATES:
                 self.metrics.incidents_current.labels(severity, state).set(
                     counts[(severity, state)])

@@ -45,6 +45,8 @@ def install(pipeline: Pipeline, *, store: MentionStore) -> None:
     app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
     cfg = settings.store
     stage = StoreStage(store=store, hold_s=cfg.hold_s)
+    metrics.store_enabled.set(1)
+    metrics.store_up.set(1)  # until a write says otherwise: the alert looks at writes anyway
     enriched = pipeline.topic(topics.ENRICHED)
     dlq = pipeline.topic(topics.DLQ)
 
@@ -80,10 +82,14 @@ def install(pipeline: Pipeline, *, store: MentionStore) -> None:
         outcome = await stage.handle(items)
         metrics.store_write_seconds.observe(time.perf_counter() - started)
         metrics.store_written.inc(outcome.stored)
+        metrics.store_up.set(0 if stage.unavailable is not None else 1)
+        if outcome.written:
+            metrics.store_last_write.set_to_current_time()
         for event in outcome.written:
             await stream.ack(event)
         if outcome.let_go:
             metrics.store_let_go.inc(len(outcome.let_go))
+            metrics.store_errors.labels("write").inc()
             log.error("store: let go of %d mention(s) (%s): %s. They are still on the "
                       "enriched topic: run `escucha store rebuild` once the database is back",
                       len(outcome.let_go), _span(outcome.let_go), outcome.error)
@@ -99,6 +105,7 @@ def install(pipeline: Pipeline, *, store: MentionStore) -> None:
         # While the database is unavailable, batches are let go at once (stage.py); this is
         # what notices it is back.
         if stage.unavailable is not None and await stage.probe():
+            metrics.store_up.set(1)
             log.warning("store: the database at %s is back; writing again", store.location)
 
     @app.timer(interval=cfg.expire_every_s, on_leader=True, name="escucha.store-expire")
@@ -107,9 +114,14 @@ def install(pipeline: Pipeline, *, store: MentionStore) -> None:
             gone = await asyncio.to_thread(store.expire, default_days=cfg.retention_days,
                                            days=dict(cfg.watch_retention_days))
         except StoreError as exc:
+            metrics.store_errors.labels("expire").inc()
             log.warning("store: expiring old mentions failed (%s); next try in %ds", exc,
                         cfg.expire_every_s)
             return
         metrics.store_expired.inc(gone)
+        try:  # measured here, by the leader alone, as it scans the files or the catalogue
+            metrics.store_size.set(await asyncio.to_thread(store.size_bytes))
+        except StoreError as exc:
+            log.warning("store: measuring its size failed (%s)", exc)
         if gone:
             log.info("store: %d expired mention(s) deleted", gone)

@@ -32,6 +32,15 @@ _PROBE_OVER: Final = 200_000
 _SAMPLE: Final = 20_000
 
 
+#: Links a mention to a watch with its story there. A story already stored is kept (ids
+#: never change); a missing one (a row stored before stories) is filled in by a rebuild.
+_LINK_WATCHES: Final = (
+    "INSERT INTO mention_watches (watch_id, story, mention_id, posted_at) "
+    "SELECT {ph}, {ph}, id, posted_at FROM mentions WHERE key = {ph} "
+    "ON CONFLICT (watch_id, mention_id) DO UPDATE SET story = COALESCE(mention_watches.story, "
+    "excluded.story) WHERE mention_watches.story IS NULL AND excluded.story IS NOT NULL")
+
+
 def redact(url: str) -> str:
     """``url`` without its password, for logs and messages."""
     parts = urlsplit(url)
@@ -177,11 +186,8 @@ class SqliteBackend(DatabaseBackend):
             "INSERT INTO mention_texts (id, url, words, record) "
             "SELECT id, ?, ?, ? FROM mentions WHERE key = ? ON CONFLICT (id) DO NOTHING",
             [(r.url, r.words, r.record, r.key) for r in rows])
-        cur.executemany(
-            "INSERT INTO mention_watches (watch_id, mention_id, posted_at) "
-            "SELECT ?, id, posted_at FROM mentions WHERE key = ? "
-            "ON CONFLICT (watch_id, mention_id) DO NOTHING",
-            [(w, r.key) for r in rows for w in r.watch_ids])
+        cur.executemany(_LINK_WATCHES.format(ph="?"),
+                        [(w, s, r.key) for r in rows for w, s in r.watch_stories()])
         return stored
 
     def fts_atom(self, tokens: tuple[str, ...], prefix: bool) -> str:
@@ -285,11 +291,8 @@ class PostgresBackend(DatabaseBackend):
             "SELECT id, %s, %s, %s::tsvector, %s FROM mentions WHERE key = %s "
             "ON CONFLICT (id) DO NOTHING",
             [(r.url, r.words, r.tsvector, r.record, r.key) for r in rows])
-        cur.executemany(
-            "INSERT INTO mention_watches (watch_id, mention_id, posted_at) "
-            "SELECT %s, id, posted_at FROM mentions WHERE key = %s "
-            "ON CONFLICT (watch_id, mention_id) DO NOTHING",
-            [(w, r.key) for r in rows for w in r.watch_ids])
+        cur.executemany(_LINK_WATCHES.format(ph="%s"),
+                        [(w, s, r.key) for r in rows for w, s in r.watch_stories()])
         return stored
 
     def fts_atom(self, tokens: tuple[str, ...], prefix: bool) -> str:

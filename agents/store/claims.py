@@ -8,6 +8,10 @@ as nobody else holds it. Every change is one conditional upsert on the ``claims`
 once on two workers exactly one wins and the other is told who has it. Each change is also
 appended to ``claim_events``, the claim's history.
 
+A story (agents/store/stories.py) is claimed the same way with ``kind="story"``: one
+person answers the whole copy-paste storm; the subject is the story id, which must have
+stored mentions.
+
 Names and reasons are free text from requests: kept as one clean line, bound as parameters.
 """
 
@@ -22,8 +26,8 @@ from agents.store.rows import ms, safe_url
 from agents.store.store import MentionStore
 from streams.core.security import clean_text
 
-__all__ = ["ACTIONS", "Claim", "ClaimBook", "ClaimError", "ClaimOutcome", "ClaimState",
-           "UnknownSubject"]
+__all__ = ["ACTIONS", "KINDS", "Claim", "ClaimBook", "ClaimError", "ClaimOutcome", "ClaimState",
+           "Kind", "UnknownSubject"]
 
 ClaimState = Literal["claimed", "answered", "not_answering", "released"]
 Action = Literal["claim", "answer", "release", "not-answering"]
@@ -31,6 +35,8 @@ ACTIONS: Final[tuple[Action, ...]] = ("claim", "answer", "release", "not-answeri
 _STATE_OF: Final[dict[Action, ClaimState]] = {
     "claim": "claimed", "answer": "answered", "release": "released",
     "not-answering": "not_answering"}
+Kind = Literal["mention", "story"]
+KINDS: Final[tuple[Kind, ...]] = ("mention", "story")
 MAX_BY: Final = 80
 MAX_REASON: Final = 500
 MAX_URL: Final = 2000
@@ -101,12 +107,16 @@ class ClaimBook:
         self._ph = store.backend.placeholder
 
     def act(self, key: str, action: str, *, by: str, reply_url: str | None = None,
-            reason: str | None = None, now: datetime | None = None) -> ClaimOutcome:
-        """Do ``action`` (one of :data:`ACTIONS`) on mention ``key`` for ``by``.
+            reason: str | None = None, now: datetime | None = None,
+            kind: Kind = "mention") -> ClaimOutcome:
+        """Do ``action`` (one of :data:`ACTIONS`) on mention ``key`` (or story, by ``kind``)
+        for ``by``.
 
         Raises :class:`ClaimError` for a bad request (no name, a reply link that is not
         http(s), no reason), :class:`UnknownSubject` for a mention the store lacks; a claim
         someone else holds is not an error: the outcome is not won and says who has it."""
+        if kind not in KINDS:
+            raise ClaimError(f"kind: use one of {', '.join(KINDS)}")
         if action not in _STATE_OF:
             raise ClaimError(f"action: use one of {', '.join(ACTIONS)}")
         who = clean_text(by, limit=MAX_BY)
@@ -125,16 +135,16 @@ class ClaimBook:
         at = ms(now or datetime.now(UTC))
         state = _STATE_OF[action]  # type: ignore[index]
         with self.store.transaction() as cur:
-            self._require_mention(cur, key)
+            self._require_subject(cur, kind, key)
             if state == "released":
-                changed = self._release(cur, key, who, at)
+                changed = self._release(cur, kind, key, who, at)
             else:
-                changed = self._upsert(cur, key, state, who, url, why, at)
+                changed = self._upsert(cur, kind, key, state, who, url, why, at)
             if changed:
                 cur.execute(f"INSERT INTO claim_events (kind, subject, state, by_whom, "
                             f"reply_url, reason, at) VALUES ({self._phs(7)})",
-                            ("mention", key, state, who, url, why, at))
-            current = self._read(cur, key)
+                            (kind, key, state, who, url, why, at))
+            current = self._read(cur, kind, key)
         # Claiming again what one already holds is a success that changes nothing.
         won = changed or (action == "claim" and current is not None
                           and current.state == "claimed" and current.by == who)
@@ -143,12 +153,16 @@ class ClaimBook:
     def _phs(self, n: int) -> str:
         return ", ".join([self._ph] * n)
 
-    def _require_mention(self, cur: Any, key: str) -> None:
-        cur.execute(f"SELECT 1 FROM mentions WHERE key = {self._ph}", (key,))
+    def _require_subject(self, cur: Any, kind: Kind, key: str) -> None:
+        if kind == "story":
+            cur.execute(f"SELECT 1 FROM mention_watches WHERE story = {self._ph} LIMIT 1",
+                        (key,))
+        else:
+            cur.execute(f"SELECT 1 FROM mentions WHERE key = {self._ph}", (key,))
         if cur.fetchone() is None:
-            raise UnknownSubject(f"no stored mention {key!r}")
+            raise UnknownSubject(f"no stored {kind} {key!r}")
 
-    def _upsert(self, cur: Any, key: str, state: ClaimState, who: str, url: str | None,
+    def _upsert(self, cur: Any, kind: Kind, key: str, state: ClaimState, who: str, url: str | None,
                 why: str | None, at: int) -> bool:
         # Free (no row, or released) anyone may take; a claim held may only be moved on by
         # its holder. A claim is not re-taken by its own holder: nothing would change.
@@ -162,39 +176,39 @@ class ClaimBook:
             "claimed_at = CASE WHEN claims.state = 'released' THEN excluded.claimed_at "
             "ELSE claims.claimed_at END "
             f"WHERE claims.state = 'released'{mine}",
-            ("mention", key, state, who, url, why, at, at))
+            (kind, key, state, who, url, why, at, at))
         return int(cur.rowcount) == 1
 
-    def _release(self, cur: Any, key: str, who: str, at: int) -> bool:
+    def _release(self, cur: Any, kind: Kind, key: str, who: str, at: int) -> bool:
         ph = self._ph
         cur.execute(f"UPDATE claims SET state = 'released', updated_at = {ph} "
-                    f"WHERE kind = 'mention' AND subject = {ph} AND state = 'claimed' "
-                    f"AND by_whom = {ph}", (at, key, who))
+                    f"WHERE kind = {ph} AND subject = {ph} AND state = 'claimed' "
+                    f"AND by_whom = {ph}", (at, kind, key, who))
         return int(cur.rowcount) == 1
 
-    def _read(self, cur: Any, key: str) -> Claim | None:
-        cur.execute(f"SELECT {_COLUMNS} FROM claims WHERE kind = 'mention' AND subject = "
-                    f"{self._ph}", (key,))
+    def _read(self, cur: Any, kind: Kind, key: str) -> Claim | None:
+        cur.execute(f"SELECT {_COLUMNS} FROM claims WHERE kind = {self._ph} AND subject = "
+                    f"{self._ph}", (kind, key))
         row = cur.fetchone()
         return _claim(row) if row else None
 
-    def get(self, key: str) -> Claim | None:
-        return self.claims([key]).get(key)
+    def get(self, key: str, *, kind: Kind = "mention") -> Claim | None:
+        return self.claims([key], kind=kind).get(key)
 
-    def claims(self, keys: Iterable[str]) -> dict[str, Claim]:
-        """The claims on these mentions (a page of them), by mention key."""
+    def claims(self, keys: Iterable[str], *, kind: Kind = "mention") -> dict[str, Claim]:
+        """The claims on these mentions (a page of them) or stories, by key or story id."""
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return {}
         with self.store.reading() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM claims WHERE kind = 'mention' AND subject "
-                        f"IN ({self._phs(len(wanted))})", wanted)
+            cur.execute(f"SELECT {_COLUMNS} FROM claims WHERE kind = {self._ph} AND subject "
+                        f"IN ({self._phs(len(wanted))})", [kind, *wanted])
             return {c.subject: c for c in map(_claim, cur.fetchall())}
 
-    def history(self, key: str) -> list[Claim]:
+    def history(self, key: str, *, kind: Kind = "mention") -> list[Claim]:
         """Every change of the claim on ``key``, oldest first."""
         with self.store.reading() as cur:
             cur.execute("SELECT kind, subject, state, by_whom, reply_url, reason, at, at "
-                        f"FROM claim_events WHERE kind = 'mention' AND subject = {self._ph} "
-                        "ORDER BY id", (key,))
+                        f"FROM claim_events WHERE kind = {self._ph} AND subject = {self._ph} "
+                        "ORDER BY id", (kind, key))
             return [_claim(row) for row in cur.fetchall()]

@@ -68,6 +68,13 @@ class Row:
     tsvector: str
     record: str
     watch_ids: tuple[str, ...]
+    #: The story in each of ``watch_ids`` (agents/store/stories.py); empty: not assigned.
+    stories: tuple[str, ...] = ()
+
+    def watch_stories(self) -> list[tuple[str, str | None]]:
+        """(watch, story or None) for each watch of the row."""
+        stories: tuple[str | None, ...] = self.stories or (None,) * len(self.watch_ids)
+        return list(zip(self.watch_ids, stories, strict=True))
 
 
 def row_of(em: EnrichedMention, *, now: datetime) -> Row:

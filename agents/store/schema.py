@@ -25,6 +25,14 @@ Version 2 (both backends):
   "if not exists": a rebuild (``clear``) drops the mentions, never what people decided.
 - ``claim_events``: every change of a claim, in order (who, what, when): its history.
 
+Version 3 (both backends):
+
+- ``mention_watches.story``: the mention's story in that watch (near-duplicates folded
+  together, agents/store/stories.py), per watch as detection has it: the same mention may
+  open a story in one watch and join another's in a second. NULL for rows stored before
+  version 3 until a rebuild fills it in. Indexed by (watch, story, time): a story's
+  mentions, and the grouped view of a watch, are read from the index.
+
 A migration is applied once, in one transaction, under a lock (SQLite ``BEGIN IMMEDIATE``,
 PostgreSQL an advisory lock: several workers may start together). A database already at a
 newer version than this code knows is refused, not touched.
@@ -158,12 +166,21 @@ _V2_POSTGRESQL = (*_V2_CLAIMS,
                   _V2_EVENTS.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
                   _V2_INDEX)
 
+_V3 = (
+    "ALTER TABLE mention_watches ADD COLUMN story TEXT",
+    "CREATE INDEX mention_watches_by_story ON mention_watches (watch_id, story, posted_at)",
+    # A story across watches (no watch filter) and a story's claim check find it here.
+    "CREATE INDEX mention_watches_story ON mention_watches (story)",
+)
+
 #: Every migration, oldest first; append, never edit one that has shipped.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "mentions, their watches and the full-text index",
               {"sqlite": _V1_SQLITE, "postgresql": _V1_POSTGRESQL}),
     Migration(2, "claims: who answers a mention, and their history",
               {"sqlite": _V2_SQLITE, "postgresql": _V2_POSTGRESQL}),
+    Migration(3, "stories: the story of each mention in each of its watches",
+              {"sqlite": _V3, "postgresql": _V3}),
 )
 
 

@@ -25,11 +25,18 @@ from agents.store.sql import Compiled, Dialect, FtsMode, compile_query
 from streams.config.base import ID
 from streams.core.query import Node, QueryError, fold, parse_query
 
-__all__ = ["MAX_LIMIT", "SORTS", "Search", "SearchError", "decode_cursor", "encode_cursor",
-           "search_from_params", "select"]
+__all__ = ["MAX_LIMIT", "SORTS", "STORY_ID", "Search", "SearchError", "decode_cursor",
+           "decode_story_cursor", "encode_cursor", "encode_story_cursor", "search_from_params",
+           "select", "where_of"]
 
 Sort = Literal["time", "priority", "reach"]
 Order = Literal["desc", "asc"]
+Group = Literal["mention", "story"]
+#: A story id as agents/detect/stories.py makes them (streams.core.records.stable_id).
+STORY_ID: Final = re.compile(r"[0-9a-f]{16}")
+#: ``story:<id>`` in ``q``: a filter on the whole query, as ``story=<id>`` is (it is not part
+#: of the watches' query language, where a story means nothing).
+_STORY_TERM = re.compile(r"(?<!\S)story:(\S*)")
 #: The columns each sort orders by; the last ones break ties, ``id`` makes the order total.
 SORTS: Final[dict[str, tuple[str, ...]]] = {
     "time": ("posted_at", "id"),
@@ -42,7 +49,7 @@ _DEFAULT_LIMIT: Final = 50
 _CODE = re.compile(r"[a-z0-9_.-]{1,64}")
 _PARAMS: Final = frozenset({"q", "watch", "since", "until", "sentiment", "lang", "source",
                             "min_priority", "verified", "sort", "order", "limit", "cursor",
-                            "format"})
+                            "format", "story", "group"})
 
 
 class SearchError(ValueError):
@@ -64,6 +71,11 @@ class Search:
     order: Order = "desc"
     limit: int = _DEFAULT_LIMIT
     after: tuple[int, ...] | None = field(default=None)
+    story: str | None = None
+    #: "story": one row per story (agents/store/groups.py), paged by ``story_after`` (the
+    #: last row's last-seen time and story id) instead of ``after``.
+    group: Group = "mention"
+    story_after: tuple[int, str] | None = None
 
 
 def encode_cursor(search: Search, values: Sequence[int]) -> str:
@@ -137,6 +149,20 @@ def search_from_params(params: Mapping[str, Sequence[str]], *,
         raise SearchError(f"unknown parameter(s) {', '.join(unknown)[:200]}; use "
                           f"{', '.join(sorted(_PARAMS))}")
     text = _one(params, "q")
+    story = (_one(params, "story") or "").strip().lower() or None
+    if text:
+        terms = _STORY_TERM.findall(text)
+        if len(terms) > 1 or (terms and story is not None and terms[0].lower() != story):
+            raise SearchError("q: one story:<id> at most (or the story parameter)")
+        if terms:
+            story = terms[0].lower()
+            text = _STORY_TERM.sub(" ", text)
+    if story is not None and not STORY_ID.fullmatch(story):
+        raise SearchError(f"story: {story[:20]!r} is not a story id (16 hex digits, as the "
+                          "grouped view gives them)")
+    group = (_one(params, "group") or "mention").strip().lower()
+    if group not in ("mention", "story"):
+        raise SearchError("group: use mention (one row per mention) or story (one per story)")
     try:
         query = parse_query(text) if text and text.strip() else None
     except QueryError as exc:
@@ -171,6 +197,9 @@ def search_from_params(params: Mapping[str, Sequence[str]], *,
     if since and until and until <= since:
         raise SearchError("until: must be after since")
     cursor = _one(params, "cursor")
+    if group == "story" and sort != "time":
+        raise SearchError("sort: the grouped view is sorted by when a story was last seen; "
+                          "leave sort out or use time")
     return Search(
         query=query, watches=watches, since=since, until=until, sentiments=sentiments,
         languages=languages, sources=sources,
@@ -179,16 +208,38 @@ def search_from_params(params: Mapping[str, Sequence[str]], *,
         sort=sort, order=order,  # type: ignore[arg-type]
         limit=_int(_one(params, "limit"), "limit", 1, MAX_LIMIT) or _DEFAULT_LIMIT,
         after=decode_cursor(cursor, sort=sort, order=order)  # type: ignore[arg-type]
-        if cursor else None)
+        if cursor and group == "mention" else None,
+        story=story, group=group,  # type: ignore[arg-type]
+        story_after=decode_story_cursor(cursor, order=order)  # type: ignore[arg-type]
+        if cursor and group == "story" else None)
 
 
-def select(search: Search, dialect: Dialect, *, fts_mode: FtsMode = "driver") -> Compiled:
-    """The SELECT of one page's rows (``limit`` + 1 of them: one more says whether a next
-    page exists): id, posted_at, priority, reach. ``fts_mode`` says how the query's
-    full-text condition runs; unless it drives, the sort's own index is walked."""
+def encode_story_cursor(search: Search, last_seen: int, story: str) -> str:
+    """Where the grouped view's next page starts: after this story, last seen then."""
+    raw = json.dumps(["story", search.order, last_seen, story], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_story_cursor(cursor: str, *, order: Order) -> tuple[int, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        raise SearchError("cursor: not a cursor this API gave out; start without one") \
+            from None
+    if (not isinstance(data, list) or len(data) != 4 or data[:2] != ["story", order]
+            or type(data[2]) is not int or abs(data[2]) >= 2**63
+            or not isinstance(data[3], str) or not STORY_ID.fullmatch(data[3])):
+        raise SearchError("cursor: it belongs to another view or order, or is damaged; keep "
+                          "group and order as they were, or start without a cursor")
+    return data[2], data[3]
+
+def where_of(search: Search, dialect: Dialect, params: list[Any], *,
+             fts_mode: FtsMode = "driver", joined: bool = False) -> tuple[list[str], str]:
+    """The conditions of ``search`` on ``mentions m`` (their values appended to ``params``),
+    and the index hint the full-text plan wants. ``joined``: the query joins
+    ``mention_watches w`` (the grouped view), whose row the watch and story filters test."""
     ph = dialect.placeholder
     where: list[str] = []
-    params: list[Any] = []
 
     def bind(values: Sequence[Any]) -> str:
         params.extend(values)
@@ -201,10 +252,20 @@ def select(search: Search, dialect: Dialect, *, fts_mode: FtsMode = "driver") ->
         params.extend(compiled.params)
         if compiled.driver_fts is not None and fts_mode != "driver":
             hint = dialect.index_hint(search.sort)
-    if search.watches:
-        # Tested row by row (a primary-key lookup): a big watch is never read whole first.
-        where.append("EXISTS (SELECT 1 FROM mention_watches w WHERE w.mention_id = m.id "
-                     f"AND w.watch_id IN ({bind(search.watches)}))")
+    if joined:
+        if search.watches:
+            where.append(f"w.watch_id IN ({bind(search.watches)})")
+        if search.story is not None:
+            where.append(f"w.story = {bind([search.story])}")
+    else:
+        if search.watches:
+            # Tested row by row (a primary-key lookup): a big watch is never read whole first.
+            where.append("EXISTS (SELECT 1 FROM mention_watches w WHERE w.mention_id = m.id "
+                         f"AND w.watch_id IN ({bind(search.watches)}))")
+        if search.story is not None:
+            # Driven by the story's index: a story is small next to the store.
+            where.append("m.id IN (SELECT s.mention_id FROM mention_watches s WHERE "
+                         f"s.story = {bind([search.story])})")
     if search.since is not None:
         where.append(f"m.posted_at >= {bind([ms(search.since)])}")
     if search.until is not None:
@@ -217,13 +278,25 @@ def select(search: Search, dialect: Dialect, *, fts_mode: FtsMode = "driver") ->
         where.append(f"m.priority >= {bind([search.min_priority])}")
     if search.verified is not None:  # a bool: sqlite3 binds it as the 0/1 SQLite keeps
         where.append(f"m.verified = {bind([search.verified])}")
+    return where, hint
+
+
+def select(search: Search, dialect: Dialect, *, fts_mode: FtsMode = "driver") -> Compiled:
+    """The SELECT of one page's rows (``limit`` + 1 of them: one more says whether a next
+    page exists): id, posted_at, priority, reach. ``fts_mode`` says how the query's
+    full-text condition runs; unless it drives, the sort's own index is walked."""
+    params: list[Any] = []
+    where, hint = where_of(search, dialect, params, fts_mode=fts_mode)
+    ph = dialect.placeholder
     columns = [f"m.{c}" for c in SORTS[search.sort]]
     direction = "DESC" if search.order == "desc" else "ASC"
     if search.after is not None:
         cmp = "<" if search.order == "desc" else ">"
-        where.append(f"({', '.join(columns)}) {cmp} ({bind(search.after)})")
+        where.append(f"({', '.join(columns)}) {cmp} ({', '.join([ph] * len(search.after))})")
+        params.extend(search.after)
     sql = (f"SELECT m.id, m.posted_at, m.priority, m.reach FROM mentions m{hint}"
            + (" WHERE " + " AND ".join(where) if where else "")
            + " ORDER BY " + ", ".join(f"{c} {direction}" for c in columns)
-           + f" LIMIT {bind([search.limit + 1])}")
+           + f" LIMIT {ph}")
+    params.append(search.limit + 1)
     return Compiled(sql, tuple(params))

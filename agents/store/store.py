@@ -27,6 +27,7 @@ from agents.store.rows import Row, RowError, StoredMention, ms, row_of
 from agents.store.schema import SchemaError, migrate
 from agents.store.search import SORTS, Search, SearchError, encode_cursor, select
 from agents.store.sql import FtsMode, compile_query
+from agents.store.stories import StoryBook
 from streams.config.settings import Settings
 from streams.core.records import EnrichedMention
 
@@ -71,8 +72,11 @@ class SearchPage:
 class MentionStore:
     """One store on one database backend (agents/store/backends.py)."""
 
-    def __init__(self, backend: DatabaseBackend, *, search_timeout_s: float = 10.0) -> None:
+    def __init__(self, backend: DatabaseBackend, *, search_timeout_s: float = 10.0,
+                 stories: StoryBook | None = None) -> None:
         self.backend = backend
+        #: Gives each written mention its story per watch (agents/store/stories.py).
+        self.stories = stories or StoryBook()
         self.search_timeout_s = search_timeout_s
         self._conns: dict[_Role, Any] = {}
         self._locks: dict[_Role, threading.Lock] = {"write": threading.Lock(),
@@ -161,9 +165,11 @@ class MentionStore:
         rejected: list[tuple[int, str]] = []
         for i, em in enumerate(mentions):
             try:
-                rows.append((i, row_of(em, now=now)))
+                row = row_of(em, now=now)
             except RowError as exc:
                 rejected.append((i, str(exc)))
+                continue
+            rows.append((i, replace(row, stories=self.stories.assign(em, row.watch_ids))))
         if not rows:
             return WriteResult(0, rejected)
         try:
@@ -271,6 +277,24 @@ class MentionStore:
             if self.backend.name == "postgresql":
                 conn.rollback()
         return n
+
+    def read_rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Rows of one read-only statement, cut off as :meth:`search` is (SearchTimeout)."""
+        with self._conn("read") as conn:
+            cur = conn.cursor()
+            with self.backend.deadline(conn, self.search_timeout_s):
+                try:
+                    cur.execute(sql, params)
+                    found = [tuple(row) for row in cur.fetchall()]
+                except Exception as exc:
+                    if self.backend.timed_out(exc):
+                        raise SearchTimeout(
+                            f"the search ran past {self.search_timeout_s:g}s; narrow it (a "
+                            "time range, a watch)") from exc
+                    raise
+            if self.backend.name == "postgresql":
+                conn.rollback()
+        return found
 
     def _records_of(self, cur: Any, ids: list[int]) -> dict[int, str]:
         if not ids:

@@ -15,6 +15,7 @@ import click
 
 from notifiers.registry import CHANNELS, section
 from streams.cli._common import EXIT_CONFIG, bootstrap_or_exit, settings_or_exit
+from streams.cli.store_check import check_store
 from streams.config.settings import Settings, Watch
 from streams.runtime.broker import BrokerError, EmbeddedBroker
 
@@ -30,7 +31,8 @@ _DEMO_WATCHES = [
 @click.command("check-config")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 def check_config(file: str | None) -> None:
-    """Validate FILE (default: $ESCUCHA_CONFIG or ./escucha.yaml) and the environment."""
+    """Validate FILE (default: $ESCUCHA_CONFIG or ./escucha.yaml) and the environment, and
+    try the mention store's PostgreSQL (exit 1 when it does not answer)."""
     settings = settings_or_exit(file)
     click.echo(
         f"ok: {len(settings.watches)} watches "
@@ -40,6 +42,12 @@ def check_config(file: str | None) -> None:
             f"{c.name}={'on' if c.problem(section(settings.notifiers, c), None) is None else 'off'}"
             for c in CHANNELS)
     )
+    store = check_store(settings)
+    click.echo(store.line)
+    if store.problem is not None:
+        # Valid, but a worker could not write its store: a deploy's pre-start check stops.
+        click.echo(f"error: {store.problem}", err=True)
+        sys.exit(1)
 
 
 def _run_worker(settings: Settings, *, demo: bool, speed: float,

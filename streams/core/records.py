@@ -212,7 +212,7 @@ class TimelineEntry(BaseModel):
     at: datetime
     kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
                   "silenced", "skipped", "deferred", "fallback", "delivery", "failed",
-                  "step", "inhibited", "claim"]
+                  "step", "inhibited", "claim", "merged"]
     text: str
     by: str | None = None
 
@@ -318,6 +318,17 @@ class Incident(_Record):
         default_factory=list, description="Each signal's observed and expected values (last 50).")
     playbook: PlaybookCard | None = Field(default=None, description="The matching playbook "
                                           "and which of its steps are done.")
+    story: StorySummary | None = Field(
+        default=None, description="The story that dominated a signal of this incident (its "
+        "campaign flag), kept so that another watch's engine can compare its own with it.")
+    merged_into: str | None = Field(
+        default=None, description="The incident of another watch this one joined (same "
+        "story): it pages nobody while that one is open.")
+    watches: list[str] = Field(
+        default_factory=list, description="Other watches whose incidents joined this one "
+        "(same story); its own is watch_id.")
+    joined: list[str] = Field(default_factory=list,
+                              description="The incidents that joined this one, in order.")
 
 
 NotificationKind = Literal["trigger", "update", "acknowledge", "resolve", "escalate",

@@ -16,7 +16,7 @@ from streams.connectors.base import CONNECTOR_ERROR_KINDS
 
 __all__ = ["Metrics", "AUTH_OUTCOMES", "CLAIM_ACTIONS", "CLAIM_OUTCOMES", "COUNTING_STAGES",
            "DELIVERY_OUTCOMES", "ENDED_BY", "INCIDENT_STATES", "HOLE_ACTIONS", "LATENCY_PATHS",
-           "SEVERITIES", "STAGES", "ended_by"]
+           "SEVERITIES", "STAGES", "STORE_OPERATIONS", "ended_by"]
 
 SEVERITIES = ("info", "warning", "critical")
 DELIVERY_OUTCOMES = ("delivered", "failed", "duplicate", "retried", "digested")
@@ -35,6 +35,8 @@ HOLE_ACTIONS = ("reread", "expired", "stuck")
 #: What a claim request on a mention asked (agents/store/claims.py) and how it ended.
 CLAIM_ACTIONS = ("claim", "answer", "release", "not-answering")
 CLAIM_OUTCOMES = ("done", "taken", "refused", "failed")
+#: What the mention store failed at: writing a batch (let go), or deleting expired mentions.
+STORE_OPERATIONS = ("write", "expire")
 #: Stages that count mentions, and so skip the ones they have counted already.
 COUNTING_STAGES = ("detect", "aggregate")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -127,6 +129,28 @@ class Metrics:
             "escucha_store_mentions_expired_total", "Mentions deleted by store retention.",
             registry=registry,
         )
+        self.store_errors = Counter(
+            "escucha_store_errors_total", "Mention store operations that failed, by operation: "
+            "write (a batch let go, the database unavailable) or expire.",
+            ["operation"], registry=registry,
+        )
+        self.store_enabled = Gauge(
+            "escucha_store_enabled", "1 when this worker writes the mention store "
+            "(store.enabled); the store alerts ignore workers at 0.", registry=registry,
+        )
+        self.store_up = Gauge(
+            "escucha_store_up", "1 while the mention store's database takes writes, 0 while "
+            "batches are let go because it is unavailable.", registry=registry,
+        )
+        self.store_last_write = Gauge(
+            "escucha_store_last_write_timestamp_seconds",
+            "Unix time of the last batch this worker wrote to the mention store.",
+            registry=registry,
+        )
+        self.store_size = Gauge(
+            "escucha_store_size_bytes", "What the mention store takes on disk, measured by the "
+            "leader after each expiry round (0 until the first).", registry=registry,
+        )
         self.store_search_seconds = Histogram(
             "escucha_store_search_seconds", "Wall time of one page of GET /api/mentions.",
             buckets=_LATENCY_BUCKETS, registry=registry,
@@ -175,6 +199,10 @@ class Metrics:
             "escucha_silences_created_total", "Silences created over the API or console.",
             registry=registry,
         )
+        self.silences_expired = Counter(
+            "escucha_silences_expired_total", "Silences expired early over the API or console.",
+            registry=registry,
+        )
         self.source_last_event = Gauge(
             "escucha_source_last_event_timestamp_seconds",
             "Unix time the pipeline last saw a mention from each source.",
@@ -205,6 +233,11 @@ class Metrics:
             "escucha_incidents_overdue",
             "Open, unacknowledged incidents whose escalation policy is exhausted (not those "
             "whose next notification waits for quiet hours to end).",
+            ["severity"], registry=registry,
+        )
+        self.incidents_inhibited = Gauge(
+            "escucha_incidents_inhibited", "Open incidents this worker owns whose "
+            "notifications an inhibition rule holds back now, by severity.",
             ["severity"], registry=registry,
         )
         self.ready = Gauge(
@@ -278,6 +311,7 @@ class Metrics:
         for severity in SEVERITIES:
             self.incidents.labels(severity)
             self.incidents_overdue.labels(severity)
+            self.incidents_inhibited.labels(severity)
             for state in INCIDENT_STATES:
                 self.incidents_current.labels(severity, state)
             for watch in watches:
@@ -289,6 +323,8 @@ class Metrics:
         for source in ("slack", "api", "link", "cli", "console", "auto"):
             for action in ("ack", "resolve"):
                 self.acks.labels(source, action)
+        for operation in STORE_OPERATIONS:
+            self.store_errors.labels(operation)
         for claim_action in CLAIM_ACTIONS:
             for claim_outcome in CLAIM_OUTCOMES:
                 self.claims.labels(claim_action, claim_outcome)

@@ -20,7 +20,7 @@ from typing import Any, Final
 from aiohttp import web as aioweb
 from faust.web import Request, Response
 
-from agents.store.claims import ACTIONS, Claim, ClaimBook, ClaimError, UnknownSubject
+from agents.store.claims import ACTIONS, Claim, ClaimBook, ClaimError, Kind, UnknownSubject
 from agents.store.store import StoreError, StoreUnavailable
 from streams.core.security import BadRequest
 from streams.runtime.pipeline import Pipeline
@@ -55,10 +55,12 @@ async def record_on_incidents(pipeline: Pipeline, claim: Claim, *, source: str) 
 
 
 async def act(pipeline: Pipeline, book: ClaimBook, key: str, action: str, *, by: str,
-              reply_url: str | None, reason: str | None, source: str) -> tuple[int, Any]:
-    """Do a claim action: (HTTP status, JSON body). Shared by the API and the console."""
+              reply_url: str | None, reason: str | None, source: str,
+              kind: Kind = "mention") -> tuple[int, Any]:
+    """Do a claim action on a mention or a story (``kind``): (HTTP status, JSON body).
+    Shared by the API and the console."""
     status, body = await _act(pipeline, book, key, action, by=by, reply_url=reply_url,
-                              reason=reason, source=source)
+                              reason=reason, source=source, kind=kind)
     if action in ACTIONS:  # anything else was never a claim action: no label for it
         outcome = {200: "done", 409: "taken", 400: "refused", 404: "refused"}.get(status,
                                                                                  "failed")
@@ -67,10 +69,11 @@ async def act(pipeline: Pipeline, book: ClaimBook, key: str, action: str, *, by:
 
 
 async def _act(pipeline: Pipeline, book: ClaimBook, key: str, action: str, *, by: str,
-               reply_url: str | None, reason: str | None, source: str) -> tuple[int, Any]:
+               reply_url: str | None, reason: str | None, source: str,
+               kind: Kind) -> tuple[int, Any]:
     try:
         out = await asyncio.to_thread(book.act, key, action, by=by, reply_url=reply_url,
-                                      reason=reason)
+                                      reason=reason, kind=kind)
     except UnknownSubject as exc:
         return 404, {"error": str(exc)}
     except ClaimError as exc:
@@ -83,7 +86,8 @@ async def _act(pipeline: Pipeline, book: ClaimBook, key: str, action: str, *, by
         return 500, {"error": "the mention store cannot answer; see the worker's log"}
     claim = out.claim.to_dict() if out.claim else None
     says = out.claim.says() if out.claim else "nobody has it"
-    if out.changed and out.claim is not None:
+    # Incidents keep mention samples: a story's claim has no sample to match.
+    if out.changed and out.claim is not None and kind == "mention":
         await record_on_incidents(pipeline, out.claim, source=source)
         log.info("claim on %r: %s via %s", key, out.claim.state, source)
     if not out.won:

@@ -4,7 +4,9 @@ Parameters (agents/store/search.py): ``q`` (the watch query syntax, e.g. ``"batt
 lang:es -author:acmesupport``), ``watch``, ``since``/``until`` (ISO 8601), ``sentiment``,
 ``lang``, ``source`` (each repeatable or comma-separated), ``min_priority``, ``verified``,
 ``sort`` (time, priority, reach), ``order`` (desc, asc), ``limit`` (≤ 500), ``cursor`` (the
-``next_cursor`` of the previous page), ``format`` (json; csv or jsonl export the whole result).
+``next_cursor`` of the previous page), ``format`` (json; csv or jsonl export the whole result),
+``story`` (a story id; ``story:<id>`` in ``q`` alike), ``group`` (``story``: one row per story,
+``{"stories": [...], "next_cursor"}``, agents/store/groups.py).
 
 Bearer-token protected like every /api route. The database work runs in a thread.
 """
@@ -22,6 +24,7 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response
 
 from agents.store.export import CHUNK, csv_header, csv_rows, jsonl_lines, pages
+from agents.store.groups import story_page
 from agents.store.rows import StoredMention
 from agents.store.search import Search, SearchError, search_from_params
 from agents.store.store import MentionStore, SearchTimeout, StoreError, StoreUnavailable
@@ -87,6 +90,14 @@ def install_mentions(pipeline: Pipeline, *, store: MentionStore | None) -> None:
                 search = search_from_params(params)
             except SearchError as exc:
                 return self.json({"error": str(exc)}, status=400)
+            if fmt != "json" and search.group == "story":
+                return self.json({"error": "format: exports are of mentions; leave group out, "
+                                  "or filter by story= to export a story's mentions"},
+                                 status=400)
+            if search.group == "story":
+                grouped = await run(story_page, store, search)
+                return self.json({"stories": [row.summary() for row in grouped.stories],
+                                  "next_cursor": grouped.cursor})
             if fmt != "json":
                 try:
                     return await stream_export(request, store, search, fmt)

@@ -100,6 +100,7 @@ async def expire_silence(pipeline: Pipeline, silence_id: str, *, by: str) -> tup
     # Held here at once, so a second request to this worker finds it expired and writes
     # nothing; the record coming back from the topic is this same value.
     view.items[done.id] = done
+    pipeline.metrics.silences_expired.inc()
     log.info("silence %s (%r) expired by %r", done.id, done.matchers, who)
     return done, True
 

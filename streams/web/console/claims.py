@@ -20,7 +20,7 @@ from urllib.parse import quote
 from aiohttp import web
 from faust.web import Request
 
-from agents.store.claims import ACTIONS, Claim, ClaimBook
+from agents.store.claims import ACTIONS, Claim, ClaimBook, Kind
 from streams.core.security import HTML_HEADERS
 from streams.i18n import EN, Lang
 from streams.runtime.pipeline import Pipeline
@@ -32,6 +32,8 @@ from streams.web.console.auth import Session
 __all__ = ["claim_link", "claim_section", "install_console_claims"]
 
 SessionOf = Callable[[Request], Session | None]
+#: Where each kind's claim pages live: a story id and a mention key each have their own.
+_BASE = {"mention": "/console/claims", "story": "/console/story-claims"}
 CheckedForm = Callable[[Request, Session], Awaitable[dict[str, str] | None]]
 
 
@@ -77,24 +79,26 @@ def _badge(claim: Claim | None, lang: Lang) -> str:
             + _time(claim, lang))
 
 
-def claim_link(key: str, claim: Claim | None, lang: Lang = EN) -> str:
-    """One line for a list of mentions: who has it, linked to its claim page."""
+def claim_link(key: str, claim: Claim | None, lang: Lang = EN, *,
+               kind: Kind = "mention") -> str:
+    """One line for a list of mentions (or stories): who has it, linked to its claim page."""
     text = (_says(claim, lang) if claim is not None and claim.held
             else lang._("Who answers this?"))
     state = claim.state if claim is not None else "free"
-    return (f'<a class="claim {_e(state)}" href="/console/claims/{_e(quote(key, safe=""))}">'
+    return (f'<a class="claim {_e(state)}" href="{_BASE[kind]}/{_e(quote(key, safe=""))}">'
             f'{_e(text)}</a>')
 
 
-def claim_section(key: str, claim: Claim | None, *, session: Session, csrf: str) -> str:
-    """One mention's claim in the reader's language: who has it and, for a responder, what
-    they may do now."""
+def claim_section(key: str, claim: Claim | None, *, session: Session, csrf: str,
+                  kind: Kind = "mention") -> str:
+    """One mention's (or story's) claim in the reader's language: who has it and, for a
+    responder, what they may do now."""
     lang = _lang(session)
     _ = lang._
     badge = f'<p class="claim-state" data-claim="{_e(key)}">{_badge(claim, lang)}</p>'
     if not session.can_act:
         return f'<div class="claim-box">{badge}</div>'
-    base = f"/console/claims/{quote(key, safe='')}"
+    base = f"{_BASE[kind]}/{quote(key, safe='')}"
     hidden = f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
     forms: list[str] = []
     free = claim is None or not claim.held
@@ -133,36 +137,43 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 
 def install_console_claims(pipeline: Pipeline, *, book: ClaimBook, session_of: SessionOf,
-                           checked_form: CheckedForm, csrf_of: Callable[[Session], str]
-                           ) -> None:
-    """Add ``/console/claims/{key}`` and its actions; the console's own session and CSRF
-    checks are passed in (streams/web/console/routes.py)."""
+                           checked_form: CheckedForm, csrf_of: Callable[[Session], str],
+                           kind: Kind = "mention") -> None:
+    """Add ``/console/claims/{key}`` and its actions (``/console/story-claims/{story}`` for
+    ``kind`` story); the console's own session and CSRF checks are passed in
+    (streams/web/console/routes.py)."""
     app = pipeline.app
+    base = _BASE[kind]
 
     async def claim_page(key: str, session: Session, notice: str = "",
                          status: int = 200) -> web.Response:
-        claim = await asyncio.to_thread(book.get, key)
-        history = await asyncio.to_thread(book.history, key)
+        claim = await asyncio.to_thread(lambda: book.get(key, kind=kind))
+        history = await asyncio.to_thread(lambda: book.history(key, kind=kind))
         lang = _lang(session)
         note = f'<p class="notice" role="status">{_e(notice)}</p>' if notice else ""
-        title = lang._("Mention {key}").format(key=key)
-        body = (f"<h1>{_e(title)}</h1>{note}"
-                + claim_section(key, claim, session=session, csrf=csrf_of(session))
+        mentions = _e(lang._("The story's mentions"))
+        more = (f'<p><a href="/console/mentions?story={_e(quote(key, safe=""))}">'
+                f'{mentions}</a></p>' if kind == "story" else "")
+        title = (lang._("Mention {key}") if kind == "mention"
+                 else lang._("Story {key}")).format(key=key)
+        body = (f"<h1>{_e(title)}</h1>{note}{more}"
+                + claim_section(key, claim, session=session, csrf=csrf_of(session),
+                                kind=kind)
                 + _history(history, lang))
         return _html(render.page(title, body, session=session, csrf=csrf_of(session)),
                      status)
 
-    @app.serve("/console/claims/{key}", access="session")
+    @app.serve(base + "/{key}", access="session")
     class ClaimPage(Page):
         async def get(self, request: Request, key: str) -> web.Response:
             session = session_of(request)
             if session is None:
                 return web.Response(status=303, headers={
                     **HTML_HEADERS, "Location": "/console/login?next="
-                    + quote(f"/console/claims/{key}", safe="/")})
+                    + quote(f"{base}/{key}", safe="/")})
             return await claim_page(key, session)
 
-    @app.serve("/console/claims/{key}/{action}", access="session")
+    @app.serve(base + "/{key}/{action}", access="session")
     class ClaimAction(Page):
         async def post(self, request: Request, key: str, action: str) -> web.Response:
             session = session_of(request)
@@ -181,10 +192,10 @@ def install_console_claims(pipeline: Pipeline, *, book: ClaimBook, session_of: S
                                                  session=session), 404)
             status, data = await act(pipeline, book, key, action, by=session.user,
                                      reply_url=form.get("reply_url"),
-                                     reason=form.get("reason"), source="console")
+                                     reason=form.get("reason"), source="console", kind=kind)
             if status == 200:
                 return web.Response(status=303, headers={
-                    **HTML_HEADERS, "Location": f"/console/claims/{quote(key, safe='')}"})
+                    **HTML_HEADERS, "Location": f"{base}/{quote(key, safe='')}"})
             if status == 409:
                 return await claim_page(key, session, _lang(session)._(
                     "Not yours: {says}.").format(says=data["says"]), 409)

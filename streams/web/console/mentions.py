@@ -14,18 +14,19 @@ from html import escape
 from typing import Final
 from urllib.parse import urlencode
 
+from agents.store.groups import StoryRow
 from agents.store.rows import StoredMention
 from agents.store.search import SENTIMENTS, SORTS
 from streams.core.records import Incident
 from streams.i18n import EN, Lang, format_decimal
 
 __all__ = ["FORM_FIELDS", "incident_mentions_link", "incident_window", "mentions_section",
-           "query_string"]
+           "query_string", "stories_section"]
 
 #: The parameters the form sends, and ``limit`` (a typed URL's page size, kept while paging);
 #: ``cursor`` is only ever added by a "Next page" link.
 FORM_FIELDS: Final = ("q", "watch", "since", "until", "sentiment", "lang", "source",
-                      "min_priority", "verified", "sort", "order", "limit")
+                      "min_priority", "verified", "sort", "order", "limit", "story", "group")
 _TEXT_MAX: Final = 600  # characters of a mention shown in the table; the original has it all
 
 
@@ -135,6 +136,10 @@ def _form(params: Mapping[str, str], watches: Mapping[str, str], lang: Lang) -> 
                   p("sort", ""), _shown("time", lang))
         + _select("order", _("Order"), [("asc", _("oldest/lowest first"))], p("order", ""),
                   _("newest/highest first"))
+        + _select("group", _("Show"), [("story", _("stories (copies folded)"))],
+                  p("group", ""), _("every mention"))
+        + (f'<input type="hidden" name="story" value="{e(p("story", ""))}">'
+           if p("story") else "")
         + f'<button type="submit">{e(_("Search"))}</button></form>')
 
 
@@ -161,6 +166,64 @@ def _row(m: StoredMention, names: Mapping[str, str], claim: str, lang: Lang) -> 
         f'<td><span class="sentiment">{e(sentiment)}</span></td>'
         f'<td>{e(men.language or "")}</td><td>{e(m.priority)}</td>'
         f'<td>{_count(m.reach, lang)}</td></tr>')
+
+
+def _story_row(row: StoryRow, params: Mapping[str, str], claim: str, lang: Lang) -> str:
+    # The first copy's text is a mention's: shown as written, escaped, never translated.
+    em = row.sample.record if row.sample else None
+    text = em.mention.text if em else ""
+    text = text if len(text) <= _TEXT_MAX else text[:_TEXT_MAX] + "…"
+    first = datetime.fromtimestamp(row.first_seen / 1000, UTC)
+    last = datetime.fromtimestamp(row.last_seen / 1000, UTC)
+    href = "/console/mentions?" + query_string(
+        {k: v for k, v in params.items() if k not in ("group", "cursor")}, story=row.story)
+    its = lang.tr.ngettext("its {count} mention", "its {count} mentions", row.count).format(
+        count=_count(row.count, lang))
+
+    def seen(t: datetime) -> str:  # the table's heading says UTC while nothing is configured
+        return f"{t:%Y-%m-%d %H:%M}" if lang.unset else lang.at(t)
+
+    return (
+        f'<tr data-story="{e(row.story)}"><td><blockquote>{e(text)}</blockquote>'
+        f'<a href="{e(href)}" class="story-mentions">{e(its)}</a>'
+        + (f'<div class="claim-state">{claim}</div>' if claim else "") + '</td>'
+        f'<td>{_count(row.count, lang)}</td><td>{_count(row.authors, lang)}</td>'
+        f'<td><time datetime="{e(first.isoformat())}">{e(seen(first))}</time></td>'
+        f'<td><time datetime="{e(last.isoformat())}">{e(seen(last))}</time></td></tr>')
+
+
+def stories_section(stories: Sequence[StoryRow], *, params: Mapping[str, str],
+                    watches: Mapping[str, str], next_cursor: str | None,
+                    claims: Mapping[str, str] | None = None, lang: Lang = EN) -> str:
+    """The grouped view's body in ``lang``: one row per story (its first copy as the sample,
+    escaped), each linked to its mentions; ``claims``: each story's claim line, by story id."""
+    _ = lang._
+    rows = "".join(_story_row(r, params, (claims or {}).get(r.story, ""), lang)
+                   for r in stories) \
+        or f'<tr><td colspan="5" class="empty">{e(_("No stories match."))}</td></tr>'
+    paging = []
+    if params.get("cursor"):
+        paging.append(f'<a href="/console/mentions?{e(query_string(params))}">'
+                      f'{e(_("First page"))}</a>')
+    if next_cursor:
+        paging.append(f'<a href="/console/mentions?'
+                      f'{e(query_string(params, cursor=next_cursor))}" rel="next">'
+                      f'{e(_("Next page"))}</a>')
+    shown = (_("{count} stories shown, more on the next page.") if next_cursor
+             else _("{count} stories shown.")).format(count=len(stories))
+    utc = lang.unset  # headings name the zone only while times are bare UTC stamps
+    head = "".join(f'<th scope="col">{e(h)}</th>' for h in (
+        _("Story (first copy)"), _("Mentions"), _("Authors"),
+        _("First seen (UTC)") if utc else _("First seen"),
+        _("Last seen (UTC)") if utc else _("Last seen")))
+    return (
+        f'<h1>{e(_("Mentions"))}</h1>{_form(params, watches, lang)}'
+        f'<p id="mention-count" role="status">{e(shown)}</p>'
+        '<div class="table-wrap"><table class="stories-table"><caption class="sr-only">'
+        f'{e(_("Stories"))}</caption><thead><tr>{head}</tr>'
+        f'</thead><tbody>{rows}</tbody></table></div>'
+        + (f'<nav class="paging" aria-label="{e(_("Pages"))}">{" · ".join(paging)}</nav>'
+           if paging else ""))
 
 
 def mentions_section(mentions: Sequence[StoredMention] | None, *, params: Mapping[str, str],

@@ -18,6 +18,7 @@ from aiohttp import web
 from faust.web import Request
 
 from agents.store.claims import ClaimBook
+from agents.store.groups import story_page
 from agents.store.search import Search, SearchError, search_from_params
 from agents.store.store import MentionStore, SearchTimeout, StoreError, StoreUnavailable
 from streams.core.records import Incident
@@ -32,6 +33,7 @@ from streams.web.console.mentions import (
     incident_mentions_link,
     incident_window,
     mentions_section,
+    stories_section,
 )
 from streams.web.mentions import EXPORT_FORMATS, stream_export
 
@@ -99,6 +101,29 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
         return html(render.mentions_page(body, session=session, csrf=csrf_of(session)),
                     status)
 
+    async def grouped(session: Session, params: Mapping[str, list[str]],
+                      search: Search) -> web.Response:
+        assert store is not None
+        lang = Lang(session.locale, session.timezone)
+        try:
+            result = await asyncio.to_thread(story_page, store, search)
+        except (SearchError, StoreError) as exc:
+            status, message = _failure(exc)
+            return page(session, params, status=status, error=message)
+        held = None
+        if claims is not None:  # who answers each story shown: one person per story
+            ids = [row.story for row in result.stories]
+            try:
+                found = await asyncio.to_thread(lambda: claims.claims(ids, kind="story"))
+            except StoreError as exc:
+                log.warning("console mentions: story claims unreadable: %s", exc)
+                found = {}
+            held = {s: claim_link(s, found.get(s), lang, kind="story") for s in ids}
+        shown = {k: v[-1] for k, v in params.items() if v and k in (*FORM_FIELDS, "cursor")}
+        body = stories_section(result.stories, params=shown, watches=names,
+                               next_cursor=result.cursor, claims=held, lang=lang)
+        return html(render.mentions_page(body, session=session, csrf=csrf_of(session)), 200)
+
     @app.serve("/console/mentions", access="session")
     class Mentions(Page):
         async def get(self, request: Request) -> web.Response:
@@ -117,6 +142,8 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
             except (SearchError, StoreError) as exc:
                 status, message = _failure(exc)
                 return page(session, params, status=status, error=message)
+            if search.group == "story":
+                return await grouped(session, params, search)
             held = None
             if claims is not None:  # who answers each mention shown (one query a page)
                 keys = [m.record.mention.key for m in result.mentions]

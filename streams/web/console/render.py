@@ -417,8 +417,9 @@ def _playbook(inc: Incident, session: Session, csrf: str) -> str:
 def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine],
                   series: Sequence[tuple[datetime, int, int]], authors: Sequence[tuple[str, int]],
                   session: Session, csrf: str, notice: str = "",
-                  mentions_link: str = "") -> str:
-    """``mentions_link``: HTML from ``console.mentions.incident_mentions_link`` (escaped)."""
+                  mentions_link: str = "", joined_watches: Sequence[str] = ()) -> str:
+    """``mentions_link``: HTML from ``console.mentions.incident_mentions_link`` (escaped);
+    ``joined_watches``: names of the watches whose incidents joined this one (same story)."""
     tr = _tr(session)
     _ = tr.gettext
     latest = inc.evidence[-1] if inc.evidence else None
@@ -427,8 +428,12 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
         f'<dl class="facts"><dt>{_("State")}</dt><dd id="incident-state">'
         f'{_state(inc.state, tr)}</dd>'
         f'<dt>{_("Severity")}</dt><dd>{_badge(inc.severity, tr)}</dd>'
-        f'<dt>{_("Watch")}</dt><dd>{e(watch_name)}</dd>'
-        f'<dt>{_("Detector")}</dt><dd>{e(inc.detector)}</dd>'
+        f'<dt>{_("Watch")}</dt><dd id="incident-watches">'
+        f'{e(", ".join([watch_name, *joined_watches]))}</dd>'
+        + (f'<dt>{_("Merged into")}</dt><dd><a href="/console/incidents/'
+           f'{e(quote(inc.merged_into, safe=""))}">{e(inc.merged_into)}</a></dd>'
+           if inc.merged_into else "")
+        + f'<dt>{_("Detector")}</dt><dd>{e(inc.detector)}</dd>'
         f'<dt>{_("Opened")}</dt><dd>{_when(inc.opened_at, session)}</dd>'
         f'<dt>{_("Escalation level")}</dt><dd>{e(inc.level)}</dd>'
         + (f'<dt>{_("Acknowledged")}</dt><dd>{e(inc.acked_by)} '

@@ -288,7 +288,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
                 oncall=oncall_lines(inc), series=series, authors=authors, session=session,
                 csrf=csrf_of(session), notice=done,
                 mentions_link=await incident_link(
-                    store, inc, Lang(session.locale, session.timezone))))
+                    store, inc, Lang(session.locale, session.timezone)),
+                joined_watches=[names.get(w, w) for w in inc.watches]))
 
     @app.serve("/console/incidents/{incident_id}/{action}", access="session")
     class IncidentAction(Page):
@@ -376,8 +377,10 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
             return _redirect(f"/console/silences?done={'expired' if changed else 'already'}")
 
     if claims is not None:  # the store is on: who answers which mention
-        install_console_claims(pipeline, book=claims, session_of=session_of,
-                               checked_form=checked_form, csrf_of=csrf_of)
+        for kind in ("mention", "story"):  # a story is claimed whole, from the grouped view
+            install_console_claims(pipeline, book=claims, session_of=session_of,
+                                   checked_form=checked_form, csrf_of=csrf_of,
+                                   kind=kind)  # type: ignore[arg-type]
 
     def oncall_lines(inc: Incident) -> list[render.OnCallLine]:
         now = datetime.now(UTC)

@@ -132,7 +132,7 @@ def test_readiness_metrics_and_a_real_prometheus(tmp_path: Path, broker: Embedde
         exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines()
                    if line.startswith("escucha_")}
         used = _used_names()
-        assert len(used) >= 6, f"expected the rules and five dashboards, found {sorted(used)}"
+        assert len(used) >= 7, f"expected the rules and six dashboards, found {sorted(used)}"
         missing = {f: sorted(n - exposed) for f, n in used.items() if n - exposed}
         assert not missing, f"queried but never exposed: {missing}"
 

@@ -122,3 +122,31 @@ async def test_mentions_are_shown_even_when_their_claims_cannot_be_read(
             assert "Who answers this?" in page
     finally:
         await ana.close()
+
+
+async def test_a_story_is_claimed_from_the_grouped_view_by_one_of_two(base: str) -> None:
+    (ana, ana_csrf), (ben, ben_csrf) = await _browser(base, ANA), await _browser(base, BEN)
+    try:
+        async with ana.get(f"{base}/console/mentions", params={"group": "story"}) as r:
+            page = await r.text()
+        [story] = re.findall(r'<tr data-story="([0-9a-f]{16})"', page)
+        assert f'href="/console/story-claims/{story}">Who answers this?</a>' in page
+
+        async def claim(http: aiohttp.ClientSession, csrf: str) -> tuple[int, str]:
+            async with http.post(f"{base}/console/story-claims/{story}/claim",
+                                 data={"csrf": csrf}) as r:
+                return r.status, await r.text()
+
+        (a_status, a_page), (b_status, b_page) = await asyncio.gather(
+            claim(ana, ana_csrf), claim(ben, ben_csrf))
+        assert sorted([a_status, b_status]) == [200, 409]
+        winner, lost = ("ana", b_page) if a_status == 200 else ("ben", a_page)
+        assert f"Not yours: {winner} is answering this." in lost
+        assert f"/console/story-claims/{story}/claim" not in lost
+        async with ana.get(f"{base}/console/mentions", params={"group": "story"}) as r:
+            assert f'{winner} is answering this</a>' in await r.text()
+        async with ana.get(f"{base}/console/mentions") as r:  # the mention itself is free
+            assert 'href="/console/claims/x%3A1">Who answers this?</a>' in await r.text()
+    finally:
+        await ana.close()
+        await ben.close()

@@ -181,3 +181,23 @@ async def test_the_incident_link_counts_its_window(store: MentionStore) -> None:
         resolved_at=T0 + timedelta(minutes=40)))
     html = await incident_link(store, inc)
     assert "All 16 mentions of this incident" in html  # opened - 30 min .. resolved
+
+
+async def test_grouped_by_story_one_row_a_story_linked_to_its_mentions(console: str) -> None:
+    status, html, _ = await _get(console + "/console/mentions",
+                                 {"group": "story", "watch": "acme"})
+    assert status == 200 and _keys(html) == []  # stories, not copies
+    stories = re.findall(r'<tr data-story="([0-9a-f]{16})"', html)
+    assert len(stories) == 5  # four texts, and twelve "acme filler N" folded into one
+    assert '<option value="story" selected>' in html  # the toggle says what is shown
+    link = re.search(r'<a href="([^"]+)" class="story-mentions">its 12 mentions</a>', html)
+    assert link, html
+    status, html, _ = await _get(console + unescape(link.group(1)))
+    assert status == 200 and sorted(_keys(html)) == sorted(f"x:{10 + i}" for i in range(12))
+
+
+async def test_a_story_s_sample_text_stays_text(console: str) -> None:
+    _, html, _ = await _get(console + "/console/mentions", {"group": "story", "watch": "globex"})
+    assert len(re.findall(r'<tr data-story="', html)) == 1
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

@@ -99,11 +99,24 @@ async def test_pages_follow_next_cursor_to_the_end(api: str) -> None:
     ({"sentiment": "negative' OR '1'='1"}, 400, "sentiment"),
     ({"format": "xml"}, 400, "format: use json, csv or jsonl"),
     ({"cursor": "not-a-cursor"}, 400, "cursor"),
+    ({"story": "x' OR 1=1"}, 400, "story: "),
+    ({"group": "story", "format": "csv"}, 400, "exports are of mentions"),
 ])
 async def test_bad_parameters_say_what_to_send(api: str, params: dict[str, str], status: int,
                                                says: str) -> None:
     got, data, _ = await _get(api, params)
     assert got == status and says in data["error"]
+
+
+async def test_stories_grouped_then_one_story_s_mentions(api: str) -> None:
+    status, data, _ = await _get(api, {"group": "story", "watch": "acme", "limit": "2"})
+    assert status == 200 and data["next_cursor"] is not None
+    filler = data["stories"][0]  # the twelve "acme filler N": last seen, one story
+    assert (filler["count"], filler["authors"]) == (12, 1)
+    assert filler["sample"]["text"] == "acme filler 0"
+    status, data, _ = await _get(api, {"story": filler["story"], "limit": "50"})
+    assert status == 200
+    assert sorted(m["key"] for m in data["mentions"]) == sorted(f"x:{10 + i}" for i in range(12))
 
 
 async def test_the_json_lines_export_is_what_backtest_reads(api: str, tmp_path: Path) -> None:

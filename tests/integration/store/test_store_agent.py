@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from agents.store import store_for
@@ -38,6 +39,14 @@ async def _until_stored(config: Path, count: int, worker: EscuchaProcess) -> Non
         store.close()
 
 
+def _metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {name: float(value) for name, _, value in
+            (line.rpartition(" ") for line in text.splitlines())
+            if name.startswith("escucha_store")}
+
+
 async def test_the_worker_stores_each_mention_once_and_rebuild_restores_them(
         tmp_path: Path, broker: EmbeddedBroker) -> None:
     config = write_config(
@@ -51,7 +60,8 @@ async def test_the_worker_stores_each_mention_once_and_rebuild_restores_them(
     refused = enriched(99, "acme", watch="")
     values = [dumps(m) for m in mentions] + [dumps(mentions[0]), dumps(copy), b"{not json",
                                              dumps(refused)]
-    env = {"ESCUCHA_KAFKA_BOOTSTRAP": broker.bootstrap, "ESCUCHA_WEB_PORT": str(free_port())}
+    port = free_port()
+    env = {"ESCUCHA_KAFKA_BOOTSTRAP": broker.bootstrap, "ESCUCHA_WEB_PORT": str(port)}
     worker = EscuchaProcess(["worker", "--config", str(config)], env=env,
                             log=tmp_path / "worker.log")
     try:
@@ -60,6 +70,12 @@ async def test_the_worker_stores_each_mention_once_and_rebuild_restores_them(
         dead = [d for d in await dead_letters(broker.bootstrap) if d["stage"] == "store"]
         assert len(dead) == 1 and "a watch id is empty" in dead[0]["reason"]
         assert dead[0]["origin"].startswith(topics.ENRICHED.name)
+        # What the store board and EscuchaStoreNotWriting read (deploy/grafana, prometheus).
+        series = await asyncio.to_thread(_metrics, port)
+        assert series["escucha_store_enabled"] == 1 and series["escucha_store_up"] == 1
+        assert series["escucha_store_mentions_written_total"] == len(mentions)
+        assert 0 < time.time() - series["escucha_store_last_write_timestamp_seconds"] < 120
+        assert series['escucha_store_errors_total{operation="write"}'] == 0
         assert worker.interrupt() == 0
     finally:
         worker.close()

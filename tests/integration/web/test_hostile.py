@@ -340,6 +340,9 @@ async def test_silences_expire_over_the_api_and_the_cli(worker: Worker) -> None:
                               body=json.dumps({"by": "ana"}))
     assert again.status == 200
     assert json.loads(again.body)["status"] == "already expired"
+    # Counted once (the dashboards' "expired early"): the second DELETE expired nothing.
+    assert await asyncio.to_thread(metric_value, worker.port,
+                                   "escucha_silences_expired_total") == 1
     gone = await _listed(worker, sid, "expired")
     assert gone["expired_by"] == "luis" and gone["ends_at"] == gone["expired_at"]
     listed = (await asyncio.to_thread(escucha, "silences", "list")).output

@@ -53,6 +53,23 @@ EXPOSED_METRICS = frozenset({
     "escucha_escalations_total",
     "escucha_acks_total",
     "escucha_silences_created_total",
+    "escucha_silences_expired_total",
+    "escucha_incidents_inhibited",
+    "escucha_store_mentions_written_total",
+    "escucha_store_mentions_let_go_total",
+    "escucha_store_mentions_expired_total",
+    "escucha_store_errors_total",
+    "escucha_store_enabled",
+    "escucha_store_up",
+    "escucha_store_last_write_timestamp_seconds",
+    "escucha_store_size_bytes",
+    "escucha_store_write_seconds_bucket",
+    "escucha_store_write_seconds_sum",
+    "escucha_store_write_seconds_count",
+    "escucha_store_search_seconds_bucket",
+    "escucha_store_search_seconds_sum",
+    "escucha_store_search_seconds_count",
+    "escucha_claims_total",
     "escucha_notifications_total",
     "escucha_delivery_seconds_bucket",
     "escucha_delivery_seconds_sum",
@@ -78,7 +95,7 @@ EXPOSED_METRICS = frozenset({
 })
 
 UIDS = {"escucha-pipeline", "escucha-connectors", "escucha-model", "escucha-incidents",
-        "escucha-kafka"}
+        "escucha-kafka", "escucha-store"}
 
 
 def _load() -> ModuleType:
@@ -108,7 +125,7 @@ def _query_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in _panels(dashboard) if p["type"] != "row"]
 
 
-def test_builds_the_five_dashboards() -> None:
+def test_builds_the_six_dashboards() -> None:
     assert set(BUILT) == UIDS == set(dashboards.UIDS)
     assert all(d["uid"] == uid for uid, d in BUILT.items())
 
@@ -208,6 +225,55 @@ def test_dashboards_cover_the_pipeline() -> None:
             "escucha_incidents_overdue"} <= used["escucha-incidents"]
     assert {"escucha_ready", "escucha_end_to_end_latency_seconds_bucket"} <= used[
         "escucha-pipeline"]
+
+
+def test_every_escucha_series_used_is_registered_by_metrics() -> None:
+    # The worker's own registry, as built at start-up: a name the boards query that no
+    # Metrics series exposes would be an empty panel (Faust's own are checked live).
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from streams.runtime.metrics import Metrics
+
+    registry = CollectorRegistry()
+    Metrics(registry=registry, watches=["acme"], channels=["slack"], detectors=["spike"],
+            sources=["rss"], topics=["escucha.mentions.raw"])
+    exposed = {line.split("{")[0].split(" ")[0]
+               for line in generate_latest(registry).decode().splitlines()
+               if line.startswith("escucha_")}
+    used = set().union(*(dashboards.metric_names(d) for d in BUILT.values()))
+    ours = {n for n in used if not n.startswith("escucha_faust_")}
+    assert ours <= exposed, sorted(ours - exposed)
+
+
+def _exprs(uid: str) -> dict[str, str]:
+    return {p["title"]: " ".join(t["expr"] for t in p["targets"])
+            for p in _query_panels(BUILT[uid])}
+
+
+def test_store_board_shows_the_store_and_the_responders() -> None:
+    exprs = _exprs("escucha-store")
+    used = dashboards.metric_names(BUILT["escucha-store"])
+    assert {"escucha_store_mentions_written_total", "escucha_store_write_seconds_bucket",
+            "escucha_store_last_write_timestamp_seconds", "escucha_store_search_seconds_bucket",
+            "escucha_store_size_bytes", "escucha_store_mentions_expired_total",
+            "escucha_store_errors_total", "escucha_claims_total"} <= used
+    # Each responder figure counts exactly its own action and outcome.
+    assert 'escucha_claims_total{action="claim",outcome="done"}' in exprs["Claimed (range)"]
+    assert 'escucha_claims_total{action="answer",outcome="done"}' in exprs["Answered (range)"]
+    assert ('escucha_claims_total{action="not-answering",outcome="done"}'
+            in exprs["Declined (range)"])
+    assert 'escucha_claims_total{outcome="taken"}' in exprs["Conflicts (range)"]
+    # Only workers that write the store count as unavailable (store.enabled off is not down).
+    assert ("escucha_store_enabled == 1 and escucha_store_up == 0"
+            in exprs["Workers whose store is unavailable"])
+    # The size is the leader's: max, never a sum over workers that report 0.
+    assert exprs["Store size"].startswith("max(escucha_store_size_bytes)")
+
+
+def test_incidents_board_shows_inhibition_and_expired_silences() -> None:
+    exprs = _exprs("escucha-incidents")
+    assert exprs["Inhibited now"] == "sum(escucha_incidents_inhibited)"
+    assert "escucha_silences_expired_total" in exprs["Silences expired early (range)"]
 
 
 def test_response_panels_keep_people_apart_from_auto_resolves() -> None:

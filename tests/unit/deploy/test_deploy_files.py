@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -152,6 +153,31 @@ def test_compose_config_file_is_a_valid_escucha_config(clean_env: pytest.MonkeyP
     assert settings.kafka.bootstrap == "kafka:9092"
     assert settings.api.public_url.startswith("http")
     assert settings.web.port == PORT
+
+
+def test_compose_workers_share_one_postgresql_store_whose_password_is_a_variable(
+        clean_env: pytest.MonkeyPatch) -> None:
+    services = _compose()["services"]
+    db = services["store-db"]
+    assert db["image"].startswith("postgres:")
+    assert "pg_isready" in db["healthcheck"]["test"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in db["volumes"])
+    db_env = db["environment"]
+    # The password is never written in the file: both sides read one shell/.env variable.
+    assert db_env["POSTGRES_PASSWORD"].startswith("${ESCUCHA_STORE_DB_PASSWORD:-")
+    for name in WORKERS:
+        worker = services[name]
+        assert worker["depends_on"]["store-db"]["condition"] == "service_healthy"
+        raw = worker["environment"]["ESCUCHA_STORE__URL"]
+        assert f":{db_env['POSTGRES_PASSWORD']}@" in raw
+        url = raw.replace(db_env["POSTGRES_PASSWORD"], _environment(db)["POSTGRES_PASSWORD"])
+        clean_env.setenv("ESCUCHA_STORE__URL", url)
+        settings = load_settings(DEPLOY / "escucha.compose.yaml")
+        parts = urlsplit(settings.store.postgres_url() or "")
+        assert (parts.hostname, parts.port) == ("store-db", 5432)
+        assert (parts.username, parts.path) == (db_env["POSTGRES_USER"],
+                                               f"/{db_env['POSTGRES_DB']}")
+        assert parts.password == _environment(db)["POSTGRES_PASSWORD"]
 
 
 @pytest.mark.parametrize(("service", "source"), _bind_sources(),
@@ -296,11 +322,50 @@ def test_the_connectors_run_in_exactly_one_ingest_pod() -> None:
     assert not pdb["selector"]["matchLabels"].items() <= labels.items()
 
 
-def test_secret_holds_only_placeholders() -> None:
-    secret = _one("Secret", "escucha-secrets")
-    assert "data" not in secret
-    for key, value in secret["stringData"].items():
-        assert "REPLACE-ME" in value, f"{key} looks like a real secret: keep it out of git"
+def test_secrets_hold_only_placeholders() -> None:
+    secrets = [d for _, d in _manifests() if d["kind"] == "Secret"]
+    assert {s["metadata"]["name"] for s in secrets} == {"escucha-secrets", "escucha-store-db"}
+    for secret in secrets:
+        assert "data" not in secret
+        for key, value in secret["stringData"].items():
+            assert "REPLACE-ME" in value, f"{key} looks like a real secret: keep it out of git"
+
+
+def test_workers_reach_the_store_postgresql_with_the_password_from_its_secret(
+        clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    worker = _one("StatefulSet", "escucha-worker")["spec"]["template"]["spec"]["containers"][0]
+    names = [e["name"] for e in worker["env"]]
+    env = {e["name"]: e for e in worker["env"]}
+    # Kubernetes expands $(VAR) only from variables defined before the one using it.
+    assert names.index("STORE_DB_PASSWORD") < names.index("ESCUCHA_STORE__URL")
+    ref = env["STORE_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    template = env["ESCUCHA_STORE__URL"]["value"]
+    assert ":$(STORE_DB_PASSWORD)@" in template  # no password in the manifest itself
+
+    db = _one("StatefulSet", "escucha-store-db")
+    (server,) = db["spec"]["template"]["spec"]["containers"]
+    server_env = {e["name"]: e for e in server["env"]}
+    assert server_env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == ref
+    assert "pg_isready" in server["readinessProbe"]["exec"]["command"]
+    claims = {c["metadata"]["name"] for c in db["spec"]["volumeClaimTemplates"]}
+    mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
+    assert mounts["/var/lib/postgresql/data"] in claims
+    service = _one("Service", db["spec"]["serviceName"])
+    labels = db["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    # Not a worker: the web Service, the PDB and the ServiceMonitor leave it alone.
+    assert not _one("Service", "escucha-web")["spec"]["selector"].items() <= labels.items()
+
+    password = _one("Secret", ref["name"])["stringData"][ref["key"]]
+    clean_env.setenv("ESCUCHA_STORE__URL", template.replace("$(STORE_DB_PASSWORD)", password))
+    path = tmp_path / "escucha.yaml"
+    path.write_text(_one("ConfigMap", "escucha-config")["data"]["escucha.yaml"], "utf-8")
+    parts = urlsplit(load_settings(path).store.postgres_url() or "")
+    assert parts.hostname == service["metadata"]["name"]
+    assert parts.port == service["spec"]["ports"][0]["port"]
+    assert parts.username == server_env["POSTGRES_USER"]["value"]
+    assert parts.path == f"/{server_env['POSTGRES_DB']['value']}"
+    assert parts.password == password
 
 
 def test_configmap_config_is_a_valid_escucha_config(clean_env: pytest.MonkeyPatch,

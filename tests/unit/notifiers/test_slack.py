@@ -374,3 +374,15 @@ async def test_the_largest_story_is_shown_escaped(fake: FakeSlack, slack: SlackN
     assert "&lt;script&gt;" in line
     (plain,) = fake.messages("#plain")
     assert not any("Largest story" in t for _, t in all_texts(plain["blocks"]))
+
+
+async def test_an_update_after_a_join_names_both_watches(fake: FakeSlack,
+                                                        slack: SlackNotifier) -> None:
+    posted = await slack.send(notification())
+    joined = notification(note_id="inc1:2:slack:#alerts:update", update_of=posted.external_id)
+    joined = joined.model_copy(update={"incident": joined.incident.model_copy(
+        update={"watches": ["beta"], "joined": ["beta.1"]})})
+    await slack.send(joined)
+    (message,) = fake.messages("#alerts")
+    assert ("Watch", "Acme (brand), beta") in [
+        (t.split("\n")[0].strip("*"), t.split("\n")[-1]) for _, t in all_texts(message["blocks"])]

@@ -181,6 +181,7 @@ def test_when_the_critical_resolves_the_warning_escalates_at_the_next_tick() -> 
     crit_id = _id(world.handle(topics.SIGNALS.name, dumps(signal(severity="critical")), T0))
     warn_id = _id(world.handle(topics.SIGNALS.name, dumps(signal(watch="beta")), at(30)))
     assert world.stage.due(at(60), mono=60.0) == []
+    assert _inhibited_now(world) == {"info": 0, "warning": 1, "critical": 0}
 
     world.handle(topics.ACKS.name, dumps(Ack(incident_id=crit_id, action="resolve", by="ana",
                                              source="slack", at=at(600))), at(600))
@@ -188,6 +189,15 @@ def test_when_the_critical_resolves_the_warning_escalates_at_the_next_tick() -> 
     paged = world.handle(topics.ESCALATION.name, warn_id.encode(), at(601))
     assert _paged(paged) == EXEC_L1  # beta warning: the exec policy, level 1
     assert f"inhibition by {crit_id} ended" in _texts(world, warn_id)
+    world.stage.due(at(602), mono=602.0)
+    assert _inhibited_now(world)["warning"] == 0
+
+
+def _inhibited_now(world: _World) -> dict[str, float | None]:
+    """The escucha_incidents_inhibited gauge by severity, as the last clock round set it."""
+    registry = world.stage.metrics.registry
+    return {sev: registry.get_sample_value("escucha_incidents_inhibited", {"severity": sev})
+            for sev in ("info", "warning", "critical")}
 
 
 def test_a_critical_opening_later_stops_the_warnings_escalation() -> None:

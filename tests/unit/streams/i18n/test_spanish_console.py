@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from agents.store.claims import Claim
+from agents.store.groups import StoryRow
 from agents.store.rows import StoredMention, ms
 from streams.core.records import Evidence, Incident, SeriesPoint
 from streams.core.silences import Silence, SilenceState
@@ -14,7 +15,11 @@ from streams.web.console import render
 from streams.web.console.auth import Session
 from streams.web.console.claims import claim_link, claim_section
 from streams.web.console.episode import episode_section
-from streams.web.console.mentions import incident_mentions_link, mentions_section
+from streams.web.console.mentions import (
+    incident_mentions_link,
+    mentions_section,
+    stories_section,
+)
 from tests.support.store import enriched
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # 09:00 in Madrid (CET)
@@ -96,3 +101,16 @@ def test_episode_in_spanish_with_local_hours_and_numbers() -> None:
     for spanish in ("El episodio, hora a hora", "elevadas durante 9 h, evaluadas sobre 6 h",
                     ">Hora<", "<td>2/3/26, 09:00 CET</td>", "<td>8,5</td>", "<td>1,2x</td>"):
         assert spanish in html, spanish
+
+
+def test_stories_view_in_spanish_keeps_the_first_copy_escaped() -> None:
+    row = StoryRow(story="s1", count=1200, authors=1180, first_seen=ms(T0),
+                   last_seen=ms(T0 + timedelta(minutes=9)), sample=_stored(1, HOSTILE))
+    html = stories_section([row], params={"group": "story"}, watches={}, next_cursor=None,
+                           lang=LANG)
+    for spanish in ("1 historias mostradas.", ">sus 1.200 menciones<", ">1.180<",
+                    ">Historia (primera copia)<", ">Vista por primera vez<",
+                    "2 mar 2026, 09:00 CET", "2 mar 2026, 09:09 CET",
+                    '<option value="story" selected>historias (copias agrupadas)</option>'):
+        assert spanish in html, spanish
+    assert ESCAPED in html and "<script>" not in html

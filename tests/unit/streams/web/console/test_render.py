@@ -82,3 +82,15 @@ def test_filters_keep_matching_incidents() -> None:
     assert not render.Filters(state="resolved").keep(inc)
     assert render.Filters(watch="acme").query() == "watch=acme"
     assert "No incidents match" in render.incident_rows([], {})
+
+
+def test_a_joined_incident_links_its_target_and_the_target_names_both_watches() -> None:
+    joiner = _page(RESPONDER, _incident(id="beta.1", watch_id="beta",
+                                        merged_into="acme.0123456789abcdef"))
+    assert ('<a href="/console/incidents/acme.0123456789abcdef">acme.0123456789abcdef</a>'
+            in joiner)
+    target = render.incident_page(
+        _incident(watches=["beta"]), watch_name="Acme <Corp>", oncall=[], authors=[],
+        series=[], session=RESPONDER, csrf="tok", joined_watches=["Beta <b>"])
+    assert '<dd id="incident-watches">Acme &lt;Corp&gt;, Beta &lt;b&gt;</dd>' in target
+    assert "Merged into" not in target

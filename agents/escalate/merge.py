@@ -1,0 +1,99 @@
+"""One story, one incident: a copy-paste storm hitting two watches pages people once.
+
+An incident whose signal was dominated by one story (the signal's ``campaign`` flag, set by
+agents/detect/stories.py's ``CAMPAIGN_SHARE`` rule) keeps that story on ``Incident.story``.
+When such an incident is about to page, and an older incident of *another* watch that is not
+resolved carries the same story (:func:`agents.detect.stories.same_story`: the same id or
+near-duplicate sample texts), it *joins* that one instead: its timeline says "merged into
+…", it notifies nobody while the target is open, and the target's worker is sent a note
+(the stage's ``JOINS``) that puts "joined by watch …" on the target's timeline and the
+other watch on its ``watches``. When the target resolves the joined incident is released
+and escalates on its own, as an inhibited one does when its source resolves (inhibit.py).
+
+Only older targets, and never one that itself joined another: two incidents of one story
+opened at the same moment on two workers cannot join each other, and joins do not chain.
+Two opened before either reached the other's incidents view both page (the view lags by a
+record's trip through the incidents topic). Pure: the caller passes the candidates (every
+worker's incidents view).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from agents.detect.stories import same_story
+from agents.escalate.levels import log
+from streams.core.records import Incident, Signal, StorySummary, watch_of
+
+__all__ = ["find_target", "join", "note_joined", "release", "story_of"]
+
+_QUOTE_CHARS = 60
+
+
+def story_of(signal: Signal) -> StorySummary | None:
+    """The story behind a signal when one dominates its evidence; None otherwise."""
+    return signal.largest_story if signal.campaign else None
+
+
+def find_target(inc: Incident, candidates: Iterable[Incident]) -> Incident | None:
+    """The oldest open incident of another watch with ``inc``'s story; None if none.
+
+    Oldest first (then by id), so every worker and every re-delivery names the same one."""
+    if inc.story is None or inc.merged_into is not None:
+        return None
+    mine = (inc.opened_at, inc.id)
+    for other in sorted(candidates, key=lambda c: (c.opened_at, c.id)):
+        if (other.opened_at, other.id) >= mine:
+            break
+        if (other.watch_id == inc.watch_id or other.state == "resolved"
+                or other.story is None or other.merged_into is not None):
+            continue
+        if same_story(inc.story, other.story):
+            return other
+    return None
+
+
+def _quote(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS - 1] + "\u2026"
+
+
+def join(entry: dict[str, Any], target: Incident, now: datetime) -> None:
+    """Mark an engine entry joined to ``target``; a new target goes on the timeline and into
+    ``esc["tell_join"]``, which the engine's ``Decision`` hands to the stage to send."""
+    esc, inc = entry["esc"], entry["incident"]
+    story = inc["story"]
+    if esc.get("merged") != target.id:
+        esc["tell_join"] = [*esc.get("tell_join", []), (target.id, int(story["count"]))]
+        log(inc, now, "merged", f"merged into {target.id}: same story "
+                                f"\u2018{_quote(story['text'])}\u2019 \u00d7{story['count']}")
+    esc["merged"] = target.id
+    inc["merged_into"] = target.id
+
+
+def release(entry: dict[str, Any], now: datetime) -> None:
+    """The target resolved (or left the view): the joined incident goes on its own."""
+    esc, inc = entry["esc"], entry["incident"]
+    log(inc, now, "merged", f"released: {esc['merged']} is resolved; escalating on its own")
+    esc["merged"] = None
+    inc["merged_into"] = None
+
+
+def note_joined(entry: dict[str, Any], joiner_id: str, count: int, now: datetime) -> bool:
+    """The target's side: "joined by watch X (N mentions of the same story)" on its timeline
+    and X on its watches, once per joining incident (notes are re-delivered at least once).
+    Whether anything changed."""
+    inc = entry["incident"]
+    joined = inc.setdefault("joined", [])
+    if joiner_id in joined:
+        return False
+    joined.append(joiner_id)
+    watch = watch_of(joiner_id)
+    watches = inc.setdefault("watches", [])
+    if watch != inc["watch_id"] and watch not in watches:
+        watches.append(watch)
+    log(inc, now, "merged",
+        f"joined by watch {watch} ({count} mentions of the same story; {joiner_id})")
+    return True
