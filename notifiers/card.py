@@ -17,6 +17,7 @@ from notifiers.playbook import playbook_lines
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.links import LinkSigner
 from streams.core.records import Incident, Notification
+from streams.i18n import EN, N_, Lang
 
 __all__ = ["Button", "CardContent", "Sample", "card_content"]
 
@@ -57,32 +58,46 @@ class CardContent:
     playbook: list[str]
     samples: list[Sample]
     buttons: list[Button]
+    lang: Lang = EN      # the card's language, for the renderer's own headings
 
 
-def _status(notification: Notification) -> str:
+def _status(notification: Notification, lang: Lang) -> str:
+    _ = lang._
     inc = notification.incident
     if inc.state == "resolved":
-        return f"resolved by {inc.resolved_by}" if inc.resolved_by else "resolved"
+        return _("resolved by {who}").format(who=inc.resolved_by) if inc.resolved_by \
+            else _("resolved")
     if inc.state == "acknowledged":
-        return f"acknowledged by {inc.acked_by}" if inc.acked_by else "acknowledged"
-    return {
-        "escalate": f"escalated, level {notification.level}",
-        "reminder": "not acknowledged yet",
-        "digest": f"{len(notification.digest)} more notifications rolled up",
+        return _("acknowledged by {who}").format(who=inc.acked_by) if inc.acked_by \
+            else _("acknowledged")
+    escalated = _("escalated, level {level}")
+    if notification.kind == "escalate":
+        return escalated.format(level=notification.level)
+    if notification.kind == "reminder":
+        return _("not acknowledged yet")
+    if notification.kind == "digest":
+        count = len(notification.digest)
+        return lang.tr.ngettext("{count} more notification rolled up",
+                                "{count} more notifications rolled up", count).format(count=count)
+    if notification.kind == "update":
         # An update right after an escalation tells an earlier level it escalated.
-        "update": (f"escalated, level {inc.level}" if change_of(notification) == "escalated"
-                   else "updated"),
-    }.get(notification.kind, "")
+        return (escalated.format(level=inc.level) if change_of(notification) == "escalated"
+                else _("updated"))
+    return ""
 
 
-def _buttons(inc: Incident, links: LinkSigner | None, channel: str) -> list[Button]:
+#: Button labels, marked here and translated where the card is built.
+_ACK, _RESOLVE, _OPEN = N_("Acknowledge"), N_("Resolve"), N_("Open incident")
+
+
+def _buttons(inc: Incident, links: LinkSigner | None, channel: str, lang: Lang) -> list[Button]:
     if links is None:
         return []
     wanted: list[tuple[str, str]] = []
     if inc.state == "open":
-        wanted.append(("Acknowledge", "ack"))
+        wanted.append((_ACK, "ack"))
     if inc.state != "resolved":
-        wanted.append(("Resolve", "resolve"))
+        wanted.append((_RESOLVE, "resolve"))
     out: list[Button] = []
     for label, action in wanted:
         # The link opens escucha's confirmation page; the action itself needs the POST
@@ -92,19 +107,21 @@ def _buttons(inc: Incident, links: LinkSigner | None, channel: str) -> list[Butt
             log.warning("%s: %s link for %s is not a plain http(s) URL; check api.public_url",
                         channel, action, inc.id)
             continue
-        out.append(Button(label=label, url=url, primary=action == "ack"))
+        out.append(Button(label=lang._(label), url=url, primary=action == "ack"))
     base = links.base_url.rstrip("/")
     page = safe_url(f"{base}/console/incidents/{quote(inc.id, safe='')}")
     if page:
-        out.append(Button(label="Open incident", url=page))
+        out.append(Button(label=lang._(_OPEN), url=page))
     return out
 
 
 def card_content(notification: Notification, *, watch_name: str, links: LinkSigner | None,
-                 channel: str) -> CardContent:
-    """The card for ``notification``; ``links`` is a ``LinkSigner`` or None (no buttons)."""
+                 channel: str, lang: Lang = EN) -> CardContent:
+    """The card for ``notification`` in ``lang``; ``links`` is a ``LinkSigner`` or None (no
+    buttons). Mention text and names stay as written."""
     inc = notification.incident
-    title = console_safe(f"[{inc.severity.upper()}] {watch_name}: "
+    _ = lang._
+    title = console_safe(f"[{lang.label(inc.severity).upper()}] {watch_name}: "
                          f"{inc.detector.replace('_', ' ')}", limit=_TITLE_CHARS)
     digest = ([console_safe(d, limit=_LINE_CHARS) for d in notification.digest[:_MAX_DIGEST]]
               if notification.kind == "digest" else [])
@@ -116,9 +133,10 @@ def card_content(notification: Notification, *, watch_name: str, links: LinkSign
                       text=clean(s.text, limit=_SAMPLE_CHARS), url=safe_url(s.url))
                for s in inc.samples[:_MAX_SAMPLES]]
     return CardContent(
-        title=title, status=console_safe(_status(notification), limit=_LINE_CHARS),
-        details=console_safe(f"Watch: {watch_name} · state: {inc.state} · level "
-                             f"{notification.level}", limit=_LINE_CHARS),
+        title=title, status=console_safe(_status(notification, lang), limit=_LINE_CHARS),
+        details=console_safe(_("Watch: {watch} · state: {state} · level {level}").format(
+            watch=watch_name, state=lang.label(inc.state), level=notification.level),
+            limit=_LINE_CHARS),
         summary=clean(inc.summary, limit=_SUMMARY_CHARS), severity=inc.severity,
         state=inc.state, digest=digest, playbook=playbook, samples=samples,
-        buttons=_buttons(inc, links, channel))
+        buttons=_buttons(inc, links, channel, lang), lang=lang)

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 
 import aiosmtplib
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.email_message import Letterhead, build_message, message_id
@@ -28,6 +28,8 @@ from notifiers.stories import watch_label
 from notifiers.text import console_safe, safe_url
 from streams.core.links import LinkSigner
 from streams.core.records import Incident, Notification
+from streams.i18n import Lang
+from streams.i18n.fields import ChannelLocale
 
 __all__ = ["EmailNotifier", "EmailSettings", "message_id", "parse_recipients"]
 
@@ -44,7 +46,7 @@ _HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,253}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-class EmailSettings(BaseModel):
+class EmailSettings(ChannelLocale):
     """How to reach the SMTP relay. Recipients come from each notification's target."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -138,11 +140,11 @@ class EmailNotifier:
     def _watch(self, notification: Notification) -> str:
         return watch_label(notification.incident, self._watch_names)
 
-    def _action_links(self, inc: Incident) -> list[tuple[str, str]]:
+    def _action_links(self, inc: Incident, lang: Lang) -> list[tuple[str, str]]:
         if self._links is None or inc.state == "resolved":
             return []
-        wanted = [("Acknowledge", "ack")] if inc.state == "open" else []
-        wanted.append(("Resolve", "resolve"))
+        wanted = [(lang._("Acknowledge"), "ack")] if inc.state == "open" else []
+        wanted.append((lang._("Resolve"), "resolve"))
         out = []
         for label, action in wanted:
             url = safe_url(self._links.url(inc.id, action))
@@ -155,9 +157,10 @@ class EmailNotifier:
 
     def render(self, notification: Notification, recipients: Sequence[str] = ()) -> EmailMessage:
         """The message for a notification, without sending it (also for previews)."""
+        lang = self._settings.lang_for(notification.target)
         head = Letterhead(from_addr=self._settings.from_addr, domain=self._domain,
                           watch_name=self._watch(notification),
-                          actions=self._action_links(notification.incident))
+                          actions=self._action_links(notification.incident, lang), lang=lang)
         return build_message(notification, head, recipients)
 
     async def send(self, notification: Notification) -> Receipt:

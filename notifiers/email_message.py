@@ -19,7 +19,7 @@ import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -28,6 +28,7 @@ from notifiers.playbook import playbook_lines
 from notifiers.stories import story_line
 from notifiers.text import clean, console_safe, html_escape, safe_url
 from streams.core.records import Incident, Notification
+from streams.i18n import EN, Lang
 
 __all__ = ["Letterhead", "build_message", "message_id", "reply_to", "thread_root"]
 
@@ -50,6 +51,7 @@ class Letterhead:
     domain: str
     watch_name: str
     actions: Sequence[tuple[str, str]] = ()  # (label, safe URL)
+    lang: Lang = EN  # escucha's own words and times; mention text stays as written
 
 
 def message_id(notification_id: str, *, domain: str) -> str:
@@ -82,16 +84,19 @@ def _one_line(text: str, *, limit: int) -> str:
     return console_safe(text, limit=limit)
 
 
-def _subject(notification: Notification, watch_name: str) -> str:
+def _subject(notification: Notification, watch_name: str, lang: Lang = EN) -> str:
     """The same subject for every message about an incident (a reply adds ``Re:``): clients
     that also match subjects (Gmail) split a thread whose subject changed. What changed is the
     body's first line instead. Only a digest, which spans incidents, says what it is."""
     inc = notification.incident
-    text = f"[{inc.severity.upper()}] {watch_name}: {inc.detector.replace('_', ' ')}"
+    text = f"[{lang.label(inc.severity).upper()}] {watch_name}: " \
+        f"{inc.detector.replace('_', ' ')}"
     if reply_to(notification) is not None:
-        text = "Re: " + text
+        text = "Re: " + text  # not translated: mail clients thread on the literal "Re:"
     elif notification.kind == "digest":
-        text += f" — digest of {len(notification.digest)} notices"
+        count = len(notification.digest)
+        text += " — " + lang.tr.ngettext("digest of {count} notice", "digest of {count} notices",
+                                         count).format(count=count)
     return _one_line(text, limit=_SUBJECT_CHARS)
 
 
@@ -112,36 +117,48 @@ def _link(url: str, label: str) -> str:
             f'target="_blank">{html_escape(label)}</a>')
 
 
-def _state_line(inc: Incident) -> str:
+def _when(when: datetime, lang: Lang) -> str:
+    # Unconfigured keeps the ISO stamp filters match on; a locale or zone gets Babel's date.
+    return f"{when:%Y-%m-%d %H:%M} UTC" if lang.unset else lang.at(when)
+
+
+def _state_line(inc: Incident, lang: Lang) -> str:
+    _ = lang._
     if inc.state == "acknowledged" and inc.acked_by:
-        when = f" at {inc.acked_at:%Y-%m-%d %H:%M} UTC" if inc.acked_at else ""
-        return f"acknowledged by {inc.acked_by}{when}"
+        line = _("acknowledged by {who}").format(who=inc.acked_by)
+        return line + (" " + _("at {time}").format(time=_when(inc.acked_at, lang))
+                       if inc.acked_at else "")
     if inc.state == "resolved" and inc.resolved_by:
-        when = f" at {inc.resolved_at:%Y-%m-%d %H:%M} UTC" if inc.resolved_at else ""
-        return f"resolved by {inc.resolved_by}{when}"
-    return inc.state
+        line = _("resolved by {who}").format(who=inc.resolved_by)
+        return line + (" " + _("at {time}").format(time=_when(inc.resolved_at, lang))
+                       if inc.resolved_at else "")
+    return lang.label(inc.state)
 
 
-def _samples(inc: Incident, text: list[str], html: list[str]) -> None:
-    text += ["", "What people say:"]
-    html.append("<h3>What people say</h3>\n<ul>")
+def _samples(inc: Incident, text: list[str], html: list[str], lang: Lang) -> None:
+    _ = lang._
+    heading = _("What people say")
+    text += ["", heading + ":"]
+    html.append(f"<h3>{html_escape(heading)}</h3>\n<ul>")
     for sample in inc.samples[:_MAX_SAMPLES]:
         who = _one_line(sample.author, limit=64)
         said = _wrap(sample.text, limit=_SAMPLE_CHARS, indent="    ")
         url = safe_url(sample.url)
-        text.append(f"- @{who} (priority {sample.priority}):")
+        priority = _("priority {priority}").format(priority=sample.priority)
+        text.append(f"- @{who} ({priority}):")
         text += said
-        item = (f"<li><b>@{html_escape(who)}</b> (priority {sample.priority}):<br>\n"
+        item = (f"<li><b>@{html_escape(who)}</b> ({html_escape(priority)}):<br>\n"
                 f"{_html_lines(said)}")
         if url:
             text.append(f"    {url}")
-            item += "<br>\n" + _link(url, "open")
+            item += "<br>\n" + _link(url, lang.tr.pgettext("link", "open"))
         html.append(item + "</li>")
     html.append("</ul>")
 
 
 def _body(notification: Notification, head: Letterhead, subject: str) -> tuple[str, str]:
-    inc = notification.incident
+    inc, lang = notification.incident, head.lang
+    _ = lang._
     text: list[str] = [subject, ""]
     html: list[str] = [
         "<!DOCTYPE html>",
@@ -149,34 +166,36 @@ def _body(notification: Notification, head: Letterhead, subject: str) -> tuple[s
         f"<title>{html_escape(subject)}</title></head>",
         '<body style="font-family:sans-serif;line-height:1.4">',
     ]
-    change = status_line(notification)
+    change = status_line(notification, lang)
     if change:
         # First, so a client's preview of a reply in the thread shows what changed.
         text[:0] = [change, ""]
         html.append(f"<p><b>{html_escape(change)}</b></p>")
     html += [f"<h2>{html_escape(subject)}</h2>", "<table>"]
-    facts = [("Severity", inc.severity.upper()), ("Watch", head.watch_name),
-             ("Detector", inc.detector), ("State", _state_line(inc)),
-             ("Level", str(notification.level)),
-             ("Opened", f"{inc.opened_at:%Y-%m-%d %H:%M} UTC")]
+    facts = [(_("Severity"), lang.label(inc.severity).upper()), (_("Watch"), head.watch_name),
+             (_("Detector"), inc.detector), (_("State"), _state_line(inc, lang)),
+             (_("Level"), str(notification.level)),
+             (_("Opened"), _when(inc.opened_at, lang))]
     for name, value in facts:
         shown = _one_line(value, limit=200)
         text.append(f"{name}: {shown}")
-        html.append(f'<tr><th align="left">{name}</th><td>{html_escape(shown)}</td></tr>')
+        html.append(f'<tr><th align="left">{html_escape(name)}</th>'
+                    f'<td>{html_escape(shown)}</td></tr>')
     html.append("</table>")
 
     summary = _wrap(inc.summary, limit=_SUMMARY_CHARS)
     text += ["", *summary]
     html.append(f"<p>{_html_lines(summary)}</p>")
-    story = story_line(inc)
+    story = story_line(inc, lang)
     if story is not None:
         lines = _wrap(story, limit=_SUMMARY_CHARS)
         text += ["", *lines]
         html.append(f"<p>{_html_lines(lines)}</p>")
 
     if notification.kind == "digest" and notification.digest:
-        text += ["", "Since the last message:"]
-        html.append("<h3>Since the last message</h3>\n<ul>")
+        since = _("Since the last message")
+        text += ["", since + ":"]
+        html.append(f"<h3>{html_escape(since)}</h3>\n<ul>")
         for line in notification.digest[:_DIGEST_LINES]:
             wrapped = _wrap(line, limit=300, indent="  ")
             text += ["-" + wrapped[0][1:], *wrapped[1:]]
@@ -184,7 +203,7 @@ def _body(notification: Notification, head: Letterhead, subject: str) -> tuple[s
         html.append("</ul>")
 
     if inc.samples:
-        _samples(inc, text, html)
+        _samples(inc, text, html, lang)
 
     if inc.playbook is not None:
         book = playbook_lines(inc.playbook, inc.language)
@@ -194,12 +213,13 @@ def _body(notification: Notification, head: Letterhead, subject: str) -> tuple[s
         html.append("</ul>")
 
     if head.actions:
-        text += ["", "Act on it (each link asks you to confirm first):"]
+        text += ["", _("Act on it (each link asks you to confirm first):")]
         text += [f"  {label}: {url}" for label, url in head.actions]
         html.append("<p>" + " &middot; ".join(_link(u, label) for label, u in head.actions)
                     + "</p>")
 
-    footer = _one_line(f"incident {inc.id} · notification {notification.id}", limit=400)
+    footer = _one_line(_("incident {id} · notification {notification}").format(
+        id=inc.id, notification=notification.id), limit=400)
     text += ["", "-- ", footer]
     html += [f'<p style="color:#666;font-size:small">{html_escape(footer)}</p>',
              "</body></html>"]
@@ -210,7 +230,7 @@ def build_message(notification: Notification, head: Letterhead,
                   recipients: Sequence[str] = ()) -> EmailMessage:
     """The message for a notification, the same bytes for every attempt."""
     inc = notification.incident
-    subject = _subject(notification, head.watch_name)
+    subject = _subject(notification, head.watch_name, head.lang)
     plain, html = _body(notification, head, subject)
 
     msg = EmailMessage()

@@ -17,8 +17,9 @@ from typing import Literal
 
 from notifiers.text import console_safe
 from streams.core.records import Incident, Notification, TimelineEntry
+from streams.i18n import EN, N_, Lang
 
-__all__ = ["Change", "change_of", "status_line"]
+__all__ = ["Change", "change_of", "digest_line", "status_line"]
 
 Change = Literal["triggered", "updated", "escalated", "reopened", "acknowledged", "resolved",
                  "reminder", "digest"]
@@ -26,10 +27,13 @@ Change = Literal["triggered", "updated", "escalated", "reopened", "acknowledged"
 #: Timeline kinds that say what the engine last did to an incident.
 _MARKERS = frozenset({"signal", "escalate", "reopen", "ack", "resolve", "step"})
 #: How an acknowledgement arrived (``Ack.source``), in words.
-_SOURCES = {"slack": "Slack", "api": "the API", "link": "a signed link", "console": "the console",
-            "cli": "the command line", "pagerduty": "PagerDuty", "teams": "Teams",
-            "googlechat": "Google Chat"}
+_SOURCES = {"slack": "Slack", "api": N_("the API"), "link": N_("a signed link"),
+            "console": N_("the console"), "cli": N_("the command line"),
+            "pagerduty": "PagerDuty", "teams": "Teams", "googlechat": "Google Chat"}
 _LINE_CHARS = 300
+#: Notification kinds as a digest line names them; the stored kinds stay English.
+_KINDS = {"trigger": N_("trigger"), "escalate": N_("escalate"), "reminder": N_("reminder"),
+          "update": N_("update"), "acknowledge": N_("acknowledge"), "resolve": N_("resolve")}
 
 
 def _last(inc: Incident, kinds: frozenset[str] | set[str]) -> TimelineEntry | None:
@@ -58,16 +62,24 @@ def change_of(notification: Notification) -> Change:
     return "escalated" if last is not None and last.kind == "escalate" else "updated"
 
 
-def _via(entry: TimelineEntry | None) -> str:
+def _via(entry: TimelineEntry | None, lang: Lang) -> str:
     """' via Slack' from a timeline entry 'acknowledged via slack'; '' when unknown."""
     if entry is None or " via " not in entry.text:
         return ""
     source = entry.text.rpartition(" via ")[2].strip()
-    return f" via {_SOURCES.get(source, source)}" if source else ""
+    if not source:
+        return ""
+    return " " + lang._("via {source}").format(source=lang._(_SOURCES.get(source, source))
+                                                if source in _SOURCES else source)
 
 
-def _at(when: datetime | None) -> str:
-    return f" at {when:%Y-%m-%d %H:%M} UTC" if when is not None else ""
+def _at(when: datetime | None, lang: Lang) -> str:
+    if when is None:
+        return ""
+    # Unconfigured (English, UTC) keeps the ISO stamp that mail filters and runbooks already
+    # match on; a configured locale or zone gets Babel's date in that zone.
+    stamp = f"{when:%Y-%m-%d %H:%M} UTC" if lang.unset else lang.at(when)
+    return " " + lang._("at {time}").format(time=stamp)
 
 
 def _auto_minutes(inc: Incident, resolved: TimelineEntry) -> int | None:
@@ -79,36 +91,54 @@ def _auto_minutes(inc: Incident, resolved: TimelineEntry) -> int | None:
     return None
 
 
-def _resolved(inc: Incident) -> str:
+def _resolved(inc: Incident, lang: Lang) -> str:
+    _ = lang._
     entry = _last(inc, {"resolve"})
     if entry is not None and entry.text.endswith(" via auto"):
         minutes = _auto_minutes(inc, entry)
-        quiet = f" after {minutes} min without signals" if minutes is not None else \
-            ": no new signals"
-        return f"Auto-resolved{quiet}{_at(inc.resolved_at)}"
-    return f"Resolved by {inc.resolved_by or 'someone'}{_via(entry)}{_at(inc.resolved_at)}"
+        line = (_("Auto-resolved after {minutes} min without signals").format(minutes=minutes)
+                if minutes is not None else _("Auto-resolved: no new signals"))
+        return line + _at(inc.resolved_at, lang)
+    who = inc.resolved_by or _("someone")
+    return (_("Resolved by {who}").format(who=who) + _via(entry, lang)
+            + _at(inc.resolved_at, lang))
 
 
-def status_line(notification: Notification) -> str:
-    """One line on what changed, e.g. 'Acknowledged by ana via Slack at 2024-05-01 03:12 UTC';
-    empty for a first alert. Cleaned and bounded, not escaped."""
+def status_line(notification: Notification, lang: Lang = EN) -> str:
+    """One line on what changed, e.g. 'Acknowledged by ana via Slack at May 1, 2024, 03:12
+    UTC', in ``lang``; empty for a first alert. Cleaned and bounded, not escaped."""
+    _ = lang._
     inc, change = notification.incident, change_of(notification)
     if change == "resolved" or (change != "triggered" and inc.state == "resolved"):
-        line = _resolved(inc)
+        line = _resolved(inc, lang)
     elif change == "acknowledged":
-        line = (f"Acknowledged by {inc.acked_by or 'someone'}{_via(_last(inc, {'ack'}))}"
-                f"{_at(inc.acked_at)}")
+        line = (_("Acknowledged by {who}").format(who=inc.acked_by or _("someone"))
+                + _via(_last(inc, {"ack"}), lang) + _at(inc.acked_at, lang))
     elif change == "escalated":
-        line = f"Escalated to level {notification.level}: nobody has acknowledged it yet"
+        line = _("Escalated to level {level}: nobody has acknowledged it yet").format(
+            level=notification.level)
     elif change == "reopened":
-        line = "Reopened: it recurred soon after it was resolved"
+        line = _("Reopened: it recurred soon after it was resolved")
     elif change == "reminder":
-        line = "Reminder: nobody has acknowledged it yet"
+        line = _("Reminder: nobody has acknowledged it yet")
     elif change == "digest":
-        line = f"Digest of {len(notification.digest)} notices"
+        count = len(notification.digest)
+        line = lang.tr.ngettext("Digest of {count} notice", "Digest of {count} notices",
+                                count).format(count=count)
     elif change == "updated":
-        owner = f" (acknowledged by {inc.acked_by})" if inc.state == "acknowledged" else ""
-        line = f"Updated: now {inc.severity}{owner}"
+        line = _("Updated: now {severity}").format(severity=lang.label(inc.severity))
+        if inc.state == "acknowledged":
+            line += " " + _("(acknowledged by {who})").format(who=inc.acked_by)
     else:
         return ""
     return console_safe(line, limit=_LINE_CHARS)
+
+
+def digest_line(note: Notification, lang: Lang = EN) -> str:
+    """One held alert as a line of its target's digest, in ``lang``: 'critical: acme —
+    trigger (level 1) <summary>'. Not cleaned: each channel cleans and escapes digest lines."""
+    inc = note.incident
+    kind = lang._(_KINDS[note.kind]) if note.kind in _KINDS else note.kind
+    return lang._("{severity}: {watch} — {kind} (level {level}) {summary}").format(
+        severity=lang.label(inc.severity), watch=inc.watch_id, kind=kind, level=note.level,
+        summary=inc.summary[:160])

@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.card import CardContent, card_content
@@ -51,6 +51,8 @@ from notifiers.stories import watch_label
 from notifiers.text import chat_escape, console_safe
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
+from streams.i18n import EN, Lang
+from streams.i18n.fields import ChannelLocale
 
 __all__ = ["GoogleChatNotifier", "GoogleChatSettings", "build_message", "message_id",
            "thread_url"]
@@ -71,7 +73,7 @@ _HINTS = {
 }
 
 
-class GoogleChatSettings(BaseModel):
+class GoogleChatSettings(ChannelLocale):
     """The Google Chat channel: named space webhooks that notifications target by name."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -145,15 +147,16 @@ def build_card(content: CardContent, *, card_id: str) -> dict[str, Any]:
     widgets += [_text("• " + chat_escape(line)) for line in content.digest]
     sections: list[dict[str, Any]] = [{"widgets": widgets}]
     if content.playbook:
-        sections.append({"header": "Playbook",
+        sections.append({"header": content.lang._("Playbook"),
                          "widgets": [_text(chat_escape(line)) for line in content.playbook]})
     if content.samples:
-        sections.append({"header": "Sample mentions", "widgets": [
+        sections.append({"header": content.lang._("Sample mentions"), "widgets": [
             {"decoratedText": {
                 "text": f"<b>@{chat_escape(s.author)}</b>: {chat_escape(s.text)}",
                 "wrapText": True,
                 # Only a plain http(s) URL (safe_url) may become the sample's link.
-                **({"button": {"text": "Open", "onClick": {"openLink": {"url": s.url}}}}
+                **({"button": {"text": content.lang._("Open"),
+                               "onClick": {"openLink": {"url": s.url}}}}
                    if s.url else {}),
             }} for s in content.samples]})
     if content.buttons:
@@ -167,11 +170,11 @@ def build_card(content: CardContent, *, card_id: str) -> dict[str, Any]:
 
 
 def build_message(notification: Notification, *, watch_name: str,
-                  links: LinkSigner | None) -> dict[str, Any]:
+                  links: LinkSigner | None, lang: Lang = EN) -> dict[str, Any]:
     """The JSON body POSTed to the webhook for ``notification``."""
     inc = notification.incident
     content = card_content(notification, watch_name=watch_name, links=links,
-                           channel="googlechat")
+                           channel="googlechat", lang=lang)
     fallback = content.title + (f" — {content.status}" if content.status else "")
     return {
         # Shown in phone notifications; plain text, and without '<' no mention can form.
@@ -204,7 +207,8 @@ class GoogleChatNotifier:
         """The JSON that ``send`` would POST (also for previews and tests)."""
         inc = notification.incident
         return build_message(notification, links=self._links,
-                             watch_name=watch_label(inc, self._watch_names))
+                             watch_name=watch_label(inc, self._watch_names),
+                             lang=self._settings.lang_for(notification.target))
 
     async def send(self, notification: Notification) -> Receipt:
         url, label = configured(self._settings.webhooks, notification.target,

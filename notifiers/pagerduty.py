@@ -31,6 +31,8 @@ from notifiers.http import LazySession
 from notifiers.stories import watch_label
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.records import Incident, Notification
+from streams.i18n import EN, Lang
+from streams.i18n.fields import ChannelLocale
 
 __all__ = ["PagerDutyNotifier", "PagerDutySettings", "PagerDutyWebhookSettings", "build_event",
            "console_url", "dedup_key", "event_action"]
@@ -80,7 +82,7 @@ class PagerDutyWebhookSettings(BaseModel):
         return value
 
 
-class PagerDutySettings(BaseModel):
+class PagerDutySettings(ChannelLocale):
     """The PagerDuty channel: where to send events and which services may be paged."""
 
     # A rejected field would otherwise be printed with its raw input: a routing key.
@@ -131,7 +133,9 @@ def dedup_key(incident: Incident) -> str:
     return f"{incident.id[: _DEDUP_LIMIT - 33]}#{digest}"
 
 
-def _details(notification: Notification, watch_name: str) -> dict[str, Any]:
+def _details(notification: Notification, watch_name: str, lang: Lang) -> dict[str, Any]:
+    # Keys and machine values (severity, state, kind, change) stay English for PagerDuty
+    # rules and integrations; only the human line ``status`` follows the target's locale.
     inc = notification.incident
     samples = [
         {
@@ -157,7 +161,7 @@ def _details(notification: Notification, watch_name: str) -> dict[str, Any]:
         "opened_at": inc.opened_at.isoformat(),
         "samples": samples,
     }
-    if status := status_line(notification):
+    if status := status_line(notification, lang):
         details["status"] = status
     if notification.digest:
         details["digest"] = [clean(line, limit=300) for line in notification.digest[:20]]
@@ -174,7 +178,7 @@ def console_url(base_url: str | None, incident: Incident) -> str | None:
 
 def build_event(
     notification: Notification, *, routing_key: str, watch_name: str,
-    console: str | None = None,
+    console: str | None = None, lang: Lang = EN,
 ) -> dict[str, Any]:
     """The Events API v2 body for a notification (the routing key is the caller's secret);
     ``console`` is the incident's page in escucha's console, linked from PagerDuty."""
@@ -192,7 +196,7 @@ def build_event(
     links = []
     if console is not None:
         # First, so the responder paged by PagerDuty lands where they can see the evidence.
-        links.append({"href": console, "text": "escucha: open the incident"})
+        links.append({"href": console, "text": lang._("escucha: open the incident")})
     for sample in inc.samples:
         url = safe_url(sample.url)
         if url is not None:
@@ -209,7 +213,7 @@ def build_event(
         "component": watch,
         "group": console_safe(inc.watch_id, limit=255) or "escucha",
         "class": console_safe(inc.detector, limit=255) or "incident",
-        "custom_details": _details(notification, watch_name),
+        "custom_details": _details(notification, watch_name, lang),
     }
     if links:
         event["links"] = links
@@ -274,7 +278,8 @@ class PagerDutyNotifier:
         inc = notification.incident
         event = build_event(notification, routing_key=key,
                             watch_name=watch_label(inc, self._watch_names),
-                            console=console_url(self._public_url, inc))
+                            console=console_url(self._public_url, inc),
+                            lang=self._settings.lang_for(service))
         action = event["event_action"]
         log.debug("pagerduty: %s for incident %s to service %s", action, inc.id, service)
         timeout = aiohttp.ClientTimeout(total=self._settings.timeout_s)

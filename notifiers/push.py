@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception, classify_http
@@ -40,6 +40,8 @@ from notifiers.stories import watch_label
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
+from streams.i18n import EN, Lang
+from streams.i18n.fields import ChannelLocale
 
 __all__ = ["NtfySettings", "PushNotifier", "build_payload", "sequence_id"]
 
@@ -62,7 +64,7 @@ _SAMPLE_CHARS = 200
 _MAX_SAMPLES = 3
 
 
-class NtfySettings(BaseModel):
+class NtfySettings(ChannelLocale):
     """The ntfy server to publish to; topics come from each notification's target."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -97,20 +99,23 @@ def _fit_bytes(text: str, limit: int) -> str:
     return data[: limit - 3].decode("utf-8", "ignore") + "…"
 
 
-def _title(notification: Notification, watch_name: str) -> str:
+def _title(notification: Notification, watch_name: str, lang: Lang) -> str:
+    _ = lang._
     inc = notification.incident
     if inc.state == "resolved":
-        status = f"resolved by {inc.resolved_by}" if inc.resolved_by else "resolved"
+        status = (_("resolved by {who}").format(who=inc.resolved_by) if inc.resolved_by
+                  else _("resolved"))
     elif inc.state == "acknowledged":
-        status = f"acknowledged by {inc.acked_by}" if inc.acked_by else "acknowledged"
+        status = (_("acknowledged by {who}").format(who=inc.acked_by) if inc.acked_by
+                  else _("acknowledged"))
     elif notification.kind == "escalate" or change_of(notification) == "escalated":
         # Also the update telling an earlier level's phone that the next level was paged.
-        status = f"escalated, level {notification.level}"
+        status = _("escalated, level {level}").format(level=notification.level)
     elif notification.kind == "reminder":
-        status = "not acknowledged yet"
+        status = _("not acknowledged yet")
     else:
         status = ""
-    text = f"[{inc.severity.upper()}] {watch_name}: {inc.detector.replace('_', ' ')}"
+    text = f"[{lang.label(inc.severity).upper()}] {watch_name}: {inc.detector.replace('_', ' ')}"
     return console_safe(text + (f" — {status}" if status else ""), limit=_TITLE_CHARS)
 
 
@@ -130,14 +135,15 @@ def sequence_id(notification: Notification) -> str | None:
     return f"escucha-{digest[:32]}"
 
 
-def _message(notification: Notification, watch_name: str) -> str:
+def _message(notification: Notification, watch_name: str, lang: Lang) -> str:
     inc = notification.incident
-    change = status_line(notification)
+    change = status_line(notification, lang)
     # What changed comes first: a replaced notification shows its first lines.
     lines = [console_safe(change, limit=300)] if change else []
     lines += [clean(inc.summary, limit=_SUMMARY_CHARS),
-             console_safe(f"Watch: {watch_name} · state: {inc.state} · level "
-                          f"{notification.level}", limit=300)]
+             console_safe(lang._("Watch: {watch} · state: {state} · level {level}").format(
+                 watch=watch_name, state=lang.label(inc.state), level=notification.level),
+                 limit=300)]
     if notification.kind == "digest":
         lines += [f"• {console_safe(d, limit=_SAMPLE_CHARS)}" for d in notification.digest[:10]]
     if inc.playbook is not None:
@@ -153,17 +159,18 @@ def _message(notification: Notification, watch_name: str) -> str:
 
 
 def build_payload(
-    notification: Notification, *, topic: str, watch_name: str, links: LinkSigner | None
+    notification: Notification, *, topic: str, watch_name: str, links: LinkSigner | None,
+    lang: Lang = EN,
 ) -> dict[str, Any]:
-    """The JSON body of ntfy's publish-as-JSON for a notification."""
+    """The JSON body of ntfy's publish-as-JSON for a notification, its words in ``lang``."""
     inc = notification.incident
     tags = [_TAGS[inc.severity]]
     if inc.state in _STATE_TAGS:
         tags.append(_STATE_TAGS[inc.state])
     payload: dict[str, Any] = {
         "topic": topic,
-        "title": _title(notification, watch_name),
-        "message": _message(notification, watch_name),
+        "title": _title(notification, watch_name, lang),
+        "message": _message(notification, watch_name, lang),
         "priority": _STATE_PRIORITY.get(inc.state, _PRIORITY[inc.severity]),
         "tags": tags,
     }
@@ -179,7 +186,7 @@ def build_payload(
             # The form field names who acted, as the link page's form does: a personal
             # topic identifies the person, so the ack is not just "link".
             payload["actions"] = [{
-                "action": "http", "label": "Acknowledge", "url": ack, "method": "POST",
+                "action": "http", "label": lang._("Acknowledge"), "url": ack, "method": "POST",
                 "headers": {"Content-Type": "application/x-www-form-urlencoded"},
                 "body": urlencode({"by": f"ntfy:{topic}"}), "clear": True}]
         else:
@@ -189,7 +196,7 @@ def build_payload(
         page = safe_url(f"{links.base_url.rstrip('/')}/console/incidents/{inc.id}#playbook")
         if page:  # the whole plan, templates included, is one tap away in the console
             payload.setdefault("actions", []).append(
-                {"action": "view", "label": "Playbook", "url": page})
+                {"action": "view", "label": lang._("Playbook"), "url": page})
     return payload
 
 
@@ -231,7 +238,8 @@ class PushNotifier:
         inc = notification.incident
         return build_payload(notification, topic=notification.target.strip(),
                              watch_name=watch_label(inc, self._watch_names),
-                             links=self._links)
+                             links=self._links,
+                             lang=self._settings.lang_for(notification.target))
 
     async def send(self, notification: Notification) -> Receipt:
         topic = notification.target.strip()

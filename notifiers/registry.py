@@ -16,9 +16,11 @@ from pydantic import BaseModel
 
 from notifiers import console, email, googlechat, pagerduty, push, slack, teams, webhook
 from notifiers.base import BuildContext, ChannelSpec, Notifier
+from streams.i18n import EN, Lang
+from streams.i18n.fields import ChannelLocale
 
-__all__ = ["CHANNELS", "UPDATABLE", "build_notifiers", "by_name", "names", "personal",
-           "section"]
+__all__ = ["CHANNELS", "UPDATABLE", "build_notifiers", "by_name", "lang_for", "names",
+           "personal", "section"]
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -59,3 +61,11 @@ def build_notifiers(notifiers: Any, *, watch_names: Mapping[str, str],
         if notifier is not None:
             out[spec.name] = notifier
     return out
+
+
+def lang_for(notifiers: Any, channel: str, target: str) -> Lang:
+    """The language and zone of what ``channel`` sends ``target`` (English in UTC for a
+    channel without locale settings), for text made outside the notifier (digest lines)."""
+    spec = by_name.get(channel)
+    configured = section(notifiers, spec) if spec is not None else None
+    return configured.lang_for(target) if isinstance(configured, ChannelLocale) else EN

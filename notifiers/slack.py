@@ -23,12 +23,11 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -40,14 +39,8 @@ from notifiers.stories import story_line, watch_label
 from notifiers.text import clean, safe_url, slack_escape, truncate
 from streams.core.records import Incident, Notification
 from streams.i18n import DEFAULT as DEFAULT_LOCALE
-from streams.i18n import (
-    Translations,
-    check_locale,
-    format_datetime,
-    format_time,
-    label,
-    translator,
-)
+from streams.i18n import Lang, label
+from streams.i18n.fields import ChannelLocale
 
 __all__ = ["EVENT_TYPE", "SlackNotifier", "build_message", "build_thread_reply"]
 
@@ -68,20 +61,7 @@ _REPLY_KINDS = frozenset({"escalate", "reminder"})
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a member, or an Enterprise Grid user
 
 
-class _Lang:
-    """The language and clock of one message: gettext plus the time zone it shows."""
-
-    def __init__(self, locale: str, timezone: str) -> None:
-        self.locale, self.timezone = locale, timezone
-        self.tr: Translations = translator(locale)
-        self._ = self.tr.gettext
-
-    def hm(self, when: datetime) -> str:
-        # Records normalise most datetimes, not acked_at/resolved_at: naive means UTC here too.
-        return format_time(when, self.locale, self.timezone)
-
-    def at(self, when: datetime) -> str:
-        return format_datetime(when, self.locale, self.timezone)
+_Lang = Lang
 
 
 _EN = _Lang(DEFAULT_LOCALE, "UTC")
@@ -213,7 +193,7 @@ def build_message(notification: Notification, *, watch_name: str,
             {"type": "mrkdwn", "text": f"*{_('Level')}*\n{notification.level}"},
         ]},
     ]
-    story = story_line(inc)
+    story = story_line(inc, lang)
     if story is not None:
         blocks.append({"type": "section", "text": {
             "type": "mrkdwn", "text": slack_escape(story, limit=1000)}})
@@ -520,7 +500,8 @@ class SlackNotifier:
         if session is not None and not session.closed:
             await session.close()
 
-class SlackSettings(BaseModel):
+class SlackSettings(ChannelLocale):
+    # locale, timezone, target_locales: ChannelLocale, validated like every channel's.
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     token: SecretStr | None = Field(default=None, description="Bot token (xoxb-…).")
@@ -531,43 +512,6 @@ class SlackSettings(BaseModel):
     base_url: str = Field(
         default="https://slack.com/api/", description="Web API base URL (tests point it at a fake)."
     )
-    locale: str = Field(default=DEFAULT_LOCALE, description="Language of the alert text "
-                        "(buttons, headings, state), e.g. 'es' or 'es_MX'; mention text stays "
-                        "as written.")
-    timezone: str = Field(default="UTC", description="IANA zone for times in alerts, e.g. "
-                          "'Europe/Madrid'.")
-    target_locales: dict[str, str] = Field(
-        default_factory=dict, description="Per-target override of `locale`, keyed by the "
-        "target as configured in escalation (e.g. {'#soporte': 'es', 'U0123ABC': 'en'}).")
-
-    @field_validator("locale")
-    @classmethod
-    def _locale(cls, value: str) -> str:
-        return check_locale(value)
-
-    @field_validator("target_locales")
-    @classmethod
-    def _target_locales(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = []
-        out = {}
-        for target, loc in value.items():
-            try:
-                out[target] = check_locale(loc)
-            except ValueError as exc:
-                bad.append(f"{target}: {exc}")
-        if bad:  # every wrong one at once, like the rest of the config
-            raise ValueError("; ".join(bad))
-        return out
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like "
-                             "'Europe/Madrid'") from None
-        return value
 
 
 def _build(section: SlackSettings, ctx: BuildContext) -> SlackNotifier | None:

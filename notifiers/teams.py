@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.card import CardContent, card_content
@@ -39,6 +39,8 @@ from notifiers.stories import watch_label
 from notifiers.text import no_broadcast, teams_escape
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
+from streams.i18n import EN, Lang
+from streams.i18n.fields import ChannelLocale
 
 __all__ = ["CARD_VERSION", "CONTENT_TYPE", "TeamsNotifier", "TeamsSettings", "build_message"]
 
@@ -58,7 +60,7 @@ _HINTS = {
 }
 
 
-class TeamsSettings(BaseModel):
+class TeamsSettings(ChannelLocale):
     """The Teams channel: named workflow webhooks that notifications target by name."""
 
     # pydantic prints a rejected field's raw input: here, a URL that is a credential.
@@ -118,7 +120,8 @@ def build_card(content: CardContent) -> dict[str, Any]:
         actions.append(action)
     first = next((s.url for s in content.samples if s.url), None)
     if first:
-        actions.append({"type": "Action.OpenUrl", "title": "View first mention", "url": first})
+        actions.append({"type": "Action.OpenUrl", "url": first,
+                        "title": content.lang._("View first mention")})
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard", "version": CARD_VERSION, "body": body,
@@ -130,9 +133,10 @@ def build_card(content: CardContent) -> dict[str, Any]:
 
 
 def build_message(notification: Notification, *, watch_name: str,
-                  links: LinkSigner | None) -> dict[str, Any]:
+                  links: LinkSigner | None, lang: Lang = EN) -> dict[str, Any]:
     """The whole JSON body POSTed to the workflow for ``notification``."""
-    content = card_content(notification, watch_name=watch_name, links=links, channel="teams")
+    content = card_content(notification, watch_name=watch_name, links=links, channel="teams",
+                           lang=lang)
     return {"type": "message", "attachments": [
         {"contentType": CONTENT_TYPE, "content": build_card(content)}]}
 
@@ -159,7 +163,8 @@ class TeamsNotifier:
         """The JSON that ``send`` would POST (also for previews and tests)."""
         inc = notification.incident
         return build_message(notification, links=self._links,
-                             watch_name=watch_label(inc, self._watch_names))
+                             watch_name=watch_label(inc, self._watch_names),
+                             lang=self._settings.lang_for(notification.target))
 
     async def send(self, notification: Notification) -> Receipt:
         url, label = configured(self._settings.webhooks, notification.target,

@@ -55,6 +55,8 @@ from notifiers.errors import NotifierError
 from notifiers.followup import change_of, status_line
 from notifiers.http import LazySession, configured, post, refused
 from streams.core.records import Notification
+from streams.i18n import EN, Lang
+from streams.i18n.fields import ChannelLocale
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -127,7 +129,7 @@ class WebhookEndpoint(BaseModel):
         return value
 
 
-class WebhookSettings(BaseModel):
+class WebhookSettings(ChannelLocale):
     """The webhook channel: named endpoints that notifications target by name."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -139,8 +141,10 @@ class WebhookSettings(BaseModel):
     )
 
 
-def build_body(notification: Notification) -> bytes:
-    """The JSON body for a notification, exactly as signed and sent."""
+def build_body(notification: Notification, lang: Lang = EN) -> bytes:
+    """The JSON body for a notification, exactly as signed and sent. Only the human line
+    ``status`` follows ``lang`` (named in ``locale`` when one is configured); every machine
+    field stays as it is, so receivers' parsers do not depend on a language."""
     data = notification.model_dump(mode="json")
     doc: dict[str, Any] = {
         "version": VERSION,
@@ -151,8 +155,10 @@ def build_body(notification: Notification) -> bytes:
         "created_at": data["created_at"],
         "incident": data["incident"],
     }
-    if status := status_line(notification):
+    if status := status_line(notification, lang):
         doc["status"] = status
+    if not lang.unset:
+        doc["locale"] = lang.locale
     if notification.update_of and notification.kind != "digest":
         doc["in_reply_to"] = notification.update_of
     if notification.digest:
@@ -232,7 +238,7 @@ class WebhookNotifier:
     async def send(self, notification: Notification) -> Receipt:
         endpoint, label = configured(self._settings.endpoints, notification.target,
                                      channel="webhook", kind="endpoint")
-        body = build_body(notification)
+        body = build_body(notification, self._settings.lang_for(notification.target))
         stamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",

@@ -24,6 +24,7 @@ from agents.deliver.limits import Digests, RateWindow
 from agents.deliver.stages import build_chain
 from notifiers.base import Notifier
 from notifiers.registry import build_notifiers as build_registry_notifiers
+from notifiers.registry import lang_for
 from notifiers.retry import RetryPolicy
 from streams.config.settings import Settings
 from streams.core import topics
@@ -81,7 +82,7 @@ def install(pipeline: Pipeline, *, policy: RetryPolicy | None = None, links: Any
         fallback_targets=settings.escalation.fallback,
         schedules={s.id: s for s in settings.escalation.schedules},
         window=window, digests=digests, durable=durable, within=handling, ack=ack,
-        policy=policy)
+        policy=policy, langs=lambda key: lang_for(settings.notifiers, *key))
 
     async def lane(stream: Any, queue: asyncio.Queue[tuple[Any, Notification]]) -> None:
         """Deliver one (channel, target)'s notifications in order, acking each when done."""

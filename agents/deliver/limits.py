@@ -26,7 +26,9 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from notifiers.followup import digest_line
 from streams.core.records import Notification
+from streams.i18n import EN, Lang
 from streams.runtime.metrics import Metrics
 
 __all__ = ["STATE_KINDS", "WINDOW_S", "Digests", "Ledger", "RateLimit", "RateWindow",
@@ -138,16 +140,16 @@ class Digests:
         self.sending.clear()
 
     @staticmethod
-    def digest_of(key: Target, lines: list[Notification]) -> Notification:
-        """One notification that lists the held lines, sent like the last of them.
+    def digest_of(key: Target, lines: list[Notification], lang: Lang = EN) -> Notification:
+        """One notification that lists the held lines (in the target's ``lang``), sent like
+        the last of them.
 
         Its id names exactly these lines: a digest retried after a restart with the same
         lines is found as sent, one with other lines is a new digest.
         """
         last = lines[-1]
         ids = hashlib.sha256("\n".join(n.id for n in lines).encode()).hexdigest()[:16]
-        text = [f"{n.incident.severity}: {n.incident.watch_id} — {n.kind} "
-                f"(level {n.level}) {n.incident.summary[:160]}" for n in lines]
+        text = [digest_line(n, lang) for n in lines]
         return last.model_copy(update={
             "id": f"digest:{key[0]}:{key[1]}:{ids}", "kind": "digest",
             "digest": text, "update_of": None})

@@ -37,6 +37,7 @@ from notifiers.errors import DeliveryError
 from notifiers.retry import RetryPolicy, send_with_retry
 from streams.config.escalation import Schedule, TargetSpec
 from streams.core.records import Delivery, Notification
+from streams.i18n import EN, Lang
 from streams.runtime.metrics import Metrics
 
 __all__ = ["Attempt", "Chain", "Dedup", "DigestRound", "Fallback", "Record", "Route", "Send",
@@ -62,6 +63,10 @@ async def _nothing() -> None:
 
 async def _no_ack(_token: Any) -> None:
     return None
+
+
+def _english(_key: Target) -> Lang:
+    return EN
 
 
 def _anywhere(_token: Any) -> AbstractContextManager[Any]:
@@ -284,6 +289,8 @@ class DigestRound:
     within: Within = _anywhere
     ack: Ack = _no_ack
     durable: Durable = _nothing
+    #: The language of a target's digest lines (notifiers.registry.lang_for); English if unset.
+    langs: Callable[[Target], Lang] = _english
 
     async def __call__(self) -> int:
         """One round over the held targets; how many digests went out."""
@@ -301,7 +308,7 @@ class DigestRound:
 
     async def _send(self, key: Target, lines: list[Notification], token: Any) -> bool:
         notifier = self.notifiers[key[0]]  # held only after Route found it
-        note = Digests.digest_of(key, lines)
+        note = Digests.digest_of(key, lines, self.langs(key))
         before = self.ledger.get(note.id)
         if not (before and before.get("state") == "delivered"):
             rec = await notifier.find_sent(note) if before else None
@@ -332,7 +339,8 @@ def build_chain(*, ledger: Ledger, notifiers: Mapping[str, Notifier], metrics: M
                 receipts: Receipts, fallback_targets: Sequence[TargetSpec],
                 schedules: Mapping[str, Schedule], window: RateWindow, digests: Digests,
                 durable: Durable = _nothing, within: Within = _anywhere, ack: Ack = _no_ack,
-                policy: RetryPolicy | None = None) -> tuple[Chain, DigestRound]:
+                policy: RetryPolicy | None = None,
+                langs: Callable[[Target], Lang] | None = None) -> tuple[Chain, DigestRound]:
     """The stages wired together: the chain, and the round that sends its digests."""
     attempt = Attempt(metrics=metrics, policy=policy or RetryPolicy())
     record = Record(metrics=metrics, receipts=receipts)
@@ -349,5 +357,5 @@ def build_chain(*, ledger: Ledger, notifiers: Mapping[str, Notifier], metrics: M
         record=record)
     rounds = DigestRound(digests=digests, window=window, notifiers=notifiers, ledger=ledger,
                          attempt=attempt, record=record, within=within, ack=ack,
-                         durable=durable)
+                         durable=durable, langs=langs or _english)
     return chain, rounds

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from streams.i18n import check_locale
+from streams.i18n.fields import LocaleName, TimeZoneName
 
 __all__ = ["WebConsoleSettings", "ConsoleToken", "ConsoleUser", "Role"]
 
@@ -22,24 +21,10 @@ class _Section(BaseModel):
 
 
 class _Prefs(_Section):
-    locale: str = Field(default="en", description="Console language, e.g. 'es' or 'es_MX'.")
-    timezone: str = Field(default="UTC", description="IANA zone the console shows times in, "
-                          "e.g. 'America/Mexico_City'.")
-
-    @field_validator("locale")
-    @classmethod
-    def _locale(cls, value: str) -> str:
-        return check_locale(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like "
-                             "'Europe/Madrid'") from None
-        return value
+    locale: LocaleName = Field(default="en", description="Console language, e.g. 'es' or "
+                               "'es_MX'.")
+    timezone: TimeZoneName = Field(default="UTC", description="IANA zone the console shows "
+                                   "times in, e.g. 'America/Mexico_City'.")
 
 
 class ConsoleUser(_Prefs):

@@ -22,7 +22,7 @@ import re
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel import dates as _dates
@@ -30,9 +30,10 @@ from babel import numbers as _numbers
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-__all__ = ["DEFAULT", "DOMAIN", "LOCALES_DIR", "N_", "SHIPPED", "Translations", "check_locale",
-           "format_datetime", "format_decimal", "format_percent", "format_time", "label",
-           "language_of", "translator"]
+__all__ = ["DEFAULT", "DOMAIN", "EN", "LOCALES_DIR", "N_", "SHIPPED", "Lang", "Translations",
+           "check_locale", "check_target_locales", "check_timezone", "format_datetime",
+           "format_decimal", "format_percent", "format_time", "label", "language_of",
+           "translator"]
 
 DEFAULT = "en"
 DOMAIN = "escucha"
@@ -67,6 +68,30 @@ def check_locale(value: str) -> str:
     if parsed.language not in SHIPPED:
         raise ValueError(f"no catalogue for {value!r}; shipped: {sorted(SHIPPED)}")
     return str(parsed)
+
+
+def check_timezone(value: str) -> str:
+    """``value`` if it is an IANA zone this machine knows, or ValueError saying what to use."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name like "
+                         "'Europe/Madrid'") from None
+    return value
+
+
+def check_target_locales(value: dict[str, str]) -> dict[str, str]:
+    """Each target's locale normalised; every wrong one reported at once, like the rest of
+    the config."""
+    bad, out = [], {}
+    for target, loc in value.items():
+        try:
+            out[target] = check_locale(loc)
+        except ValueError as exc:
+            bad.append(f"{target}: {exc}")
+    if bad:
+        raise ValueError("; ".join(bad))
+    return out
 
 
 def language_of(locale: str | None) -> str:
@@ -158,3 +183,31 @@ _LABELS = {"open": N_("open"), "acknowledged": N_("acknowledged"), "resolved": N
 def label(tr: Translations, value: str) -> str:
     """A state or severity in ``tr``'s language; anything else unchanged."""
     return tr.gettext(_LABELS[value]) if value in _LABELS else value
+
+
+class Lang:
+    """The language and clock of one message: gettext plus the time zone it shows."""
+
+    def __init__(self, locale: str | None = DEFAULT, timezone: str = "UTC") -> None:
+        self.locale, self.timezone = locale or DEFAULT, timezone
+        self.tr: Translations = translator(locale)
+        self._ = self.tr.gettext
+
+    def hm(self, when: datetime) -> str:
+        # Records normalise most datetimes, not acked_at/resolved_at: naive means UTC here too.
+        return format_time(when, self.locale, self.timezone)
+
+    def at(self, when: datetime, *, format: str = "medium") -> str:
+        return format_datetime(when, self.locale, self.timezone, format=format)
+
+    def label(self, value: str) -> str:
+        return label(self.tr, value)
+
+    @property
+    def unset(self) -> bool:
+        """English in UTC, i.e. nothing configured: renderers keep their historic formats."""
+        return self.locale == DEFAULT and self.timezone == "UTC"
+
+
+#: English in UTC: what every renderer uses when no locale is configured.
+EN = Lang()

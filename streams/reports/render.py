@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from notifiers.text import console_safe, html_escape, safe_url, slack_escape, truncate
-from streams.i18n import format_decimal, format_percent, translator
+from streams.i18n import (
+    N_,
+    Translations,
+    format_datetime,
+    format_decimal,
+    format_percent,
+    label,
+    language_of,
+    translator,
+)
 from streams.reports.charts import CHART_KINDS
 from streams.reports.data import ReportData, WatchReport
 
@@ -21,8 +30,8 @@ __all__ = ["chart_titles", "fmt_change", "fmt_duration", "fmt_int", "fmt_pct", "
            "slack_text", "span_text", "subject", "text_body", "watch_facts"]
 
 _MENTION_CHARS = 280
-_CHART_ALT = {"volume": "Mentions per day and negative share", "sentiment": "Sentiment split",
-              "sov": "Share of voice"}
+_CHART_ALT = {"volume": N_("Mentions per day and negative share"),
+              "sentiment": N_("Sentiment split"), "sov": N_("Share of voice")}
 
 
 def fmt_int(n: int, locale: str = "en") -> str:
@@ -67,7 +76,20 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def subject(data: ReportData) -> str:
-    return console_safe(f"{data.title}: {data.span}", limit=200)
+    return console_safe(f"{data.title}: {span_text(data)}", limit=200)
+
+
+def _sentiment(tr: Translations, value: str) -> str:
+    return {"negative": tr.pgettext("sentiment", "negative"),
+            "neutral": tr.pgettext("sentiment", "neutral"),
+            "positive": tr.pgettext("sentiment", "positive")}.get(value, value)
+
+
+def _generated(data: ReportData) -> str:
+    # English keeps its historic stamp; another language gets Babel's date in the zone.
+    if language_of(data.locale) == "en":
+        return f"{data.local(data.generated_at):%Y-%m-%d %H:%M %Z}"
+    return format_datetime(data.generated_at, data.locale, data.tz)
 
 
 def chart_titles() -> dict[str, str]:
@@ -113,42 +135,51 @@ def watch_facts(w: WatchReport, locale: str = "en") -> list[tuple[str, str]]:
 
 
 def _opened(data: ReportData, w: WatchReport) -> list[str]:
-    return [f"{data.local(i.opened_at):%a %d %b %H:%M}" for i in w.incidents]
+    if language_of(data.locale) == "en":
+        return [f"{data.local(i.opened_at):%a %d %b %H:%M}" for i in w.incidents]
+    return [format_datetime(i.opened_at, data.locale, data.tz, format="EEE d MMM")
+            for i in w.incidents]
 
 
 # -- plain text ----------------------------------------------------------------------------
 def text_body(data: ReportData) -> str:
+    tr, loc = translator(data.locale), data.locale
+    _ = tr.gettext
     lines = [subject(data)]
     if data.audience:
-        lines.append(f"For: {console_safe(data.audience, limit=200)}")
-    lines.append(f"Generated {data.local(data.generated_at):%Y-%m-%d %H:%M %Z}")
+        lines.append(_("For: {audience}").format(audience=console_safe(data.audience,
+                                                                        limit=200)))
+    lines.append(_("Generated {time}").format(time=_generated(data)))
     for w in data.watches:
         name = console_safe(w.name, limit=200)
         lines += ["", name, "=" * min(len(name), 76)]
-        lines += [f"{k}: {console_safe(v, limit=600)}" for k, v in watch_facts(w)]
-        lines += ["", "Per day:" if data.step == "d" else "Per hour:"]
-        lines += [f"  {p.label:<12} {fmt_int(p.count):>8}  negative {fmt_pct(p.negative_share)}"
-                  for p in w.series]
+        lines += [f"{k}: {console_safe(v, limit=600)}" for k, v in watch_facts(w, loc)]
+        lines += ["", _("Per day:") if data.step == "d" else _("Per hour:")]
+        lines += [f"  {p.label:<12} {fmt_int(p.count, loc):>8}  " + _("negative {share}").format(
+            share=fmt_pct(p.negative_share, loc)) for p in w.series]
         if w.current.terms:
-            lines += ["", "Top terms: " + ", ".join(
-                f"{console_safe(t, limit=60)} ({fmt_int(n)})" for t, n in w.current.terms.items())]
+            lines += ["", _("Top terms") + ": " + ", ".join(
+                f"{console_safe(t, limit=60)} ({fmt_int(n, loc)})"
+                for t, n in w.current.terms.items())]
         if w.current.top:
-            lines += ["", "Top mentions by priority:"]
+            lines += ["", _("Top mentions by priority") + ":"]
             for m in w.current.top:
                 said = console_safe(m.text, limit=_MENTION_CHARS)
-                lines.append(f"  [{m.priority}] {m.sentiment} @{console_safe(m.author, limit=64)}:"
-                             f" {said}")
+                lines.append(f"  [{m.priority}] {_sentiment(tr, m.sentiment)} "
+                             f"@{console_safe(m.author, limit=64)}: {said}")
                 url = safe_url(m.url)
                 if url:
                     lines.append(f"      {url}")
         if w.incidents:
-            lines += ["", "Incidents:"]
+            lines += ["", _("Incidents") + ":"]
             for i, opened in zip(w.incidents, _opened(data, w), strict=True):
-                lines.append(f"  {opened}  {i.severity:<8} {i.detector:<16} {i.state:<12} "
-                             f"ack {fmt_duration(i.time_to_ack_s)}, resolve "
-                             f"{fmt_duration(i.time_to_resolve_s)}  "
+                times = _("ack {ack}, resolve {resolve}").format(
+                    ack=fmt_duration(i.time_to_ack_s), resolve=fmt_duration(i.time_to_resolve_s))
+                lines.append(f"  {opened}  {label(tr, i.severity):<8} {i.detector:<16} "
+                             f"{label(tr, i.state):<12} {times}  "
                              f"{console_safe(i.summary, limit=120)}")
-    lines += ["", "-- ", f"escucha report {data.report_id} · {data.period}"]
+    lines += ["", "-- ", _("escucha report {id} · {period}").format(id=data.report_id,
+                                                                     period=data.period)]
     return "\n".join(lines) + "\n"
 
 
@@ -165,84 +196,103 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join([*out, "</table>"])
 
 
-def _mention_html(text: str, url: str | None) -> str:
+def _mention_html(text: str, url: str | None, tr: Translations) -> str:
     said = html_escape(text, limit=_MENTION_CHARS)
     safe = safe_url(url)
     if safe:
         said += (f' <a href="{html_escape(safe, limit=4096)}" rel="noopener noreferrer">'
-                 "open</a>")
+                 f"{html_escape(tr.pgettext('link', 'open'))}</a>")
     return said
 
 
 def html_body(data: ReportData, cids: Mapping[str, str]) -> str:
     """The email's HTML; ``cids`` maps each chart key ('volume-acme') to its Content-ID
     (without angle brackets)."""
+    tr, loc = translator(data.locale), data.locale
+    _ = tr.gettext
+
+    def h(text: str) -> str:  # a heading or label of ours, escaped like any other text
+        return html_escape(text, limit=300)
+
     title = html_escape(subject(data), limit=300)
-    out = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">', f"<title>{title}</title>",
-           "</head>",
+    lang = html_escape(language_of(loc))
+    audience = (" · " + h(_("for {audience}").format(audience=data.audience))
+                if data.audience else "")
+    out = ["<!DOCTYPE html>", f'<html lang="{lang}"><head><meta charset="utf-8">',
+           f"<title>{title}</title>", "</head>",
            '<body style="font-family:Helvetica,Arial,sans-serif;color:#2b2f33;max-width:900px">',
            f'<h1 style="font-size:22px;margin-bottom:2px">{html_escape(data.title)}</h1>',
-           f'<p style="margin-top:0;color:#5c6670">{html_escape(data.span)}'
-           + (f" · for {html_escape(data.audience)}" if data.audience else "") + "</p>"]
+           f'<p style="margin-top:0;color:#5c6670">{html_escape(span_text(data))}'
+           f"{audience}</p>"]
     for w in data.watches:
         out.append(f'<h2 style="font-size:18px;border-bottom:2px solid #3b6ea8">'
                    f"{html_escape(w.name)}</h2>")
-        out.append(_table(["", "This period"], [[f"<b>{html_escape(k)}</b>", html_escape(v)]
-                                                for k, v in watch_facts(w)]))
+        out.append(_table(["", h(_("This period"))],
+                          [[f"<b>{html_escape(k)}</b>", html_escape(v)]
+                           for k, v in watch_facts(w, loc)]))
         for kind in CHART_KINDS:
             cid = cids.get(f"{kind}-{w.watch_id}")
             if cid:
-                out.append(f'<p><img src="cid:{html_escape(cid)}" alt="{_CHART_ALT[kind]}" '
+                out.append(f'<p><img src="cid:{html_escape(cid)}" alt="{h(_(_CHART_ALT[kind]))}" '
                            'style="max-width:100%;height:auto"></p>')
         if w.current.terms:
-            out.append("<h3 style=\"font-size:15px\">Top terms</h3>")
-            out.append("<p>" + ", ".join(f"{html_escape(t, limit=60)} ({fmt_int(n)})"
+            out.append(f"<h3 style=\"font-size:15px\">{h(_('Top terms'))}</h3>")
+            out.append("<p>" + ", ".join(f"{html_escape(t, limit=60)} ({fmt_int(n, loc)})"
                                          for t, n in w.current.terms.items()) + "</p>")
         if w.current.top:
-            out.append("<h3 style=\"font-size:15px\">Top mentions by priority</h3>")
-            out.append(_table(["Priority", "Sentiment", "Author", "Mention"], [
-                [str(m.priority), html_escape(m.sentiment), "@" + html_escape(m.author, limit=64),
-                 _mention_html(m.text, m.url)] for m in w.current.top]))
-        out.append("<h3 style=\"font-size:15px\">Incidents</h3>")
+            out.append(f"<h3 style=\"font-size:15px\">{h(_('Top mentions by priority'))}</h3>")
+            out.append(_table([h(_("Priority")), h(_("Sentiment")), h(_("Author")),
+                               h(_("Mention"))], [
+                [str(m.priority), html_escape(_sentiment(tr, m.sentiment)),
+                 "@" + html_escape(m.author, limit=64), _mention_html(m.text, m.url, tr)]
+                for m in w.current.top]))
+        out.append(f"<h3 style=\"font-size:15px\">{h(_('Incidents'))}</h3>")
         if w.incidents:
             out.append(_table(
-                ["Opened", "Severity", "Detector", "State", "To acknowledge", "To resolve",
-                 "Summary"],
-                [[opened, html_escape(i.severity), html_escape(i.detector),
-                  html_escape(i.state), fmt_duration(i.time_to_ack_s),
-                  fmt_duration(i.time_to_resolve_s), html_escape(i.summary, limit=300)]
+                [h(x) for x in (_("Opened"), _("Severity"), _("Detector"), _("State"),
+                                _("To acknowledge"), _("To resolve"), _("Summary"))],
+                [[html_escape(opened), html_escape(label(tr, i.severity)),
+                  html_escape(i.detector), html_escape(label(tr, i.state)),
+                  fmt_duration(i.time_to_ack_s), fmt_duration(i.time_to_resolve_s),
+                  html_escape(i.summary, limit=300)]
                  for i, opened in zip(w.incidents, _opened(data, w), strict=True)]))
         else:
-            out.append("<p>No incidents in this period.</p>")
-    out.append(f'<p style="color:#8a939c;font-size:11px">escucha report '
-               f"{html_escape(data.report_id)} · generated "
-               f"{data.local(data.generated_at):%Y-%m-%d %H:%M %Z}</p>")
+            out.append(f"<p>{h(_('No incidents in this period.'))}</p>")
+    footer = _("escucha report {id} · generated {time}").format(id=data.report_id,
+                                                                time=_generated(data))
+    out.append(f'<p style="color:#8a939c;font-size:11px">{h(footer)}</p>')
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
 # -- Slack -----------------------------------------------------------------------------------
 def slack_text(data: ReportData, *, limit: int = 3500) -> str:
-    """The message that introduces the uploaded chart(s), in mrkdwn."""
-    lines = [f"*{slack_escape(data.title, limit=200)}* · {slack_escape(data.span)}"]
+    """The message that introduces the uploaded chart(s), in mrkdwn, in the report's
+    language; mention text and names as written, escaped."""
+    tr, loc = translator(data.locale), data.locale
+    _ = tr.gettext
+    lines = [f"*{slack_escape(data.title, limit=200)}* · {slack_escape(span_text(data))}"]
     for w in data.watches:
         cur = w.current
-        lines.append(f"\n*{slack_escape(w.name, limit=200)}*: {fmt_int(cur.count)} mentions "
-                     f"({fmt_change(w.change_pct)} vs previous), negative "
-                     f"{fmt_pct(cur.sentiment_share['negative'])} "
-                     f"({w.negative_share_change_pts:+.1f} pts), reach {fmt_int(cur.reach)}, "
-                     f"engagement {fmt_int(cur.engagement)}")
+        pts = format_decimal(w.negative_share_change_pts, loc, format="+0.0;-0.0")
+        lines.append(f"\n*{slack_escape(w.name, limit=200)}*: " + _(
+            "{count} mentions ({change} vs previous), negative {negative} ({points} pts), "
+            "reach {reach}, engagement {engagement}").format(
+                count=fmt_int(cur.count, loc), change=fmt_change(w.change_pct, loc),
+                negative=fmt_pct(cur.sentiment_share["negative"], loc), points=pts,
+                reach=fmt_int(cur.reach, loc), engagement=fmt_int(cur.engagement, loc)))
         if len(w.share_of_voice) > 1:
-            lines.append("Share of voice: " + ", ".join(
-                f"{slack_escape(w.names.get(k, k), limit=80)} {v:.1f}%"
+            lines.append(_("Share of voice") + ": " + ", ".join(
+                f"{slack_escape(w.names.get(k, k), limit=80)} {fmt_pct(v / 100, loc)}"
                 for k, v in w.share_of_voice.items()))
         if cur.terms:
-            lines.append("Top terms: " + ", ".join(slack_escape(t, limit=60)
-                                                   for t in list(cur.terms)[:8]))
+            lines.append(_("Top terms") + ": " + ", ".join(slack_escape(t, limit=60)
+                                                           for t in list(cur.terms)[:8]))
         for m in cur.top[:3]:
             said = slack_escape(m.text, limit=200).replace("\n", " ")
             lines.append(f"• [{m.priority}] *@{slack_escape(m.author, limit=64)}*: {said}")
-        lines.append(f"Incidents: {len(w.incidents)}, median time to acknowledge "
-                     f"{fmt_duration(w.median_time_to_ack_s())}, to resolve "
-                     f"{fmt_duration(w.median_time_to_resolve_s())}")
+        lines.append(_("Incidents: {count}, median time to acknowledge {ack}, to resolve "
+                       "{resolve}").format(count=len(w.incidents),
+                                           ack=fmt_duration(w.median_time_to_ack_s()),
+                                           resolve=fmt_duration(w.median_time_to_resolve_s())))
     return truncate("\n".join(lines), limit)

@@ -22,6 +22,7 @@ from faust.web import Request
 
 from agents.store.claims import ACTIONS, Claim, ClaimBook, Kind
 from streams.core.security import HTML_HEADERS
+from streams.i18n import EN, Lang
 from streams.runtime.pipeline import Pipeline
 from streams.web.api import Page
 from streams.web.claims import act
@@ -40,22 +41,49 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _badge(claim: Claim | None) -> str:
+def _lang(session: Session) -> Lang:
+    return Lang(session.locale, session.timezone)
+
+
+def _says(claim: Claim, lang: Lang) -> str:
+    """:meth:`Claim.says` in ``lang``; the name and reason stay as typed."""
+    _ = lang._
+    if claim.state == "claimed":
+        return _("{who} is answering this").format(who=claim.by)
+    if claim.state == "answered":
+        return _("{who} answered this").format(who=claim.by)
+    if claim.state == "not_answering":
+        return _("{who} decided not to answer: {reason}").format(who=claim.by,
+                                                                 reason=claim.reason or "")
+    if claim.state == "released":
+        return _("released by {who}").format(who=claim.by)
+    return claim.says()
+
+
+def _time(claim: Claim, lang: Lang) -> str:
+    at = claim.updated_at
+    shown = f"{at:%Y-%m-%d %H:%M} UTC" if lang.unset else lang.at(at)
+    return f'<time datetime="{_e(at.isoformat())}">{_e(shown)}</time>'
+
+
+def _badge(claim: Claim | None, lang: Lang) -> str:
+    _ = lang._
     if claim is None or not claim.held:
-        return '<span class="claim free">Nobody is answering this</span>'
+        return f'<span class="claim free">{_e(_("Nobody is answering this"))}</span>'
     link = ""
     url = render.safe_url(claim.reply_url)
     if claim.state == "answered" and url:
         link = (f' · <a href="{_e(url)}" rel="noopener noreferrer nofollow" '
-                'target="_blank">the reply</a>')
-    return (f'<span class="claim {_e(claim.state)}">{_e(claim.says())}</span>{link} '
-            f'<time datetime="{_e(claim.updated_at.isoformat())}">'
-            f'{claim.updated_at:%Y-%m-%d %H:%M} UTC</time>')
+                f'target="_blank">{_e(_("the reply"))}</a>')
+    return (f'<span class="claim {_e(claim.state)}">{_e(_says(claim, lang))}</span>{link} '
+            + _time(claim, lang))
 
 
-def claim_link(key: str, claim: Claim | None, *, kind: Kind = "mention") -> str:
+def claim_link(key: str, claim: Claim | None, lang: Lang = EN, *,
+               kind: Kind = "mention") -> str:
     """One line for a list of mentions (or stories): who has it, linked to its claim page."""
-    text = claim.says() if claim is not None and claim.held else "Who answers this?"
+    text = (_says(claim, lang) if claim is not None and claim.held
+            else lang._("Who answers this?"))
     state = claim.state if claim is not None else "free"
     return (f'<a class="claim {_e(state)}" href="{_BASE[kind]}/{_e(quote(key, safe=""))}">'
             f'{_e(text)}</a>')
@@ -63,9 +91,11 @@ def claim_link(key: str, claim: Claim | None, *, kind: Kind = "mention") -> str:
 
 def claim_section(key: str, claim: Claim | None, *, session: Session, csrf: str,
                   kind: Kind = "mention") -> str:
-    """One mention's (or story's) claim: who has it and, for a responder, what they may do
-    now."""
-    badge = f'<p class="claim-state" data-claim="{_e(key)}">{_badge(claim)}</p>'
+    """One mention's (or story's) claim in the reader's language: who has it and, for a
+    responder, what they may do now."""
+    lang = _lang(session)
+    _ = lang._
+    badge = f'<p class="claim-state" data-claim="{_e(key)}">{_badge(claim, lang)}</p>'
     if not session.can_act:
         return f'<div class="claim-box">{badge}</div>'
     base = f"{_BASE[kind]}/{quote(key, safe='')}"
@@ -74,29 +104,31 @@ def claim_section(key: str, claim: Claim | None, *, session: Session, csrf: str,
     free = claim is None or not claim.held
     mine = claim is not None and claim.state == "claimed" and claim.by == session.user
     if free:
+        answer = _e(_("I'll answer this"))
         forms.append(f'<form method="post" action="{base}/claim">{hidden}'
-                     '<button type="submit" class="primary">I\'ll answer this</button></form>')
+                     f'<button type="submit" class="primary">{answer}</button></form>')
     if free or mine:
         forms.append(
-            f'<form method="post" action="{base}/answer">{hidden}<label>Link to the reply '
+            f'<form method="post" action="{base}/answer">{hidden}<label>'
+            f'{_e(_("Link to the reply"))} '
             '<input type="url" name="reply_url" required maxlength="2000" '
-            'placeholder="https://"></label> <button type="submit">Answered</button></form>')
+            f'placeholder="https://"></label> <button type="submit">{_e(_("Answered"))}'
+            '</button></form>')
         forms.append(
-            f'<form method="post" action="{base}/not-answering">{hidden}<label>Why not '
-            '<input name="reason" required maxlength="500"></label> '
-            '<button type="submit">Not answering</button></form>')
+            f'<form method="post" action="{base}/not-answering">{hidden}<label>'
+            f'{_e(_("Why not"))} <input name="reason" required maxlength="500"></label> '
+            f'<button type="submit">{_e(_("Not answering"))}</button></form>')
     if mine:
         forms.append(f'<form method="post" action="{base}/release">{hidden}'
-                     '<button type="submit">Release</button></form>')
+                     f'<button type="submit">{_e(_("Release"))}</button></form>')
     return f'<div class="claim-box">{badge}<div class="actions">{"".join(forms)}</div></div>'
 
 
-def _history(entries: Sequence[Claim]) -> str:
+def _history(entries: Sequence[Claim], lang: Lang) -> str:
     if not entries:
         return ""
-    rows = "".join(f"<li>{c.updated_at:%Y-%m-%d %H:%M} UTC: {_e(c.says())}</li>"
-                   for c in entries)
-    return f'<h2>History</h2><ol class="claim-history">{rows}</ol>'
+    rows = "".join(f"<li>{_time(c, lang)}: {_e(_says(c, lang))}</li>" for c in entries)
+    return f'<h2>{_e(lang._("History"))}</h2><ol class="claim-history">{rows}</ol>'
 
 
 def _html(text: str, status: int = 200) -> web.Response:
@@ -112,21 +144,24 @@ def install_console_claims(pipeline: Pipeline, *, book: ClaimBook, session_of: S
     (streams/web/console/routes.py)."""
     app = pipeline.app
     base = _BASE[kind]
-    title = "Mention" if kind == "mention" else "Story"
 
     async def claim_page(key: str, session: Session, notice: str = "",
                          status: int = 200) -> web.Response:
         claim = await asyncio.to_thread(lambda: book.get(key, kind=kind))
         history = await asyncio.to_thread(lambda: book.history(key, kind=kind))
+        lang = _lang(session)
         note = f'<p class="notice" role="status">{_e(notice)}</p>' if notice else ""
+        mentions = _e(lang._("The story's mentions"))
         more = (f'<p><a href="/console/mentions?story={_e(quote(key, safe=""))}">'
-                'The story\'s mentions</a></p>' if kind == "story" else "")
-        body = (f"<h1>{title} {_e(key)}</h1>{note}{more}"
+                f'{mentions}</a></p>' if kind == "story" else "")
+        title = (lang._("Mention {key}") if kind == "mention"
+                 else lang._("Story {key}")).format(key=key)
+        body = (f"<h1>{_e(title)}</h1>{note}{more}"
                 + claim_section(key, claim, session=session, csrf=csrf_of(session),
                                 kind=kind)
-                + _history(history))
-        return _html(render.page(f"{title} {key}", body, session=session,
-                                 csrf=csrf_of(session)), status)
+                + _history(history, lang))
+        return _html(render.page(title, body, session=session, csrf=csrf_of(session)),
+                     status)
 
     @app.serve(base + "/{key}", access="session")
     class ClaimPage(Page):
@@ -162,6 +197,7 @@ def install_console_claims(pipeline: Pipeline, *, book: ClaimBook, session_of: S
                 return web.Response(status=303, headers={
                     **HTML_HEADERS, "Location": f"{base}/{quote(key, safe='')}"})
             if status == 409:
-                return await claim_page(key, session, f"Not yours: {data['says']}.", 409)
+                return await claim_page(key, session, _lang(session)._(
+                    "Not yours: {says}.").format(says=data["says"]), 409)
             return _html(render.message_page("Cannot do that", str(data["error"]),
                                              session=session), status)

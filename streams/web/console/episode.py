@@ -9,9 +9,11 @@ console draws it as bars against an expectation line, and lists the same numbers
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from html import escape
 
 from streams.core.records import Evidence, SeriesPoint
+from streams.i18n import EN, Lang, format_decimal
 
 __all__ = ["episode_section"]
 
@@ -20,28 +22,48 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def episode_section(evidence: Sequence[Evidence]) -> str:
-    """The latest episode's chart and table, or "" when no signal carries a series."""
+def _hour(when: datetime, lang: Lang) -> str:
+    # Unconfigured (English, UTC) keeps the ISO hour; a reader's locale gets its date and
+    # zone, so a Madrid reader's 09:00 is the 09:00 they lived.
+    return f"{when:%Y-%m-%d %H:%M}" if lang.unset else lang.at(when, format="short")
+
+
+def episode_section(evidence: Sequence[Evidence], lang: Lang = EN) -> str:
+    """The latest episode's chart and table in ``lang``, or "" when no signal carries a
+    series."""
+    _ = lang._
     latest = next((ev for ev in reversed(evidence) if ev.series), None)
     if latest is None:
         return ""
     lasting = latest.lasting_min or 0
-    span = f"{lasting / 60:.0f} h" if lasting >= 120 else f"{lasting} min"
-    caption = (f"Negative mentions per hour against the expectation; elevated for {span}, "
-               f"judged over {(latest.scale_min or 60) // 60} h")
+    span = (_("{hours} h").format(hours=f"{lasting / 60:.0f}") if lasting >= 120
+            else _("{minutes} min").format(minutes=lasting))
+    caption = _("Negative mentions per hour against the expectation; elevated for {span}, "
+                "judged over {hours} h").format(span=span,
+                                                 hours=(latest.scale_min or 60) // 60)
     rows = "".join(
-        f'<tr><td>{pt.start:%Y-%m-%d %H:%M}</td><td>{pt.observed:g}</td>'
-        f'<td>{pt.expected:g}</td><td>{pt.observed / max(pt.expected, 0.5):.1f}x</td></tr>'
+        f'<tr><td>{_e(_hour(pt.start, lang))}</td><td>{_num(pt.observed, lang)}</td>'
+        f'<td>{_num(pt.expected, lang)}</td>'
+        f'<td>{_num(pt.observed / max(pt.expected, 0.5), lang, "0.0")}x</td></tr>'
         for pt in latest.series)
-    return ('<section aria-labelledby="episode"><h2 id="episode">The episode, hour by hour</h2>'
-            + _svg(latest.series, caption)
+    hour = _("Hour (UTC)") if lang.unset else _("Hour")
+    return (f'<section aria-labelledby="episode"><h2 id="episode">'
+            f'{_e(_("The episode, hour by hour"))}</h2>'
+            + _svg(latest.series, caption, lang)
             + f'<table class="episode"><caption>{_e(caption)}</caption><thead><tr>'
-            '<th scope="col">Hour (UTC)</th><th scope="col">Negative</th>'
-            '<th scope="col">Expected</th><th scope="col">Ratio</th></tr></thead>'
-            f'<tbody>{rows}</tbody></table></section>')
+            f'<th scope="col">{_e(hour)}</th><th scope="col">{_e(_("Negative"))}</th>'
+            f'<th scope="col">{_e(_("Expected"))}</th><th scope="col">{_e(_("Ratio"))}</th>'
+            f'</tr></thead><tbody>{rows}</tbody></table></section>')
 
 
-def _svg(series: Sequence[SeriesPoint], title: str) -> str:
+def _num(value: float, lang: Lang, pattern: str | None = None) -> str:
+    if lang.unset:  # the historic figures: 8.5, 2.9
+        return f"{value:.1f}" if pattern else f"{value:g}"
+    return format_decimal(value, lang.locale, format=pattern or "#,##0.###")
+
+
+def _svg(series: Sequence[SeriesPoint], title: str, lang: Lang) -> str:
+    _ = lang._
     width, height, pad = 640, 180, 32
     top = max([pt.observed for pt in series] + [pt.expected for pt in series] + [1.0])
     slot = (width - 2 * pad) / max(len(series), 1)
@@ -60,12 +82,17 @@ def _svg(series: Sequence[SeriesPoint], title: str) -> str:
                      f'height="{y(0) - y(pt.observed):.1f}" class="bar-neg"/>')
         line.append(f"{x + slot * 0.4:.1f},{y(pt.expected):.1f}")
     parts.append(f'<polyline points="{" ".join(line)}" class="fired" fill="none"/>')
-    parts.append(f'<text x="{pad}" y="{pad - 12}" class="label">max {top:g} an hour</text>')
+    top_text = _("max {count} an hour").format(count=_num(top, lang))
+    parts.append(f'<text x="{pad}" y="{pad - 12}" class="label">{_e(top_text)}</text>')
     if series:
-        parts.append(f'<text x="{pad}" y="{height - 10}" class="label">'
-                     f'{series[0].start:%a %H:%M}</text>'
+        if lang.unset:
+            first, last = f"{series[0].start:%a %H:%M}", f"{series[-1].start:%a %H:%M} UTC"
+        else:
+            first, last = lang.hm(series[0].start), lang.hm(series[-1].start)
+        parts.append(f'<text x="{pad}" y="{height - 10}" class="label">{_e(first)}</text>'
                      f'<text x="{width - pad}" y="{height - 10}" text-anchor="end" '
-                     f'class="label">{series[-1].start:%a %H:%M} UTC</text>')
-    parts.append('</svg><p class="legend"><span class="key bar-neg"></span> negative '
-                 '<span class="key fired"></span> expected</p>')
+                     f'class="label">{_e(last)}</text>')
+    parts.append(f'</svg><p class="legend"><span class="key bar-neg"></span> '
+                 f'{_e(_("negative"))} <span class="key fired"></span> '
+                 f'{_e(_("expected"))}</p>')
     return "".join(parts)

@@ -22,6 +22,7 @@ from agents.store.groups import story_page
 from agents.store.search import Search, SearchError, search_from_params
 from agents.store.store import MentionStore, SearchTimeout, StoreError, StoreUnavailable
 from streams.core.records import Incident
+from streams.i18n import EN, Lang
 from streams.runtime.pipeline import Pipeline
 from streams.web.api import Page
 from streams.web.console import render
@@ -60,7 +61,7 @@ def _failure(exc: Exception) -> tuple[int, str]:
     return 500, "The mention store cannot answer; see the worker's log."
 
 
-async def incident_link(store: MentionStore | None, inc: Incident) -> str:
+async def incident_link(store: MentionStore | None, inc: Incident, lang: Lang = EN) -> str:
     """The incident page's "all N mentions" link; without a count when counting fails (a
     slow or unreachable store must not take the incident page down with it)."""
     if store is None:
@@ -75,7 +76,7 @@ async def incident_link(store: MentionStore | None, inc: Incident) -> str:
     except (SearchError, StoreError) as exc:
         log.warning("console: cannot count the mentions of %s: %s", inc.id, exc)
         count = None
-    return incident_mentions_link(inc, count=count, cap=COUNT_CAP, now=now)
+    return incident_mentions_link(inc, count=count, cap=COUNT_CAP, now=now, lang=lang)
 
 
 def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
@@ -96,13 +97,14 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
         shown = {k: v[-1] for k, v in params.items() if v and k in (*FORM_FIELDS, "cursor")}
         body = mentions_section(found[0] if found else None, params=shown, watches=names,
                                 next_cursor=found[1] if found else None, error=error,
-                                claims=held)
+                                claims=held, lang=Lang(session.locale, session.timezone))
         return html(render.mentions_page(body, session=session, csrf=csrf_of(session)),
                     status)
 
     async def grouped(session: Session, params: Mapping[str, list[str]],
                       search: Search) -> web.Response:
         assert store is not None
+        lang = Lang(session.locale, session.timezone)
         try:
             result = await asyncio.to_thread(story_page, store, search)
         except (SearchError, StoreError) as exc:
@@ -116,10 +118,10 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
             except StoreError as exc:
                 log.warning("console mentions: story claims unreadable: %s", exc)
                 found = {}
-            held = {s: claim_link(s, found.get(s), kind="story") for s in ids}
+            held = {s: claim_link(s, found.get(s), lang, kind="story") for s in ids}
         shown = {k: v[-1] for k, v in params.items() if v and k in (*FORM_FIELDS, "cursor")}
         body = stories_section(result.stories, params=shown, watches=names,
-                               next_cursor=result.cursor, claims=held)
+                               next_cursor=result.cursor, claims=held, lang=lang)
         return html(render.mentions_page(body, session=session, csrf=csrf_of(session)), 200)
 
     @app.serve("/console/mentions", access="session")
@@ -150,7 +152,8 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
                 except StoreError as exc:  # the mentions are still worth showing
                     log.warning("console mentions: claims unreadable: %s", exc)
                     found = {}
-                held = {k: claim_link(k, found.get(k)) for k in keys}
+                lang = Lang(session.locale, session.timezone)
+                held = {k: claim_link(k, found.get(k), lang) for k in keys}
             return page(session, params, found=(result.mentions, result.cursor), held=held)
 
     @app.serve("/console/mentions/export", access="session")

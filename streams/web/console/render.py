@@ -15,7 +15,15 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from streams.core.records import Evidence, Incident
 from streams.core.silences import Silence, SilenceState
-from streams.i18n import N_, Translations, format_datetime, format_decimal, label, translator
+from streams.i18n import (
+    N_,
+    Lang,
+    Translations,
+    format_datetime,
+    format_decimal,
+    label,
+    translator,
+)
 from streams.web.console.auth import Session
 from streams.web.console.episode import episode_section
 from streams.web.console.silences import silences_section
@@ -137,7 +145,8 @@ def message_page(title: str, text: str, *, session: Session | None = None) -> st
 
 def silences_page(silences: Sequence[tuple[Silence, SilenceState]], *, session: Session,
                   csrf: str, notice: str = "") -> str:
-    body = silences_section(silences, session=session, csrf=csrf, notice=notice)
+    body = silences_section(silences, session=session, csrf=csrf, notice=notice,
+                            lang=Lang(session.locale, session.timezone))
     return _layout(_tr(session).gettext("Silences"), body, session=session, csrf=csrf,
                    active="silences")
 
@@ -451,7 +460,7 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
         + "".join(f"<li>{e(t)}</li>" for t in terms) + '</ol></div>'
         f'<div><h3>{_("Top authors")}</h3><ol class="authors">'
         + "".join(f"<li>@{e(a)} ({n})</li>" for a, n in authors) + '</ol></div></div></section>'
-        + episode_section(inc.evidence))
+        + episode_section(inc.evidence, Lang(session.locale, session.timezone)))
     samples = "".join(
         '<li class="mention">'
         + (f'<a href="{e(u)}" rel="noopener noreferrer nofollow" target="_blank">@{e(s.author)}'

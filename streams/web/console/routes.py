@@ -30,6 +30,7 @@ from agents.store.store import MentionStore
 from streams.config.console import ConsoleToken
 from streams.core.records import Incident
 from streams.core.security import HTML_HEADERS, CredentialKind, has_control
+from streams.i18n import Lang
 from streams.runtime.pipeline import Pipeline
 from streams.web.api import (
     INCIDENT_ID,
@@ -286,7 +287,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
                 inc, watch_name=names.get(inc.watch_id, inc.watch_id),
                 oncall=oncall_lines(inc), series=series, authors=authors, session=session,
                 csrf=csrf_of(session), notice=done,
-                mentions_link=await incident_link(store, inc),
+                mentions_link=await incident_link(
+                    store, inc, Lang(session.locale, session.timezone)),
                 joined_watches=[names.get(w, w) for w in inc.watches]))
 
     @app.serve("/console/incidents/{incident_id}/{action}", access="session")

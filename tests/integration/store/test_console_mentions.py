@@ -28,6 +28,8 @@ from tests.support.secured import CONSOLE_TOKEN, secured_sections
 from tests.support.store import T0, enriched
 
 VIEWER = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}  # the "wallboard" token: a viewer
+ES_TOKEN = "console-token-es-0123456789abcdef"
+SPANISH = {"Authorization": f"Bearer {ES_TOKEN}"}  # a viewer reading in Spanish, Madrid time
 HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)> acme'
 MENTIONS = [
     enriched(1, "Acme battery exploded #acme", sentiment="negative", priority=90, minutes=1,
@@ -43,7 +45,11 @@ MENTIONS = [
 
 @pytest_asyncio.fixture
 async def console(tmp_path: Path) -> AsyncIterator[str]:
-    settings = Settings(**secured_sections(tmp_path, port=6066, bootstrap="127.0.0.1:9"))
+    sections = secured_sections(tmp_path, port=6066, bootstrap="127.0.0.1:9")
+    sections["console"]["tokens"].append({"name": "pantalla", "role": "viewer",
+                                          "token": ES_TOKEN, "locale": "es",
+                                          "timezone": "Europe/Madrid"})
+    settings = Settings(**sections)
     writer = store_for(settings)
     writer.write(MENTIONS)
     writer.close()
@@ -83,6 +89,15 @@ async def test_the_issue_query_with_filters_and_the_original_link(console: str) 
     assert status == 200, html
     assert _keys(html) == ["x:3"]
     assert 'href="https://example.com/x/3"' in html and "90,000" in html
+
+
+async def test_the_page_speaks_the_readers_language(console: str) -> None:
+    status, html, _ = await _get(console + "/console/mentions", {"lang": "es", "limit": "1"},
+                                 headers=SPANISH)
+    assert status == 200, html
+    assert "<h1>Menciones</h1>" in html and "hay más en la página siguiente" in html
+    assert "Mi Acme y su battery, otra vez" in html  # the mention as written
+    assert "Next page" not in html
 
 
 async def test_paging_by_the_next_links_walks_every_mention_once(console: str) -> None:

@@ -107,7 +107,7 @@ async def test_follow_ups_reply_in_the_incident_thread(
 
 @pytest.mark.parametrize(("kind", "status"), [
     ("escalate", "escalated, level 1"), ("reminder", "not acknowledged yet"),
-    ("update", "updated"), ("digest", "1 more notifications rolled up"),
+    ("update", "updated"), ("digest", "1 more notification rolled up"),
 ])
 async def test_every_kind_says_where_the_incident_stands(
     fake: FakeGoogleChat, chat: GoogleChatNotifier, kind: NotificationKind, status: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +20,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
 
-from agents.deliver.limits import STATE_KINDS, WINDOW_S, Digests, RateLimit, RateWindow
+from agents.deliver.limits import STATE_KINDS, WINDOW_S, Digests, RateLimit, RateWindow, Target
 from agents.deliver.stages import Chain, DigestRound, build_chain
 from notifiers import registry
 from notifiers.base import Receipt
@@ -29,6 +29,7 @@ from notifiers.errors import DeliveryError
 from notifiers.retry import RetryPolicy
 from streams.core import topics
 from streams.core.records import Incident, Notification
+from streams.i18n import Lang
 from streams.runtime.metrics import Metrics
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
@@ -155,7 +156,8 @@ class Worker:
     fed events as its lanes are, acking as the agent does."""
 
     def __init__(self, log: Changelog, owned: set[int], outbox: Outbox, clock: Clock, *,
-                 per_minute: int = 20, more: tuple[Outbox, ...] = ()) -> None:
+                 per_minute: int = 20, more: tuple[Outbox, ...] = (),
+                 langs: Callable[[Target], Lang] | None = None) -> None:
         self.m = metrics()
         self.acked: list[Token] = []
         self.ledger = log.table("escucha.deliveries", owned)
@@ -169,7 +171,7 @@ class Worker:
             metrics=self.m,
             receipts=_no_receipts, fallback_targets=[], schedules={},
             window=RateWindow(per_minute, state=self.windows, clock=clock),
-            digests=Digests(), within=within, ack=ack, policy=FAST)
+            digests=Digests(), within=within, ack=ack, policy=FAST, langs=langs)
 
     async def feed(self, notes: list[tuple[Token, Notification]]) -> list[str]:
         outcomes = []
@@ -372,6 +374,23 @@ async def test_a_round_without_room_sends_nothing_and_keeps_the_lines() -> None:
     assert [n.id for n in worker.round.digests.held[SLACK]] == ["n1", "n2"]
     clock.now += WINDOW_S
     assert await worker.round() == 1 and len(outbox.digests()[0].digest) == 2
+
+
+async def test_a_digest_is_written_in_its_targets_language() -> None:
+    clock = Clock()
+    asked: list[Target] = []
+
+    def langs(key: Target) -> Lang:
+        asked.append(key)
+        return Lang("es", "Europe/Madrid")
+
+    outbox = Outbox()
+    worker = Worker(Changelog(), set(range(PARTITIONS)), outbox, clock, per_minute=1,
+                    langs=langs)
+    await worker.feed(on_partitions([note(0), note(1)]))
+    clock.now += WINDOW_S
+    assert await worker.round() == 1 and asked == [SLACK]
+    assert outbox.digests()[0].digest == ["aviso: acme — alerta (nivel 1) negatives 4x (1)"]
 
 
 async def test_a_failed_digest_keeps_its_lines_unacked_for_the_next_round() -> None:

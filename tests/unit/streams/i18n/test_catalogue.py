@@ -19,7 +19,7 @@ from streams.i18n import (
     language_of,
     translator,
 )
-from streams.i18n.extract import SOURCES, messages, split
+from streams.i18n.extract import SOURCES, marking_modules, messages, split
 
 _FIELD = re.compile(r"\{[a-z_]*\}")
 
@@ -57,6 +57,16 @@ def test_every_marked_string_is_translated_in_spanish() -> None:
                 problems.append(f"placeholders differ: {msg!r} -> {s!r}")
     assert not problems, "run `python -m streams.i18n.extract` and translate:\n" + "\n".join(
         problems)
+
+
+def test_every_module_that_marks_strings_is_scanned() -> None:
+    # A string wrapped in a module the scan does not read would never be asked of the
+    # translators: the Spanish check above would pass while the alert went out in English.
+    marking = marking_modules()
+    unlisted = sorted(set(marking) - set(SOURCES))
+    assert not unlisted, f"add to streams.i18n.extract.SOURCES: {unlisted}"
+    assert {"notifiers/email_message.py", "notifiers/push.py", "notifiers/card.py",
+            "notifiers/followup.py", "notifiers/pagerduty.py"} <= set(marking)
 
 
 def test_sources_exist() -> None:

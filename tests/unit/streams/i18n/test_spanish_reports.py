@@ -1,0 +1,65 @@
+"""A report's email (plain and HTML) and Slack message in Spanish: our words and numbers the
+reader's way, the mention text as written and escaped for each format."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from streams.config.reports import ReportSettings
+from streams.reports.data import ReportData, build_report
+from streams.reports.render import html_body, slack_text, subject, text_body
+from tests.unit.streams.reports._build import END, START, WATCHES, Source, em, incident
+
+# Attacker-controlled, holding catalogue words ("Incidents", "Top terms"): never translated.
+SAID = "<script>x</script> <!channel> & Incidents, Top terms"
+
+
+def _data(locale: str = "es") -> ReportData:
+    report = ReportSettings(id="semanal", schedule="0 8 * * 1", timezone="Europe/Madrid",
+                            period="7d", watches=["acme"], pdf_dir="out", top_mentions=2,
+                            audience="Dirección", locale=locale)
+    mentions = [em(START + timedelta(hours=h), "negative", priority=99, text=SAID,
+                   followers=1234) for h in range(3)]
+    mentions.append(em(START + timedelta(days=1), watch="globex", text="globex"))
+    return build_report(report, watches=WATCHES, source=Source(mentions),
+                        incidents=[incident(START + timedelta(days=1), ack_min=12,
+                                            resolve_min=90)],
+                        end=END, now=datetime(2026, 3, 30, 7, tzinfo=UTC))
+
+
+def test_report_email_in_spanish_keeps_the_mention_text() -> None:
+    data = _data()
+    assert subject(data).endswith(": 2026-03-23 a 2026-03-29 (Europe/Madrid)")
+    text = text_body(data)
+    for spanish in ("Para: Dirección", "Generado el 30 mar 2026, 09:00 CEST", "Por día:",
+                    "Menciones principales por prioridad:", "] negativa @", "Incidentes:",
+                    "crítico", "atender 12 min, resolver 1 h 30 min",
+                    "informe de escucha semanal · "):
+        assert spanish in text, spanish
+    assert f": {SAID}" in text  # the plain part is text: as written
+    html = html_body(data, {"volume-acme": "v@x"})
+    for spanish in ('<html lang="es">', "para Dirección", ">Este periodo<",
+                    'alt="Menciones por día y proporción negativa"', ">Términos principales<",
+                    ">Mención<", ">Hasta atender<",
+                    "generado el 30 mar 2026, 09:00 CEST"):
+        assert spanish in html, spanish
+    assert "&lt;script&gt;x&lt;/script&gt; &lt;!channel&gt; &amp; Incidents, Top terms" in html
+    assert "<script>" not in html
+    for english in ("This period", "Top mentions", "No incidents", "generated"):
+        assert english not in html, english
+
+
+def test_report_slack_message_in_spanish_escapes_the_mention_text() -> None:
+    text = slack_text(_data())
+    for spanish in ("2026-03-23 a 2026-03-29 (Europe/Madrid)", "3 menciones (",
+                    "frente al anterior), negativas ", "alcance 3.702", "Cuota de voz: ",
+                    "Incidentes: 1, mediana hasta atender 12 min"):
+        assert spanish in text, spanish
+    assert "&lt;script&gt;x&lt;/script&gt; &lt;!channel&gt; &amp; Incidents, Top terms" in text
+    assert "<!channel>" not in text
+
+
+def test_english_report_text_is_unchanged_in_shape() -> None:
+    text = slack_text(_data("en"))
+    assert "3 mentions (n/a (nothing before) vs previous), negative 100.0%" in text
+    assert "Incidents: 1, median time to acknowledge 12 min" in text
