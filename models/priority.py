@@ -13,9 +13,13 @@ __all__ = ["PriorityWeights", "RISK_TERMS", "score_priority"]
 RISK_TERMS: dict[str, tuple[str, ...]] = {
     "legal threat": ("lawsuit", "sue", "lawyer", "demanda", "abogado", "plainte", "avocat",
                      "klage", "anwalt", "processo", "avvocato", "advogado", "denuncia"),
-    "safety": ("injured", "injury", "fire", "explode", "exploded", "dangerous", "herido",
-               "peligroso", "incendie", "dangereux", "verletzt", "gefährlich", "perigoso",
-               "pericoloso"),
+    # Past and noun forms too: whole words only, and "the battery exploded" is what people
+    # write ("explotó", not "explotar").
+    "safety": ("injured", "injury", "fire", "explode", "exploded", "explosion", "burned",
+               "dangerous", "herido", "peligroso", "explotó", "explota", "explosión",
+               "incendio", "quemadura", "quemó", "incendie", "explosé", "brûlé", "dangereux",
+               "verletzt", "explodiert", "gefährlich", "perigoso", "explodiu", "incêndio",
+               "pericoloso", "esploso", "esplosa"),
     "recall": ("recall", "retirada", "rappel", "rückruf", "richiamo", "recolhimento"),
     "boycott": ("boycott", "boicot", "boycotter", "boykott", "boicote", "boicottare"),
     "outage": ("outage", "down", "caído", "caida", "panne", "ausfall", "fora do ar",
