@@ -184,6 +184,34 @@ class StoryIndex:
         self._evict()
         return best.id
 
+    def seed(self, text: str, *, story: str, at: float) -> None:
+        """Remember a mention already given ``story`` (read back from the mention store after
+        a restart), so later copies of it join ``story`` rather than open a new one. Feed the
+        mentions oldest first, as :meth:`assign` would have seen them: the stored id is kept
+        whatever the index would now choose, since ids, once stored, never change."""
+        self._now = max(self._now, at)
+        sig = self.signature(text)
+        if sig is None:
+            return  # assign() leaves such a text alone too: nothing to remember
+        known = self._stories.get(story)
+        if known is None:
+            known = self._stories[story] = _Story(
+                id=story, forms=sig[None, :0].reshape(0, len(sig)), bands=[], last=at)
+        # The same bound on forms as assign(): a seeded story is no larger in memory.
+        near = bool(len(known.forms)) and \
+            float((known.forms == sig).mean(axis=1).max()) >= _SAME_FORM
+        if not near and len(known.forms) < _FORMS:
+            r = self._rows
+            bands = [bytes([i]) + sig[i * r:(i + 1) * r].tobytes()
+                     for i in range(len(sig) // r)]
+            known.forms = np.vstack([known.forms, sig[None, :]])
+            known.bands += bands
+            for band in bands:
+                self._buckets.setdefault(band, set()).add(story)
+        known.last = max(known.last, at)
+        self._stories.move_to_end(story)
+        self._evict()
+
     def _evict(self) -> None:
         while self._stories:
             sid, oldest = next(iter(self._stories.items()))

@@ -7,17 +7,21 @@ or one copy per watch it matched, is stored once. Acks are manual and follow the
 record that does not parse is detect's to dead-letter (both reading it would report it
 twice); one the store refuses is dead-lettered here, stage ``store``.
 
-The leader worker deletes expired mentions every ``store.expire_every_s``.
+Before the first batch the store's story ids are seeded from its own recent rows
+(agents/store/seeding.py). The leader worker deletes expired mentions every
+``store.expire_every_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from agents.store.seeding import seed_stories
 from agents.store.stage import StoreStage
 from agents.store.store import MentionStore, StoreError
 from streams.core import topics
@@ -44,7 +48,10 @@ def _span(events: Sequence[Any]) -> str:
 def install(pipeline: Pipeline, *, store: MentionStore) -> None:
     app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
     cfg = settings.store
-    stage = StoreStage(store=store, hold_s=cfg.hold_s)
+    watches = [w.id for w in settings.watches]
+    stage = StoreStage(store=store, hold_s=cfg.hold_s, seed=functools.partial(
+        seed_stories, store, watches=watches, hours=cfg.story_seed_hours,
+        per_watch=cfg.story_seed_max))
     metrics.store_enabled.set(1)
     metrics.store_up.set(1)  # until a write says otherwise: the alert looks at writes anyway
     enriched = pipeline.topic(topics.ENRICHED)

@@ -15,6 +15,12 @@ store that held its records for long would hold up alerts. Hence, per batch:
   waiting on the database: holding every batch ``hold_s`` would slow the store to a batch per
   ``hold_s``, below the classifier's pace, and stall detection behind it after all.
   :meth:`StoreStage.probe` (a timer in the agent) tries the database and marks it back.
+
+Before its first write the stage seeds the store's story indexes (``seed``,
+agents/store/seeding.py), so a story running across a restart keeps its id. The database
+unavailable then is handled as for a write (the batch waits, then is let go, and seeding is
+tried again with the next batch); any other failure to seed is logged and writing goes on
+unseeded: a second id for a running story is better than a store that stops.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from agents.store.store import MentionStore, StoreError, WriteResult
+from agents.store.store import MentionStore, StoreError, StoreUnavailable, WriteResult
 from streams.core.records import EnrichedMention
 
 __all__ = ["BatchOutcome", "StoreStage"]
@@ -49,8 +55,12 @@ class StoreStage:
                  write: Callable[[Sequence[EnrichedMention]], Awaitable[WriteResult]]
                  | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 seed: Callable[[], int] | None = None) -> None:
         self.store = store
+        #: Seeds the story indexes (blocking, run in a thread) before the first write; None
+        #: once done.
+        self._seed = seed
         self.hold_s = hold_s
         self._write = write or self._in_thread
         self._sleep = sleep
@@ -74,6 +84,7 @@ class StoreStage:
         delay = 0.5
         while True:
             try:
+                await self._seed_once()
                 result = await self._write([em for _, em in items])
                 break
             except StoreError as exc:  # unavailable, or not usable at all (a newer schema)
@@ -92,6 +103,22 @@ class StoreStage:
             else:
                 outcome.written.append(token)
         return outcome
+
+    async def _seed_once(self) -> None:
+        if self._seed is None:
+            return
+        started = self._clock()
+        try:
+            n = await asyncio.to_thread(self._seed)
+        except StoreUnavailable:
+            raise  # as a write's: wait, or let the batch go; seeding is tried again
+        except Exception as exc:
+            log.warning("store: story ids not seeded from the store (%s); a story running "
+                        "across the restart may continue under a second id", exc)
+        else:
+            log.info("store: story ids seeded from %d stored mention(s) in %.1fs", n,
+                     self._clock() - started)
+        self._seed = None
 
     async def probe(self) -> bool:
         """Try the database (in a thread); mark it available again if it answers."""

@@ -5,10 +5,11 @@ The store gives each mention, in each watch it belongs to, the story id detectio
 MinHash + LSH over the watch's last day, the first copy's key naming the story), so a
 copy-paste storm of 300 accounts is stored as one story and the console can show it once.
 
-Limitation, the same as detection's: the indexes live in the worker's memory. After a
-restart they start empty, so a story still running then continues under a second id (the
-grouped view shows it as two stories). Not done yet: seeding the indexes at start from the
-store's last hours of rows. A worker whose store is PostgreSQL shared with
+The indexes live in the worker's memory, so at start they are seeded from the store's own
+rows (agents/store/seeding.py: each watch's last ``store.story_seed_hours``, at most
+``store.story_seed_max`` mentions, with their stored ids): a story still running across a
+restart keeps its id. Older than that, or past the bound, a story that comes back opens a
+second id. A worker whose store is PostgreSQL shared with
 others sees only its own partitions' mentions, so a story spread over partitions may carry
 one id per worker, as detection's stories do. Ids never change once stored: a rebuild over a
 live store keeps them and only fills in the missing ones (rows stored before schema
@@ -40,6 +41,17 @@ class StoryBook:
         at = m.created_at.timestamp()
         with self._lock:
             return tuple(self._index(w).assign(m.text, key=m.key, at=at) for w in watches)
+
+    def seed(self, watch: str, mentions: Iterable[tuple[str, str, float]]) -> int:
+        """Remember ``watch``'s stored mentions, each (text, story id, posted at in seconds),
+        oldest first, under their stored ids; how many were given."""
+        n = 0
+        with self._lock:
+            index = self._index(watch)
+            for text, story, at in mentions:
+                index.seed(text, story=story, at=at)
+                n += 1
+        return n
 
     def _index(self, watch: str) -> StoryIndex:
         index = self._indexes.get(watch)

@@ -42,6 +42,14 @@ class StoreSettings(Section):
         "the enriched topic's partitions.")
     search_timeout_s: float = Field(default=10.0, gt=0, le=300, description="A search "
                                     "running longer is stopped with an error.")
+    story_seed_hours: float = Field(
+        default=6.0, ge=0, le=24, description="At start, the store's story ids are read "
+        "back from each watch's mentions of this many last hours, so a copy-paste storm "
+        "running across a restart keeps its story id. 0: not seeded (a running story "
+        "continues under a second id). At most 24: the story index keeps a day.")
+    story_seed_max: int = Field(default=20_000, ge=0, le=200_000, description="Per watch, "
+                                "the newest mentions read back at most when seeding: a "
+                                "bound on the start's time (about 1 s per 10,000) and memory.")
     expire_every_s: int = Field(default=3600, ge=10, le=86400, description="How often the "
                                 "leader worker deletes expired mentions.")
 

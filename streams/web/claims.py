@@ -4,6 +4,9 @@ Body (JSON): ``by`` (who), ``reply_url`` (answer: the http(s) link to the reply)
 (not-answering). ``GET /api/mentions/{key}/claim`` reads the claim and its history.
 Answers: 200 with the claim when the change was made (or already so); 409 with the claim
 when someone else has it (``says`` names them); 404 for a mention the store lacks.
+``/api/stories/{id}/...`` does the same for a whole story (one person answers the
+copy-paste storm): the id is the 16 hex digits the store gives (400 for anything else), 404
+for a story with no stored mention.
 
 The decision is the database's (agents/store/claims.py), so two workers cannot both let a
 claim through. A change on a mention that is a sample of a live incident is also handed to
@@ -15,12 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 from aiohttp import web as aioweb
 from faust.web import Request, Response
 
-from agents.store.claims import ACTIONS, Claim, ClaimBook, ClaimError, Kind, UnknownSubject
+from agents.store.claims import (
+    ACTIONS,
+    KINDS,
+    Claim,
+    ClaimBook,
+    ClaimError,
+    Kind,
+    UnknownSubject,
+)
+from agents.store.search import STORY_ID
 from agents.store.store import StoreError, StoreUnavailable
 from streams.core.security import BadRequest
 from streams.runtime.pipeline import Pipeline
@@ -98,7 +111,6 @@ async def _act(pipeline: Pipeline, book: ClaimBook, key: str, action: str, *, by
 
 def install_claims(pipeline: Pipeline, *, book: ClaimBook | None) -> None:
     """Add the claim routes; with ``book`` None (``store.enabled: false``) they say so."""
-    app = pipeline.app
     tokens = [t.get_secret_value().encode() for t in pipeline.settings.api.tokens]
 
     def authorize(request: Request) -> None:
@@ -106,15 +118,37 @@ def install_claims(pipeline: Pipeline, *, book: ClaimBook | None) -> None:
             raise _refusal(401, "missing or invalid bearer token" if tokens else
                            "no API tokens configured: set api.tokens", _CHALLENGE)
 
-    @app.serve("/api/mentions/{key}/{action}", access="token")
+    for kind in KINDS:
+        _serve(pipeline, book, kind, authorize)
+
+
+#: Where each kind's claims are served, and what the path's subject is called.
+_BASE: Final[dict[Kind, tuple[str, str]]] = {"mention": ("/api/mentions", "key"),
+                                             "story": ("/api/stories", "id")}
+
+
+def _serve(pipeline: Pipeline, book: ClaimBook | None, kind: Kind,
+           authorize: Callable[[Request], None]) -> None:
+    base, name = _BASE[kind]
+
+    def bad_subject(key: str) -> str | None:
+        # A story id is checked before the database is asked: a typo gets a clear 400,
+        # never a lookup of whatever was sent.
+        if kind == "story" and not STORY_ID.fullmatch(key):
+            return "a story id is 16 hexadecimal digits (the story column of /api/mentions)"
+        return None
+
+    @pipeline.app.serve(base + "/{key}/{action}", access="token")
     class ClaimAction(Page):
         async def get(self, request: Request, key: str, action: str) -> Response:
             authorize(request)
             if book is None or action != "claim":
-                return self.json({"error": "use GET /api/mentions/<key>/claim (the store "
+                return self.json({"error": f"use GET {base}/<{name}>/claim (the store "
                                   "must be on)"}, status=404)
-            claim = await asyncio.to_thread(book.get, key)
-            history = await asyncio.to_thread(book.history, key)
+            if (problem := bad_subject(key)) is not None:
+                return self.json({"error": problem}, status=400)
+            claim = await asyncio.to_thread(book.get, key, kind=kind)
+            history = await asyncio.to_thread(book.history, key, kind=kind)
             return self.json({"claim": claim.to_dict() if claim else None,
                               "says": claim.says() if claim else "nobody has it",
                               "history": [c.to_dict() for c in history]})
@@ -122,11 +156,13 @@ def install_claims(pipeline: Pipeline, *, book: ClaimBook | None) -> None:
         async def post(self, request: Request, key: str, action: str) -> Response:
             authorize(request)
             if action not in ACTIONS:
-                return self.json({"error": f"use POST /api/mentions/<key>/ one of "
+                return self.json({"error": f"use POST {base}/<{name}>/ one of "
                                   f"{', '.join(ACTIONS)}"}, status=404)
             if book is None:
                 return self.json({"error": "the mention store is off (store.enabled)"},
                                  status=404)
+            if (problem := bad_subject(key)) is not None:
+                return self.json({"error": problem}, status=400)
             try:
                 body = await read_body(request)
             except BadRequest as exc:
@@ -134,7 +170,7 @@ def install_claims(pipeline: Pipeline, *, book: ClaimBook | None) -> None:
             status, data = await act(
                 pipeline, book, key, action, by=str(body.get("by") or ""),
                 reply_url=_text(body.get("reply_url")), reason=_text(body.get("reason")),
-                source="api")
+                source="api", kind=kind)
             return self.json(data, status=status)
 
 

@@ -32,7 +32,9 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[s
     settings = Settings(**sections)
     writer = store_for(settings)
     writer.write([enriched(1, "Acme battery exploded"), enriched(2, "Acme again"),
-                  enriched(BLUESKY_ID, "Acme on Bluesky", source="bluesky")])
+                  enriched(BLUESKY_ID, "Acme on Bluesky", source="bluesky"),
+                  # A copy of x:1 by another account: one story of two mentions.
+                  enriched(3, "RT @ana: ACME battery exploded \U0001f525", author="b")])
     writer.close()
     pipeline = build_worker(settings, bootstrap="127.0.0.1:9")
     web = pipeline.app.web
@@ -103,4 +105,57 @@ async def test_bad_requests_say_what_to_send(api: str, path: str, body: dict[str
                                              headers: dict[str, str] | None, status: int,
                                              says: str) -> None:
     got, data = await _post(f"{api}/{path}", body, headers)
+    assert got == status and says in data["error"]
+
+
+async def _story(api: str, text: str) -> str:
+    """The id of the story whose sample is ``text``, as the grouped view answers it."""
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{api}?group=story", headers=AUTH) as r:
+        rows = (await r.json())["stories"]
+    return str(next(row["story"] for row in rows if row["sample"]["text"] == text))
+
+
+async def test_two_responders_claim_a_story_one_wins_the_other_sees_who(api: str) -> None:
+    story = await _story(api, "Acme battery exploded")
+    stories = api.replace("/api/mentions", "/api/stories")
+    results = await asyncio.gather(*(_post(f"{stories}/{story}/claim", {"by": who})
+                                     for who in ("Ana", "Ben")))
+    assert sorted(s for s, _ in results) == [200, 409]
+    winner = next(d for s, d in results if s == 200)["claim"]
+    assert winner["kind"] == "story" and winner["subject"] == story
+    loser = next(d for s, d in results if s == 409)
+    assert loser["says"] == f"{winner['by']} is answering this"
+    other = "Ben" if winner["by"] == "Ana" else "Ana"
+    assert (await _post(f"{stories}/{story}/release", {"by": other}))[0] == 409
+    status, data = await _post(f"{stories}/{story}/answer",
+                               {"by": winner["by"], "reply_url": "https://x.com/acme/7"})
+    assert status == 200 and data["claim"]["state"] == "answered"
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{stories}/{story}/claim", headers=AUTH) as r:
+        data = await r.json()
+    assert r.status == 200 and [h["state"] for h in data["history"]] == ["claimed", "answered"]
+    # The story's claim is the story's: its first mention stays unclaimed.
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{api}/x:1/claim", headers=AUTH) as r:
+        assert (await r.json())["claim"] is None
+
+
+@pytest.mark.parametrize(("path", "body", "headers", "status", "says"), [
+    ("{story}/claim", {"by": "Ana"}, {}, 401, "bearer token"),
+    ("{story}/claim", {}, None, 400, "by: say who you are"),
+    ("0123456789abcdef/claim", {"by": "Ana"}, None, 404, "no stored story"),
+    ("x:1/claim", {"by": "Ana"}, None, 400, "16 hexadecimal digits"),
+    ("{story}/steal", {"by": "Ana"}, None, 404, "one of claim, answer, release"),
+    ("{story}/not-answering", {"by": "Ana"}, None, 400, "reason"),
+    ("{story}/answer", {"by": "Ana", "reply_url": "javascript:alert(1)"}, None, 400,
+     "reply_url"),
+    ("{story}/release", {"by": "Ana"}, None, 409, "you do not hold this claim"),
+])
+async def test_bad_story_requests_say_what_to_send(api: str, path: str, body: dict[str, str],
+                                                   headers: dict[str, str] | None,
+                                                   status: int, says: str) -> None:
+    story = await _story(api, "Acme again")
+    url = api.replace("/api/mentions", "/api/stories") + "/" + path.format(story=story)
+    got, data = await _post(url, body, headers)
     assert got == status and says in data["error"]

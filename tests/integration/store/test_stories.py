@@ -4,6 +4,7 @@ copy-paste storm is stored as one story, searched by it and shown once, grouped.
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from agents.store.claims import ClaimBook, ClaimError, ClaimOutcome, UnknownSubj
 from agents.store.groups import story_page
 from agents.store.schema import MIGRATIONS, migrate
 from agents.store.search import Search, SearchError, search_from_params
+from agents.store.seeding import seed_stories
 from agents.store.store import MentionStore
 from streams.core.records import EnrichedMention
 from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
@@ -192,3 +194,40 @@ def test_an_unknown_story_cannot_be_claimed(store: MentionStore) -> None:
         ClaimBook(store).act("0123456789abcdef", "claim", by="Ana", kind="story")
     with pytest.raises(ClaimError, match="kind"):
         ClaimBook(store).act("x:1", "claim", by="Ana", kind="thread")  # type: ignore[arg-type]
+
+
+def _restarted(store: MentionStore, request: pytest.FixtureRequest,
+               tmp_path: Path) -> MentionStore:
+    """A second store object on the same database: the worker after a restart."""
+    again = MentionStore(backend_for(store.backend.name, request, tmp_path))
+    again.open()
+    return again
+
+
+def test_a_storm_running_across_a_restart_keeps_its_story_id(
+        request: pytest.FixtureRequest, tmp_path: Path, store: MentionStore) -> None:
+    copies = storm(300)  # ten minutes of copies
+    store.write(copies[:150], now=T0)
+    again = _restarted(store, request, tmp_path)
+    try:
+        seeded = seed_stories(again, watches=["acme", "rival"], hours=6, per_watch=20_000,
+                              now=T0 + timedelta(minutes=10))
+        again.write(copies[150:], now=T0)
+    finally:
+        again.close()
+    assert seeded == 150
+    assert [(g["count"], g["authors"]) for g in stories_of(store)] == [(300, 300)]
+
+
+def test_seeding_reads_only_the_window_and_at_most_the_bound(
+        request: pytest.FixtureRequest, tmp_path: Path, store: MentionStore) -> None:
+    store.write(storm(20), now=T0)  # posted in T0's first minute
+    again = _restarted(store, request, tmp_path)
+    try:
+        late = T0 + timedelta(hours=6, minutes=2)  # the first copies are out of the window
+        assert seed_stories(again, watches=["acme"], hours=6, per_watch=100, now=late) == 0
+        assert seed_stories(again, watches=["acme"], hours=6, per_watch=5,
+                            now=T0 + timedelta(minutes=1)) == 5
+        assert seed_stories(again, watches=["acme"], hours=0, per_watch=5) == 0
+    finally:
+        again.close()

@@ -85,6 +85,21 @@ def test_the_index_forgets_by_age_and_by_count() -> None:
     assert len(index) == 3  # least recently seen evicted first
 
 
+def test_a_seeded_story_keeps_its_stored_id_and_its_bounds() -> None:
+    index = StoryIndex(window_s=3600, max_stories=3)
+    stored = "0123456789abcdef"  # whatever the index would name it: the stored id is kept
+    for i, text in enumerate([STORM, STORM.upper(), f"RT @x: {STORM}"]):
+        index.seed(text, story=stored, at=float(i))
+    assert len(index) == 1 and len(index._stories[stored].forms) == 1  # near copies: one form
+    assert index.assign(f"{STORM} \U0001f621", key="a:9", at=10.0) == stored
+    other = varied_negatives(9)()
+    assert index.assign(other, key="b:1", at=11.0) != stored
+    index.seed("\U0001F525", story="fedcba9876543210", at=12.0)  # nothing to remember
+    assert len(index) == 2
+    index.seed(other, story="1111111111111111", at=3000.0 + 3601)  # age evicts seeded ones
+    assert stored not in index._stories
+
+
 def test_a_text_with_nothing_left_is_a_story_of_its_own() -> None:
     index = StoryIndex()
     assert index.assign("\U0001F525", key="x:1", at=0) != index.assign("\U0001F525", key="x:2",

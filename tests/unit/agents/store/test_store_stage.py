@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agents.store.backends import SqliteBackend
 from agents.store.stage import StoreStage
-from agents.store.store import MentionStore
+from agents.store.store import MentionStore, StoreUnavailable
 from tests.support.store import enriched
 
 
@@ -87,3 +87,38 @@ async def test_a_database_back_within_hold_s_loses_nothing(tmp_path: Path) -> No
     outcome = await stage.handle([("a", enriched(1, "acme"))])
     lock.close()
     assert (outcome.written, outcome.let_go, outcome.stored) == (["a"], [], 1)
+
+
+async def test_the_story_ids_are_seeded_once_before_the_first_write(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    calls: list[int] = []
+
+    def seed() -> int:
+        calls.append(store.count())  # what was stored when the seeding ran
+        return 0
+
+    stage = StoreStage(store=store, seed=seed)
+    await stage.handle([("a", enriched(1, "acme"))])
+    await stage.handle([("b", enriched(2, "acme"))])
+    assert calls == [0] and store.count() == 2
+
+
+async def test_seeding_waits_out_an_unavailable_database_and_a_bad_seed_is_let_pass(
+        tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    clock = _Clock()
+    tries: list[str] = []
+
+    def seed() -> int:
+        tries.append("seed")
+        if len(tries) == 1:
+            raise StoreUnavailable("the database is locked")
+        raise ValueError("an unreadable row")
+
+    stage = StoreStage(store=store, hold_s=10, sleep=clock.sleep, clock=clock, seed=seed)
+    outcome = await stage.handle([("a", enriched(1, "acme"))])
+    # The first try waited like a write would; the second failed otherwise: writing goes on.
+    assert tries == ["seed", "seed"] and clock.waits == [0.5]
+    assert outcome.written == ["a"] and outcome.let_go == []
+    await stage.handle([("b", enriched(2, "acme"))])
+    assert len(tries) == 2

@@ -26,6 +26,7 @@ def _load(**store: object) -> object:
 def test_by_default_a_sqlite_file_in_the_datadir() -> None:
     cfg = load_settings(None, datadir="/srv/escucha").store
     assert cfg.enabled and cfg.retention_days == 90
+    assert (cfg.story_seed_hours, cfg.story_seed_max) == (6.0, 20_000)
     assert cfg.sqlite_path(Path("/srv/escucha")) == Path("/srv/escucha/store/mentions.sqlite3")
     assert cfg.postgres_url() is None
 
@@ -43,10 +44,12 @@ def test_postgresql_and_sqlite_urls() -> None:
 def test_every_problem_at_once_and_never_the_url_itself() -> None:
     with pytest.raises(ConfigError) as caught:
         _load(url="mysql://root:hunter2-secret@db/escucha", retention_days=0,
-              watch_retention_days={"Acme!": 10, "acme": 0}, batch_size=0)
+              watch_retention_days={"Acme!": 10, "acme": 0}, batch_size=0,
+              story_seed_hours=25, story_seed_max=-1)
     text = str(caught.value)
     for path in ("store.url: Value error, unsupported scheme 'mysql'",
-                 "store.retention_days", "store.batch_size",
+                 "store.retention_days", "store.batch_size", "store.story_seed_hours",
+                 "store.story_seed_max",
                  "store.watch_retention_days: Value error, 'Acme!': not a watch id; "
                  "'acme': 0 days"):
         assert path.replace("Value error, ", "") in text, text
