@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -42,42 +44,40 @@ async def _produce(bootstrap: str, n: int) -> None:
         await producer.stop()
 
 
+@contextlib.asynccontextmanager
+async def _running(view: TopicView) -> AsyncIterator[TopicView]:
+    task = asyncio.create_task(view.run())
+    try:
+        yield view
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_ready_only_once_the_backlog_at_start_is_read(broker: EmbeddedBroker) -> None:
     # What a restarted aggregate stage seeds its counts from: a view that says ready while
     # its first fetches are still on their way hands it old snapshots, or none.
     await _produce(broker.bootstrap, 400)
-    view = _SlowFetchView(bootstrap=broker.bootstrap, topic=_TOPIC, decode=_decode)
-    task = asyncio.create_task(view.run())
-    try:
+    async with _running(_SlowFetchView(bootstrap=broker.bootstrap, topic=_TOPIC,
+                                       decode=_decode)) as view:
         await asyncio.wait_for(view.ready.wait(), timeout=120)
         assert len(view.items) == 400
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_topic_not_created_yet_is_ready_empty(broker: EmbeddedBroker) -> None:
-    view = TopicView(bootstrap=broker.bootstrap, topic="escucha.test.absent", decode=_decode)
-    task = asyncio.create_task(view.run())
-    try:
+    async with _running(TopicView(bootstrap=broker.bootstrap, topic="escucha.test.absent",
+                                  decode=_decode)) as view:
         await asyncio.wait_for(view.ready.wait(), timeout=30)
         assert view.items == {}
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_sync_waits_for_what_was_written_moments_ago(broker: EmbeddedBroker) -> None:
     # A partition's new owner seeds from the snapshots the old owner stored while handing it
     # over: sync() must return only once the view holds them.
     await _produce(broker.bootstrap, 10)
-    view = _SlowFetchView(bootstrap=broker.bootstrap, topic=_TOPIC, decode=_decode)
-    task = asyncio.create_task(view.run())
-    try:
+    async with _running(_SlowFetchView(bootstrap=broker.bootstrap, topic=_TOPIC,
+                                       decode=_decode)) as view:
         await asyncio.wait_for(view.ready.wait(), timeout=120)
         await _produce(broker.bootstrap, 400)  # ids 0-399 again: 10 known, 390 new
         assert await view.sync(timeout_s=120)
         assert len(view.items) == 400
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
