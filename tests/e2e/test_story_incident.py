@@ -131,7 +131,7 @@ async def test_one_story_on_two_watches_is_one_incident_and_a_critical_inhibits_
                         if joiner["id"] in target.get("joined", []) else None)
 
             found: dict[str, dict[str, Any]] = await until(
-                merged, timeout=90, what="a storm incident joining another", context=log)
+                merged, timeout=60, what="a storm incident joining another", context=log)
             joiner, target = found["joiner"], found["target"]
             assert {joiner["watch_id"], target["watch_id"]} == {"acme", "chargers"}
             assert target["watches"] == [joiner["watch_id"]]
