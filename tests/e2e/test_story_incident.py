@@ -149,6 +149,20 @@ async def test_one_story_on_two_watches_is_one_incident_and_a_critical_inhibits_
 
             await until(both_named, timeout=30, what="the alert naming both watches",
                         context=log)
+            # The joiner turns critical (a 2M-follower post on its watch alone, queued behind
+            # the storm's backlog): still merged, still nobody paged for it.
+            term = {"acme": "Acme", "chargers": "charger"}[joiner["watch_id"]]
+            await publish(broker.bootstrap, [influencer_mention(
+                term=term, id="worse-1", handle="loudcritic", at=start + timedelta(minutes=15))])
+
+            async def worsened() -> dict[str, Any] | None:
+                now = (await _incidents(broker.bootstrap)).get(joiner["id"], {})
+                return now if any(t.startswith("signal: influencer: @loudcritic")
+                                  for t in _timeline(now)) else None
+
+            late = await until(worsened, timeout=60, what="the joiner's critical signal",
+                               context=log)
+            assert late["severity"] == "critical" and late["merged_into"] == target["id"]
             storm_posts = [_incident_of(p) for p in _top_level(slack)
                            if _incident_of(p).split(".")[0] in ("acme", "chargers")]
             assert storm_posts == [target["id"]], storm_posts
