@@ -160,8 +160,8 @@ async def test_one_story_on_two_watches_is_one_incident_and_a_critical_inhibits_
                 return now if any(t.startswith("signal: influencer: @loudcritic")
                                   for t in _timeline(now)) else None
 
-            late = await until(worsened, timeout=60, what="the joiner's critical signal",
-                               context=log)
+            late: dict[str, Any] = await until(
+                worsened, timeout=60, what="the joiner's critical signal", context=log)
             assert late["severity"] == "critical" and late["merged_into"] == target["id"]
             storm_posts = [_incident_of(p) for p in _top_level(slack)
                            if _incident_of(p).split(".")[0] in ("acme", "chargers")]
