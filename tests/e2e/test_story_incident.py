@@ -3,9 +3,12 @@
 Real parts: the embedded broker, `escucha worker` as a process, the bundled model, and the
 local server speaking Slack's Web API. A copy-paste storm (300 accounts, one text with small
 variations) inside ordinary traffic matches two watches, ``acme`` and ``chargers``: one
-Slack alert names both, and both timelines (read back from the incidents topic) say which
-joined which. Then a critical post on ``globex`` and, once it is out, a warning on ``hooli``
-under an inhibit rule: the warning pages nobody and both timelines say so.
+Slack alert names both, both timelines (read back from the incidents topic) say which
+joined which, and the joiner turning critical later still pages nobody. Alongside, a
+critical post on ``globex`` and a warning on ``hooli`` under an inhibit rule: the warning
+pages nobody and both timelines say so. ``group_wait_s: 3`` is what makes the storm page
+once (README, "One story, one incident"): with 0 each watch pages before the storm's
+campaign flag is set, and the second joins only afterwards.
 """
 
 from __future__ import annotations
