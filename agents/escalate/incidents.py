@@ -291,6 +291,7 @@ class EscalationEngine:
         esc["last_signal_wall"] = _iso(now)
         self._hold(esc, signal)
         self._log(inc, now, "signal", f"{signal.detector}: {signal.summary}")
+        self._join_late(entry, now)
         if _RANK[signal.severity] <= _RANK[inc["severity"]]:
             if signal.episode is not None and signal.detector == inc["detector"]:
                 # The episode grew ("2.1x for 3 h" -> "2.4x for 9 h"): the incident says so,
@@ -328,6 +329,19 @@ class EscalationEngine:
                     esc["policies"][pid] = {"level": 0, "round": 0, "done": False}
                     out += self.levels.enter(entry, pid, 0, now, "trigger")
         return Decision(entry, out, ["worsened"])
+
+    def _join_late(self, entry: dict[str, Any], now: datetime) -> None:
+        """An open incident that paged before any of its signals named a story joins the
+        older incident of that story once one does: its escalation stops there. A real
+        storm's first signal comes from its first copies, under ``CAMPAIGN_MIN`` (7 risk
+        terms, 8 negatives), so without a group_wait the story is known only after the page.
+        Not once someone owns it, nor when another joined it (joins do not chain)."""
+        inc = entry["incident"]
+        if inc["state"] != "open" or inc.get("joined"):
+            return
+        target = find_target(parse(Incident, inc), self._incidents())
+        if target is not None:
+            join(entry, target, now)
 
     def _maybe_update(self, entry: dict[str, Any], now: datetime) -> list[Notification]:
         """Tell everyone already notified that it got worse, at most once per group_interval."""

@@ -9,6 +9,8 @@ near-duplicate sample texts), it *joins* that one instead: its timeline says "me
 (the stage's ``JOINS``) that puts "joined by watch …" on the target's timeline and the
 other watch on its ``watches``. When the target resolves the joined incident is released
 and escalates on its own, as an inhibited one does when its source resolves (inhibit.py).
+An incident that paged before any signal named its story joins at the first one that does
+(``EscalationEngine._join_late``): a real storm's first signal comes from too few copies.
 
 Only older targets, and never one that itself joined another: two incidents of one story
 opened at the same moment on two workers cannot join each other, and joins do not chain.

@@ -151,6 +151,50 @@ def test_a_join_found_when_group_wait_ends_pages_nobody() -> None:
     assert _paged(out) == [] and world.view[beta_id].merged_into == acme_id
 
 
+def test_an_incident_paged_before_its_story_was_known_joins_when_a_signal_names_it() -> None:
+    """The real path (tests/e2e/test_story_incident.py): a storm's first signal comes from
+    its first few copies, under CAMPAIGN_MIN, so its incident pages with no story."""
+    world = _world()
+    acme_id, _ = _open(world, _storm("acme", FIRST), 0)
+    early = _storm("beta", SAME, copies=6, others=4)
+    assert not early.campaign
+    beta_id, paged = _open(world, early, 30)
+    assert paged == EXEC_L1 and world.view[beta_id].story is None
+    out = world.handle(topics.SIGNALS.name, dumps(_storm("beta", SAME, minute=1)), at(60))
+    assert _paged(out) == [] and world.view[beta_id].merged_into == acme_id
+    assert any(t.startswith(f"merged into {acme_id}: same story") for t in _texts(world, beta_id))
+    assert [(n.key, n.value) for n in world.notes] == [
+        (b"acme", f"joins {acme_id} {beta_id} 40".encode())]
+    # Its escalation stops: no level is due while acme is open, and a stray tick pages nobody.
+    assert beta_id not in world.stage.due(at(3000), mono=3000.0)
+    assert _paged(world.handle(topics.ESCALATION.name, beta_id.encode(), at(3000))) == []
+
+
+def test_an_incident_others_joined_does_not_join_late() -> None:
+    """Joins do not chain: beta joined acme, so acme stays where it is when an older
+    incident (gamma's, paged before its story was known) turns out to carry the story."""
+    world = _world()
+    gamma_id, _ = _open(world, _storm("gamma", FIRST, copies=6, others=4), 0)
+    acme_id, _ = _open(world, _storm("acme", FIRST, minute=1), 30)
+    beta_id, _ = _open(world, _storm("beta", SAME, minute=2), 60)
+    assert world.view[beta_id].merged_into == acme_id
+    world.deliver_notes(at(61))
+    world.handle(topics.SIGNALS.name, dumps(_storm("gamma", FIRST, minute=3)), at(200))
+    assert world.view[gamma_id].story is not None
+    world.handle(topics.SIGNALS.name, dumps(_storm("acme", FIRST, minute=4)), at(260))
+    assert world.view[acme_id].merged_into is None
+
+
+def test_an_acknowledged_incident_does_not_join_late() -> None:
+    world = _world()
+    _open(world, _storm("acme", FIRST), 0)
+    beta_id, _ = _open(world, _storm("beta", SAME, copies=6, others=4), 30)
+    world.handle(topics.ACKS.name, dumps(Ack(incident_id=beta_id, action="ack", by="ana",
+                                             source="slack", at=at(40))), at(40))
+    world.handle(topics.SIGNALS.name, dumps(_storm("beta", SAME, minute=1)), at(60))
+    assert world.view[beta_id].merged_into is None and world.notes == []
+
+
 def test_a_resolved_incident_is_no_target() -> None:
     world = _world()
     acme_id, _ = _open(world, _storm("acme", FIRST), 0)
