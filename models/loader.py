@@ -22,10 +22,12 @@ __all__ = ["BUNDLED", "DEFAULT_RUNTIME", "MEASURED_TEXTS_PER_S", "MINILM", "QUAN
 BUNDLED = "bundled"
 MINILM = "minilm"
 #: texts/s of each bundled runtime's ``predict`` at batch 32, ``escucha model bench --texts
-#: 512`` on the 2-core machine while other work shared it: rough, but measured in one run,
-#: so their order holds. The lead's quiet-machine figures go to bench/RESULTS.md.
+#: 256 --batch-size 32 --threads 2`` on the 2-core machine while ~8 other processes shared it
+#: (2026-12-07): far below a quiet machine's, but all four in one run. Two earlier runs that
+#: day put them in the same order (onnx 1.3x and more torch's). Only the order is used; the
+#: lead's quiet-machine figures go to bench/RESULTS.md, and here if the order changes.
 MEASURED_TEXTS_PER_S: dict[str, float] = {
-    "torch": 0.0, "torch-int8": 0.0, "onnx": 0.0, "onnx-int8": 0.0}
+    "torch": 6.0, "torch-int8": 15.4, "onnx": 22.0, "onnx-int8": 43.4}
 #: Whether each runtime's macro-F1 stayed within 0.5 points of float32 on every benchmark of
 #: the validation splits (bench/RESULTS.md). ``onnx`` is float32 too: its logits equal
 #: torch's to float noise (tests/unit/models/test_onnx_fp32.py), so it holds by construction.

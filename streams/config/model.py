@@ -55,6 +55,11 @@ class ModelSettings(Section):
     # Default by measurement (README, model section): in one process the model's Python
     # parts and the other stages take turns on the GIL; a child process gives the model an
     # interpreter of its own for the cost of pickling a batch's texts and predictions.
+    # Measured 2026-12-07 on the shared 2-core machine (rough): ONNX float32 at batch 32
+    # beside a pure-Python loop standing in for detect/aggregate, in a thread the model
+    # fell to 0.74x its pace alone and the loop to 0.57x; in a process 1.17x and 1.14x
+    # (within the noise: neither slowed). ONNX Runtime releases the GIL inside a run, but
+    # the tokeniser, padding and language detection around it do not.
     isolation: Literal["process", "thread", "inline"] = Field(
         default="process", description="Where the model runs: 'process' (its own process, "
         "fed whole batches; restarted if it dies), 'thread' (a thread of the worker) or "

@@ -89,6 +89,6 @@ def test_variants_are_named_runtimes_of_the_bundled_model() -> None:
     assert _main_runtime(settings, E2EOptions(variants=("torch",))) == "onnx-int8"
     with pytest.raises(ValueError, match=r"unknown variants.*'cuda'"):
         _main_runtime(settings, E2EOptions(variants=("cuda",)))
-    with pytest.raises(ValueError, match="needs model.name 'bundled'"):
+    with pytest.raises(ValueError, match=r"needs model\.name 'bundled'"):
         _main_runtime(load_settings(None, model={"name": "minilm"}),
                       E2EOptions(variants=("onnx",)))
