@@ -10,9 +10,11 @@ released.
 
 Failure: a child that dies mid-batch (killed, out of memory, a crash in native code) is
 logged with its exit code and started again, and the batch in hand is sent again once; a
-second death in a row raises :class:`ModelProcessError`, so the caller's batch stays
-unacknowledged and is read again. Nothing is lost either way: a batch's predictions only
-leave :meth:`ProcessModel.predict` whole.
+second death in a row raises :class:`ModelProcessError` (the next call starts a new child), so
+the caller's batch stays unacknowledged and is retried; a text that kills the model every
+time ends, alone, in the dead-letter topic with that reason (streams/runtime/batches.py).
+Nothing is lost either way: a batch's predictions only leave :meth:`ProcessModel.predict`
+whole.
 """
 
 from __future__ import annotations
@@ -118,24 +120,26 @@ class ProcessModel:
             return []
         with self._lock:
             for attempt in (1, 2):
-                try:
+                if self._conn is None:  # an earlier restart failed: try again now
+                    self._start()
                     assert self._conn is not None
+                try:
                     self._conn.send(list(texts))
                     kind, payload = self._receive(None)
                 except (EOFError, OSError) as exc:
                     self._proc.join(5)
                     code = self._proc.exitcode
                     log.error("the model process (pid %s) died with exit code %s during a batch "
-                              "of %d texts (%s); starting a new one%s", self._proc.pid, code,
-                              len(texts), exc, " and sending the batch again"
-                              if attempt == 1 else "")
+                              "of %d texts (%r); %s", self._proc.pid, code, len(texts), exc,
+                              "starting a new one and sending the batch again" if attempt == 1
+                              else "the next batch starts a new one")
                     self.close()
                     self.restarts += 1
-                    self._start()
                     if attempt == 2:
                         raise ModelProcessError(
                             f"the model process died twice in a row on a batch of {len(texts)} "
                             f"texts (exit code {code}); the batch stays unacknowledged") from exc
+                    self._start()
                     continue
                 if kind != "ok":
                     raise ModelError(f"the model process could not classify a batch: {payload}")
