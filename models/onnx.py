@@ -60,7 +60,21 @@ def export(scorer: torch.nn.Module, target: Path, *, quantize: bool) -> Path:
                                             "emotion": {0: "batch"}},
                               opset_version=_OPSET, dynamo=False)
         if not quantize:
-            os.replace(fp32, target)  # atomic: a concurrent start sees the old file or the new
+            # Weights in a file beside the graph: ONNX Runtime maps it instead of copying the
+            # 470 MB into its own buffers, so a session's peak RSS is ~0.4 GB, not ~1.1 GB
+            # (measured here), and no slower.
+            import onnx
+
+            data = f"{target.name}.data"
+            onnx.save_model(onnx.load(str(fp32)), str(Path(work) / "graph.onnx"),
+                            save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data, size_threshold=1024)
+            # onnx writes it owner-only; an image built as root runs the worker as another user
+            (Path(work) / data).chmod(0o644)
+            os.replace(Path(work) / data, target.parent / data)
+            # The graph last: its presence says the export is whole (a concurrent start
+            # writes the same bytes).
+            os.replace(Path(work) / "graph.onnx", target)
             return target
         # The encoder layers' MatMuls only: not the heads (Gemm, which the quantiser would
         # turn into an int8 MatMul too) nor the embeddings (Gather). Const B only: the
@@ -102,7 +116,7 @@ def onnx_session(cache_dir: Path, *, version: str, threads: int | None,
     if missing."""
     import onnxruntime as ort
 
-    suffix = f"{_RECIPE}.int8.onnx" if quantize else "fp32.onnx"
+    suffix = f"{_RECIPE}.int8.onnx" if quantize else "fp32-mapped.onnx"
     path = convert(cache_dir) / f"scorer-{version.replace('+', '-')}-{suffix}"
     if not path.is_file():
         try:

@@ -106,6 +106,12 @@ def test_the_float32_export_is_the_same_graph_without_quantisation(tmp_path: Pat
     _, scorer = _scorer(tmp_path)
     path = export(scorer, tmp_path / "out" / "scorer.fp32.onnx", quantize=False)
     assert "MatMulInteger" not in {n.op_type for n in onnx.load(str(path)).graph.node}
+    # The weights beside the graph (mapped, not copied, by ONNX Runtime), nothing else left.
+    graph = onnx.load(str(path), load_external_data=False).graph
+    assert all(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer
+               if len(t.dims) == 2 and t.dims[0] * t.dims[1] >= 1024)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, f"{path.name}.data"]
+    assert (path.parent / f"{path.name}.data").stat().st_mode & 0o044 == 0o044  # others read
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ids = np.array([[5, 6, 7, 8, 1], [9, 10, 1, 1, 1]], dtype=np.int64)
     mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=np.int64)
