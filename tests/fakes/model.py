@@ -43,7 +43,11 @@ class KeywordModel:
                           model_version=f"{self.model_version}@{os.getpid()}")
 
 
-def keyword_model(*, delay_s: float = 0.0, die_on: str | None = None) -> KeywordModel:
+def keyword_model(*, delay_s: float = 0.0, die_on: str | None = None,
+                  refuse_while: str | None = None) -> KeywordModel:
+    """``refuse_while``: a path; while it exists, loading fails (weights gone missing)."""
+    if refuse_while is not None and os.path.exists(refuse_while):
+        raise FileNotFoundError(f"weights unreadable while {refuse_while} exists")
     return KeywordModel(delay_s=delay_s, die_on=die_on)
 
 

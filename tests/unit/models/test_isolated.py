@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,22 @@ def test_a_batch_that_kills_it_twice_raises_and_the_next_batch_still_works() -> 
         with pytest.raises(ModelProcessError, match=r"died twice.*unacknowledged"):
             model.predict(["fine", "poison pill"])
         assert model.restarts == 2
+        assert [p.label for p in model.predict(["I love it"])] == ["positive"]
+    finally:
+        model.close()
+
+
+def test_a_restart_that_fails_is_tried_again_on_the_next_batch(tmp_path: Path) -> None:
+    flag = tmp_path / "broken"
+    model = ProcessModel(factory=keyword_model, kwargs={"refuse_while": str(flag)})
+    try:
+        flag.touch()
+        pid = model.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ModelProcessError, match="weights unreadable"):
+            model.predict(["I love it"])
+        flag.unlink()  # the weights are back
         assert [p.label for p in model.predict(["I love it"])] == ["positive"]
     finally:
         model.close()
