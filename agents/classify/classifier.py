@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
+from typing import Any
 
 from agents.classify.matching import WatchMatcher
 from models.language import LanguageDetector
@@ -24,11 +25,23 @@ __all__ = ["Classifier", "classifier_for", "enrich_in_batches", "model_for"]
 
 
 def model_for(cfg: ModelSettings) -> SentimentModel:
-    """The model the ``model`` config names, loaded (seconds: run it off the event loop)."""
-    return load_model(name=cfg.name, label_map=cfg.label_map, allow_download=cfg.allow_download,
-                      threads=cfg.threads, batch_size=cfg.batch_size, quantize=cfg.quantize,
-                      cache_size=cfg.cache_size, languages=cfg.languages, runtime=cfg.runtime,
-                      cache_dir=cfg.cache_dir)
+    """The model the ``model`` config names, loaded (seconds: run it off the event loop).
+
+    ``isolation: process`` loads it in a child process; the repeated-text cache stays here,
+    so a repost costs no trip to the child.
+    """
+    kwargs: dict[str, Any] = dict(
+        name=cfg.name, label_map=cfg.label_map, allow_download=cfg.allow_download,
+        threads=cfg.threads, batch_size=cfg.batch_size, quantize=cfg.quantize,
+        cache_size=cfg.cache_size, languages=cfg.languages, runtime=cfg.runtime,
+        cache_dir=cfg.cache_dir)
+    if cfg.isolation != "process":
+        return load_model(**kwargs)
+    from models.cache import CachedModel
+    from models.isolated import ProcessModel
+
+    model: SentimentModel = ProcessModel(factory=load_model, kwargs=kwargs | {"cache_size": 0})
+    return CachedModel(model, max_entries=cfg.cache_size) if cfg.cache_size else model
 
 
 def classifier_for(settings: Settings, model: SentimentModel) -> Classifier:

@@ -17,10 +17,14 @@ the others' cores):
    (slack_sink.py).
 6. **spike** (optional): a watch with 40 minutes of quiet history gets an 8x burst live;
    the wall time from its first burst mention to the Slack alert.
+7. **variants** (``--variants``): for each other model runtime, its model-only limit and then
+   a fresh worker running it through one throughput run at 0% duplicates, so every variant's
+   pipeline/model-only ratio comes from the same run, beside the naive loop's.
 
 Latencies come from the records' own Kafka timestamps (the enriched record's is set by the
 worker when it writes it) against the wall time each mention was handed to the producer.
-CPU and peak RSS per process come from /proc (Linux).
+CPU and peak RSS per process come from /proc (Linux); a worker's include its model process
+(``model.isolation: process``).
 """
 
 from __future__ import annotations
@@ -28,15 +32,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,14 @@ import yaml
 from aiokafka import AIOKafkaConsumer
 
 from streams.bench.naive import run_naive
+from streams.bench.procs import (
+    Worker,
+    batch_figures,
+    family_cpu_s,
+    family_peak_rss_mb,
+    proc_cpu_s,
+    proc_peak_rss_mb,
+)
 from streams.bench.slack_sink import SlackSink
 from streams.bench.texts import BRAND, TextSource
 from streams.config.settings import Settings
@@ -74,98 +82,9 @@ class E2EOptions:
     seed: int = 0
     texts_file: Path | None = None
     batch_size: int = 32  # the worker's model.batch_size, and the model-only batches
-
-
-# --- processes -------------------------------------------------------------------------------
-
-def _proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _proc_peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class _Worker:
-    """``escucha worker`` as its own process, on the bench's broker."""
-
-    config: Path
-    bootstrap: str
-    log: Path
-    datadir: Path  # one each: tables, secrets and the console token are per worker
-    port: int = field(default_factory=_free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-
-    def start(self) -> None:
-        env = {**os.environ, "ESCUCHA_KAFKA_BOOTSTRAP": self.bootstrap,
-               "ESCUCHA_WEB_PORT": str(self.port), "ESCUCHA_DATADIR": str(self.datadir)}
-        self.started_at = time.time()
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli.main", "worker", "--config", str(self.config)],
-                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def tail(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-2000:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-def _batch_figures(port: int) -> dict[str, float]:
-    """The worker's own classify counters: model calls, texts and seconds in them."""
-    wanted = {"escucha_classify_batch_size_sum": "texts",
-              "escucha_classify_batch_size_count": "calls",
-              "escucha_classify_batch_seconds_sum": "seconds"}
-    out = dict.fromkeys(wanted.values(), 0.0)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in wanted:
-            out[wanted[name]] = float(value)
-    return out
+    #: Model runtimes measured after the main run (model-only and one throughput run each);
+    #: empty: the configured one only.
+    variants: tuple[str, ...] = ()
 
 
 # --- the enriched topic, read back ---------------------------------------------------------
@@ -199,7 +118,7 @@ class _Enriched:
                 continue
             self.written.setdefault(key, msg.timestamp / 1000)
 
-    async def wait_for(self, keys: Iterable[str], *, within_s: float, workers: list[_Worker],
+    async def wait_for(self, keys: Iterable[str], *, within_s: float, workers: list[Worker],
                        what: str) -> None:
         wanted = set(keys)
         await _until(lambda: wanted <= self.written.keys(), within_s=within_s, what=what,
@@ -257,15 +176,17 @@ def _sustained(times: Sequence[float]) -> float:
 
 # --- the steps -----------------------------------------------------------------------------
 
-def _model_limit(settings: Settings, texts: Sequence[str], batch_size: int) -> dict[str, Any]:
+def _model_limit(settings: Settings, texts: Sequence[str], batch_size: int,
+                 runtime: str | None = None) -> dict[str, Any]:
     from models.loader import load_model
 
     cfg = settings.model
+    # In this process, not the worker's model process: the limit is the model's own pace.
     model = load_model(name=cfg.name, label_map=cfg.label_map,
                        allow_download=cfg.allow_download, threads=cfg.threads,
                        batch_size=batch_size, quantize=cfg.quantize,
-                       cache_size=cfg.cache_size, languages=cfg.languages, runtime=cfg.runtime,
-                       cache_dir=cfg.cache_dir)
+                       cache_size=cfg.cache_size, languages=cfg.languages,
+                       runtime=runtime or cfg.runtime, cache_dir=cfg.cache_dir)
     model.predict(list(texts[:batch_size]))  # warm-up: the first calls allocate
     began = time.perf_counter()
     for start in range(0, len(texts), batch_size):
@@ -275,7 +196,8 @@ def _model_limit(settings: Settings, texts: Sequence[str], batch_size: int) -> d
             "per_s": round(len(texts) / took, 1)}
 
 
-def _config(tmp: Path, sink: SlackSink, opts: E2EOptions) -> Path:
+def _config(tmp: Path, sink: SlackSink, opts: E2EOptions, model: dict[str, Any],
+            name: str = "bench") -> Path:
     watches: list[dict[str, Any]] = [{"id": "brand", "name": BRAND, "terms": [BRAND.lower()]}]
     watches += [{"id": f"crit{i:02d}", "name": f"Critco{i:02d}", "terms": [f"critco{i:02d}"]}
                 for i in range(opts.critical)]
@@ -284,7 +206,7 @@ def _config(tmp: Path, sink: SlackSink, opts: E2EOptions) -> Path:
     config = {
         "datadir": str(tmp / "var"),
         "kafka": {"partitions": opts.partitions},
-        "model": {"batch_size": opts.batch_size},
+        "model": {"batch_size": opts.batch_size} | model,
         "notifiers": {"slack": {"token": "xoxb-bench", "channel": "#bench",
                                 "base_url": sink.base_url}},
         # One alert per critical post, none rolled into a digest: each is a latency sample.
@@ -292,13 +214,13 @@ def _config(tmp: Path, sink: SlackSink, opts: E2EOptions) -> Path:
         "console": {"enabled": False},
         "watches": watches,
     }
-    path = tmp / "bench.yaml"
+    path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
 async def _until(probe: Callable[[], bool], *, within_s: float, what: str,
-                 workers: list[_Worker], detail: Callable[[], str] = lambda: "") -> None:
+                 workers: list[Worker], detail: Callable[[], str] = lambda: "") -> None:
     """Poll ``probe`` until true; a dead worker or the deadline ends the bench with why."""
     deadline = time.monotonic() + within_s
     while not probe():
@@ -314,7 +236,7 @@ async def _until(probe: Callable[[], bool], *, within_s: float, what: str,
 
 async def _half_rate(bootstrap: str, texts: TextSource, rate: float, seconds: float,
                      critical: int, enriched: _Enriched, sink: SlackSink,
-                     workers: list[_Worker]) -> dict[str, Any]:
+                     workers: list[Worker]) -> dict[str, Any]:
     """Mentions at ``rate``/s for ``seconds``, with ``critical`` alerting posts among them."""
     sent: dict[str, float] = {}
     crit_sent: dict[str, float] = {}
@@ -355,7 +277,7 @@ async def _half_rate(bootstrap: str, texts: TextSource, rate: float, seconds: fl
 
 
 async def _spike(bootstrap: str, sink: SlackSink, seed: int,
-                 workers: list[_Worker]) -> dict[str, Any]:
+                 workers: list[Worker]) -> dict[str, Any]:
     """40 minutes of quiet history, then an 8x burst live; wall time to the Slack alert."""
     now = datetime.now(UTC)
     start = now - _SPIKE_HISTORY
@@ -393,6 +315,59 @@ async def _spike(bootstrap: str, sink: SlackSink, seed: int,
                                        if alerted is None or m.created_at.timestamp() <= alerted)}
 
 
+def _model_config(settings: Settings) -> dict[str, Any]:
+    """The ``model`` settings the bench's workers run with: the ones it measures alone."""
+    cfg = settings.model
+    out: dict[str, Any] = {"name": cfg.name, "runtime": cfg.runtime,
+                           "isolation": cfg.isolation, "threads": cfg.threads}
+    return out | ({"cache_dir": str(cfg.cache_dir)} if cfg.cache_dir else {})
+
+
+def _main_runtime(settings: Settings, opts: E2EOptions) -> str:
+    """The configured runtime's real name (``auto`` resolved); variants need the bundled
+    model, the only one with several."""
+    from models.loader import BUNDLED, RUNTIME_CHOICES, resolve_runtime
+
+    cfg = settings.model
+    if opts.variants and cfg.name != BUNDLED:
+        raise ValueError(f"--variants needs model.name 'bundled', not {cfg.name!r}")
+    unknown = [v for v in opts.variants if v not in RUNTIME_CHOICES[1:]]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}: use some of {list(RUNTIME_CHOICES[1:])}")
+    if cfg.name != BUNDLED:
+        return cfg.name
+    return resolve_runtime(cfg.runtime, quantize=cfg.quantize)
+
+
+async def _variant(runtime: str, *, settings: Settings, opts: E2EOptions, tmp: Path,
+                   sink: SlackSink, bootstrap: str, enriched: _Enriched, texts: Sequence[str],
+                   progress: Progress) -> dict[str, Any]:
+    """One runtime alone: its model-only limit, then one worker's throughput at 0% dups."""
+    progress(f"{runtime}: model-only limit on {len(texts)} texts")
+    limit = await asyncio.to_thread(_model_limit, settings, texts, opts.batch_size, runtime)
+    config = _config(tmp, sink, opts, _model_config(settings) | {"runtime": runtime},
+                     name=f"bench-{runtime}")
+    worker = Worker(config=config, bootstrap=bootstrap, log=tmp / f"worker-{runtime}.log",
+                    datadir=tmp / f"var-{runtime}")
+    progress(f"{runtime}: a worker, then {len(texts)} mentions")
+    worker.start()
+    try:
+        first = _mention(f"{runtime}-cold", 0, f"{BRAND} {runtime} warm-up")
+        await _publish(bootstrap, [first])
+        await enriched.wait_for([first.key], within_s=180, workers=[worker],
+                                what=f"the {runtime} worker's first mention")
+        mentions = [_mention(f"{runtime}-d0", i, t) for i, t in enumerate(texts)]
+        await _publish(bootstrap, mentions)
+        await enriched.wait_for([m.key for m in mentions], within_s=600, workers=[worker],
+                                what=f"{runtime} at 0% duplicates")
+        per_s = _sustained([enriched.written[m.key] for m in mentions])
+        rss = family_peak_rss_mb(worker.pid)
+    finally:
+        worker.stop()
+    return {"model_only_per_s": limit["per_s"], "pipeline_per_s": round(per_s, 1),
+            "peak_rss_mb": rss}
+
+
 async def run_e2e(settings: Settings, opts: E2EOptions,
                   progress: Progress = lambda _: None) -> dict[str, Any]:
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
@@ -401,6 +376,7 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
                                        "batch_size": opts.batch_size,
                                        "partitions": opts.partitions,
                                        "texts": str(opts.texts_file or "simulated")}}
+    out["options"]["runtime"] = _main_runtime(settings, opts)
     texts = TextSource(seed=opts.seed, file=opts.texts_file)
     with tempfile.TemporaryDirectory(prefix="escucha-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -410,7 +386,7 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
         bootstrap = broker.start()
         ensure_topics(bootstrap, partitions=opts.partitions)
         sink = SlackSink()
-        workers: list[_Worker] = []
+        workers: list[Worker] = []
         enriched = _Enriched(bootstrap)
         try:
             streams = {d: texts.stream(opts.mentions, d) for d in opts.duplicate_ratios}
@@ -423,12 +399,12 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
 
             await sink.start()
             await enriched.start()
-            config = _config(tmp, sink, opts)
+            config = _config(tmp, sink, opts, _model_config(settings))
             first = _mention("cold", 0, texts.fresh())
             await _publish(bootstrap, [first])
             progress(f"starting {opts.workers} worker(s)")
             for i in range(opts.workers):
-                workers.append(_Worker(config=config, bootstrap=bootstrap,
+                workers.append(Worker(config=config, bootstrap=bootstrap,
                                        log=tmp / f"worker-{i}.log", datadir=tmp / f"var-{i}"))
                 workers[-1].start()
             await enriched.wait_for([first.key], within_s=120, workers=workers,
@@ -442,19 +418,19 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
             for ratio, stream in streams.items():
                 progress(f"throughput at {ratio:.0%} duplicates: {len(stream)} mentions")
                 mentions = [_mention(f"d{int(ratio * 100)}", i, t) for i, t in enumerate(stream)]
-                cpu0, wall0 = {p: _proc_cpu_s(p) for p in pids}, time.monotonic()
-                bench_cpu0, calls0 = _proc_cpu_s(os.getpid()), _batch_figures(workers[0].port)
+                cpu0, wall0 = {p: family_cpu_s(p) for p in pids}, time.monotonic()
+                bench_cpu0, calls0 = proc_cpu_s(os.getpid()), batch_figures(workers[0].port)
                 await _publish(bootstrap, mentions)
                 await enriched.wait_for([m.key for m in mentions], within_s=600,
                                         workers=workers, what=f"{ratio:.0%} duplicates")
                 wall = time.monotonic() - wall0
-                calls = {k: v - calls0[k] for k, v in _batch_figures(workers[0].port).items()}
+                calls = {k: v - calls0[k] for k, v in batch_figures(workers[0].port).items()}
                 out["throughput"][f"{ratio:.0%}"] = {
                     "mentions": len(mentions),
                     "per_s": round(_sustained([enriched.written[m.key] for m in mentions]), 1),
                     "cpu_cores": {("broker" if p == broker.pid else f"worker-{pids.index(p)}"):
-                                  round((_proc_cpu_s(p) - cpu0[p]) / wall, 2) for p in pids}
-                    | {"bench": round((_proc_cpu_s(os.getpid()) - bench_cpu0) / wall, 2)},
+                                  round((family_cpu_s(p) - cpu0[p]) / wall, 2) for p in pids}
+                    | {"bench": round((proc_cpu_s(os.getpid()) - bench_cpu0) / wall, 2)},
                     # Worker 0's model calls in this run: how full the batches were, and the
                     # texts/s inside the calls (the model's pace under the pipeline's load).
                     "model_calls": int(calls["calls"]),
@@ -472,9 +448,19 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
             if opts.spike:
                 progress("spike: 40 min of history, then an 8x burst live (up to 4 min)")
                 out["spike"] = await _spike(bootstrap, sink, opts.seed, workers)
-            out["peak_rss_mb_per_worker"] = [_proc_peak_rss_mb(w.pid) for w in workers]
-            out["broker_peak_rss_mb"] = _proc_peak_rss_mb(broker.pid) if broker.pid else None
-            out["bench_process_peak_rss_mb"] = _proc_peak_rss_mb(os.getpid())
+            out["peak_rss_mb_per_worker"] = [family_peak_rss_mb(w.pid) for w in workers]
+            out["broker_peak_rss_mb"] = proc_peak_rss_mb(broker.pid) if broker.pid else None
+            out["bench_process_peak_rss_mb"] = proc_peak_rss_mb(os.getpid())
+            for w in workers:  # the variants' workers join the same group: alone, one each
+                w.stop()
+            main = out["options"]["runtime"]
+            out["variants"] = {main: {"model_only_per_s": out["model_only"]["per_s"],
+                                      "pipeline_per_s": base["per_s"]}}
+            for runtime in (v for v in opts.variants if v != main):
+                out["variants"][runtime] = await _variant(
+                    runtime, settings=settings, opts=opts, tmp=tmp, sink=sink,
+                    bootstrap=bootstrap, enriched=enriched, texts=texts.unique(opts.mentions),
+                    progress=progress)
         finally:
             for w in workers:
                 w.stop()
@@ -497,6 +483,10 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
     })
     for fig in out["throughput"].values():
         fig["ratio_to_model_limit"] = round(fig["per_s"] / limit, 2) if limit else None
+    for fig in out["variants"].values():
+        only = fig["model_only_per_s"]
+        fig["ratio_to_model_limit"] = round(fig["pipeline_per_s"] / only, 2) if only else None
+        fig["ratio_to_naive"] = round(fig["pipeline_per_s"] / naive, 2) if naive else None
     return out
 
 
@@ -524,4 +514,10 @@ def format_report(r: dict[str, Any]) -> list[str]:
     ]
     if r.get("spike"):
         lines.append(f"spike (8x) time to alert {r['spike']['time_to_alert_s']} s")
+    lines.append(f"{'variant':<12}{'model-only/s':>13}{'pipeline/s':>12}{'x model':>9}"
+                 f"{'x naive':>9}")
+    for name, fig in r["variants"].items():
+        lines.append(f"{name:<12}{fig['model_only_per_s']:>13.1f}{fig['pipeline_per_s']:>12.1f}"
+                     f"{fig['ratio_to_model_limit']!s:>9}{fig['ratio_to_naive']!s:>9}")
+    lines.append(f"{'naive loop':<12}{'':>13}{r['naive_baseline_per_s']:>12.1f}")
     return lines

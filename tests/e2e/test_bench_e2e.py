@@ -27,6 +27,9 @@ def test_bench_e2e_smoke_run_reports_every_figure() -> None:
     assert report["half_rate"]["critical_alerts"] == 2
     assert report["half_rate"]["mentions"] > 0
     assert report["naive"]["messages"] == 10
+    # The configured runtime's row; `--variants` adds the others (checked by hand: slow).
+    row = report["variants"][report["options"]["runtime"]]
+    assert row["pipeline_per_s"] > 0 and row["ratio_to_model_limit"] > 0
     assert report["spike_time_to_alert_s"] is None  # --no-spike
     # Every process it started is gone: no worker or broker left behind.
     left = subprocess.run(["pgrep", "-af", "escucha-bench-"], capture_output=True, text=True)

@@ -81,3 +81,42 @@ def test_a_corrupt_export_says_how_to_recover(tmp_path: Path,
     target.write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="delete it"):
         onnx_session(tmp_path / "cache", version="3.0+abc", threads=1, build=lambda: scorer)
+
+
+def test_sessions_use_every_core_all_optimisations_one_run_at_a_time() -> None:
+    import os
+
+    import onnxruntime as ort
+
+    from models.onnx import session_options
+
+    options = session_options(None)
+    assert options.intra_op_num_threads == len(os.sched_getaffinity(0))
+    assert session_options(3).intra_op_num_threads == 3
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_the_float32_export_is_the_same_graph_without_quantisation(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from models.onnx import export
+
+    _, scorer = _scorer(tmp_path)
+    path = export(scorer, tmp_path / "out" / "scorer.fp32.onnx", quantize=False)
+    assert "MatMulInteger" not in {n.op_type for n in onnx.load(str(path)).graph.node}
+    # The weights beside the graph (mapped, not copied, by ONNX Runtime), nothing else left.
+    graph = onnx.load(str(path), load_external_data=False).graph
+    assert all(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer
+               if len(t.dims) == 2 and t.dims[0] * t.dims[1] >= 1024)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, f"{path.name}.data"]
+    assert (path.parent / f"{path.name}.data").stat().st_mode & 0o044 == 0o044  # others read
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ids = np.array([[5, 6, 7, 8, 1], [9, 10, 1, 1, 1]], dtype=np.int64)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=np.int64)
+    want_s, want_e = (t.detach().numpy() for t in scorer(torch.from_numpy(ids),
+                                                          torch.from_numpy(mask)))
+    got_s, got_e = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    np.testing.assert_allclose(got_s, want_s, atol=1e-4)
+    np.testing.assert_allclose(got_e, want_e, atol=1e-4)

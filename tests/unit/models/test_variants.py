@@ -10,7 +10,14 @@ import pytest
 from models.data import UMSAB_LANGUAGES
 from models.errors import ModelError
 from models.evaluate import TOLERANCE, adoptable, format_variants
-from models.loader import DEFAULT_RUNTIME, QUANTIZED_RUNTIME, resolve_runtime
+from models.loader import (
+    DEFAULT_RUNTIME,
+    MEASURED_TEXTS_PER_S,
+    QUANTIZED_RUNTIME,
+    WITHIN_TOLERANCE,
+    choose_auto,
+    resolve_runtime,
+)
 
 
 def _result(value: float = 60.0) -> dict[str, Any]:
@@ -52,7 +59,27 @@ def test_better_is_always_fine_and_the_table_names_each_variant() -> None:
 def test_runtime_auto_and_older_quantize_configs() -> None:
     assert resolve_runtime("auto", quantize=False) == DEFAULT_RUNTIME
     assert resolve_runtime("auto", quantize=True) == QUANTIZED_RUNTIME == "onnx-int8"
-    assert DEFAULT_RUNTIME == "torch"  # no int8 runtime kept within 0.5 points on val
+    assert choose_auto(MEASURED_TEXTS_PER_S, WITHIN_TOLERANCE) == DEFAULT_RUNTIME
     assert resolve_runtime("torch", quantize=True) == "torch"  # explicit wins
     with pytest.raises(ModelError, match=r"model\.runtime"):
         resolve_runtime("gpu", quantize=False)
+
+
+def test_auto_is_the_fastest_runtime_within_tolerance_of_float32() -> None:
+    within = {"torch": True, "torch-int8": False, "onnx": True, "onnx-int8": False}
+    speeds = {"torch": 117.0, "torch-int8": 230.0, "onnx": 150.0, "onnx-int8": 260.0}
+    assert choose_auto(speeds, within) == "onnx"  # the int8 ones are faster but failed
+    assert choose_auto(speeds | {"onnx": 110.0}, within) == "torch"  # slower: not adopted
+    assert choose_auto(speeds | {"onnx": 117.0}, within) == "torch"  # a tie keeps the reference
+    assert choose_auto(speeds, within | {"onnx-int8": True}) == "onnx-int8"
+    assert choose_auto({}, within) == "torch"  # nothing measured: the reference
+    assert choose_auto(speeds, dict.fromkeys(within, False)) == "torch"
+
+
+def test_the_committed_choice_follows_the_committed_figures() -> None:
+    assert set(MEASURED_TEXTS_PER_S) == set(WITHIN_TOLERANCE) == {
+        "torch", "torch-int8", "onnx", "onnx-int8"}
+    assert not WITHIN_TOLERANCE["torch-int8"] and not WITHIN_TOLERANCE["onnx-int8"]
+    assert WITHIN_TOLERANCE[DEFAULT_RUNTIME]
+    fastest_fine = max(MEASURED_TEXTS_PER_S[r] for r, ok in WITHIN_TOLERANCE.items() if ok)
+    assert MEASURED_TEXTS_PER_S[DEFAULT_RUNTIME] == fastest_fine

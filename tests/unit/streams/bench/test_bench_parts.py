@@ -75,3 +75,20 @@ async def test_the_slack_endpoint_answers_slacks_own_client() -> None:
         assert sink.first_post("crit03") is not None and sink.first_post("other") is None
     finally:
         await sink.stop()
+
+
+def test_variants_are_named_runtimes_of_the_bundled_model() -> None:
+    from streams.bench.e2e import E2EOptions, _main_runtime
+    from streams.cli.bench import _variant_list
+    from streams.config.settings import load_settings
+
+    assert _variant_list("") == ()
+    assert _variant_list("onnx, torch,onnx") == ("onnx", "torch")
+    assert _variant_list("all") == ("torch", "torch-int8", "onnx", "onnx-int8")
+    settings = load_settings(None, model={"runtime": "onnx-int8"})
+    assert _main_runtime(settings, E2EOptions(variants=("torch",))) == "onnx-int8"
+    with pytest.raises(ValueError, match=r"unknown variants.*'cuda'"):
+        _main_runtime(settings, E2EOptions(variants=("cuda",)))
+    with pytest.raises(ValueError, match=r"needs model\.name 'bundled'"):
+        _main_runtime(load_settings(None, model={"name": "minilm"}),
+                      E2EOptions(variants=("onnx",)))

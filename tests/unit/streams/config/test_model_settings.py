@@ -22,3 +22,40 @@ def test_runtime_is_one_of_the_known_ones() -> None:
     assert Settings().model.runtime == "auto" and Settings().model.name == "bundled"
     with pytest.raises(ConfigError, match=r"model\.runtime"):
         load_settings(None, model={"runtime": "cuda"})
+    assert load_settings(None, model={"runtime": "onnx"}).model.runtime == "onnx"
+
+
+def test_isolation_is_one_of_three_and_reported_with_its_path() -> None:
+    assert Settings().model.isolation == "process"
+    assert load_settings(None, model={"isolation": "thread"}).model.isolation == "thread"
+    with pytest.raises(ConfigError, match=r"model\.isolation"):
+        load_settings(None, model={"isolation": "gpu"})
+
+
+def test_the_worker_loads_the_model_where_isolation_says(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from agents.classify import classifier
+    from models.cache import CachedModel
+    from models.isolated import ProcessModel
+    from tests.fakes.model import KeywordModel, keyword_model
+
+    monkeypatch.setattr(classifier, "load_model", lambda **_: KeywordModel())
+    cfg = load_settings(None, model={"isolation": "thread"}).model
+    assert isinstance(classifier.model_for(cfg), KeywordModel)
+    # In a process: the child builds the model (with no cache of its own), the cache stays
+    # in the worker so a repost never crosses the pipe.
+    calls: list[dict[str, object]] = []
+
+    def spawn(*, factory: object, kwargs: dict[str, object]) -> ProcessModel:
+        calls.append(kwargs)
+        return ProcessModel(factory=keyword_model, kwargs={})
+
+    monkeypatch.setattr("models.isolated.ProcessModel", spawn)
+    cfg = load_settings(None, model={"isolation": "process", "cache_size": 10}).model
+    model = classifier.model_for(cfg)
+    try:
+        assert isinstance(model, CachedModel) and model.max_entries == 10
+        assert calls[0]["cache_size"] == 0 and calls[0]["runtime"] == "auto"
+        assert [p.label for p in model.predict(["I love it"])] == ["positive"]
+    finally:
+        model.model.close()  # type: ignore[attr-defined]

@@ -1,0 +1,54 @@
+"""ONNX float32 is torch float32 under another runtime; batches by token length keep order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.multilingual import MultilingualModel, in_length_batches, length_batches
+from streams.bench.texts import TextSource
+
+from .test_bundled import EDGE_TEXTS
+from .test_multilingual import CLEAR
+
+
+def _texts() -> list[str]:
+    # Tweet-like texts in six languages, the clear cases and the odd ones: a few hundred.
+    return (TextSource(seed=3).unique(200) + [t for t, _ in CLEAR]
+            + list(EDGE_TEXTS.values()))
+
+
+def test_onnx_fp32_answers_as_torch_fp32(e5_cache: Path) -> None:
+    texts = _texts()
+    torch_fp32 = MultilingualModel(cache_dir=e5_cache, runtime="torch", threads=2)
+    onnx_fp32 = MultilingualModel(cache_dir=e5_cache, runtime="onnx", threads=2)
+    want, got = torch_fp32.predict(texts), onnx_fp32.predict(texts)
+    same = sum(w.label == g.label for w, g in zip(want, got, strict=True))
+    assert same / len(texts) >= 0.995, f"{len(texts) - same} labels differ"
+    for w, g in zip(want, got, strict=True):
+        assert w.scores == pytest.approx(g.scores, abs=1e-3)
+        assert w.emotion == pytest.approx(g.emotion, abs=1e-3)
+    assert onnx_fp32.model_id.endswith("-onnx")
+
+
+def test_batches_are_cut_by_length_and_answers_come_back_in_input_order() -> None:
+    lengths = [9, 2, 7, 2, 30, 1, 7, 12, 3]
+    batches = length_batches(lengths, 4)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert [[lengths[i] for i in b] for b in batches] == [[1, 2, 2, 3], [7, 7, 9, 12], [30]]
+    seen: list[list[int]] = []
+
+    def forward(idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(idx)
+        # Each row names its own input: position and length, so a misplaced row shows.
+        return (np.array([[i, lengths[i], 0] for i in idx], dtype=np.float32),
+                np.array([[lengths[i]] * 4 for i in idx], dtype=np.float32))
+
+    first, second = in_length_batches(lengths, 4, forward, (3, 4))
+    assert seen == batches
+    assert first[:, 0].tolist() == list(range(len(lengths)))
+    assert first[:, 1].tolist() == lengths and second[:, 3].tolist() == lengths
+    empty = in_length_batches([], 4, forward, (3, 4))
+    assert empty[0].shape == (0, 3) and empty[1].shape == (0, 4)
