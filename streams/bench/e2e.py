@@ -85,6 +85,9 @@ class E2EOptions:
     #: Model runtimes measured after the main run (model-only and one throughput run each);
     #: empty: the configured one only.
     variants: tuple[str, ...] = ()
+    #: Also the store's cost: two fresh workers of the configured runtime, one with the
+    #: mention store and one without, on the same texts (issue 24: a drop of at most 5%).
+    store_cost: bool = False
 
 
 # --- the enriched topic, read back ---------------------------------------------------------
@@ -197,7 +200,7 @@ def _model_limit(settings: Settings, texts: Sequence[str], batch_size: int,
 
 
 def _config(tmp: Path, sink: SlackSink, opts: E2EOptions, model: dict[str, Any],
-            name: str = "bench") -> Path:
+            name: str = "bench", *, store: bool = True) -> Path:
     watches: list[dict[str, Any]] = [{"id": "brand", "name": BRAND, "terms": [BRAND.lower()]}]
     watches += [{"id": f"crit{i:02d}", "name": f"Critco{i:02d}", "terms": [f"critco{i:02d}"]}
                 for i in range(opts.critical)]
@@ -214,6 +217,8 @@ def _config(tmp: Path, sink: SlackSink, opts: E2EOptions, model: dict[str, Any],
         "console": {"enabled": False},
         "watches": watches,
     }
+    if not store:
+        config["store"] = {"enabled": False}
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -341,14 +346,21 @@ def _main_runtime(settings: Settings, opts: E2EOptions) -> str:
 
 async def _variant(runtime: str, *, settings: Settings, opts: E2EOptions, tmp: Path,
                    sink: SlackSink, bootstrap: str, enriched: _Enriched, texts: Sequence[str],
-                   progress: Progress) -> dict[str, Any]:
-    """One runtime alone: its model-only limit, then one worker's throughput at 0% dups."""
-    progress(f"{runtime}: model-only limit on {len(texts)} texts")
-    limit = await asyncio.to_thread(_model_limit, settings, texts, opts.batch_size, runtime)
+                   progress: Progress, store: bool = True,
+                   model_only: bool = True) -> dict[str, Any]:
+    """One runtime alone: its model-only limit, then one worker's throughput at 0% dups
+    (with the mention store, or without it for the store's cost)."""
+    limit: dict[str, Any] = {"per_s": None}
+    if model_only:
+        progress(f"{runtime}: model-only limit on {len(texts)} texts")
+        limit = await asyncio.to_thread(_model_limit, settings, texts, opts.batch_size,
+                                        runtime)
+    name = runtime if store else f"{runtime}-nostore"
     config = _config(tmp, sink, opts, _model_config(settings) | {"runtime": runtime},
-                     name=f"bench-{runtime}")
-    worker = Worker(config=config, bootstrap=bootstrap, log=tmp / f"worker-{runtime}.log",
-                    datadir=tmp / f"var-{runtime}")
+                     name=f"bench-{name}", store=store)
+    worker = Worker(config=config, bootstrap=bootstrap, log=tmp / f"worker-{name}.log",
+                    datadir=tmp / f"var-{name}")
+    runtime = name  # the mentions' ids below: each run its own
     progress(f"{runtime}: a worker, then {len(texts)} mentions")
     worker.start()
     try:
@@ -366,6 +378,21 @@ async def _variant(runtime: str, *, settings: Settings, opts: E2EOptions, tmp: P
         worker.stop()
     return {"model_only_per_s": limit["per_s"], "pipeline_per_s": round(per_s, 1),
             "peak_rss_mb": rss}
+
+
+async def _store_cost(runtime: str, **kw: Any) -> dict[str, Any]:
+    """Throughput of two fresh workers on the same texts, the store off then on: the share of
+    the pipeline's pace that writing the store costs."""
+    off = await _variant(runtime, store=False, model_only=False, **kw)
+    on = await _variant(runtime, store=True, model_only=False, **kw)
+    return store_cost(on["pipeline_per_s"], off["pipeline_per_s"])
+
+
+def store_cost(on_per_s: float, off_per_s: float) -> dict[str, Any]:
+    """The pace with the store on against without: ``drop`` is the share lost (negative:
+    the run with the store was faster, within noise)."""
+    drop = round(1 - on_per_s / off_per_s, 3) if off_per_s > 0 else None
+    return {"store_off_per_s": off_per_s, "store_on_per_s": on_per_s, "drop": drop}
 
 
 async def run_e2e(settings: Settings, opts: E2EOptions,
@@ -461,6 +488,11 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
                     runtime, settings=settings, opts=opts, tmp=tmp, sink=sink,
                     bootstrap=bootstrap, enriched=enriched, texts=texts.unique(opts.mentions),
                     progress=progress)
+            if opts.store_cost:
+                out["store_cost"] = await _store_cost(
+                    main, settings=settings, opts=opts, tmp=tmp, sink=sink,
+                    bootstrap=bootstrap, enriched=enriched, texts=texts.unique(opts.mentions),
+                    progress=progress)
         finally:
             for w in workers:
                 w.stop()
@@ -520,4 +552,9 @@ def format_report(r: dict[str, Any]) -> list[str]:
         lines.append(f"{name:<12}{fig['model_only_per_s']:>13.1f}{fig['pipeline_per_s']:>12.1f}"
                      f"{fig['ratio_to_model_limit']!s:>9}{fig['ratio_to_naive']!s:>9}")
     lines.append(f"{'naive loop':<12}{'':>13}{r['naive_baseline_per_s']:>12.1f}")
+    if r.get("store_cost"):
+        c = r["store_cost"]
+        lines.append(f"mention store's cost    {c['store_on_per_s']} mentions/s with it, "
+                     f"{c['store_off_per_s']} without: a drop of {c['drop']:.1%}"
+                     if c["drop"] is not None else "mention store's cost    not measured")
     return lines

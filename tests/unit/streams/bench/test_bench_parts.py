@@ -92,3 +92,24 @@ def test_variants_are_named_runtimes_of_the_bundled_model() -> None:
     with pytest.raises(ValueError, match=r"needs model\.name 'bundled'"):
         _main_runtime(load_settings(None, model={"name": "minilm"}),
                       E2EOptions(variants=("onnx",)))
+
+
+def test_the_store_cost_is_the_share_of_the_pace_lost_with_the_store_on() -> None:
+    from streams.bench.e2e import store_cost
+
+    assert store_cost(95.0, 100.0)["drop"] == 0.05
+    assert store_cost(101.0, 100.0)["drop"] == -0.01
+    assert store_cost(10.0, 0.0)["drop"] is None
+
+
+def test_the_store_off_worker_config_is_valid_and_has_no_store(tmp_path: Path) -> None:
+    from streams.bench.e2e import E2EOptions, _config
+    from streams.config.settings import load_settings
+
+    class _Sink:
+        base_url = "http://127.0.0.1:9"
+
+    off = load_settings(str(_config(tmp_path, _Sink(), E2EOptions(), {}, "off",  # type: ignore[arg-type]
+                                    store=False)))
+    on = load_settings(str(_config(tmp_path, _Sink(), E2EOptions(), {}, "on")))  # type: ignore[arg-type]
+    assert not off.store.enabled and on.store.enabled
