@@ -16,6 +16,8 @@ where its run began. :class:`ReadOnce` is the rule the consumer applies to every
   earlier fetch that began there is the same data; one that began elsewhere is dropped, the
   seek reads it again), each offset once: a record below the highest offset already handed
   out is a second copy;
+- after a second seek, the record right after the highest one handed out also begins the
+  run: it continues what was handed out, whether or not the seek moved the position back;
 - a start that never comes (retention deleted it meanwhile, a transaction marker sits there)
   must not stall the partition: after ``start_wait_s`` of records that do not begin the run,
   the first one at or past ``start`` begins it;
@@ -158,7 +160,14 @@ class ReadOnce(Generic[K]):
         if tp in self._start:
             start, since = self._start[tp]
             waited = self._clock() - since
-            if offset != start and not (offset > start and waited >= self.start_wait_s):
+            # After a second seek, the record right after the last one handed out continues
+            # what was handed out: nothing is missing before it. Waiting for the seek's own
+            # run instead dropped it when the seek did not move the position back (measured
+            # in the broker-loss fault test: a batch published after the rejoin dropped
+            # whole, "before its run", and its alert never came in 1 run of 2).
+            follows = offset == self._copies_below.get(tp)
+            if (offset != start and not follows
+                    and not (offset > start and waited >= self.start_wait_s)):
                 return self._drop(tp, "before its run")  # not the run the seek began
             del self._start[tp]
             log.debug("%s gen %s: run begins at %d (sought to %d, %.1f s after the seek)%s",

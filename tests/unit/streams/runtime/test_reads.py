@@ -130,14 +130,26 @@ def test_a_second_seek_in_the_same_generation_does_not_hand_out_the_run_again() 
 
 
 def test_the_second_seek_still_waits_for_its_own_run() -> None:
-    # An earlier fetch's tail arriving after the second seek is not that seek's run: its
-    # offsets past what was handed out are read again from the start, in order.
+    # An earlier fetch's tail arriving after the second seek that does not continue what was
+    # handed out is not that seek's run: it is read again from the start, in order.
     reads: ReadOnce[str] = ReadOnce()
     reads.seeking("raw-0", 297)
     assert _handed(reads, "raw-0", range(297, 317)) == list(range(297, 317))
     reads.seeking("raw-0", 300)  # a commit moved in between
-    assert _handed(reads, "raw-0", range(317, 330)) == []
+    assert _handed(reads, "raw-0", range(320, 330)) == []
     assert _handed(reads, "raw-0", range(300, 340)) == list(range(317, 340))
+
+
+def test_after_a_second_seek_what_continues_the_handed_out_run_is_handed_out() -> None:
+    # The broker-loss fault test: 0-3 handed out after the rejoin's first seek, the second
+    # seek did not move the position back, and the next records (4, 5, ...) are new ones. Each
+    # offset still goes out once, whichever of the two arrives.
+    reads: ReadOnce[str] = ReadOnce()
+    reads.seeking("raw-0", 0)
+    assert _handed(reads, "raw-0", range(0, 4)) == [0, 1, 2, 3]
+    reads.seeking("raw-0", 0)
+    assert _handed(reads, "raw-0", range(4, 9)) == [4, 5, 6, 7, 8]
+    assert _handed(reads, "raw-0", range(0, 12)) == [9, 10, 11]  # the seek's re-read after all
 
 
 def test_after_a_revoke_or_a_deliberate_re_read_a_seek_hands_out_everything_again() -> None:
