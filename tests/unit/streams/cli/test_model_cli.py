@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from models.data import UMSAB_LANGUAGES
+from models.multilingual import RUNTIMES
 from streams.cli import cli
 
 _TWEETS = [("I hate this, worst service ever", 0), ("The store opens at nine", 1),
@@ -73,7 +74,7 @@ def test_bench_times_every_runtime_of_the_bundled_model(tmp_path: Path) -> None:
                                       "--texts", "16", "--batch-size", "8"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["variants"] == ["torch", "torch-int8", "onnx-int8"]
+    assert figures["variants"] == list(RUNTIMES)
     assert all(figures[v][0]["texts_per_s"] > 0 for v in figures["variants"])
 
 
@@ -88,9 +89,9 @@ def test_eval_variants_on_val_compares_each_runtime_to_float32(tmp_path: Path) -
                                       "--json", "--data", str(data)])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(out["variants"]) == {"torch", "torch-int8", "onnx-int8"}
+    assert set(out["variants"]) == set(RUNTIMES) >= {"torch", "onnx", "onnx-int8"}
     assert all(r["split"] == "val" for r in out["variants"].values())
-    assert set(out["within_tolerance"]) == {"torch-int8", "onnx-int8"}
+    assert set(out["within_tolerance"]) == set(RUNTIMES) - {"torch"}
 
 
 def test_train_refuses_a_missing_data_dir() -> None:
