@@ -145,3 +145,15 @@ def test_the_runtime_applies_the_bundles_weight(e5_cache: Path, tmp_path: Path,
     want = weight * p_tf + (1 - weight) * model.ngram.probabilities(_TEXTS)
     got = np.array([[p.scores[k] for k in LABELS] for p in model.predict(_TEXTS)])
     assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_calibrating_without_the_ngram_half_says_what_to_do(tmp_path: Path) -> None:
+    from models.train_e5 import calibrate_bundle
+
+    artifacts = _copy(tmp_path, mixture={"default": 1.0})
+    (artifacts / "ngram.npz").unlink()
+    before = (artifacts / "bundle.json").read_text()
+    with pytest.raises(ArtifactError, match=r"n-gram half.*escucha model train"):
+        calibrate_bundle(artifacts=artifacts, data_dir=tmp_path / "none",
+                         cache_dir=tmp_path / "none")
+    assert (artifacts / "bundle.json").read_text() == before  # nothing rewritten
