@@ -6,8 +6,9 @@ cache directory (:mod:`models.e5`). Committed artifacts (``models/artifacts/e5/`
 
 - ``e5_top.safetensors``: the fine-tuned upper layers (float16), a sentiment head (3 classes)
   and an emotion head (anger, joy, optimism, sadness) over the mean-pooled output;
-- ``bundle.json``: version, seed, layers, token limit, the n-gram mixture weight chosen on
-  the validation splits (1.0: transformer only) and the validation figures;
+- ``bundle.json``: version, seed, layers, token limit, the n-gram mixture weight and the
+  per-class sentiment offsets chosen on the validation splits (1.0: transformer only;
+  :mod:`models.calibrate`) and the validation figures;
 - ``ngram.npz``: the n-gram half (:mod:`models.ngram`), only when the mixture uses it.
 
 Four runtimes, the same weights (``runtime``): ``torch`` (float32), ``torch-int8`` (int8
@@ -34,6 +35,7 @@ import numpy.typing as npt
 import torch
 
 from models.bundled import ARTIFACTS, EMOTIONS, mean_pool, run_layers
+from models.calibrate import apply_offsets, read_offsets
 from models.e5 import E5_PREFIX, e5_package_file, load_e5
 from models.e5file import read_e5_file
 from models.encoder import sanitize
@@ -146,6 +148,7 @@ class MultilingualModel:
         self.meta, tensors, self.ngram = read_bundle(artifacts)
         self.mixture: dict[str, float] = {str(k): float(v)
                                           for k, v in self.meta["mixture"].items()}
+        self.offsets = read_offsets(self.meta)  # chosen on val by models.calibrate
         self.max_length = int(self.meta["max_length"])
         self.batch_size = batch_size
         self.runtime = runtime
@@ -209,7 +212,7 @@ class MultilingualModel:
         for i, text in enumerate(clean):
             language = self.languages.detect(text)
             w = self.mixture.get(language or "", self.mixture["default"])
-            probs: npt.NDArray[np.float64] = w * p_tf[i] + (1 - w) * p_ng[i]
+            probs = apply_offsets(w * p_tf[i] + (1 - w) * p_ng[i], self.offsets)
             out.append(Prediction(
                 label=LABELS[int(probs.argmax())],
                 scores={label: float(p) for label, p in zip(LABELS, probs, strict=True)},

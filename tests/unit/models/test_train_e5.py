@@ -43,10 +43,14 @@ def test_tiny_training_writes_a_loadable_bundle(data: Path, e5_cache: Path,
     assert json.loads((tmp_path / "a" / "bundle.json").read_text()) == first
     assert set(first["validation"]["umsab_macro_f1"]["transformer"]) == set(
         UMSAB_LANGUAGES) - {"english"}  # English val is inside a training set
-    means = first["validation"]["mean"]
+    chosen = first["validation"]["calibration"]  # the calibration step ran after training
+    by_weight = chosen["mean_macro_f1_by_weight"]
+    assert by_weight[str(first["mixture"]["default"])] == max(by_weight.values())
     mixed = first["mixture"]["default"] < 1
-    assert mixed == (means["mixed"] > means["transformer"])  # whichever scored better on val
     assert (tmp_path / "a" / "ngram.npz").exists() == mixed
+    assert set(first["sentiment_offsets"]) == {"negative", "neutral", "positive"}
+    if not chosen["offsets_adopted"]:
+        assert set(first["sentiment_offsets"].values()) == {0.0}
     model = MultilingualModel(cache_dir=e5_cache, artifacts=tmp_path / "a")
     [p] = model.predict(["love it, great"])
     assert p.model_version == first["version"] and p.emotion
