@@ -224,8 +224,10 @@ class DetectionEngine:
             if m.author.handle in authors or len(authors) < _MAX_AUTHORS:
                 authors[m.author.handle] = authors.get(m.author.handle, 0) + 1
         index = self._stories.setdefault(em.watch_id, StoryIndex())
-        tally(st, k, index.assign(m.text, key=m.key, at=seconds), text=m.text,
-              author=m.author.handle, negative=negative, seconds=seconds)
+        story = index.assign(m.text, key=m.key, at=seconds)
+        # A story named after another mention: this one copies an earlier post.
+        tally(st, k, story, text=m.text, author=m.author.handle, negative=negative,
+              seconds=seconds, repeated=story != stable_id("story", m.key))
         terms = st["tm"].setdefault(k, {})
         mine = terms_of(m.text, exclude=self.watch_terms)
         in_window = minute > st["t"] - self.cfg.term_window_min

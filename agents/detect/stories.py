@@ -36,6 +36,8 @@ from streams.core.records import StorySummary, stable_id
 __all__ = [
     "CAMPAIGN_MIN",
     "CAMPAIGN_SHARE",
+    "MAX_STORIES_PER_MIN",
+    "OTHER",
     "StoryEvidence",
     "StoryIndex",
     "SAME_STORY",
@@ -54,6 +56,9 @@ __all__ = [
 #: two, when a storm has only a dozen or two copies in: hence a minimum of 10, not more.
 CAMPAIGN_SHARE = 0.2
 CAMPAIGN_MIN = 10
+#: Story rows a minute of the detection state keeps (``tally``); the rest share ``OTHER``.
+MAX_STORIES_PER_MIN = 30
+OTHER = "~"
 #: The Jaccard similarity (of 4-character shingles) at which a text joins a story: the
 #: index's threshold and :func:`same_story`'s (module docstring: how it was chosen).
 SAME_STORY = 0.6
@@ -227,17 +232,41 @@ class StoryIndex:
 
 
 def tally(st: dict[str, Any], minute: str, story: str, *, text: str, author: str,
-          negative: bool, seconds: float) -> None:
-    """Count a mention of ``story`` in the state's ``minute`` (kept with the other details)."""
-    row = st.setdefault("sy", {}).setdefault(minute, {}).get(story)
+          negative: bool, seconds: float, repeated: bool = True) -> None:
+    """Count a mention of ``story`` in the state's ``minute`` (kept with the other details).
+
+    ``repeated``: the mention copies an earlier one (the index joined it to a story). A
+    minute keeps rows for at most ``MAX_STORIES_PER_MIN`` stories: past that, a story's first
+    post is only counted in the minute's ``OTHER`` row (no authors, no sample), and a copy
+    takes the row of a single post, which moves to ``OTHER``. Without the bound a busy watch
+    (thousands of distinct posts in the half hour of detail) grew its saved state past the
+    broker's 1 MB record limit, and the producer crashed the worker (measured in `escucha
+    bench e2e`); copies keep their rows, so a storm still shows in a busy minute."""
+    rows = st.setdefault("sy", {}).setdefault(minute, {})
+    row = rows.get(story)
+    if row is None and len(rows) - (OTHER in rows) >= MAX_STORIES_PER_MIN:
+        single = next((sid for sid, r in rows.items() if sid != OTHER and r[0] == 1), None)
+        if repeated and single is not None:
+            _count_other(rows, rows.pop(single))
+        elif not repeated:
+            story, row = OTHER, rows.get(OTHER)
+            if row is None:
+                row = rows[OTHER] = [0, 0, [], seconds, seconds]
     if row is None:
-        row = st["sy"][minute][story] = [0, 0, [], seconds, seconds]
+        row = rows[story] = [0, 0, [], seconds, seconds]
         st.setdefault("sx", {}).setdefault(story, text[:_SAMPLE_CHARS])
     row[0] += 1
     row[1] += negative
-    if author not in row[2] and len(row[2]) < _MAX_STORY_AUTHORS:
+    if story != OTHER and author not in row[2] and len(row[2]) < _MAX_STORY_AUTHORS:
         row[2].append(author)
     row[3], row[4] = min(row[3], seconds), max(row[4], seconds)
+
+
+def _count_other(rows: dict[str, Any], row: list[Any]) -> None:
+    other = rows.setdefault(OTHER, [0, 0, [], row[3], row[4]])
+    other[0] += row[0]
+    other[1] += row[1]
+    other[3], other[4] = min(other[3], row[3]), max(other[4], row[4])
 
 
 def prune(st: dict[str, Any], oldest: int) -> None:
@@ -276,12 +305,15 @@ def summarise(st: dict[str, Any], minutes: Iterable[int], *,
               negative_only: bool) -> StoryEvidence:
     """Fold the given minutes' tallies: stories of all mentions, or of the negative ones."""
     merged: dict[str, list[Any]] = {}
-    negatives = 0
+    negatives = others = 0
     for minute in minutes:
         for sid, (count, neg, authors, first, last) in st.get("sy", {}).get(
                 str(minute), {}).items():
             n = neg if negative_only else count
             negatives += neg
+            if sid == OTHER:
+                others += n  # each counted as a story of its own: most are single posts
+                continue
             if n <= 0:
                 continue
             row = merged.setdefault(sid, [0, 0, set(), first, last])
@@ -290,12 +322,12 @@ def summarise(st: dict[str, Any], minutes: Iterable[int], *,
             row[2].update(authors)
             row[3], row[4] = min(row[3], first), max(row[4], last)
     if not merged:
-        return StoryEvidence(stories=0, largest=None, campaign=False)
+        return StoryEvidence(stories=others, largest=None, campaign=False, mentions=others)
     # Ties go to the story first seen: the same input always names the same story.
     sid, (count, neg, authors, first, last) = min(
         merged.items(), key=lambda kv: (-kv[1][0], kv[1][3], kv[0]))
     largest = StorySummary(id=sid, text=st.get("sx", {}).get(sid, ""), count=count,
                            authors=len(authors), span_min=max(1, round((last - first) / 60)))
     campaign = neg >= CAMPAIGN_MIN and neg >= CAMPAIGN_SHARE * negatives
-    return StoryEvidence(stories=len(merged), largest=largest, campaign=campaign,
-                         mentions=sum(r[0] for r in merged.values()))
+    return StoryEvidence(stories=len(merged) + others, largest=largest, campaign=campaign,
+                         mentions=sum(r[0] for r in merged.values()) + others)

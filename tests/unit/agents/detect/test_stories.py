@@ -3,6 +3,7 @@ storm inside an ordinary spike is reported as a story and flagged as a campaign.
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 
@@ -120,6 +121,25 @@ def test_summarise_counts_distinct_authors_and_span_and_respects_the_minimum() -
     tally(st, "100", "s1", text=STORM, author="u9", negative=True, seconds=6000.0)
     assert summarise(st, [100], negative_only=True).campaign
     assert "campaign" in summarise(st, [100], negative_only=True).line()
+
+
+def test_a_busy_minute_keeps_its_saved_state_small_and_its_storm_visible() -> None:
+    # 2,000 distinct posts in a minute (a busy brand): only the first MAX_STORIES_PER_MIN get
+    # rows, the rest are counted; a storm's copies arriving after them still get a row.
+    st: dict[str, object] = {}
+    for i in range(2000):
+        tally(st, "100", f"single{i}", text=f"post number {i} " + "x" * 200, author=f"a{i}",
+              negative=True, seconds=6000.0 + i / 40, repeated=False)
+    for i in range(12):
+        tally(st, "100", "storm", text=STORM, author=f"storm{i}", negative=True,
+              seconds=6050.0 + i, repeated=True)
+    assert len(json.dumps(st)) < 30_000  # 2,000 rows and samples were ~600 kB
+    rows = st["sy"]["100"]  # type: ignore[index]
+    assert len(rows) == stories.MAX_STORIES_PER_MIN + 1  # a single post made room: OTHER
+    told = summarise(st, [100], negative_only=True)
+    assert told.stories == 2001 and told.mentions == 2012
+    assert told.largest is not None and told.largest.id == "storm"
+    assert (told.largest.count, told.largest.authors) == (12, 12)
 
 
 # -- a copy-paste storm inside an ordinary spike ---------------------------------------------
