@@ -22,12 +22,10 @@ __all__ = ["BUNDLED", "DEFAULT_RUNTIME", "MEASURED_TEXTS_PER_S", "MINILM", "QUAN
 BUNDLED = "bundled"
 MINILM = "minilm"
 #: texts/s of each bundled runtime's ``predict`` at batch 32, ``escucha model bench --texts
-#: 256 --batch-size 32 --threads 2`` on the 2-core machine while ~8 other processes shared it
-#: (2026-12-07): far below a quiet machine's, but all four in one run. Two earlier runs that
-#: day put them in the same order (onnx 1.3x and more torch's). Only the order is used; the
-#: lead's quiet-machine figures go to bench/RESULTS.md, and here if the order changes.
+#: 1024 --batch-size 32 --threads 2`` on the 2-core machine with nothing else running
+#: (2026-12-07, bench/RESULTS.md). Only the order is used.
 MEASURED_TEXTS_PER_S: dict[str, float] = {
-    "torch": 6.0, "torch-int8": 15.4, "onnx": 22.0, "onnx-int8": 43.4}
+    "torch": 70.7, "torch-int8": 214.0, "onnx": 147.1, "onnx-int8": 254.8}
 #: Whether each runtime's macro-F1 stayed within 0.5 points of float32 on every benchmark of
 #: the validation splits (bench/RESULTS.md). ``onnx`` is float32 too: its logits equal
 #: torch's to float noise (tests/unit/models/test_onnx_fp32.py), so it holds by construction.
