@@ -26,6 +26,14 @@ def _shared_model_cache() -> Iterator[Path]:
 
 _FAULTS = Path(__file__).parent / "reliability"
 
+# A process spawned by multiprocessing (the model process of models/isolated.py) unpickles
+# the test's model factory from tests.fakes; under --import-mode=importlib `tests` is known to
+# the test process only, not on its sys.path, so the child is told where the repository is.
+# (`python -m pytest` put the working directory on the path and hid this; `make test` did not.)
+_ROOT = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (``make test``) the fault tests share one xdist
