@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,12 +28,13 @@ def _shared_model_cache() -> Iterator[Path]:
 _FAULTS = Path(__file__).parent / "reliability"
 
 # A process spawned by multiprocessing (the model process of models/isolated.py) unpickles
-# the test's model factory from tests.fakes; under --import-mode=importlib `tests` is known to
-# the test process only, not on its sys.path, so the child is told where the repository is.
-# (`python -m pytest` put the working directory on the path and hid this; `make test` did not.)
+# the test's model factory from tests.fakes, with this process's sys.path. Under
+# --import-mode=importlib `tests` is known here without being on sys.path, so the child could
+# not import it: the repository goes on the path. (`python -m pytest` put the working
+# directory there and hid this; the `pytest` script that `make test` runs did not.)
 _ROOT = str(Path(__file__).resolve().parent.parent)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
