@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,8 +56,9 @@ def _glob(globs: str | None, words: str | None) -> bool:
     return globs is not None and words is not None and glob_match(globs, words)
 
 
-class DatabaseBackend:
-    """What the store needs from a database (:class:`SqliteBackend`, :class:`PostgresBackend`)."""
+class DatabaseBackend(ABC):
+    """What the store needs from a database (:class:`SqliteBackend`, :class:`PostgresBackend`):
+    the abstract methods each backend implements, the rest shared defaults."""
 
     name: Backend
     placeholder: str
@@ -64,49 +66,60 @@ class DatabaseBackend:
     location: str  # where the data is, without secrets
     secret: str | None = None  # a password the backend knows: kept out of every message
 
+    @abstractmethod
     def connect(self) -> Any:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def unavailable(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the database cannot be used now (rather than a bad row)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def bad_row(self, exc: BaseException) -> bool:
         """Whether ``exc`` is the database refusing the data it was given."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     @contextmanager
     def deadline(self, conn: Any, seconds: float) -> Iterator[None]:
         """Statements on ``conn`` inside are cut off after ``seconds``."""
-        raise NotImplementedError
-        yield
+        yield  # the backends implement it
 
+    @abstractmethod
     def timed_out(self, exc: BaseException) -> bool:
         """Whether ``exc`` is a statement cut off by :meth:`deadline`."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def size_bytes(self, conn: Any) -> int:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def insert_rows(self, cur: Any, rows: list[Row]) -> int:
         """Insert what is new among ``rows`` and link their watches; how many were new."""
-        raise NotImplementedError
+        ...
 
     # --- the query compiler's dialect (agents/store/sql.py) -------------------------------
+    @abstractmethod
     def fts_atom(self, tokens: tuple[str, ...], prefix: bool) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def fts_join(self, op: Literal["and", "or"], parts: list[str]) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def fts_not(self, positive: str | None, negative: str) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def fts_condition(self, mode: FtsMode) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def wildcard_condition(self, tokens: tuple[str, ...]) -> tuple[str, str]:
-        raise NotImplementedError
+        ...
 
     def index_hint(self, sort: str) -> str:
         """``INDEXED BY …`` making the query walk the sort's index, or "" (no such hints)."""
