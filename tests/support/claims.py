@@ -8,15 +8,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from aiohttp.test_utils import TestServer
-
-from agents.store import store_for
 from streams.config.settings import Settings
 from streams.core.records import EnrichedMention
 from streams.web.console.auth import hash_password
-from streams.wiring import build_worker
 from tests.support.secured import secured_sections
-from tests.support.store import enriched
+from tests.support.store import enriched, web_over_store
 
 __all__ = ["BEN", "claims_console"]
 
@@ -30,16 +26,6 @@ async def claims_console(tmp_path: Path,
     sections = secured_sections(tmp_path, port=6066, bootstrap="127.0.0.1:9")
     sections["console"]["users"].append({"username": BEN[0], "role": "responder",
                                          "password_hash": hash_password(BEN[1])})
-    settings = Settings(**sections)
-    writer = store_for(settings)
-    writer.write([enriched(1, "Acme <b>battery</b> exploded"), *more])
-    writer.close()
-    pipeline = build_worker(settings, bootstrap="127.0.0.1:9")
-    web = pipeline.app.web
-    web.init_server()
-    server = TestServer(web.web_app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        await server.close()
+    async with web_over_store(Settings(**sections),
+                              [enriched(1, "Acme <b>battery</b> exploded"), *more]) as base:
+        yield base

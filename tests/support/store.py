@@ -7,13 +7,16 @@ module that uses it imports ``postgres_server`` and ``postgres_url`` too, so pyt
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 
+from agents.store import store_for
 from agents.store.backends import DatabaseBackend, PostgresBackend, SqliteBackend
 from agents.store.store import MentionStore
 from streams.core.records import (
@@ -25,7 +28,7 @@ from streams.core.records import (
     Sentiment,
 )
 
-__all__ = ["BACKENDS", "T0", "backend_for", "enriched", "store"]
+__all__ = ["BACKENDS", "T0", "backend_for", "enriched", "store", "web_over_store"]
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BACKENDS = ("sqlite", "postgresql")
@@ -65,3 +68,23 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MentionSto
         yield s
     finally:
         s.close()
+
+
+@asynccontextmanager
+async def web_over_store(settings: Any, mentions: Iterable[EnrichedMention]) -> AsyncIterator[str]:
+    """The worker's web app (``http://127.0.0.1:<port>``) over its configured store, holding
+    ``mentions``: what the API, console and claim tests run against."""
+    from streams.wiring import build_worker  # the whole worker: only for the tests that serve it
+
+    writer = store_for(settings)
+    writer.write(list(mentions))
+    writer.close()
+    pipeline = build_worker(settings, bootstrap="127.0.0.1:9")
+    web = pipeline.app.web
+    web.init_server()
+    server = TestServer(web.web_app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        await server.close()

@@ -12,13 +12,10 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
 
-from agents.store import store_for
 from streams.config.settings import Settings
-from streams.wiring import build_worker
 from tests.support.secured import API_TOKEN, secured_sections
-from tests.support.store import BACKENDS, enriched
+from tests.support.store import BACKENDS, enriched, web_over_store
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 BLUESKY_ID = "at://did:plc:abc123/app.bsky.feed.post/3kabc"  # a key with slashes in it
@@ -29,22 +26,12 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[s
     sections = secured_sections(tmp_path, port=6066, bootstrap="127.0.0.1:9")
     if request.param == "postgresql":
         sections["store"] = {"url": request.getfixturevalue("postgres_url")}
-    settings = Settings(**sections)
-    writer = store_for(settings)
-    writer.write([enriched(1, "Acme battery exploded"), enriched(2, "Acme again"),
-                  enriched(BLUESKY_ID, "Acme on Bluesky", source="bluesky"),
-                  # A copy of x:1 by another account: one story of two mentions.
-                  enriched(3, "RT @ana: ACME battery exploded \U0001f525", author="b")])
-    writer.close()
-    pipeline = build_worker(settings, bootstrap="127.0.0.1:9")
-    web = pipeline.app.web
-    web.init_server()
-    server = TestServer(web.web_app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield f"http://127.0.0.1:{server.port}/api/mentions"
-    finally:
-        await server.close()
+    mentions = [enriched(1, "Acme battery exploded"), enriched(2, "Acme again"),
+                enriched(BLUESKY_ID, "Acme on Bluesky", source="bluesky"),
+                # A copy of x:1 by another account: one story of two mentions.
+                enriched(3, "RT @ana: ACME battery exploded \U0001f525", author="b")]
+    async with web_over_store(Settings(**sections), mentions) as base:
+        yield f"{base}/api/mentions"
 
 
 async def _post(url: str, body: dict[str, Any] | None = None,

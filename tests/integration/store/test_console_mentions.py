@@ -15,17 +15,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
 
-from agents.store import store_for
 from agents.store.search import Search
 from agents.store.store import MentionStore
 from streams.config.settings import Settings
 from streams.core.records import Incident
 from streams.web.console.mentions_routes import incident_link
-from streams.wiring import build_worker
 from tests.support.secured import CONSOLE_TOKEN, secured_sections
-from tests.support.store import T0, enriched
+from tests.support.store import T0, enriched, web_over_store
 
 VIEWER = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}  # the "wallboard" token: a viewer
 ES_TOKEN = "console-token-es-0123456789abcdef"
@@ -49,19 +46,8 @@ async def console(tmp_path: Path) -> AsyncIterator[str]:
     sections["console"]["tokens"].append({"name": "pantalla", "role": "viewer",
                                           "token": ES_TOKEN, "locale": "es",
                                           "timezone": "Europe/Madrid"})
-    settings = Settings(**sections)
-    writer = store_for(settings)
-    writer.write(MENTIONS)
-    writer.close()
-    pipeline = build_worker(settings, bootstrap="127.0.0.1:9")
-    web = pipeline.app.web
-    web.init_server()
-    server = TestServer(web.web_app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        await server.close()
+    async with web_over_store(Settings(**sections), MENTIONS) as base:
+        yield base
 
 
 async def _get(url: str, params: dict[str, str] | None = None,

@@ -12,15 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
 
 from agents.detect.backtest import read_jsonl
-from agents.store import store_for
 from streams.config.settings import Settings
 from streams.core.records import EnrichedMention
-from streams.wiring import build_worker
 from tests.support.secured import API_TOKEN, secured_sections
-from tests.support.store import BACKENDS, enriched
+from tests.support.store import BACKENDS, enriched, web_over_store
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 MENTIONS = [
@@ -39,19 +36,8 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[s
     sections = secured_sections(tmp_path, port=6066, bootstrap="127.0.0.1:9")
     if request.param == "postgresql":
         sections["store"] = {"url": request.getfixturevalue("postgres_url")}
-    settings = Settings(**sections)
-    writer = store_for(settings)
-    writer.write(MENTIONS)
-    writer.close()
-    pipeline = build_worker(settings, bootstrap="127.0.0.1:9")
-    web = pipeline.app.web
-    web.init_server()
-    server = TestServer(web.web_app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield f"http://127.0.0.1:{server.port}/api/mentions"
-    finally:
-        await server.close()
+    async with web_over_store(Settings(**sections), MENTIONS) as base:
+        yield f"{base}/api/mentions"
 
 
 async def _get(url: str, params: dict[str, Any] | None = None,
