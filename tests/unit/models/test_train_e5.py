@@ -54,3 +54,14 @@ def test_tiny_training_writes_a_loadable_bundle(data: Path, e5_cache: Path,
     model = MultilingualModel(cache_dir=e5_cache, artifacts=tmp_path / "a")
     [p] = model.predict(["love it, great"])
     assert p.model_version == first["version"] and p.emotion
+
+
+def test_both_bundles_train_on_the_same_sets_in_the_same_order(data: Path) -> None:
+    from models.train import training_sets
+
+    texts, labels, emo_texts, emo_labels, n_tweeteval = training_sets(data)
+    assert len(texts) == len(labels) == len(UMSAB_LANGUAGES) * len(_SENTIMENT) + len(_SENTIMENT)
+    assert texts[0] == f"{_SENTIMENT[0][0]} {UMSAB_LANGUAGES[0]}"  # UMSAB first, by language
+    assert texts[-n_tweeteval:] == [t for t, _ in _SENTIMENT]  # then TweetEval sentiment val
+    assert labels.tolist()[-3:] == [y for _, y in _SENTIMENT]
+    assert len(emo_texts) == len(emo_labels) == 2 * len(_EMOTION)
