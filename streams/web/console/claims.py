@@ -34,7 +34,9 @@ __all__ = ["claim_link", "claim_section", "install_console_claims"]
 SessionOf = Callable[[Request], Session | None]
 #: Where each kind's claim pages live: a story id and a mention key each have their own.
 _BASE = {"mention": "/console/claims", "story": "/console/story-claims"}
-CheckedForm = Callable[[Request, Session], Awaitable[dict[str, str] | None]]
+#: The console's gate for a responder's action (streams/web/console/routes.py): the session and
+#: the posted form, or the page refusing it.
+Acting = Callable[[Request, str], Awaitable[tuple[Session, dict[str, str]] | web.Response]]
 
 
 def _e(value: object) -> str:
@@ -137,10 +139,10 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 
 def install_console_claims(pipeline: Pipeline, *, book: ClaimBook, session_of: SessionOf,
-                           checked_form: CheckedForm, csrf_of: Callable[[Session], str],
+                           acting: Acting, csrf_of: Callable[[Session], str],
                            kind: Kind = "mention") -> None:
     """Add ``/console/claims/{key}`` and its actions (``/console/story-claims/{story}`` for
-    ``kind`` story); the console's own session and CSRF checks are passed in
+    ``kind`` story); the console's own session, CSRF and role checks are passed in
     (streams/web/console/routes.py)."""
     app = pipeline.app
     base = _BASE[kind]
@@ -176,17 +178,10 @@ def install_console_claims(pipeline: Pipeline, *, book: ClaimBook, session_of: S
     @app.serve(base + "/{key}/{action}", access="session")
     class ClaimAction(Page):
         async def post(self, request: Request, key: str, action: str) -> web.Response:
-            session = session_of(request)
-            if session is None:
-                return _html(render.message_page("Sign in first", "Your session ended."), 401)
-            form = await checked_form(request, session)
-            if form is None:
-                return _html(render.message_page("Refused", "Missing or invalid form token; "
-                                                 "reload the page and try again.",
-                                                 session=session), 403)
-            if not session.can_act:
-                return _html(render.message_page("Read-only", "Viewers cannot claim "
-                                                 "mentions.", session=session), 403)
+            checked = await acting(request, "Viewers cannot claim mentions.")
+            if isinstance(checked, web.Response):
+                return checked
+            session, form = checked
             if action not in ACTIONS:
                 return _html(render.message_page("Not found", "No such action.",
                                                  session=session), 404)

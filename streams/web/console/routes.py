@@ -152,6 +152,23 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
         given = data.get("csrf") or request.headers.get("X-CSRF-Token")
         return data if auth.check_csrf(session.sid, given) else None
 
+    async def acting(request: Request,
+                     read_only: str) -> tuple[Session, dict[str, str]] | web.Response:
+        """A responder's session and posted form, or the page refusing the action: signed
+        out (401), a wrong form token or origin (403), a viewer (403, ``read_only`` says what
+        viewers cannot do)."""
+        session = session_of(request)
+        if session is None:
+            return _html(render.message_page("Sign in first", "Your session ended."), 401)
+        form = await checked_form(request, session)
+        if form is None:
+            return _html(render.message_page("Refused", "Missing or invalid form token; "
+                                             "reload the page and try again.", session=session),
+                         403)
+        if not session.can_act:
+            return _html(render.message_page("Read-only", read_only, session=session), 403)
+        return session, form
+
     def incidents() -> list[Incident]:
         view = pipeline.views.incidents
         return list(view.incidents())
@@ -294,17 +311,10 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
     @app.serve("/console/incidents/{incident_id}/{action}", access="session")
     class IncidentAction(Page):
         async def post(self, request: Request, incident_id: str, action: str) -> web.Response:
-            session = session_of(request)
-            if session is None:
-                return _html(render.message_page("Sign in first", "Your session ended."), 401)
-            form = await checked_form(request, session)
-            if form is None:
-                return _html(render.message_page("Refused", "Missing or invalid form token; "
-                                                 "reload the page and try again.", session=session),
-                             403)
-            if not session.can_act:
-                return _html(render.message_page("Read-only", "Viewers cannot change "
-                                                 "incidents.", session=session), 403)
+            checked = await acting(request, "Viewers cannot change incidents.")
+            if isinstance(checked, web.Response):
+                return checked
+            session, form = checked
             view = pipeline.views.incidents
             inc = view.get(incident_id) if INCIDENT_ID.fullmatch(incident_id) else None
             if inc is None or action not in ("ack", "resolve", "silence", "step"):
@@ -359,16 +369,10 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
     @app.serve("/console/silences/{silence_id}/expire", access="session")
     class SilenceExpire(Page):
         async def post(self, request: Request, silence_id: str) -> web.Response:
-            session = session_of(request)
-            if session is None:
-                return _html(render.message_page("Sign in first", "Your session ended."), 401)
-            if await checked_form(request, session) is None:
-                return _html(render.message_page("Refused", "Missing or invalid form token; "
-                                                 "reload the page and try again.", session=session),
-                             403)
-            if not session.can_act:
-                return _html(render.message_page("Read-only", "Viewers cannot expire "
-                                                 "silences.", session=session), 403)
+            checked = await acting(request, "Viewers cannot expire silences.")
+            if isinstance(checked, web.Response):
+                return checked
+            session, _ = checked
             try:
                 _, changed = await expire_silence(pipeline, silence_id, by=session.user)
             except SilenceError as exc:
@@ -379,7 +383,7 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
     if claims is not None:  # the store is on: who answers which mention
         for kind in ("mention", "story"):  # a story is claimed whole, from the grouped view
             install_console_claims(pipeline, book=claims, session_of=session_of,
-                                   checked_form=checked_form, csrf_of=csrf_of,
+                                   acting=acting, csrf_of=csrf_of,
                                    kind=kind)  # type: ignore[arg-type]
 
     def oncall_lines(inc: Incident) -> list[render.OnCallLine]:
