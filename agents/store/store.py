@@ -221,25 +221,31 @@ class MentionStore:
                 conn.rollback()
 
     # --- searching ---------------------------------------------------------------------------
+    @contextmanager
+    def _cut_off(self, conn: Any, narrow: str) -> Iterator[None]:
+        """Statements inside are cut off after ``search_timeout_s``, and that ends as a
+        :class:`SearchTimeout` saying how to narrow the search."""
+        with self.backend.deadline(conn, self.search_timeout_s):
+            try:
+                yield
+            except Exception as exc:
+                if self.backend.timed_out(exc):
+                    raise SearchTimeout(f"the search ran past {self.search_timeout_s:g}s; "
+                                        f"narrow it ({narrow})") from exc
+                raise
+
     def search(self, search: Search) -> SearchPage:
         with self._conn("read") as conn:
             cur = conn.cursor()
-            with self.backend.deadline(conn, self.search_timeout_s):
-                try:
-                    mode: FtsMode = "driver"
-                    if search.query is not None:
-                        top = compile_query(search.query, self.backend).driver_fts
-                        if top is not None:
-                            mode = self.backend.plan_fts(cur, top)
-                    compiled = select(search, self.backend, fts_mode=mode)
-                    cur.execute(compiled.sql, compiled.params)
-                    found = cur.fetchall()
-                except Exception as exc:
-                    if self.backend.timed_out(exc):
-                        raise SearchTimeout(
-                            f"the search ran past {self.search_timeout_s:g}s; narrow it (a "
-                            "time range, a watch, fewer leading wildcards)") from exc
-                    raise
+            with self._cut_off(conn, "a time range, a watch, fewer leading wildcards"):
+                mode: FtsMode = "driver"
+                if search.query is not None:
+                    top = compile_query(search.query, self.backend).driver_fts
+                    if top is not None:
+                        mode = self.backend.plan_fts(cur, top)
+                compiled = select(search, self.backend, fts_mode=mode)
+                cur.execute(compiled.sql, compiled.params)
+                found = cur.fetchall()
             page = found[:search.limit]
             ids = [row[0] for row in page]
             watches = self._watches_of(cur, ids)
@@ -282,16 +288,9 @@ class MentionStore:
         """Rows of one read-only statement, cut off as :meth:`search` is (SearchTimeout)."""
         with self._conn("read") as conn:
             cur = conn.cursor()
-            with self.backend.deadline(conn, self.search_timeout_s):
-                try:
-                    cur.execute(sql, params)
-                    found = [tuple(row) for row in cur.fetchall()]
-                except Exception as exc:
-                    if self.backend.timed_out(exc):
-                        raise SearchTimeout(
-                            f"the search ran past {self.search_timeout_s:g}s; narrow it (a "
-                            "time range, a watch)") from exc
-                    raise
+            with self._cut_off(conn, "a time range, a watch"):
+                cur.execute(sql, params)
+                found = [tuple(row) for row in cur.fetchall()]
             if self.backend.name == "postgresql":
                 conn.rollback()
         return found
