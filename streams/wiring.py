@@ -16,6 +16,7 @@ from agents.aggregate import agent as aggregate
 from agents.classify import agent as classify
 from agents.deliver import agent as deliver
 from agents.detect import agent as detect
+from agents.detect.storybook import StoryBook
 from agents.escalate import agent as escalate
 from agents.report import agent as report
 from agents.store import agent as store_agent
@@ -51,10 +52,13 @@ def build_worker(settings: Settings, *, bootstrap: str,
     secret = (settings.api.link_secret.get_secret_value().encode()
               if settings.api.link_secret else load_or_create_secret(settings.datadir))
     links = link_signer(settings, secret)
+    # Detection and the store give each mention its story from one set of indexes: computed
+    # once, and the same id in the evidence and in the store (agents/detect/storybook.py).
+    stories = StoryBook()
     classify.install(pipeline)
-    detect.install(pipeline)
+    detect.install(pipeline, stories=stories)
     aggregate.install(pipeline)
-    store = store_for(settings) if settings.store.enabled else None
+    store = store_for(settings, stories=stories) if settings.store.enabled else None
     if store is not None:
         store_agent.install(pipeline, store=store)
     escalate.install(pipeline)

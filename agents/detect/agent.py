@@ -13,6 +13,7 @@ from typing import Any
 
 from agents.detect.detectors import DetectionEngine
 from agents.detect.stage import DetectStage
+from agents.detect.storybook import StoryBook
 from streams.core import topics
 from streams.core.records import EnrichedMention, Signal, dumps
 from streams.runtime.batches import BatchPolicy, handle_batch
@@ -32,12 +33,14 @@ async def _nothing(item: Any) -> None:
     return None
 
 
-def install(pipeline: Pipeline) -> None:
+def install(pipeline: Pipeline, *, stories: StoryBook | None = None) -> None:
+    """``stories``: the worker's story indexes, shared with its mention store."""
     app, settings, metrics = pipeline.app, pipeline.settings, pipeline.metrics
+    stories = stories or StoryBook()
     detectors = {
         w.id: DetectionEngine(
             settings.detect_for(w), watch_terms=frozenset(w.all_terms),
-            on_duplicate=metrics.duplicates.labels("detect").inc)
+            on_duplicate=metrics.duplicates.labels("detect").inc, stories=stories)
         for w in settings.watches
     }
     enriched = pipeline.topic(topics.ENRICHED)

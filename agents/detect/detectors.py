@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.classify.matching import fold
-from agents.detect.stories import StoryIndex, prune, summarise, tally
+from agents.detect.stories import prune, summarise, tally
+from agents.detect.storybook import StoryBook
 from agents.detect.surge import SURGE, SurgeDetector
 from agents.detect.tails import binomial_tail, negbin_tail, poisson_tail
 from streams.config.settings import DetectSettings
@@ -60,7 +61,8 @@ class DetectionEngine:
     """All detectors of one watch (one instance can serve many watches' states)."""
 
     def __init__(self, cfg: DetectSettings, *, watch_terms: frozenset[str] = frozenset(),
-                 on_duplicate: Callable[[], None] = lambda: None) -> None:
+                 on_duplicate: Callable[[], None] = lambda: None,
+                 stories: StoryBook | None = None) -> None:
         self.cfg = cfg
         self.watch_terms = frozenset(fold(t).lstrip("#@$") for t in watch_terms)
         self._a_level = _alpha(cfg.level_halflife_min)
@@ -75,8 +77,9 @@ class DetectionEngine:
         self.duplicates = 0
         self._on_duplicate = on_duplicate
         self._surge = SurgeDetector(cfg) if cfg.surge else None
-        #: watch id → its near-duplicate index (in memory: see agents/detect/stories.py)
-        self._stories: dict[str, StoryIndex] = {}
+        #: The near-duplicate indexes, one per watch, in memory (agents/detect/stories.py);
+        #: the worker shares one book with its mention store (agents/detect/storybook.py).
+        self._stories = stories or StoryBook()
 
     # -- time -----------------------------------------------------------------------------
     def _event_seconds(self, em: EnrichedMention) -> float:
@@ -223,8 +226,7 @@ class DetectionEngine:
             authors = st.setdefault(key, {}).setdefault(k, {})
             if m.author.handle in authors or len(authors) < _MAX_AUTHORS:
                 authors[m.author.handle] = authors.get(m.author.handle, 0) + 1
-        index = self._stories.setdefault(em.watch_id, StoryIndex())
-        story = index.assign(m.text, key=m.key, at=seconds)
+        story = self._stories.story(em.watch_id, text=m.text, key=m.key, at=seconds)
         # A story named after another mention: this one copies an earlier post.
         tally(st, k, story, text=m.text, author=m.author.handle, negative=negative,
               seconds=seconds, repeated=story != stable_id("story", m.key))

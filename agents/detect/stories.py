@@ -14,8 +14,10 @@ or 5-grams lost recall.
 The index (:class:`StoryIndex`) lives in the worker's memory, one per watch: signatures of a
 day of stories are too large for the per-watch state the detect table saves every second.
 What the explanations need survives in that state, per minute (:func:`tally`): each story's
-count, negatives, authors and a text sample. A restarted worker starts an empty index, so a
-story still running then continues under a second id (reported as two stories).
+count, negatives, authors and a text sample. The worker's detection and mention store share
+one index per watch (agents/detect/storybook.py), seeded at start from the stored mentions
+when the store is on; without it a restarted worker starts an empty index, so a story still
+running then continues under a second id (reported as two stories).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ as nobody else holds it. Every change is one conditional upsert on the ``claims`
 once on two workers exactly one wins and the other is told who has it. Each change is also
 appended to ``claim_events``, the claim's history.
 
-A story (agents/store/stories.py) is claimed the same way with ``kind="story"``: one
+A story (agents/detect/storybook.py) is claimed the same way with ``kind="story"``: one
 person answers the whole copy-paste storm; the subject is the story id, which must have
 stored mentions.
 

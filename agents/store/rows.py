@@ -68,7 +68,7 @@ class Row:
     tsvector: str
     record: str
     watch_ids: tuple[str, ...]
-    #: The story in each of ``watch_ids`` (agents/store/stories.py); empty: not assigned.
+    #: The story in each of ``watch_ids`` (agents/detect/storybook.py); empty: not assigned.
     stories: tuple[str, ...] = ()
 
     def watch_stories(self) -> list[tuple[str, str | None]]:

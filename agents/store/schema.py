@@ -28,7 +28,7 @@ Version 2 (both backends):
 Version 3 (both backends):
 
 - ``mention_watches.story``: the mention's story in that watch (near-duplicates folded
-  together, agents/store/stories.py), per watch as detection has it: the same mention may
+  together, agents/detect/storybook.py), per watch as detection has it: the same mention may
   open a story in one watch and join another's in a second. NULL for rows stored before
   version 3 until a rebuild fills it in. Indexed by (watch, story, time): a story's
   mentions, and the grouped view of a watch, are read from the index.

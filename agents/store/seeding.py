@@ -1,6 +1,6 @@
 """Seeding the store's story indexes at start, from the store's own recent rows.
 
-A worker's :class:`~agents.store.stories.StoryBook` lives in memory: without this, a story
+A worker's :class:`~agents.detect.storybook.StoryBook` lives in memory: without this, a story
 still running when the worker restarts would continue under a second id, and the console's
 grouped view would show one storm as two stories. So before the store stage writes its first
 batch, each watch's index is given the watch's mentions of the last ``hours`` (at most

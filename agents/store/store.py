@@ -22,12 +22,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+from agents.detect.storybook import StoryBook
 from agents.store.backends import DatabaseBackend, PostgresBackend, SqliteBackend
 from agents.store.rows import Row, RowError, StoredMention, ms, row_of
 from agents.store.schema import SchemaError, migrate
 from agents.store.search import SORTS, Search, SearchError, encode_cursor, select
 from agents.store.sql import FtsMode, compile_query
-from agents.store.stories import StoryBook
 from streams.config.settings import Settings
 from streams.core.records import EnrichedMention
 
@@ -75,7 +75,7 @@ class MentionStore:
     def __init__(self, backend: DatabaseBackend, *, search_timeout_s: float = 10.0,
                  stories: StoryBook | None = None) -> None:
         self.backend = backend
-        #: Gives each written mention its story per watch (agents/store/stories.py).
+        #: Gives each written mention its story per watch (agents/detect/storybook.py).
         self.stories = stories or StoryBook()
         self.search_timeout_s = search_timeout_s
         self._conns: dict[_Role, Any] = {}
@@ -419,8 +419,9 @@ def _quietly(fn: Any) -> None:
         fn()
 
 
-def store_for(settings: Settings) -> MentionStore:
-    """The store ``settings.store`` describes (nothing is opened yet)."""
+def store_for(settings: Settings, *, stories: StoryBook | None = None) -> MentionStore:
+    """The store ``settings.store`` describes (nothing is opened yet); ``stories``: the
+    worker's story indexes, shared with detection (agents/detect/storybook.py)."""
     cfg = settings.store
     path = cfg.sqlite_path(settings.datadir)
     backend: DatabaseBackend
@@ -430,4 +431,4 @@ def store_for(settings: Settings) -> MentionStore:
         url = cfg.postgres_url()
         assert url is not None
         backend = PostgresBackend(url)
-    return MentionStore(backend, search_timeout_s=cfg.search_timeout_s)
+    return MentionStore(backend, search_timeout_s=cfg.search_timeout_s, stories=stories)
