@@ -14,7 +14,9 @@ second death in a row raises :class:`ModelProcessError` (the next call starts a 
 the caller's batch stays unacknowledged and is retried; a text that kills the model every
 time ends, alone, in the dead-letter topic with that reason (streams/runtime/batches.py).
 Nothing is lost either way: a batch's predictions only leave :meth:`ProcessModel.predict`
-whole.
+whole. A child that hangs (alive, but no answer within ``batch_timeout_s``: a deadlock in
+native code, a machine swapping) is killed and treated as a death, so a stuck model process
+cannot stop classification for good.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ _START_TIMEOUT_S = 600.0
 
 class ModelProcessError(ModelError):
     """The model process died or could not start."""
+
+
+class _NoAnswer(EOFError):
+    """The child is alive but gave no answer in time."""
 
 
 def _serve(conn: Connection, factory: Callable[..., SentimentModel],
@@ -77,9 +83,13 @@ class ProcessModel:
     model_version: str
 
     def __init__(self, *, factory: Callable[..., SentimentModel], kwargs: dict[str, Any],
-                 start_timeout_s: float = _START_TIMEOUT_S) -> None:
+                 start_timeout_s: float = _START_TIMEOUT_S,
+                 batch_timeout_s: float | None = None) -> None:
+        """``batch_timeout_s``: how long one batch may take before the child is taken for
+        hung and killed (``None``: wait for ever)."""
         self._factory, self._kwargs = factory, dict(kwargs)
         self._start_timeout_s = start_timeout_s
+        self._batch_timeout_s = batch_timeout_s
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._proc: Any = None
@@ -98,7 +108,12 @@ class ProcessModel:
         proc.start()
         child.close()  # the child's copy only: its death then reads as EOF here
         self._proc, self._conn = proc, parent
-        kind, payload = self._receive(self._start_timeout_s)
+        try:
+            kind, payload = self._receive(self._start_timeout_s)
+        except _NoAnswer as exc:
+            self.close()
+            raise ModelProcessError(f"the model process could not load the model: {exc}") \
+                from exc
         if kind != "ready":
             self.close()
             raise ModelProcessError(f"the model process could not load the model: {payload}")
@@ -107,11 +122,12 @@ class ProcessModel:
     def _receive(self, timeout_s: float | None) -> tuple[str, Any]:
         assert self._conn is not None
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not self._conn.poll(1.0):
+        while not self._conn.poll(1.0 if deadline is None else
+                                  min(1.0, max(0.0, deadline - time.monotonic()))):
             if not self._proc.is_alive() and not self._conn.poll(0):
                 raise EOFError("the model process exited")
-            if deadline is not None and time.monotonic() > deadline:
-                raise ModelProcessError(f"the model process gave no answer in {timeout_s:.0f}s")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _NoAnswer(f"the model process gave no answer in {timeout_s:g}s")
         kind, payload = self._conn.recv()
         return str(kind), payload
 
@@ -125,12 +141,15 @@ class ProcessModel:
                     assert self._conn is not None
                 try:
                     self._conn.send(list(texts))
-                    kind, payload = self._receive(None)
+                    kind, payload = self._receive(self._batch_timeout_s)
                 except (EOFError, OSError) as exc:
+                    if isinstance(exc, _NoAnswer):  # hung: the same as a death, by force
+                        self._proc.kill()
                     self._proc.join(5)
                     code = self._proc.exitcode
-                    log.error("the model process (pid %s) died with exit code %s during a batch "
-                              "of %d texts (%r); %s", self._proc.pid, code, len(texts), exc,
+                    log.error("the model process (pid %s) %s during a batch of %d texts (%s); %s",
+                              self._proc.pid, "hung and was killed" if isinstance(exc, _NoAnswer)
+                              else f"died with exit code {code}", len(texts), exc,
                               "starting a new one and sending the batch again" if attempt == 1
                               else "the next batch starts a new one")
                     self.close()
@@ -138,7 +157,8 @@ class ProcessModel:
                     if attempt == 2:
                         raise ModelProcessError(
                             f"the model process died twice in a row on a batch of {len(texts)} "
-                            f"texts (exit code {code}); the batch stays unacknowledged") from exc
+                            f"texts (exit code {code}; {exc}); the batch stays unacknowledged"
+                        ) from exc
                     self._start()
                     continue
                 if kind != "ok":

@@ -40,7 +40,8 @@ def model_for(cfg: ModelSettings) -> SentimentModel:
     from models.cache import CachedModel
     from models.isolated import ProcessModel
 
-    model: SentimentModel = ProcessModel(factory=load_model, kwargs=kwargs | {"cache_size": 0})
+    model: SentimentModel = ProcessModel(factory=load_model, kwargs=kwargs | {"cache_size": 0},
+                                         batch_timeout_s=cfg.batch_timeout_s)
     return CachedModel(model, max_entries=cfg.cache_size) if cfg.cache_size else model
 
 

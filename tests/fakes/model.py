@@ -1,8 +1,9 @@
 """A small, deterministic sentiment model for tests that run a model in another process.
 
 It answers from the text alone (words like "awful" are negative, "love" positive), takes
-``delay_s`` per batch so a test can act mid-batch, and exits the process (as an out-of-memory
-kill would) on a text containing ``die_on``. Module-level and picklable: a ``spawn`` child
+``delay_s`` per batch so a test can act mid-batch, exits the process (as an out-of-memory
+kill would) on a text containing ``die_on``, and never answers (a hung native call) a batch
+with a text containing ``hang_on``. Module-level and picklable: a ``spawn`` child
 imports it by name.
 """
 
@@ -24,13 +25,16 @@ class KeywordModel:
     model_id = "test/keywords"
     model_version = "1"
 
-    def __init__(self, *, delay_s: float = 0.0, die_on: str | None = None) -> None:
-        self.delay_s, self.die_on = delay_s, die_on
+    def __init__(self, *, delay_s: float = 0.0, die_on: str | None = None,
+                 hang_on: str | None = None) -> None:
+        self.delay_s, self.die_on, self.hang_on = delay_s, die_on, hang_on
         self.pid = os.getpid()
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if self.die_on is not None and any(self.die_on in t for t in texts):
             os._exit(3)
+        if self.hang_on is not None and any(self.hang_on in t for t in texts):
+            time.sleep(3600)
         time.sleep(self.delay_s)
         return [self._one(t) for t in texts]
 
@@ -44,11 +48,11 @@ class KeywordModel:
 
 
 def keyword_model(*, delay_s: float = 0.0, die_on: str | None = None,
-                  refuse_while: str | None = None) -> KeywordModel:
+                  hang_on: str | None = None, refuse_while: str | None = None) -> KeywordModel:
     """``refuse_while``: a path; while it exists, loading fails (weights gone missing)."""
     if refuse_while is not None and os.path.exists(refuse_while):
         raise FileNotFoundError(f"weights unreadable while {refuse_while} exists")
-    return KeywordModel(delay_s=delay_s, die_on=die_on)
+    return KeywordModel(delay_s=delay_s, die_on=die_on, hang_on=hang_on)
 
 
 def refuse_to_load(**_: object) -> KeywordModel:

@@ -71,6 +71,33 @@ def test_a_batch_that_kills_it_twice_raises_and_the_next_batch_still_works() -> 
         model.close()
 
 
+def test_a_hung_model_process_is_killed_restarted_and_the_batch_sent_again_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    model = ProcessModel(factory=keyword_model, kwargs={"hang_on": "stuck"},
+                             batch_timeout_s=1.5)
+    try:
+        first = model.pid
+        with (caplog.at_level(logging.ERROR, logger="models.isolated"),
+              pytest.raises(ModelProcessError, match=r"died twice.*no answer in 1.5s")):
+            model.predict(["fine", "stuck forever"])
+        assert model.restarts == 2 and model.pid is None
+        said = caplog.text
+        assert f"pid {first}" in said and "hung and was killed" in said
+        # The next batch gets a new child and its answers.
+        assert [p.label for p in model.predict(["I love it"])] == ["positive"]
+    finally:
+        model.close()
+
+
+def test_a_slow_batch_within_the_timeout_is_not_taken_for_hung() -> None:
+    model = ProcessModel(factory=keyword_model, kwargs={"delay_s": 1.0}, batch_timeout_s=3.0)
+    try:
+        assert [p.label for p in model.predict(["I love it"])] == ["positive"]
+        assert model.restarts == 0
+    finally:
+        model.close()
+
+
 def test_a_restart_that_fails_is_tried_again_on_the_next_batch(tmp_path: Path) -> None:
     flag = tmp_path / "broken"
     model = ProcessModel(factory=keyword_model, kwargs={"refuse_while": str(flag)})

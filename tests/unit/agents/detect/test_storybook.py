@@ -71,7 +71,8 @@ def test_an_answer_pushed_out_of_the_memo_is_computed_again_alike() -> None:
 def test_detection_names_the_story_the_store_seeded_after_a_restart() -> None:
     book = StoryBook()
     stored_id = "5707021be1d1f8e2"
-    book.seed("acme", [(STORM + " @friend1", stored_id, T0.timestamp())])  # read back from the store
+    # Read back from the store at start:
+    book.seed("acme", [(STORM + " @friend1", stored_id, T0.timestamp())])
     eng = DetectionEngine(DetectSettings(), watch_terms=frozenset({"acme"}), stories=book)
     state: dict[str, Any] = {}
     for i in range(3):

@@ -46,16 +46,19 @@ def test_the_worker_loads_the_model_where_isolation_says(monkeypatch: pytest.Mon
     # in the worker so a repost never crosses the pipe.
     calls: list[dict[str, object]] = []
 
-    def spawn(*, factory: object, kwargs: dict[str, object]) -> ProcessModel:
-        calls.append(kwargs)
+    def spawn(*, factory: object, kwargs: dict[str, object],
+              batch_timeout_s: float) -> ProcessModel:
+        calls.append(kwargs | {"batch_timeout_s": batch_timeout_s})
         return ProcessModel(factory=keyword_model, kwargs={})
 
     monkeypatch.setattr("models.isolated.ProcessModel", spawn)
-    cfg = load_settings(None, model={"isolation": "process", "cache_size": 10}).model
+    cfg = load_settings(None, model={"isolation": "process", "cache_size": 10,
+                                     "batch_timeout_s": 7}).model
     model = classifier.model_for(cfg)
     try:
         assert isinstance(model, CachedModel) and model.max_entries == 10
         assert calls[0]["cache_size"] == 0 and calls[0]["runtime"] == "auto"
+        assert calls[0]["batch_timeout_s"] == 7
         assert [p.label for p in model.predict(["I love it"])] == ["positive"]
     finally:
         model.model.close()  # type: ignore[attr-defined]
