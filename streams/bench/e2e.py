@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +45,7 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer
 
-from streams.bench.naive import run_naive
+from streams.bench.naive import naive_classifier, run_naive
 from streams.bench.procs import (
     Worker,
     batch_figures,
@@ -88,6 +89,9 @@ class E2EOptions:
     #: Also the store's cost: two fresh workers of the configured runtime, one with the
     #: mention store and one without, on the same texts (issue 24: a drop of at most 5%).
     store_cost: bool = False
+    #: Such pairs run, in alternating order (off-on, on-off, ...): one pair's drop is within
+    #: the noise of a shared 2-core machine; the median of several is the figure.
+    store_cost_pairs: int = 3
 
 
 # --- the enriched topic, read back ---------------------------------------------------------
@@ -347,7 +351,7 @@ def _main_runtime(settings: Settings, opts: E2EOptions) -> str:
 async def _variant(runtime: str, *, settings: Settings, opts: E2EOptions, tmp: Path,
                    sink: SlackSink, bootstrap: str, enriched: _Enriched, texts: Sequence[str],
                    progress: Progress, store: bool = True,
-                   model_only: bool = True) -> dict[str, Any]:
+                   model_only: bool = True, run: int = 0) -> dict[str, Any]:
     """One runtime alone: its model-only limit, then one worker's throughput at 0% dups
     (with the mention store, or without it for the store's cost)."""
     limit: dict[str, Any] = {"per_s": None}
@@ -355,7 +359,7 @@ async def _variant(runtime: str, *, settings: Settings, opts: E2EOptions, tmp: P
         progress(f"{runtime}: model-only limit on {len(texts)} texts")
         limit = await asyncio.to_thread(_model_limit, settings, texts, opts.batch_size,
                                         runtime)
-    name = runtime if store else f"{runtime}-nostore"
+    name = (runtime if store else f"{runtime}-nostore") + (f"-{run}" if run else "")
     config = _config(tmp, sink, opts, _model_config(settings) | {"runtime": runtime},
                      name=f"bench-{name}", store=store)
     worker = Worker(config=config, bootstrap=bootstrap, log=tmp / f"worker-{name}.log",
@@ -380,12 +384,18 @@ async def _variant(runtime: str, *, settings: Settings, opts: E2EOptions, tmp: P
             "peak_rss_mb": rss}
 
 
-async def _store_cost(runtime: str, **kw: Any) -> dict[str, Any]:
-    """Throughput of two fresh workers on the same texts, the store off then on: the share of
-    the pipeline's pace that writing the store costs."""
-    off = await _variant(runtime, store=False, model_only=False, **kw)
-    on = await _variant(runtime, store=True, model_only=False, **kw)
-    return store_cost(on["pipeline_per_s"], off["pipeline_per_s"])
+async def _store_cost(runtime: str, *, pairs: int, **kw: Any) -> dict[str, Any]:
+    """Throughput of fresh workers on the same texts, the store off and on, ``pairs`` times
+    in alternating order (so a machine slowing down over the run favours neither side): the
+    share of the pipeline's pace that writing the store costs, per pair and the median."""
+    runs: list[tuple[float, float]] = []
+    for k in range(pairs):
+        paces: dict[bool, float] = {}
+        for store in (False, True) if k % 2 == 0 else (True, False):
+            fig = await _variant(runtime, store=store, model_only=False, run=k, **kw)
+            paces[store] = fig["pipeline_per_s"]
+        runs.append((paces[True], paces[False]))
+    return store_cost_of(runs)
 
 
 def store_cost(on_per_s: float, off_per_s: float) -> dict[str, Any]:
@@ -393,6 +403,17 @@ def store_cost(on_per_s: float, off_per_s: float) -> dict[str, Any]:
     the run with the store was faster, within noise)."""
     drop = round(1 - on_per_s / off_per_s, 3) if off_per_s > 0 else None
     return {"store_off_per_s": off_per_s, "store_on_per_s": on_per_s, "drop": drop}
+
+
+def store_cost_of(runs: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """:func:`store_cost` of each (on, off) pair, and the medians: ``drop`` is the median of
+    the pairs' drops (not the drop of the medians: each pair shares its moment's load)."""
+    pairs = [store_cost(on, off) for on, off in runs]
+    drops = [p["drop"] for p in pairs if p["drop"] is not None]
+    return {"store_off_per_s": statistics.median(p["store_off_per_s"] for p in pairs),
+            "store_on_per_s": statistics.median(p["store_on_per_s"] for p in pairs),
+            "drop": round(statistics.median(drops), 3) if drops else None,
+            "pairs": pairs}
 
 
 async def run_e2e(settings: Settings, opts: E2EOptions,
@@ -421,8 +442,15 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
             progress(f"model-only limit on {len(zero)} texts, batches of {opts.batch_size}")
             out["model_only"] = await asyncio.to_thread(_model_limit, settings, zero,
                                                         opts.batch_size)
-            progress(f"naive baseline on {opts.naive_mentions} messages")
-            out["naive"] = await run_naive(bootstrap, texts.unique(opts.naive_mentions))
+            # The same model one text a call (the fair baseline), then the issue-9 MiniLM
+            # loop (comparable with earlier runs): streams/bench/naive.py.
+            cfg, naive_texts = settings.model, texts.unique(opts.naive_mentions)
+            for key, model in (("naive", "same"), ("naive_minilm", "minilm")):
+                progress(f"naive baseline ({model} model) on {opts.naive_mentions} messages")
+                classify = await asyncio.to_thread(naive_classifier, model, name=cfg.name,
+                                                   cache_dir=cfg.cache_dir)
+                out[key] = await run_naive(bootstrap, naive_texts, classify, tag=model)
+                del classify
 
             await sink.start()
             await enriched.start()
@@ -490,8 +518,9 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
                     progress=progress)
             if opts.store_cost:
                 out["store_cost"] = await _store_cost(
-                    main, settings=settings, opts=opts, tmp=tmp, sink=sink,
-                    bootstrap=bootstrap, enriched=enriched, texts=texts.unique(opts.mentions),
+                    main, pairs=opts.store_cost_pairs, settings=settings, opts=opts, tmp=tmp,
+                    sink=sink, bootstrap=bootstrap, enriched=enriched,
+                    texts=texts.unique(opts.mentions),
                     progress=progress)
         finally:
             for w in workers:
@@ -502,12 +531,15 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
 
     zero_tp = out["throughput"].get("0%", base)["per_s"]
     limit, naive = out["model_only"]["per_s"], out["naive"]["per_s"]
+    minilm = out["naive_minilm"]["per_s"]
     out.update({
         "throughput_per_s": zero_tp,
         "model_limit_per_s": limit,
         "naive_baseline_per_s": naive,
+        "naive_minilm_per_s": minilm,
         "ratio_to_model_limit": round(zero_tp / limit, 2) if limit else None,
         "ratio_to_naive": round(zero_tp / naive, 2) if naive else None,
+        "ratio_to_naive_minilm": round(zero_tp / minilm, 2) if minilm else None,
         "p99_critical_to_notify_s": out["half_rate"]["critical_to_notify_p99_s"],
         "p99_ingest_to_enriched_s": out["half_rate"]["ingest_to_enriched_p99_s"],
         "peak_rss_mb": max(out["peak_rss_mb_per_worker"]),
@@ -519,6 +551,8 @@ async def run_e2e(settings: Settings, opts: E2EOptions,
         only = fig["model_only_per_s"]
         fig["ratio_to_model_limit"] = round(fig["pipeline_per_s"] / only, 2) if only else None
         fig["ratio_to_naive"] = round(fig["pipeline_per_s"] / naive, 2) if naive else None
+        fig["ratio_to_naive_minilm"] = (round(fig["pipeline_per_s"] / minilm, 2)
+                                        if minilm else None)
     return out
 
 
@@ -528,7 +562,9 @@ def format_report(r: dict[str, Any]) -> list[str]:
         f"model-only limit        {r['model_limit_per_s']:>8.1f} texts/s "
         f"(batches of {r['model_only']['batch_size']})",
         f"naive baseline          {r['naive_baseline_per_s']:>8.1f} msgs/s "
-        "(consumer loop, transformers pipeline per message)",
+        "(consumer loop, the same model one text a call)",
+        f"naive MiniLM loop       {r['naive_minilm_per_s']:>8.1f} msgs/s "
+        "(the issue-9 loop: a transformers pipeline over MiniLM per message)",
     ]
     for ratio, fig in tp.items():
         lines.append(f"pipeline at {ratio:>3} dups  {fig['per_s']:>8.1f} mentions/s  "
@@ -536,7 +572,8 @@ def format_report(r: dict[str, Any]) -> list[str]:
                      + ", ".join(f"{k} {v}" for k, v in fig["cpu_cores"].items()))
     h = r["half_rate"]
     lines += [
-        f"ratio to naive baseline {r['ratio_to_naive']}x (at 0% duplicates)",
+        f"ratio to naive baseline {r['ratio_to_naive']}x, to the MiniLM loop "
+        f"{r['ratio_to_naive_minilm']}x (at 0% duplicates)",
         f"half rate {h['rate_per_s']}/s: ingest→enriched p50 {h['ingest_to_enriched_p50_s']}s "
         f"p99 {h['ingest_to_enriched_p99_s']}s; critical→Slack p50 "
         f"{h['critical_to_notify_p50_s']}s p99 {h['critical_to_notify_p99_s']}s "
@@ -547,14 +584,18 @@ def format_report(r: dict[str, Any]) -> list[str]:
     if r.get("spike"):
         lines.append(f"spike (8x) time to alert {r['spike']['time_to_alert_s']} s")
     lines.append(f"{'variant':<12}{'model-only/s':>13}{'pipeline/s':>12}{'x model':>9}"
-                 f"{'x naive':>9}")
+                 f"{'x naive':>9}{'x MiniLM loop':>15}")
     for name, fig in r["variants"].items():
         lines.append(f"{name:<12}{fig['model_only_per_s']:>13.1f}{fig['pipeline_per_s']:>12.1f}"
-                     f"{fig['ratio_to_model_limit']!s:>9}{fig['ratio_to_naive']!s:>9}")
+                     f"{fig['ratio_to_model_limit']!s:>9}{fig['ratio_to_naive']!s:>9}"
+                     f"{fig['ratio_to_naive_minilm']!s:>15}")
     lines.append(f"{'naive loop':<12}{'':>13}{r['naive_baseline_per_s']:>12.1f}")
+    lines.append(f"{'MiniLM loop':<12}{'':>13}{r['naive_minilm_per_s']:>12.1f}")
     if r.get("store_cost"):
         c = r["store_cost"]
         lines.append(f"mention store's cost    {c['store_on_per_s']} mentions/s with it, "
-                     f"{c['store_off_per_s']} without: a drop of {c['drop']:.1%}"
+                     f"{c['store_off_per_s']} without (medians): a drop of {c['drop']:.1%}, "
+                     "pairs " + ", ".join(f"{p['drop']:.1%}" for p in c.get("pairs", [])
+                                          if p["drop"] is not None)
                      if c["drop"] is not None else "mention store's cost    not measured")
     return lines

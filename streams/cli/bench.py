@@ -190,11 +190,14 @@ def _variant_list(text: str) -> tuple[str, ...]:
               "too, comma-separated (torch, torch-int8, onnx, onnx-int8) or 'all': each gets "
               "its model-only limit and one throughput run in its own worker.")
 @click.option("--store-cost", is_flag=True, help="Also the mention store's cost: the "
-              "configured runtime in two fresh workers, store off then on, same texts.")
+              "configured runtime in fresh workers, store off and on, same texts.")
+@click.option("--store-cost-pairs", default=3, show_default=True, type=click.IntRange(1, 20),
+              help="Off/on pairs for --store-cost, in alternating order; the median drop is "
+              "the figure.")
 def bench_e2e_cmd(as_json: bool, config: Path | None, mentions: int, ratios: tuple[float, ...],
                   half_rate_s: float, critical: int, naive_mentions: int, workers: int,
                   spike: bool, texts_file: Path | None, seed: int, variants: str,
-                  store_cost: bool) -> None:
+                  store_cost: bool, store_cost_pairs: int) -> None:
     """The whole pipeline on the embedded broker against the model's limit and a naive loop:
     throughput, latencies, cold start, CPU and memory."""
     import asyncio
@@ -208,7 +211,8 @@ def bench_e2e_cmd(as_json: bool, config: Path | None, mentions: int, ratios: tup
                       naive_mentions=naive_mentions, workers=workers, spike=spike,
                       texts_file=texts_file, seed=seed, partitions=settings.kafka.partitions,
                       batch_size=settings.model.batch_size,
-                      variants=_variant_list(variants), store_cost=store_cost)
+                      variants=_variant_list(variants), store_cost=store_cost,
+                      store_cost_pairs=store_cost_pairs)
     try:
         report = asyncio.run(run_e2e(settings, opts,
                                      progress=lambda msg: click.echo(f"… {msg}", err=True)))

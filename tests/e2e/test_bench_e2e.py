@@ -10,6 +10,7 @@ import sys
 import pytest
 
 REQUIRED = ("throughput_per_s", "model_limit_per_s", "naive_baseline_per_s",
+            "naive_minilm_per_s", "ratio_to_naive", "ratio_to_naive_minilm",
             "p99_critical_to_notify_s", "cold_start_s", "peak_rss_mb")
 
 
@@ -26,7 +27,7 @@ def test_bench_e2e_smoke_run_reports_every_figure() -> None:
     assert set(report["throughput"]) == {"0%", "40%"}
     assert report["half_rate"]["critical_alerts"] == 2
     assert report["half_rate"]["mentions"] > 0
-    assert report["naive"]["messages"] == 10
+    assert report["naive"]["messages"] == report["naive_minilm"]["messages"] == 10
     # The configured runtime's row; `--variants` adds the others (checked by hand: slow).
     row = report["variants"][report["options"]["runtime"]]
     assert row["pipeline_per_s"] > 0 and row["ratio_to_model_limit"] > 0

@@ -102,6 +102,16 @@ def test_the_store_cost_is_the_share_of_the_pace_lost_with_the_store_on() -> Non
     assert store_cost(10.0, 0.0)["drop"] is None
 
 
+def test_the_store_cost_of_several_pairs_is_the_median_drop() -> None:
+    from streams.bench.e2e import store_cost_of
+
+    told = store_cost_of([(90.0, 100.0), (99.0, 100.0), (40.0, 50.0)])
+    assert [p["drop"] for p in told["pairs"]] == [0.1, 0.01, 0.2]
+    assert told["drop"] == 0.1  # the median pair, not 1 - median(on) / median(off)
+    assert (told["store_on_per_s"], told["store_off_per_s"]) == (90.0, 100.0)
+    assert store_cost_of([(1.0, 0.0)])["drop"] is None
+
+
 def test_the_store_off_worker_config_is_valid_and_has_no_store(tmp_path: Path) -> None:
     from streams.bench.e2e import E2EOptions, _config
     from streams.config.settings import load_settings
