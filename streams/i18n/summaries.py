@@ -50,7 +50,8 @@ class Part(Protocol):
 
 class SummaryError(ValueError):
     """Parts this version cannot say (an unknown key, a missing or wrong value): the caller
-    shows the English ``summary`` instead."""
+    shows the English ``summary`` instead. The message names keys and types, never a value
+    (values may be mention text, and it is logged)."""
 
 
 # How each value is shown: the English f-string's format, so English stays byte for byte.
@@ -130,14 +131,14 @@ def _when(value: object) -> datetime:
         try:
             when = datetime.fromisoformat(value)
         except ValueError as exc:
-            raise SummaryError(f"not an ISO time: {value[:40]!r}") from exc
+            raise SummaryError("not an ISO time") from exc
         return when.replace(tzinfo=UTC) if when.tzinfo is None else when
     raise SummaryError(f"not a time: {type(value).__name__}")
 
 
 def _number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SummaryError(f"not a number: {str(value)[:40]!r}")
+        raise SummaryError(f"not a number: {type(value).__name__}")
     return value
 
 

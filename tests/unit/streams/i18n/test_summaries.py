@@ -59,7 +59,8 @@ def test_mention_text_is_data_not_a_format() -> None:
     story = Phrase(key="stories", params={"stories": 3, "text": "{0} {text!r} <!channel>",
                                           "count": 5, "authors": 5, "minutes": 2})
     out = render_summary([story, Phrase(key="campaign")], locale="es")
-    assert "«{0} {text!r} <!channel>»" in out and out.endswith("; campaña: una sola historia domina")
+    assert "«{0} {text!r} <!channel>»" in out
+    assert out.endswith("; campaña: una sola historia domina")
 
 
 @pytest.mark.parametrize("part, why", [
