@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from notifiers.followup import change_of
 from notifiers.playbook import playbook_lines
+from notifiers.stories import summary_for
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.links import LinkSigner
 from streams.core.records import Incident, Notification
@@ -137,6 +138,6 @@ def card_content(notification: Notification, *, watch_name: str, links: LinkSign
         details=console_safe(_("Watch: {watch} · state: {state} · level {level}").format(
             watch=watch_name, state=lang.label(inc.state), level=notification.level),
             limit=_LINE_CHARS),
-        summary=clean(inc.summary, limit=_SUMMARY_CHARS), severity=inc.severity,
+        summary=clean(summary_for(inc, lang), limit=_SUMMARY_CHARS), severity=inc.severity,
         state=inc.state, digest=digest, playbook=playbook, samples=samples,
         buttons=_buttons(inc, links, channel, lang), lang=lang)

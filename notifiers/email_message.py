@@ -25,7 +25,7 @@ from email.utils import format_datetime
 
 from notifiers.followup import status_line
 from notifiers.playbook import playbook_lines
-from notifiers.stories import story_line
+from notifiers.stories import story_line, summary_for
 from notifiers.text import clean, console_safe, html_escape, safe_url
 from streams.core.records import Incident, Notification
 from streams.i18n import EN, Lang
@@ -183,7 +183,7 @@ def _body(notification: Notification, head: Letterhead, subject: str) -> tuple[s
                     f'<td>{html_escape(shown)}</td></tr>')
     html.append("</table>")
 
-    summary = _wrap(inc.summary, limit=_SUMMARY_CHARS)
+    summary = _wrap(summary_for(inc, lang), limit=_SUMMARY_CHARS)
     text += ["", *summary]
     html.append(f"<p>{_html_lines(summary)}</p>")
     story = story_line(inc, lang)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from notifiers.stories import summary_for
 from notifiers.text import console_safe
 from streams.core.records import Incident, Notification, TimelineEntry
 from streams.i18n import EN, N_, Lang
@@ -141,4 +142,4 @@ def digest_line(note: Notification, lang: Lang = EN) -> str:
     kind = lang._(_KINDS[note.kind]) if note.kind in _KINDS else note.kind
     return lang._("{severity}: {watch} — {kind} (level {level}) {summary}").format(
         severity=lang.label(inc.severity), watch=inc.watch_id, kind=kind, level=note.level,
-        summary=inc.summary[:160])
+        summary=summary_for(inc, lang)[:160])

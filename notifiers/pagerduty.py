@@ -28,7 +28,7 @@ from notifiers.base import ChannelSpec, Receipt, not_configured
 from notifiers.errors import DeliveryError, classify_exception, classify_http
 from notifiers.followup import change_of, status_line
 from notifiers.http import LazySession
-from notifiers.stories import watch_label
+from notifiers.stories import summary_for, watch_label
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.records import Incident, Notification
 from streams.i18n import EN, Lang
@@ -157,7 +157,7 @@ def _details(notification: Notification, watch_name: str, lang: Lang) -> dict[st
         "kind": notification.kind,
         "change": change_of(notification),
         # The detector's own words: observed vs expected counts, window, top terms.
-        "summary": clean(inc.summary, limit=2000),
+        "summary": clean(summary_for(inc, lang), limit=2000),
         "opened_at": inc.opened_at.isoformat(),
         "samples": samples,
     }
@@ -205,7 +205,7 @@ def build_event(
             break
     event["payload"] = {
         # One line: PagerDuty reads the summary out in phone calls and SMS.
-        "summary": console_safe(f"{watch} — {inc.detector}: {inc.summary}",
+        "summary": console_safe(f"{watch} — {inc.detector}: {summary_for(inc, lang)}",
                                 limit=_SUMMARY_LIMIT),
         "source": console_safe(f"escucha:{inc.watch_id}", limit=255),
         "severity": _SEVERITY.get(inc.severity, "critical"),

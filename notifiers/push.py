@@ -36,7 +36,7 @@ from notifiers.errors import DeliveryError, classify_exception, classify_http
 from notifiers.followup import change_of, status_line
 from notifiers.http import LazySession, read_bounded
 from notifiers.playbook import playbook_lines
-from notifiers.stories import watch_label
+from notifiers.stories import summary_for, watch_label
 from notifiers.text import clean, console_safe, safe_url
 from streams.core.links import LinkSigner
 from streams.core.records import Notification
@@ -140,7 +140,7 @@ def _message(notification: Notification, watch_name: str, lang: Lang) -> str:
     change = status_line(notification, lang)
     # What changed comes first: a replaced notification shows its first lines.
     lines = [console_safe(change, limit=300)] if change else []
-    lines += [clean(inc.summary, limit=_SUMMARY_CHARS),
+    lines += [clean(summary_for(inc, lang), limit=_SUMMARY_CHARS),
              console_safe(lang._("Watch: {watch} · state: {state} · level {level}").format(
                  watch=watch_name, state=lang.label(inc.state), level=notification.level),
                  limit=300)]

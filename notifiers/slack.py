@@ -35,7 +35,7 @@ from notifiers.base import BuildContext, ChannelSpec, Receipt
 from notifiers.errors import DeliveryError
 from notifiers.playbook import playbook_lines
 from notifiers.slack_actions import ACTION_ACK, ACTION_RESOLVE, ACTION_STEP
-from notifiers.stories import story_line, watch_label
+from notifiers.stories import story_line, summary_for, watch_label
 from notifiers.text import clean, safe_url, slack_escape, truncate
 from streams.core.records import Incident, Notification
 from streams.i18n import DEFAULT as DEFAULT_LOCALE
@@ -168,7 +168,7 @@ def build_message(notification: Notification, *, watch_name: str,
     severity = label(lang.tr, inc.severity)
     title = truncate(clean(f"{severity.upper()}: {watch_name} — {inc.detector}", limit=200),
                      _HEADER_LIMIT)
-    summary = slack_escape(inc.summary, limit=1500)
+    summary = slack_escape(summary_for(inc, lang), limit=1500)  # escaped once rendered
     state = _state_line(inc, notification.level, lang)
     samples = []
     for sample in inc.samples[:5]:

@@ -1,20 +1,38 @@
-"""The largest story of an incident as one plain line, and the watches it spans, shared by
-the channels that show them.
+"""What an incident says in its reader's language: the detector's summary, the largest story
+as one plain line, and the watches it spans, shared by the channels that show them.
 
-The story's text is a mention's text (attacker-controlled): each channel escapes the line like
-any untrusted text before use.
+The summary and the story's text carry mention text (attacker-controlled): each channel
+escapes them like any untrusted text, after they are rendered here.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from streams.core.records import Incident
 from streams.i18n import EN, Lang
+from streams.i18n.summaries import SummaryError, render_summary
 
-__all__ = ["story_line", "watch_label"]
+__all__ = ["story_line", "summary_for", "watch_label"]
+
+log = logging.getLogger(__name__)
 
 _TEXT_CHARS = 200
+
+
+def summary_for(inc: Incident, lang: Lang = EN) -> str:
+    """The detector's summary in ``lang`` (its times in ``lang``'s zone) from the incident's
+    ``summary_parts``; the stored English ``summary`` for an incident from before parts
+    existed, or when its parts cannot be said (a newer detector's key): an alert in English
+    beats no alert. Not cleaned or escaped: each channel does that to the result."""
+    if not inc.summary_parts or lang.unset:
+        return inc.summary  # English in UTC is the stored text exactly (tests hold them equal)
+    try:
+        return render_summary(inc.summary_parts, locale=lang.locale, timezone=lang.timezone)
+    except SummaryError as exc:
+        log.warning("incident %s: summary shown in English (%s)", inc.id, exc)
+        return inc.summary
 
 
 def story_line(inc: Incident, lang: Lang = EN) -> str | None:

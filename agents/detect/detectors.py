@@ -33,6 +33,7 @@ from agents.detect.tails import binomial_tail, negbin_tail, poisson_tail
 from streams.config.settings import DetectSettings
 from streams.core.records import (
     EnrichedMention,
+    Phrase,
     SampleMention,
     Severity,
     Signal,
@@ -304,6 +305,10 @@ class DetectionEngine:
         verified = ", verified" if m.author.verified else ""
         summary = (f"@{m.author.handle} ({reach:,} followers{verified}) posted a negative "
                    f"mention, {velocity:.0f} interactions/min: \u201c{m.text[:200]}\u201d")
+        # The same sentence as data, for each channel's language (streams/i18n/summaries.py).
+        said = Phrase(key="influencer_verified" if m.author.verified else "influencer",
+                      params={"handle": m.author.handle, "reach": reach,
+                              "velocity": velocity, "text": m.text[:200]})
         sample = SampleMention(key=m.key, url=m.url, author=m.author.handle, text=m.text[:280],
                                priority=em.priority, language=m.language,
                                sentiment=em.sentiment.label)
@@ -313,8 +318,8 @@ class DetectionEngine:
             window_start=datetime.fromtimestamp(seconds, UTC),  # clamped: never after its end
             window_end=self._when(minute + 1), observed=float(reach),
             expected=float(cfg.influencer_followers), score=round(velocity, 2),
-            summary=summary, top_terms=[], samples=[sample], model=em.model,
-            trigger_posted_at=m.created_at)]
+            summary=summary, summary_parts=[said], top_terms=[], samples=[sample],
+            model=em.model, trigger_posted_at=m.created_at)]
 
 
 def _fire(st: dict[str, Any], key: str, severity: Severity, minute: int, cooldown: int) -> bool:
@@ -385,7 +390,7 @@ class _Window:
         return [SampleMention(**s) for s in found[:5]]
 
     def _signal(self, detector: str, minutes: int, severity: Severity, observed: float,
-                expected: float, score: float, summary: str,
+                expected: float, score: float, summary: str, said: Phrase,
                 lead: str | None = None, p: float | None = None) -> Signal | None:
         start_min = self.now_min - minutes + 1
         if not _fire(self.st, detector, severity, self.now_min, self.cfg.cooldown_min):
@@ -394,22 +399,34 @@ class _Window:
         # The term that fired leads, even when everyday words are more frequent.
         common = [t for t, _ in self._terms(minutes).most_common(7) if t != lead]
         terms = [lead, *common][:6] if lead else common[:6]
-        authors = ", ".join(f"@{a} ({n})" for a, n in self._authors(minutes).most_common(3))
+        top = self._authors(minutes).most_common(3)
+        authors = ", ".join(f"@{a} ({n})" for a, n in top)
         start, end = self.e._when(start_min), self.e._when(self.now_min + 1)
         # Stories of the mentions the detector judged: the negative ones where it counts those.
         told = summarise(self.st, range(max(start_min, self.now_min - _DETAIL_MIN + 1),
                                         self.now_min + 1),
                          negative_only=detector in ("negative_spike", "sentiment_shift"))
+        parts = [said]
         if told.largest is not None:
             summary = f"{summary}; {told.line()}"
+            parts += told.parts()
         full = (f"{summary}; {start:%H:%M}\u2013{end:%H:%M} UTC"
                 + (f"; top terms: {', '.join(terms)}" if terms else "")
                 + (f"; top authors: {authors}" if authors else ""))
+        # Clause for clause what ``full`` says, as data (tests hold the two together).
+        parts.append(Phrase(key="window", params={"start": start.isoformat(),
+                                                  "end": end.isoformat()}))
+        if terms:
+            parts.append(Phrase(key="top_terms", params={"terms": list(terms)}))
+        if top:
+            parts.append(Phrase(key="top_authors", params={"handles": [a for a, _ in top],
+                                                           "counts": [n for _, n in top]}))
         return Signal(
             id=stable_id(em.watch_id, detector, start_min, severity), watch_id=em.watch_id,
             detector=detector, severity=severity, window_start=start, window_end=end,
             observed=observed, expected=round(expected, 3), score=round(score, 3),
-            summary=full, top_terms=terms, samples=self._samples(minutes), model=em.model,
+            summary=full, summary_parts=parts, top_terms=terms,
+            samples=self._samples(minutes), model=em.model,
             trigger_posted_at=em.mention.created_at, scale_min=minutes,
             p_value=None if p is None else float(f"{p:.3g}"),
             stories=told.stories if told.largest is not None else None,
@@ -454,7 +471,10 @@ class _Window:
                               and p <= self.cfg.max_p_value * 1e-3 else "warning")
         return self._signal(detector, w, severity, observed, expected, ratio,
                             f"{observed} {what} in {w} min, {ratio:.1f}x the expected "
-                            f"{expected:.1f} (p={p:.1e}); {len(authors)} authors", p=p)
+                            f"{expected:.1f} (p={p:.1e}); {len(authors)} authors",
+                            Phrase(key=detector, params={
+                                "observed": observed, "minutes": w, "ratio": ratio,
+                                "expected": expected, "p": p, "authors": len(authors)}), p=p)
 
     def _recent(self, col: int) -> float:
         """Per minute over the ``spike_recent_min`` minutes before the spike window, or 0
@@ -493,7 +513,9 @@ class _Window:
         return self._signal("sentiment_shift", w, severity, share, usual, share - usual,
                             f"negative share {share:.0%} ({k} of {n}) in {w} min vs the usual "
                             f"{usual:.0%} (p={p:.1e}), at {volume_ratio:.1f}x usual volume",
-                            p=p)
+                            Phrase(key="sentiment_shift", params={
+                                "share": share, "negative": k, "total": n, "minutes": w,
+                                "usual": usual, "p": p, "volume": volume_ratio}), p=p)
 
     def risk_term_surge(self) -> Signal | None:
         w, sh = self.cfg.term_window_min, self.st["sh"]
@@ -510,7 +532,10 @@ class _Window:
         return self._signal("risk_term_surge", w, severity, observed, expected,
                             observed / floor, f"{observed} mentions with risk terms (legal, "
                             f"safety, recall, boycott, outage, breach, fraud) in {w} min vs "
-                            f"{expected:.1f} expected (p={p:.1e})", p=p)
+                            f"{expected:.1f} expected (p={p:.1e})",
+                            Phrase(key="risk_term_surge", params={
+                                "observed": observed, "minutes": w, "expected": expected,
+                                "p": p}), p=p)
 
     def emerging_term(self) -> Signal | None:
         w = self.cfg.term_window_min
@@ -529,7 +554,9 @@ class _Window:
                 continue
             return self._signal("emerging_term", w, "warning", count, 0.0, float(count),
                                 f"new term {term}: {count} mentions in {w} min, never seen "
-                                f"before for this watch", lead=term)
+                                f"before for this watch",
+                                Phrase(key="emerging_term", params={
+                                    "term": term, "count": count, "minutes": w}), lead=term)
         return None
 
     def surge(self, surge: SurgeDetector) -> Signal | None:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streams.core.records import StorySummary, stable_id
+from streams.core.records import Phrase, StorySummary, stable_id
 
 __all__ = [
     "CAMPAIGN_MIN",
@@ -296,11 +296,26 @@ class StoryEvidence:
         if self.largest is None:
             return ""
         big = self.largest
-        text = " ".join(big.text.split())
-        text = text if len(text) <= 80 else text[:79] + "\u2026"
+        text = _short(big.text)
         out = (f"{self.stories} stories; the largest, \u2018{text}\u2019 \u00d7{big.count} by "
                f"{big.authors} accounts in {big.span_min} min")
         return out + ("; campaign: one story dominates" if self.campaign else "")
+
+    def parts(self) -> list[Phrase]:
+        """:meth:`line` as data, for each channel's language (streams/i18n/summaries.py)."""
+        if self.largest is None:
+            return []
+        big = self.largest
+        text = _short(big.text)
+        out = [Phrase(key="stories", params={"stories": self.stories, "text": text,
+                                             "count": big.count, "authors": big.authors,
+                                             "minutes": big.span_min})]
+        return out + ([Phrase(key="campaign")] if self.campaign else [])
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 80 else text[:79] + "\u2026"
 
 
 def summarise(st: dict[str, Any], minutes: Iterable[int], *,

@@ -36,7 +36,14 @@ from typing import Any
 
 from agents.detect.tails import negbin_tail
 from streams.config.settings import DetectSettings
-from streams.core.records import SampleMention, SeriesPoint, Severity, Signal, stable_id
+from streams.core.records import (
+    Phrase,
+    SampleMention,
+    SeriesPoint,
+    Severity,
+    Signal,
+    stable_id,
+)
 
 __all__ = ["SURGE", "SurgeDetector"]
 
@@ -369,12 +376,14 @@ class SurgeDetector:
         samples, terms = explain()
         summary = self._summary(obs, exp, ratio, p, scale_h, lasting, ov / max(evol, 0.5),
                                 series, terms, first=first)
+        parts = self._parts(obs, exp, ratio, p, scale_h, lasting, ov / max(evol, 0.5),
+                            series, terms, first=first)
         return Signal(
             id=stable_id(episode, ep["seq"]), watch_id=watch_id, detector=SURGE,
             severity=severity, window_start=datetime.fromtimestamp(now_s - scale_h * _H, UTC),
             window_end=window_end, observed=round(obs, 1), expected=round(exp, 3),
-            score=round(ratio, 3), summary=summary, top_terms=terms, samples=samples,
-            model=model, trigger_posted_at=trigger, scale_min=scale_h * 60,
+            score=round(ratio, 3), summary=summary, summary_parts=parts, top_terms=terms,
+            samples=samples, model=model, trigger_posted_at=trigger, scale_min=scale_h * 60,
             p_value=float(f"{p:.3g}"), episode=episode, lasting_min=lasting, series=series)
 
     def _series(self, hr: dict[str, Any], start_h: int, hour: int) -> list[SeriesPoint]:
@@ -403,3 +412,22 @@ class SurgeDetector:
                 f"{volume_ratio:.1f}x"
                 + (f"; hourly negatives/expected (UTC): {hourly}" if hourly else "")
                 + (f"; top terms: {', '.join(terms)}" if terms else ""))
+
+    @staticmethod
+    def _parts(obs: float, exp: float, ratio: float, p: float, scale_h: int, lasting: int,
+               volume_ratio: float, series: Sequence[SeriesPoint], terms: Sequence[str],
+               *, first: bool) -> list[Phrase]:
+        """:meth:`_summary` as data, for each channel's language (streams/i18n/summaries.py
+        says the span in hours or minutes by the same rule)."""
+        out = [Phrase(key="surge_start" if first else "surge_ongoing", params={
+            "ratio": ratio, "lasting_min": lasting, "observed": obs, "hours": scale_h,
+            "expected": exp, "p": p, "volume": volume_ratio})]
+        recent = [pt for pt in series if pt.expected > 0][-6:]
+        if recent:
+            out.append(Phrase(key="hourly", params={
+                "starts": [pt.start.isoformat() for pt in recent],
+                "observed": [pt.observed for pt in recent],
+                "expected": [pt.expected for pt in recent]}))
+        if terms:
+            out.append(Phrase(key="top_terms", params={"terms": list(terms)}))
+        return out

@@ -76,6 +76,12 @@ def _dt(s: str) -> datetime:
     return datetime.fromisoformat(s)
 
 
+def _parts(signal: Signal) -> list[dict[str, Any]]:
+    # Always with its summary: parts from an older signal beside a newer English text would
+    # tell Spanish readers something else than the webhook says.
+    return [p.model_dump(mode="json") for p in signal.summary_parts]
+
+
 def _keep_story(inc: dict[str, Any], signal: Signal) -> None:
     """The first story that dominated a signal stays the incident's (its identity)."""
     story = story_of(signal)
@@ -243,7 +249,8 @@ class EscalationEngine:
             id=f"{signal.watch_id}.{stable_id(fp, signal.window_start.isoformat())}",
             fingerprint=fp, watch_id=signal.watch_id, detector=signal.detector,
             severity=signal.severity, opened_at=signal.window_end,
-            updated_at=signal.window_end, summary=signal.summary, signal_ids=[signal.id],
+            updated_at=signal.window_end, summary=signal.summary,
+            summary_parts=signal.summary_parts, signal_ids=[signal.id],
             samples=signal.samples, language=language,
             trigger_posted_at=signal.trigger_posted_at, evidence=[Evidence.of(signal)],
             story=story_of(signal),
@@ -270,7 +277,8 @@ class EscalationEngine:
         inc = entry["incident"]
         inc.update(state="open", acked_by=None, acked_at=None, resolved_by=None,
                    resolved_at=None, updated_at=signal.window_end.isoformat(),
-                   summary=signal.summary, severity=signal.severity)
+                   summary=signal.summary, summary_parts=_parts(signal),
+                   severity=signal.severity)
         inc["signal_ids"] = [*inc["signal_ids"], signal.id][-100:]
         _add_evidence(inc, signal)
         _keep_story(inc, signal)
@@ -296,10 +304,11 @@ class EscalationEngine:
             if signal.episode is not None and signal.detector == inc["detector"]:
                 # The episode grew ("2.1x for 3 h" -> "2.4x for 9 h"): the incident says so,
                 # without paging anyone again for the same severity.
-                inc.update(summary=signal.summary,
+                inc.update(summary=signal.summary, summary_parts=_parts(signal),
                            samples=[s.model_dump(mode="json") for s in signal.samples])
             return Decision(entry)  # joins silently (Alertmanager's grouping)
         inc.update(severity=signal.severity, summary=signal.summary,
+                   summary_parts=_parts(signal),
                    samples=[s.model_dump(mode="json") for s in signal.samples])
         if inc.get("playbook") is None:  # a playbook for critical incidents only, say
             found = match_playbook(self.playbooks, self._labels(parse(Incident, inc)))

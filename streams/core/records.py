@@ -29,6 +29,8 @@ __all__ = [
     "ModelInfo",
     "Notification",
     "PlaybookCard",
+    "Phrase",
+    "PhraseParam",
     "PlaybookStep",
     "RecordError",
     "ResponseTemplate",
@@ -167,6 +169,20 @@ class StorySummary(BaseModel):
     span_min: int = Field(description="Minutes from its first to its last mention there.")
 
 
+PhraseParam = str | int | float | list[str | int | float]
+
+
+class Phrase(BaseModel):
+    """One clause of a detector's summary as data: a template key and its values, so every
+    channel can say it in its target's language (streams/i18n/summaries.py). Values are
+    numbers, handles, terms, story text (attacker-controlled: escape after rendering),
+    datetimes as ISO strings; lists where the clause lists things (top terms, authors)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    key: str = Field(max_length=64)
+    params: dict[str, PhraseParam] = Field(default_factory=dict)
+
+
 class Signal(_Record):
     """A detector's finding, with the evidence a human needs to judge it."""
 
@@ -179,7 +195,11 @@ class Signal(_Record):
     observed: float
     expected: float
     score: float = Field(description="Detector-specific strength, e.g. observed/expected.")
-    summary: str
+    summary: str = Field(description="The finding in English: what machines, the webhook and "
+                         "search read; people get summary_parts in their language.")
+    summary_parts: list[Phrase] = Field(
+        default_factory=list, description="The summary clause by clause as data (empty in "
+        "records from before it existed: show summary then).")
     top_terms: list[str] = Field(default_factory=list)
     samples: list[SampleMention] = Field(default_factory=list)
     model: ModelInfo | None = None
@@ -303,6 +323,9 @@ class Incident(_Record):
     opened_at: datetime
     updated_at: datetime
     summary: str
+    summary_parts: list[Phrase] = Field(
+        default_factory=list, description="The latest signal's summary as data, for each "
+        "channel's language (empty on incidents from before it existed).")
     signal_ids: list[str] = Field(default_factory=list)
     samples: list[SampleMention] = Field(default_factory=list)
     level: int = 1

@@ -20,6 +20,7 @@ import gettext
 import io
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,7 +32,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 __all__ = ["DEFAULT", "DOMAIN", "EN", "LOCALES_DIR", "N_", "SHIPPED", "Lang", "Translations",
-           "check_locale", "check_target_locales", "check_timezone", "format_datetime",
+           "check_locale", "check_target_locales", "check_timezone", "decimal_symbol",
+           "format_datetime",
            "format_decimal", "format_percent", "format_time", "label", "language_of",
            "translator"]
 
@@ -150,11 +152,17 @@ def format_datetime(when: datetime, locale: str | None, tz: str | ZoneInfo | Non
     return f"{day}, {local:%H:%M} {local.tzname() or local.tzinfo}"
 
 
-def format_decimal(value: float, locale: str | None, *, format: str | None = None) -> str:
+def format_decimal(value: float | Decimal, locale: str | None, *,
+                   format: str | None = None) -> str:
     return _numbers.format_decimal(value, format=format, locale=_babel_locale(locale))
 
 
-def format_percent(value: float, locale: str | None, *, decimals: int = 1) -> str:
+def decimal_symbol(locale: str | None) -> str:
+    """The decimal mark of ``locale`` (``.`` in en, ``,`` in es)."""
+    return str(_numbers.get_decimal_symbol(_babel_locale(locale)))
+
+
+def format_percent(value: float | Decimal, locale: str | None, *, decimals: int = 1) -> str:
     """``value`` as a fraction (0.253 -> ``25.3%`` in en, ``25,3 %`` in es)."""
     loc = _babel_locale(locale)
     base = loc.percent_formats[None].pattern  # '#,##0%' in en, '#,##0\u00a0%' in es

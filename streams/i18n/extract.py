@@ -34,7 +34,8 @@ SOURCES = ("notifiers/slack.py", "streams/web/console/render.py", "streams/repor
            "notifiers/googlechat.py", "notifiers/push.py", "notifiers/pagerduty.py",
            "notifiers/email.py", "notifiers/email_message.py",
            "streams/web/console/silences.py", "streams/web/console/episode.py",
-           "streams/web/console/mentions.py", "streams/web/console/claims.py")
+           "streams/web/console/mentions.py", "streams/web/console/claims.py",
+           "streams/i18n/summaries.py")
 #: Where product code lives: a module here that marks a string must be in SOURCES.
 PACKAGES = ("agents", "models", "notifiers", "streams")
 

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from notifiers.stories import summary_for
 from streams.core.records import Evidence, Incident
 from streams.core.silences import Silence, SilenceState
 from streams.i18n import (
@@ -190,6 +191,11 @@ def _state(state: str, tr: Translations) -> str:
 def incident_rows(incidents: Iterable[Incident], names: Mapping[str, str],
                   session: Session | None = None) -> str:
     tr = _tr(session)
+    lang = Lang(session.locale, session.timezone) if session is not None else None
+
+    def shown(inc: Incident) -> str:
+        return summary_for(inc, lang) if lang is not None else inc.summary
+
     rows = []
     for inc in incidents:
         name = names.get(inc.watch_id, inc.watch_id)
@@ -198,7 +204,7 @@ def incident_rows(incidents: Iterable[Incident], names: Mapping[str, str],
             f'<td>{_badge(inc.severity, tr)}</td><td>{_state(inc.state, tr)}</td>'
             f'<td><a href="/console/incidents/{e(inc.id)}">{e(name)}'
             f': {e(inc.detector.replace("_", " "))}</a>'
-            f'<div class="summary">{e(inc.summary[:240])}</div></td>'
+            f'<div class="summary">{e(shown(inc)[:240])}</div></td>'
             f'<td>{_when(inc.opened_at, session)}</td><td>{e(inc.level)}</td>'
             f'<td>{e(inc.acked_by or "")}</td></tr>')
     if not rows:
@@ -447,7 +453,8 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
         f'<td>{ev.expected:g}</td><td>{ev.score:g}</td></tr>' for ev in inc.evidence[-10:])
     explanation = (
         f'<section aria-labelledby="why"><h2 id="why">{_("Why this fired")}</h2>'
-        f'<p class="summary">{e(inc.summary)}</p>'
+        # In the user's language and zone; escaped after rendering (mention text inside).
+        f'<p class="summary">{e(summary_for(inc, Lang(session.locale, session.timezone)))}</p>'
         + chart_svg(inc.evidence, series, session=session, title=_(
             "Mentions of {watch} over time, with observed against expected").format(
                 watch=watch_name))

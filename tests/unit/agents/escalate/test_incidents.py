@@ -26,7 +26,15 @@ from streams.config.escalation import (
     Schedule,
     TargetSpec,
 )
-from streams.core.records import Ack, Notification, SampleMention, Severity, Signal, stable_id
+from streams.core.records import (
+    Ack,
+    Notification,
+    Phrase,
+    SampleMention,
+    Severity,
+    Signal,
+    stable_id,
+)
 from streams.core.silences import Silence
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)  # a Wednesday, 12:00 UTC
@@ -862,6 +870,38 @@ def test_an_episode_update_rewrites_the_summary_without_paging() -> None:
     other = eng.on_signal(grown.entry, signal(130, detector="negative_spike"), at(7800))
     assert other.incident is not None  # another detector joins without taking the summary
     assert other.incident.summary == "negatives running 2x normal for 3 h"
+
+
+def _said(s: Signal, n: int) -> Signal:
+    """``s`` with summary parts that name ``n`` (so each signal's parts are told apart)."""
+    return s.model_copy(update={"summary_parts": [Phrase(key="emerging_term", params={
+        "term": f"#t{n}", "count": n, "minutes": 15})]})
+
+
+def _terms(d: Decision) -> list[object]:
+    assert d.incident is not None
+    return [p.params["term"] for p in d.incident.summary_parts]
+
+
+def test_summary_parts_go_wherever_the_summary_goes() -> None:
+    eng = engine()
+    d = opened(eng, _said(_surge(0, 60), 1))
+    assert _terms(d) == ["#t1"]
+    grown = eng.on_signal(d.entry, _said(_surge(120, 360, seq=3), 2), at(7200))
+    assert _terms(grown) == ["#t2"]  # the episode grew: new words, new parts
+    other = eng.on_signal(grown.entry, _said(signal(130), 3), at(7800))
+    assert _terms(other) == ["#t2"]  # joined silently: the summary and its parts stay
+    worse = eng.on_signal(other.entry, _said(signal(131, "critical"), 4), at(7860))
+    assert worse.incident is not None and worse.incident.severity == "critical"
+    assert _terms(worse) == ["#t4"]
+    _, resolved = _resolved_at_600(eng)
+    again = eng.on_signal(resolved, _said(signal(60, "critical"), 5), at(1200))
+    assert again.events == ["reopened"] and _terms(again) == ["#t5"]
+    # Timeline text stays English: it is the stored record.
+    assert again.incident is not None and "#t5" not in again.incident.timeline[-1].text
+    # A signal without parts (an older detector) takes the stale parts away.
+    plain = eng.on_signal(worse.entry, _surge(300, 360, "critical", seq=9), at(18000))
+    assert plain.incident is not None and plain.incident.summary_parts == []
 
 
 def test_a_long_window_keeps_its_incident_open_longer_but_capped() -> None:

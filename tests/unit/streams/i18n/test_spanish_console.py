@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from agents.store.claims import Claim
 from agents.store.groups import StoryRow
 from agents.store.rows import StoredMention, ms
-from streams.core.records import Evidence, Incident, SeriesPoint
+from streams.core.records import Evidence, Incident, Phrase, SeriesPoint
 from streams.core.silences import Silence, SilenceState
 from streams.i18n import Lang
 from streams.web.console import render
@@ -114,3 +114,20 @@ def test_stories_view_in_spanish_keeps_the_first_copy_escaped() -> None:
                     '<option value="story" selected>historias (copias agrupadas)</option>'):
         assert spanish in html, spanish
     assert ESCAPED in html and "<script>" not in html
+
+
+def test_incident_page_and_list_say_the_summary_in_spanish_escaped() -> None:
+    parts = [Phrase(key="emerging_term", params={"term": HOSTILE, "count": 1234, "minutes": 15}),
+             Phrase(key="window", params={"start": "2026-03-02T07:45:00+00:00",
+                                          "end": "2026-03-02T08:00:00+00:00"})]
+    english = f"new term {HOSTILE}: 1234 mentions in 15 min, never seen before for this watch"
+    inc = Incident(id="acme.1", fingerprint="f", watch_id="acme", detector="emerging_term",
+                   severity="warning", opened_at=T0, updated_at=T0,
+                   summary=english + "; 07:45\u201308:00 UTC", summary_parts=parts)
+    page = render.incident_page(inc, watch_name="Acme", oncall=[], authors=[], series=[],
+                                session=ES, csrf="t")
+    rows = render.incident_rows([inc], {"acme": "Acme"}, ES)
+    for html in (page, rows):
+        assert f"término nuevo {ESCAPED}: 1234 menciones en 15 min" in html
+        assert "08:45\u201309:00 CET" in html
+        assert "<script>" not in html and "never seen before" not in html
