@@ -38,6 +38,12 @@ from streams.core.terms import terms_of
 __all__ = ["BucketBuilder"]
 
 _EVICTED_MAX = 20_000  # snapshots kept for stragglers (top-k only: a few kB each)
+#: Key digests one bucket keeps, the newest: ~15 bytes each in its stored snapshot, one broker
+#: record of at most 1 MB. Unbounded, a watch at ~200 mentions/s (several workers classifying
+#: for it) filled a 5-minute bucket past the limit, and the producer error would crash the
+#: worker. A re-read comes seconds to a minute after the first read; 40,000 cover minutes at
+#: that pace. An older mention read again past them would be counted twice.
+MAX_BUCKET_KEYS = 40_000
 _TEXT_CHARS = 280  # what a console row or a report line shows of a mention
 
 
@@ -56,7 +62,7 @@ class _Acc:
     authors: Counter[str] = field(default_factory=Counter)
     top: list[TopMention] = field(default_factory=list)
     offsets: dict[str, int] = field(default_factory=dict)
-    keys: set[str] = field(default_factory=set)
+    keys: dict[str, None] = field(default_factory=dict)  # a set in arrival order
     sealed: bool = False  # keys dropped (see the module's docstring)
 
     @classmethod
@@ -65,7 +71,7 @@ class _Acc:
                    reach=b.reach, engagement=b.engagement, languages=Counter(b.languages),
                    sources=Counter(b.sources), terms=Counter(b.terms),
                    authors=Counter(b.authors), top=sorted(b.top, key=top_rank),
-                   offsets=dict(b.offsets), keys=set(b.keys),
+                   offsets=dict(b.offsets), keys=dict.fromkeys(b.keys),
                    sealed=b.count > 0 and not b.keys)
 
 
@@ -126,7 +132,9 @@ class BucketBuilder:
             acc.offsets[position] = offset
             return None
         if not acc.sealed:
-            acc.keys.add(digest)
+            acc.keys[digest] = None
+            if len(acc.keys) > MAX_BUCKET_KEYS:
+                del acc.keys[next(iter(acc.keys))]  # the oldest
         acc.count += 1
         acc.sentiment[em.sentiment.label] += 1
         acc.priority_sum += em.priority
@@ -159,7 +167,7 @@ class BucketBuilder:
             terms=top_counts(acc.terms, self.top_terms),
             authors=top_counts(acc.authors, self.top_authors),
             top=list(acc.top[: self.top_mentions]), offsets=dict(acc.offsets),
-            keys=sorted(acc.keys))
+            keys=list(acc.keys))  # arrival order: a seeded bucket evicts the oldest too
 
     def evicted(self, key: BucketKey) -> Bucket | None:
         """This builder's own last snapshot of an evicted bucket (see ``evict``)."""
@@ -207,7 +215,7 @@ class BucketBuilder:
             acc = self._buckets[k]
             acc.sealed = True
             if acc.keys:
-                acc.keys = set()
+                acc.keys = {}
                 self._dirty.add(k)
         old = [k for k in old if k not in self._dirty]
         for k in old:

@@ -10,10 +10,19 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from agents.aggregate import builder as builder_module
 from agents.aggregate.builder import BucketBuilder
 from streams.config.settings import ConfigError, load_settings
 from streams.core.buckets import Bucket, bucket_id, bucket_start, series, share_of_voice, summarize
-from streams.core.records import Author, Engagement, EnrichedMention, Mention, ModelInfo, Sentiment
+from streams.core.records import (
+    Author,
+    Engagement,
+    EnrichedMention,
+    Mention,
+    ModelInfo,
+    Sentiment,
+    key_digest,
+)
 from streams.core.terms import terms_of
 from streams.runtime.views import AggregateView
 
@@ -183,6 +192,31 @@ def test_a_restart_recognises_mentions_from_the_stored_keys() -> None:
         assert second.add(_reclassified(m), position=POS, offset=100 + i) is None
     assert second.snapshot(("acme", T0)).count == 5
     assert second.duplicates == 5
+
+
+def test_a_bucket_keeps_the_newest_keys_only_and_its_counts_stay_exact(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(builder_module, "MAX_BUCKET_KEYS", 50)
+    b = BucketBuilder(size_s=300)
+    ms = [em(T0 + timedelta(seconds=i / 2), ident=f"b{i}") for i in range(120)]
+    feed(b, ms)
+    snap = b.snapshot(("acme", T0))
+    assert snap.count == 120 and snap.keys == [key_digest(m.mention.key) for m in ms[-50:]]
+    # A stored, then seeded bucket goes on evicting its oldest keys first.
+    second = BucketBuilder(size_s=300)
+    second.seed(Bucket.model_validate_json(snap.model_dump_json()))
+    assert second.add(_reclassified(ms[-1]), position=POS, offset=500) is None  # recognised
+    second.add(em(T0 + timedelta(seconds=99), ident="b-new"), position=POS, offset=501)
+    assert second.snapshot(("acme", T0)).keys[0] == key_digest(ms[-49].mention.key)
+    # Past the bound: the documented trade, an old mention read again counts twice.
+    assert second.add(_reclassified(ms[0]), position=POS, offset=502) is not None
+
+
+def test_the_key_bound_keeps_a_snapshot_well_under_a_record() -> None:
+    b = BucketBuilder(size_s=300)
+    feed(b, [em(T0 + timedelta(seconds=i / 200), ident=f"full{i}", text=f"acme order {i}")
+             for i in range(builder_module.MAX_BUCKET_KEYS + 10)])
+    assert len(b.snapshot(("acme", T0)).model_dump_json()) < 800_000
 
 
 def test_a_version_1_snapshot_without_keys_still_seeds() -> None:
