@@ -50,7 +50,8 @@ def install(pipeline: Pipeline, *, stories: StoryBook | None = None) -> None:
     state_table = app.Table(
         "escucha.detect-state", default=dict, partitions=settings.kafka.partitions,
     )
-    stage = DetectStage(detectors=detectors, table=state_table)
+    stage = DetectStage(detectors=detectors, table=state_table,
+                        on_trim=lambda watch: metrics.detect_state_trimmed.labels(watch).inc())
     stream_of: list[Any] = []  # the agent's stream, for the acks
     policy = BatchPolicy(attempts=settings.kafka.handler_attempts,
                          backoff_s=settings.kafka.handler_backoff_s)

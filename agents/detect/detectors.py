@@ -42,7 +42,8 @@ from streams.core.records import (
 )
 from streams.core.terms import terms_of
 
-__all__ = ["DETECTORS", "DetectionEngine", "binomial_tail", "negbin_tail", "poisson_tail"]
+__all__ = ["DETECTORS", "MAX_IDS", "DetectionEngine", "binomial_tail", "negbin_tail",
+           "poisson_tail"]
 
 DETECTORS = ("volume_spike", "negative_spike", "sentiment_shift", "influencer",
              "risk_term_surge", "emerging_term", SURGE)
@@ -51,6 +52,14 @@ _KEEP_MIN = 60           # minutes of counts kept (≥ every window + lateness)
 _DETAIL_MIN = 30         # minutes of terms/authors/samples kept, for explanations
 _MAX_TERMS, _MAX_AUTHORS, _MAX_SAMPLES, _MAX_SEEN = 25, 40, 3, 3000
 _PER_AUTHOR = 2          # posts one author adds to a spike window: more is one voice repeating
+#: Identities of counted mentions kept (the newest): each costs ~26 bytes of the saved state,
+#: which one broker record must hold (1 MB). Unbounded, a watch at ~60 mentions/s for the
+#: 10-minute lateness window passed the limit and the producer crashed the worker (`escucha
+#: bench e2e`, 2026-12-07). A mention comes back at a new offset when classify wrote it again
+#: after a crash or a rebalance: within a batch retry or a rebalance, seconds to a minute or
+#: two later; 12,000 cover 2.5 minutes at a worker's full pace (~80/s). Beyond them such a
+#: copy would be counted twice; nothing else depends on them.
+MAX_IDS = 12_000
 _WEEK_MIN = 7 * 24 * 60
 
 
@@ -265,6 +274,8 @@ class DetectionEngine:
         if minute < st["t"] - self.cfg.lateness_min:
             return signals  # too late for its window; counted nowhere
         ids[digest] = minute
+        if len(ids) > MAX_IDS:
+            del ids[next(iter(ids))]  # the oldest: insertion order survives the JSON state
         if minute > st["t"]:
             self._advance(st, minute)
         st["first"] = min(st["first"], minute)

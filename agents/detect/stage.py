@@ -20,21 +20,29 @@ commit does not wait for the next mention.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
+from agents.detect.bounds import BUDGET, fit_state
 from agents.detect.detectors import DetectionEngine
 from streams.core.records import EnrichedMention, Signal
 
 __all__ = ["DetectStage"]
 
+log = logging.getLogger(__name__)
+
 
 class DetectStage:
     def __init__(self, *, detectors: Mapping[str, DetectionEngine],
                  table: MutableMapping[str, Any], save_every_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_trim: Callable[[str], None] = lambda watch: None,
+                 budget: int = BUDGET) -> None:
+        """``on_trim(watch)``: a state had to be trimmed to fit a record (the metric)."""
         self.detectors = detectors
+        self._on_trim, self._budget = on_trim, budget
         self.table = table
         self.save_every_s = save_every_s
         self._clock = clock
@@ -65,6 +73,14 @@ class DetectStage:
         """Write ``watch_id``'s working state to the table; its tokens become :meth:`done`."""
         live = self._live.get(watch_id)
         if live is not None:
+            # Never a record the broker refuses: that error would crash the worker
+            # (agents/detect/bounds.py).
+            before, after, taken = fit_state(live[0], budget=self._budget)
+            if taken:
+                log.warning("detect: the state of watch %r was %d bytes, over %d: trimmed %s "
+                            "to %d bytes (alerts still fire; their explanations are shorter)",
+                            watch_id, before, self._budget, ", ".join(taken), after)
+                self._on_trim(watch_id)
             self.table[watch_id] = live[0]
             self._live[watch_id] = (live[0], self._clock())
         self._done.extend(self._unsaved.pop(watch_id, ()))

@@ -50,6 +50,11 @@ __all__ = ["SURGE", "SurgeDetector"]
 SURGE = "negative_surge"
 _H = 3600
 _PER_AUTHOR = 3           # negatives one author adds to an hour
+#: Authors of an hour's negatives tracked for that cap (~20 bytes each in the saved state,
+#: one broker record of at most 1 MB). Past them a new author's negatives are counted
+#: without the cap: 3,000 distinct negative voices in an hour are a surge whatever one of
+#: them adds.
+_HOUR_AUTHORS = 3000
 _DAY_PRIOR = 0.5          # hour-of-day factors: pseudo-days at factor 1 (days differ a lot)
 _WEEK_PRIOR = 12.0         # day-of-week factors: pseudo-hours at factor 1
 _LEVEL_HALFLIFE_H = 120.0 # the level follows a trend over days, not hours
@@ -119,7 +124,8 @@ class SurgeDetector:
         if negative:
             authors = hr["au"].setdefault(str(hour), {})
             n = authors.get(author, 0)
-            authors[author] = n + 1
+            if n or len(authors) < _HOUR_AUTHORS:
+                authors[author] = n + 1
             if n < _PER_AUTHOR:
                 row[1] += 1
 

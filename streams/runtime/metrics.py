@@ -98,6 +98,12 @@ class Metrics:
             "rebalance or a hole), skipped by their key.",
             ["stage"], registry=registry,
         )
+        self.detect_state_trimmed = Counter(
+            "escucha_detect_state_trimmed_total",
+            "Saves of a watch's detection state that had to drop explanation details to fit "
+            "one broker record (agents/detect/bounds.py); any is worth a look.",
+            ["watch"], registry=registry,
+        )
         self.handler_retries = Counter(
             "escucha_handler_retries_total",
             "Batches a stage's handler failed on and tried again (not acked meanwhile).",
