@@ -373,15 +373,22 @@ async def _variant(runtime: str, *, settings: Settings, opts: E2EOptions, tmp: P
         await enriched.wait_for([first.key], within_s=180, workers=[worker],
                                 what=f"the {runtime} worker's first mention")
         mentions = [_mention(f"{runtime}-d0", i, t) for i, t in enumerate(texts)]
+        cpu0 = family_cpu_s(worker.pid)
         await _publish(bootstrap, mentions)
         await enriched.wait_for([m.key for m in mentions], within_s=600, workers=[worker],
                                 what=f"{runtime} at 0% duplicates")
+        # CPU the worker and its model process spent on them: on a shared machine less
+        # noisy than the pace, which other tenants' load moves by ±10%. Read a moment after
+        # the last one is enriched: the stages behind classify (the store's last batch) are
+        # still at work then.
+        await asyncio.sleep(2.0)
+        cpu_ms = (family_cpu_s(worker.pid) - cpu0) * 1000 / len(mentions)
         per_s = _sustained([enriched.written[m.key] for m in mentions])
         rss = family_peak_rss_mb(worker.pid)
     finally:
         worker.stop()
     return {"model_only_per_s": limit["per_s"], "pipeline_per_s": round(per_s, 1),
-            "peak_rss_mb": rss}
+            "peak_rss_mb": rss, "cpu_ms_per_mention": round(cpu_ms, 2)}
 
 
 async def _store_cost(runtime: str, *, pairs: int, **kw: Any) -> dict[str, Any]:
@@ -389,13 +396,14 @@ async def _store_cost(runtime: str, *, pairs: int, **kw: Any) -> dict[str, Any]:
     in alternating order (so a machine slowing down over the run favours neither side): the
     share of the pipeline's pace that writing the store costs, per pair and the median."""
     runs: list[tuple[float, float]] = []
+    cpu: list[tuple[float, float]] = []
     for k in range(pairs):
-        paces: dict[bool, float] = {}
+        figs: dict[bool, dict[str, Any]] = {}
         for store in (False, True) if k % 2 == 0 else (True, False):
-            fig = await _variant(runtime, store=store, model_only=False, run=k, **kw)
-            paces[store] = fig["pipeline_per_s"]
-        runs.append((paces[True], paces[False]))
-    return store_cost_of(runs)
+            figs[store] = await _variant(runtime, store=store, model_only=False, run=k, **kw)
+        runs.append((figs[True]["pipeline_per_s"], figs[False]["pipeline_per_s"]))
+        cpu.append((figs[True]["cpu_ms_per_mention"], figs[False]["cpu_ms_per_mention"]))
+    return store_cost_of(runs, cpu=cpu)
 
 
 def store_cost(on_per_s: float, off_per_s: float) -> dict[str, Any]:
@@ -405,14 +413,23 @@ def store_cost(on_per_s: float, off_per_s: float) -> dict[str, Any]:
     return {"store_off_per_s": off_per_s, "store_on_per_s": on_per_s, "drop": drop}
 
 
-def store_cost_of(runs: Sequence[tuple[float, float]]) -> dict[str, Any]:
+def store_cost_of(runs: Sequence[tuple[float, float]],
+                  cpu: Sequence[tuple[float, float]] = ()) -> dict[str, Any]:
     """:func:`store_cost` of each (on, off) pair, and the medians: ``drop`` is the median of
-    the pairs' drops (not the drop of the medians: each pair shares its moment's load)."""
+    the pairs' drops (not the drop of the medians: each pair shares its moment's load).
+    ``cpu``: each pair's (on, off) CPU ms per mention of the worker and its model process;
+    ``cpu_extra`` is the median share the store adds, which bounds the drop of a pipeline
+    that is CPU-bound on its cores."""
     pairs = [store_cost(on, off) for on, off in runs]
+    for pair, (on_ms, off_ms) in zip(pairs, cpu, strict=False):
+        pair.update(cpu_ms_on=on_ms, cpu_ms_off=off_ms,
+                    cpu_extra=round(on_ms / off_ms - 1, 3) if off_ms > 0 else None)
     drops = [p["drop"] for p in pairs if p["drop"] is not None]
+    extra = [p["cpu_extra"] for p in pairs if p.get("cpu_extra") is not None]
     return {"store_off_per_s": statistics.median(p["store_off_per_s"] for p in pairs),
             "store_on_per_s": statistics.median(p["store_on_per_s"] for p in pairs),
             "drop": round(statistics.median(drops), 3) if drops else None,
+            "cpu_extra": round(statistics.median(extra), 3) if extra else None,
             "pairs": pairs}
 
 
@@ -597,5 +614,7 @@ def format_report(r: dict[str, Any]) -> list[str]:
                      f"{c['store_off_per_s']} without (medians): a drop of {c['drop']:.1%}, "
                      "pairs " + ", ".join(f"{p['drop']:.1%}" for p in c.get("pairs", [])
                                           if p["drop"] is not None)
+                     + (f"; CPU per mention +{c['cpu_extra']:.1%} (median)"
+                        if c.get("cpu_extra") is not None else "")
                      if c["drop"] is not None else "mention store's cost    not measured")
     return lines

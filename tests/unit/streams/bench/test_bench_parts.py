@@ -110,6 +110,10 @@ def test_the_store_cost_of_several_pairs_is_the_median_drop() -> None:
     assert told["drop"] == 0.1  # the median pair, not 1 - median(on) / median(off)
     assert (told["store_on_per_s"], told["store_off_per_s"]) == (90.0, 100.0)
     assert store_cost_of([(1.0, 0.0)])["drop"] is None
+    with_cpu = store_cost_of([(90.0, 100.0), (99.0, 100.0), (40.0, 50.0)],
+                             cpu=[(22.0, 20.0), (21.0, 20.0), (30.0, 20.0)])
+    assert [p["cpu_extra"] for p in with_cpu["pairs"]] == [0.1, 0.05, 0.5]
+    assert with_cpu["cpu_extra"] == 0.1 and with_cpu["drop"] == 0.1
 
 
 def test_the_store_off_worker_config_is_valid_and_has_no_store(tmp_path: Path) -> None:
