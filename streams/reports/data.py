@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streams.config.reports import Period, ReportSettings
 from streams.core.buckets import Bucket, Summary, series, share_of_voice, summarize
+from notifiers.stories import summary_for
 from streams.core.records import Incident
 from streams.core.schedule import wall_time
+from streams.i18n import Lang
 
 __all__ = ["BucketSource", "IncidentRow", "ReportData", "SeriesPoint", "WatchInfo",
            "WatchReport", "build_report", "change_pct"]
@@ -173,12 +175,15 @@ def _slices(start: datetime, end: datetime, step: str, tz: ZoneInfo
     return out
 
 
-def _incident_row(inc: Incident) -> IncidentRow:
+def _incident_row(inc: Incident, lang: Lang) -> IncidentRow:
     opened = _utc(inc.opened_at)
     ack = (_utc(inc.acked_at) - opened).total_seconds() if inc.acked_at else None
     res = (_utc(inc.resolved_at) - opened).total_seconds() if inc.resolved_at else None
     return IncidentRow(id=inc.id, watch_id=inc.watch_id, severity=inc.severity,
-                       state=inc.state, detector=inc.detector, summary=inc.summary,
+                       state=inc.state, detector=inc.detector,
+                       # The detector's words in the report's language and zone, as the
+                       # alerts said them (notifiers/stories.py); the English text otherwise.
+                       summary=summary_for(inc, lang),
                        opened_at=opened, time_to_ack_s=None if ack is None else max(0.0, ack),
                        time_to_resolve_s=None if res is None else max(0.0, res))
 
@@ -192,6 +197,7 @@ def build_report(report: ReportSettings, *, watches: Mapping[str, WatchInfo],
     not in it raises KeyError, which settings validation excludes.
     """
     tz = report.tz
+    lang = Lang(report.locale, report.timezone)
     length = period or report.length
     start, end = length.window(end, tz)
     previous_start, _ = length.window(start, tz)
@@ -218,7 +224,7 @@ def build_report(report: ReportSettings, *, watches: Mapping[str, WatchInfo],
             p = series(current_buckets, since=a, until=b, step_s=step_s)[0]
             points.append(SeriesPoint(start=a, label=label, count=p.count,
                                       negative=p.negative))
-        rows = sorted((_incident_row(i) for i in incidents
+        rows = sorted((_incident_row(i, lang) for i in incidents
                        if i.watch_id == wid and start <= _utc(i.opened_at) < end),
                       key=lambda r: r.opened_at)
         sections.append(WatchReport(

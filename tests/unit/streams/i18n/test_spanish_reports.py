@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from streams.config.reports import ReportSettings
+from streams.core.records import Incident
 from streams.reports.data import ReportData, build_report
 from streams.reports.render import html_body, slack_text, subject, text_body
 from tests.unit.streams.reports._build import END, START, WATCHES, Source, em, incident
@@ -63,3 +64,34 @@ def test_english_report_text_is_unchanged_in_shape() -> None:
     text = slack_text(_data("en"))
     assert "3 mentions (n/a (nothing before) vs previous), negative 100.0%" in text
     assert "Incidents: 1, median time to acknowledge 12 min" in text
+
+
+def test_a_reports_incident_summary_is_in_its_language_and_zone() -> None:
+    from streams.core.records import Phrase
+
+    opened = START + timedelta(days=1)
+    said = [Phrase(key="volume_spike", params={"observed": 120, "minutes": 5, "ratio": 4.25,
+                                               "expected": 28.2, "p": 1.5e-9,
+                                               "authors": 97}),
+            Phrase(key="window", params={"start": opened.isoformat(),
+                                         "end": (opened + timedelta(minutes=5)).isoformat()})]
+    inc = incident(opened).model_copy(update={"summary_parts": said,
+                                              "summary": "120 mentions in 5 min (English)"})
+
+    def data_in(locale: str, *incidents: Incident) -> ReportData:
+        report = ReportSettings(id="semanal", schedule="0 8 * * 1", timezone="Europe/Madrid",
+                                period="7d", watches=["acme"], pdf_dir="out", locale=locale)
+        return build_report(report, watches=WATCHES, source=Source([]),
+                            incidents=list(incidents), end=END,
+                            now=datetime(2026, 3, 30, 7, tzinfo=UTC))
+
+    def summary_in(locale: str) -> str:
+        return data_in(locale, inc).watches[0].incidents[0].summary
+
+    spanish = summary_in("es")
+    assert spanish in text_body(data_in("es", inc))
+    assert spanish.startswith("120 menciones en 5 min, 4,2x lo esperado (28,2)"), spanish
+    assert "CET" in spanish  # the window in the report's zone, not UTC
+    assert summary_in("en").startswith("120 mentions in 5 min, 4.2x the expected 28.2")
+    # An incident from before summaries had parts: its English text, as stored.
+    assert data_in("es", incident(opened)).watches[0].incidents[0].summary == "spike"
