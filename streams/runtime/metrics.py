@@ -306,6 +306,7 @@ class Metrics:
         watches = list(watches)
         for watch in watches:
             self.mentions_classified.labels(watch)
+            self.detect_state_trimmed.labels(watch)  # 0 until it happens: the alert's base
         for stage in STAGES:
             self.dead_letters.labels(stage)
             self.handler_retries.labels(stage)
