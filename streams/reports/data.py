@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from notifiers.stories import summary_for
 from streams.config.reports import Period, ReportSettings
 from streams.core.buckets import Bucket, Summary, series, share_of_voice, summarize
-from notifiers.stories import summary_for
 from streams.core.records import Incident
 from streams.core.schedule import wall_time
 from streams.i18n import Lang
