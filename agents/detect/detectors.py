@@ -41,6 +41,7 @@ from streams.core.records import (
     stable_id,
 )
 from streams.core.terms import terms_of
+from streams.i18n.summaries import render_summary
 
 __all__ = ["DETECTORS", "MAX_IDS", "DetectionEngine", "binomial_tail", "negbin_tail",
            "poisson_tail"]
@@ -313,10 +314,8 @@ class DetectionEngine:
         if not _fire(st or {"fired": {}}, f"influencer:{m.author.handle}", severity, minute,
                      self.cfg.influencer_cooldown_min):
             return []
-        verified = ", verified" if m.author.verified else ""
-        summary = (f"@{m.author.handle} ({reach:,} followers{verified}) posted a negative "
-                   f"mention, {velocity:.0f} interactions/min: \u201c{m.text[:200]}\u201d")
-        # The same sentence as data, for each channel's language (streams/i18n/summaries.py).
+        # The sentence as data, said in each channel's language (streams/i18n/summaries.py);
+        # the stored English text is its English rendering.
         said = Phrase(key="influencer_verified" if m.author.verified else "influencer",
                       params={"handle": m.author.handle, "reach": reach,
                               "velocity": velocity, "text": m.text[:200]})
@@ -329,7 +328,7 @@ class DetectionEngine:
             window_start=datetime.fromtimestamp(seconds, UTC),  # clamped: never after its end
             window_end=self._when(minute + 1), observed=float(reach),
             expected=float(cfg.influencer_followers), score=round(velocity, 2),
-            summary=summary, summary_parts=[said], top_terms=[], samples=[sample],
+            summary=render_summary([said]), summary_parts=[said], top_terms=[], samples=[sample],
             model=em.model, trigger_posted_at=m.created_at)]
 
 
@@ -401,7 +400,7 @@ class _Window:
         return [SampleMention(**s) for s in found[:5]]
 
     def _signal(self, detector: str, minutes: int, severity: Severity, observed: float,
-                expected: float, score: float, summary: str, said: Phrase,
+                expected: float, score: float, said: Phrase,
                 lead: str | None = None, p: float | None = None) -> Signal | None:
         start_min = self.now_min - minutes + 1
         if not _fire(self.st, detector, severity, self.now_min, self.cfg.cooldown_min):
@@ -411,20 +410,14 @@ class _Window:
         common = [t for t, _ in self._terms(minutes).most_common(7) if t != lead]
         terms = [lead, *common][:6] if lead else common[:6]
         top = self._authors(minutes).most_common(3)
-        authors = ", ".join(f"@{a} ({n})" for a, n in top)
         start, end = self.e._when(start_min), self.e._when(self.now_min + 1)
         # Stories of the mentions the detector judged: the negative ones where it counts those.
         told = summarise(self.st, range(max(start_min, self.now_min - _DETAIL_MIN + 1),
                                         self.now_min + 1),
                          negative_only=detector in ("negative_spike", "sentiment_shift"))
-        parts = [said]
-        if told.largest is not None:
-            summary = f"{summary}; {told.line()}"
-            parts += told.parts()
-        full = (f"{summary}; {start:%H:%M}\u2013{end:%H:%M} UTC"
-                + (f"; top terms: {', '.join(terms)}" if terms else "")
-                + (f"; top authors: {authors}" if authors else ""))
-        # Clause for clause what ``full`` says, as data (tests hold the two together).
+        # The summary clause by clause, as data: each channel says it in its language
+        # (streams/i18n/summaries.py), and the stored English text is its English rendering.
+        parts = [said, *told.parts()]
         parts.append(Phrase(key="window", params={"start": start.isoformat(),
                                                   "end": end.isoformat()}))
         if terms:
@@ -436,14 +429,14 @@ class _Window:
             id=stable_id(em.watch_id, detector, start_min, severity), watch_id=em.watch_id,
             detector=detector, severity=severity, window_start=start, window_end=end,
             observed=observed, expected=round(expected, 3), score=round(score, 3),
-            summary=full, summary_parts=parts, top_terms=terms,
+            summary=render_summary(parts), summary_parts=parts, top_terms=terms,
             samples=self._samples(minutes), model=em.model,
             trigger_posted_at=em.mention.created_at, scale_min=minutes,
             p_value=None if p is None else float(f"{p:.3g}"),
             stories=told.stories if told.largest is not None else None,
             largest_story=told.largest, campaign=told.campaign)
 
-    def _count_spike(self, detector: str, col: int, least: int, what: str) -> Signal | None:
+    def _count_spike(self, detector: str, col: int, least: int) -> Signal | None:
         w = self.cfg.spike_window_min
         observed = self._sum(w, col)
         if observed < least:
@@ -481,8 +474,6 @@ class _Window:
         severity: Severity = ("critical" if ratio >= 2 * self.cfg.ratio
                               and p <= self.cfg.max_p_value * 1e-3 else "warning")
         return self._signal(detector, w, severity, observed, expected, ratio,
-                            f"{observed} {what} in {w} min, {ratio:.1f}x the expected "
-                            f"{expected:.1f} (p={p:.1e}); {len(authors)} authors",
                             Phrase(key=detector, params={
                                 "observed": observed, "minutes": w, "ratio": ratio,
                                 "expected": expected, "p": p, "authors": len(authors)}), p=p)
@@ -500,11 +491,10 @@ class _Window:
         return float(total / (end - first + 1))
 
     def volume_spike(self) -> Signal | None:
-        return self._count_spike("volume_spike", 0, self.cfg.min_volume, "mentions")
+        return self._count_spike("volume_spike", 0, self.cfg.min_volume)
 
     def negative_spike(self) -> Signal | None:
-        return self._count_spike("negative_spike", 1, self.cfg.min_negative,
-                                 "negative mentions")
+        return self._count_spike("negative_spike", 1, self.cfg.min_negative)
 
     def sentiment_shift(self) -> Signal | None:
         w, sh = self.cfg.shift_window_min, self.st["sh"]
@@ -522,8 +512,6 @@ class _Window:
             else "warning"
         volume_ratio = n / max(self._exp(w, 0), 0.5)
         return self._signal("sentiment_shift", w, severity, share, usual, share - usual,
-                            f"negative share {share:.0%} ({k} of {n}) in {w} min vs the usual "
-                            f"{usual:.0%} (p={p:.1e}), at {volume_ratio:.1f}x usual volume",
                             Phrase(key="sentiment_shift", params={
                                 "share": share, "negative": k, "total": n, "minutes": w,
                                 "usual": usual, "p": p, "volume": volume_ratio}), p=p)
@@ -541,9 +529,7 @@ class _Window:
             return None
         severity: Severity = "critical" if observed >= 4 * self.cfg.ratio * floor else "warning"
         return self._signal("risk_term_surge", w, severity, observed, expected,
-                            observed / floor, f"{observed} mentions with risk terms (legal, "
-                            f"safety, recall, boycott, outage, breach, fraud) in {w} min vs "
-                            f"{expected:.1f} expected (p={p:.1e})",
+                            observed / floor,
                             Phrase(key="risk_term_surge", params={
                                 "observed": observed, "minutes": w, "expected": expected,
                                 "p": p}), p=p)
@@ -564,8 +550,6 @@ class _Window:
             if before[0] - self._closed_in_window(term, start_min) >= 2:
                 continue
             return self._signal("emerging_term", w, "warning", count, 0.0, float(count),
-                                f"new term {term}: {count} mentions in {w} min, never seen "
-                                f"before for this watch",
                                 Phrase(key="emerging_term", params={
                                     "term": term, "count": count, "minutes": w}), lead=term)
         return None

@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.core.records import Phrase, StorySummary, stable_id
+from streams.i18n.summaries import render_summary
 
 __all__ = [
     "CAMPAIGN_MIN",
@@ -293,13 +294,7 @@ class StoryEvidence:
 
     def line(self) -> str:
         """The summary's words for it ("41 stories; the largest ... x120 by 118 accounts")."""
-        if self.largest is None:
-            return ""
-        big = self.largest
-        text = _short(big.text)
-        out = (f"{self.stories} stories; the largest, \u2018{text}\u2019 \u00d7{big.count} by "
-               f"{big.authors} accounts in {big.span_min} min")
-        return out + ("; campaign: one story dominates" if self.campaign else "")
+        return render_summary(self.parts()) if self.largest is not None else ""
 
     def parts(self) -> list[Phrase]:
         """:meth:`line` as data, for each channel's language (streams/i18n/summaries.py)."""

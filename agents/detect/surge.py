@@ -44,6 +44,7 @@ from streams.core.records import (
     Signal,
     stable_id,
 )
+from streams.i18n.summaries import render_summary
 
 __all__ = ["SURGE", "SurgeDetector"]
 
@@ -380,15 +381,14 @@ class SurgeDetector:
         ov, _, evol, _ = self._window(hr, now_s, scale_h)
         series = self._series(hr, ep["start_h"], hour)
         samples, terms = explain()
-        summary = self._summary(obs, exp, ratio, p, scale_h, lasting, ov / max(evol, 0.5),
-                                series, terms, first=first)
         parts = self._parts(obs, exp, ratio, p, scale_h, lasting, ov / max(evol, 0.5),
                             series, terms, first=first)
         return Signal(
             id=stable_id(episode, ep["seq"]), watch_id=watch_id, detector=SURGE,
             severity=severity, window_start=datetime.fromtimestamp(now_s - scale_h * _H, UTC),
             window_end=window_end, observed=round(obs, 1), expected=round(exp, 3),
-            score=round(ratio, 3), summary=summary, summary_parts=parts, top_terms=terms,
+            score=round(ratio, 3), summary=render_summary(parts), summary_parts=parts,
+            top_terms=terms,
             samples=samples, model=model, trigger_posted_at=trigger, scale_min=scale_h * 60,
             p_value=float(f"{p:.3g}"), episode=episode, lasting_min=lasting, series=series)
 
@@ -405,26 +405,12 @@ class SurgeDetector:
         return out
 
     @staticmethod
-    def _summary(obs: float, exp: float, ratio: float, p: float, scale_h: int, lasting: int,
-                 volume_ratio: float, series: Sequence[SeriesPoint], terms: Sequence[str],
-                 *, first: bool) -> str:
-        hours = lasting / 60
-        span = f"{hours:.0f} h" if hours >= 2 else f"{lasting} min"
-        head = "negatives running" if first else "still running"
-        recent = [pt for pt in series if pt.expected > 0][-6:]
-        hourly = ", ".join(f"{pt.start:%H}h {pt.observed:.0f}/{pt.expected:.1f}" for pt in recent)
-        return (f"{head} {ratio:.1f}x normal for {span}: {obs:.0f} negative mentions in the "
-                f"last {scale_h} h against {exp:.1f} expected (p={p:.1e}), volume "
-                f"{volume_ratio:.1f}x"
-                + (f"; hourly negatives/expected (UTC): {hourly}" if hourly else "")
-                + (f"; top terms: {', '.join(terms)}" if terms else ""))
-
-    @staticmethod
     def _parts(obs: float, exp: float, ratio: float, p: float, scale_h: int, lasting: int,
                volume_ratio: float, series: Sequence[SeriesPoint], terms: Sequence[str],
                *, first: bool) -> list[Phrase]:
-        """:meth:`_summary` as data, for each channel's language (streams/i18n/summaries.py
-        says the span in hours or minutes by the same rule)."""
+        """The summary as data: each channel says it in its language, and the stored English
+        text is its English rendering (streams/i18n/summaries.py, which also says the span in
+        hours once it has lasted two, minutes before)."""
         out = [Phrase(key="surge_start" if first else "surge_ongoing", params={
             "ratio": ratio, "lasting_min": lasting, "observed": obs, "hours": scale_h,
             "expected": exp, "p": p, "volume": volume_ratio})]

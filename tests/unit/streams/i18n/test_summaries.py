@@ -101,3 +101,35 @@ def test_records_from_before_summary_parts_still_parse() -> None:
     assert again.summary_parts == [_spike()]
     assert isinstance(again.summary_parts[0].params["observed"], int)
     assert isinstance(again.summary_parts[0].params["ratio"], float)
+
+
+def test_the_stored_english_summaries_read_as_they_always_have() -> None:
+    # Detectors store the English rendering of their parts as `summary` (webhook JSON,
+    # search, timelines): these are the sentences the f-strings wrote before the parts.
+    window = Phrase(key="window", params={"start": "2024-04-29T10:05:00+00:00",
+                                          "end": "2024-04-29T10:10:00+00:00"})
+    spike = [_spike(), Phrase(key="stories", params={
+                 "stories": 41, "text": "Acme charger exploded", "count": 120, "authors": 118,
+                 "minutes": 9}),
+             Phrase(key="campaign"), window,
+             Phrase(key="top_terms", params={"terms": ["charger", "fire"]}),
+             Phrase(key="top_authors", params={"handles": ["ana", "bo"], "counts": [2, 1]})]
+    assert render_summary(spike) == (
+        "12 negative mentions in 5 min, 1.1x the expected 0.1 (p=1.2e-05); 9 authors; "
+        "41 stories; the largest, \u2018Acme charger exploded\u2019 \u00d7120 by 118 accounts "
+        "in 9 min; campaign: one story dominates; 10:05\u201310:10 UTC; "
+        "top terms: charger, fire; top authors: @ana (2), @bo (1)")
+    surge = [Phrase(key="surge_start", params={
+                 "ratio": 2.5, "lasting_min": 180, "observed": 75.0, "hours": 3,
+                 "expected": 30.0, "p": 3e-6, "volume": 1.2}),
+             Phrase(key="hourly", params={"starts": ["2024-04-29T09:00:00+00:00",
+                                                     "2024-04-29T10:00:00+00:00"],
+                                          "observed": [20, 30], "expected": [10.0, 10.5]})]
+    assert render_summary(surge) == (
+        "negatives running 2.5x normal for 3 h: 75 negative mentions in the last 3 h against "
+        "30.0 expected (p=3.0e-06), volume 1.2x; hourly negatives/expected (UTC): "
+        "09h 20/10.0, 10h 30/10.5")
+    early = Phrase(key="surge_ongoing", params={
+        "ratio": 1.9, "lasting_min": 90, "observed": 40.0, "hours": 1, "expected": 21.0,
+        "p": 1e-3, "volume": 1.0})
+    assert render_summary([early]).startswith("still running 1.9x normal for 90 min: ")
