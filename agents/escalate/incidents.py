@@ -15,7 +15,7 @@ from typing import Any
 
 from agents.escalate.inhibit import Inhibition, Inhibitor, hold, note_inhibits
 from agents.escalate.levels import Levels, log, notify
-from agents.escalate.merge import find_target, join, note_joined, release, story_of
+from agents.escalate.merge import find_target, forming, join, note_joined, quote, release, story_of
 from agents.escalate.routing import labels_of, route
 from notifiers import registry
 from streams.config.escalation import EscalationSettings, Policy, Schedule
@@ -267,9 +267,21 @@ class EscalationEngine:
         }
         self._hold(entry["esc"], signal)
         self._log(entry["incident"], now, "signal", signal.summary)
-        if self.cfg.group_wait_s:
-            # Alertmanager's group_wait: the first alert carries whatever joined meanwhile.
-            entry["esc"]["waiting_until"] = _iso(now + timedelta(seconds=self.cfg.group_wait_s))
+        # Alertmanager's group_wait: the first alert carries whatever joined meanwhile. An
+        # incident with a story forming waits at least story_wait_s even when group_wait_s is
+        # 0: a storm opens an incident on every watch it matches at about the same moment,
+        # its campaign flag comes a few copies later, and the older incident reaches the
+        # incidents view (what the other decides on, merge.py) a record's trip later.
+        # Anything else pages at once.
+        story = forming(signal)
+        wait = max(self.cfg.group_wait_s, self.cfg.story_wait_s if story else 0)
+        if wait:
+            entry["esc"]["waiting_until"] = _iso(now + timedelta(seconds=wait))
+            if story is not None and wait > self.cfg.group_wait_s:
+                self._log(entry["incident"], now, "waiting",
+                          f"held {wait} s before paging: a story is forming "
+                          f"(\u2018{quote(story.text)}\u2019 \u00d7{story.count}); the same "
+                          "story on another watch joins this incident instead of paging twice")
             return Decision(entry, [], ["opened"])
         return Decision(entry, self._start(entry, now), ["opened"])
 

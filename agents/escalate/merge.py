@@ -29,14 +29,30 @@ from agents.detect.stories import same_story
 from agents.escalate.levels import log
 from streams.core.records import Incident, Signal, StorySummary, watch_of
 
-__all__ = ["find_target", "join", "note_joined", "release", "story_of"]
+__all__ = ["FORMING_MIN", "find_target", "forming", "join", "note_joined", "quote", "release",
+           "story_of"]
 
 _QUOTE_CHARS = 60
+#: Copies of one text in a signal's evidence that make its incident wait for the story to
+#: show (``forming``): half the campaign rule's minimum (CAMPAIGN_MIN, 10), so the wait
+#: starts while a storm is still under it. A false hold costs that incident story_wait_s.
+FORMING_MIN = 5
 
 
 def story_of(signal: Signal) -> StorySummary | None:
     """The story behind a signal when one dominates its evidence; None otherwise."""
     return signal.largest_story if signal.campaign else None
+
+
+def forming(signal: Signal) -> StorySummary | None:
+    """A story that dominates the signal or may soon: a largest story of at least
+    ``FORMING_MIN`` copies (a campaign's always has, CAMPAIGN_MIN being higher). What makes a
+    new incident wait ``story_wait_s`` before paging (incidents.py): a storm's first signals
+    come from its first copies, before the campaign rule's minimum (in
+    tests/e2e/test_story_incident.py a risk-term surge at 7 copies, a negative spike at 8,
+    the campaign at 13, seconds apart)."""
+    big = signal.largest_story
+    return big if big is not None and big.count >= FORMING_MIN else None
 
 
 def find_target(inc: Incident, candidates: Iterable[Incident]) -> Incident | None:
@@ -57,7 +73,8 @@ def find_target(inc: Incident, candidates: Iterable[Incident]) -> Incident | Non
     return None
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """A story's text in one line of at most 60 characters, for timelines."""
     text = " ".join(text.split())
     return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS - 1] + "\u2026"
 
@@ -70,7 +87,7 @@ def join(entry: dict[str, Any], target: Incident, now: datetime) -> None:
     if esc.get("merged") != target.id:
         esc["tell_join"] = [*esc.get("tell_join", []), (target.id, int(story["count"]))]
         log(inc, now, "merged", f"merged into {target.id}: same story "
-                                f"\u2018{_quote(story['text'])}\u2019 \u00d7{story['count']}")
+                                f"\u2018{quote(story['text'])}\u2019 \u00d7{story['count']}")
     esc["merged"] = target.id
     inc["merged_into"] = target.id
 

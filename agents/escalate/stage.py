@@ -157,6 +157,9 @@ class EscalateStage:
                 m.time_to_resolve.labels(inc.severity, inc.watch_id, by).observe(float(value))
             elif name == "escalated":
                 m.escalations.labels(value).inc()
+        if decision.joins:  # one per join: the engine hands each new target over once
+            m.incidents_joined.labels(inc.watch_id).inc(len(decision.joins))
+            log.info("incident %s joined %s", inc.id, ", ".join(t for t, _ in decision.joins))
         out += [Send(topics.NOTIFICATIONS, topics.notification_key(note.channel, note.target),
                      dumps(note)) for note in decision.notifications]
         out += [Send(topics.ESCALATION, watch_of(source).encode(),

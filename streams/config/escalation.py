@@ -288,6 +288,11 @@ class EscalationSettings(_Section):
     group_wait_s: int = Field(default=0, ge=0, le=3600, description="Hold a new incident's "
                               "first notification this long, so signals that arrive together "
                               "go out as one alert. 0: alert at once (a crisis will not wait).")
+    story_wait_s: int = Field(default=15, ge=0, le=600, description="Hold a new incident "
+                              "that one story dominates (a copy-paste storm) at least this "
+                              "long, even with group_wait_s 0: the same storm on another "
+                              "watch then joins it and pages nobody twice. Incidents without "
+                              "such a story page at once. 0: no hold.")
     group_interval_s: int = Field(default=300, ge=0, description="Least time between update "
                                   "notifications for one incident (new signals joining it).")
     repeat_interval_s: int = Field(default=3600, ge=60, description="Reminder interval while an "

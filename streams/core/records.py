@@ -232,7 +232,7 @@ class TimelineEntry(BaseModel):
     at: datetime
     kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
                   "silenced", "skipped", "deferred", "fallback", "delivery", "failed",
-                  "step", "inhibited", "claim", "merged"]
+                  "step", "inhibited", "claim", "merged", "waiting"]
     text: str
     by: str | None = None
 

@@ -241,6 +241,12 @@ class Metrics:
             "whose next notification waits for quiet hours to end).",
             ["severity"], registry=registry,
         )
+        self.incidents_joined = Counter(
+            "escucha_incidents_joined_total", "Incidents that joined an open incident of "
+            "another watch with the same story instead of paging (agents/escalate/merge.py), "
+            "by the joining incident's watch.",
+            ["watch"], registry=registry,
+        )
         self.incidents_inhibited = Gauge(
             "escucha_incidents_inhibited", "Open incidents this worker owns whose "
             "notifications an inhibition rule holds back now, by severity.",
@@ -307,6 +313,7 @@ class Metrics:
         for watch in watches:
             self.mentions_classified.labels(watch)
             self.detect_state_trimmed.labels(watch)  # 0 until it happens: the alert's base
+            self.incidents_joined.labels(watch)
         for stage in STAGES:
             self.dead_letters.labels(stage)
             self.handler_retries.labels(stage)

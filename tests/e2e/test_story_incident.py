@@ -6,9 +6,11 @@ variations) inside ordinary traffic matches two watches, ``acme`` and ``chargers
 Slack alert names both, both timelines (read back from the incidents topic) say which
 joined which, and the joiner turning critical later still pages nobody. Alongside, a
 critical post on ``globex`` and a warning on ``hooli`` under an inhibit rule: the warning
-pages nobody and both timelines say so. ``group_wait_s: 3`` is what makes the storm page
-once (README, "One story, one incident"): with 0 each watch pages before the storm's
-campaign flag is set, and the second joins only afterwards.
+pages nobody and both timelines say so. The escalation settings are the defaults
+(``group_wait_s`` 0): what makes the storm page once is the story hold (``story_wait_s``,
+README "One story, one incident"). An incident whose evidence shows a story forming waits
+15 s before paging: the storm's campaign flag comes a few copies after its first signal, and
+the other watch's incident needs a record's trip to reach the incidents view.
 """
 
 from __future__ import annotations
@@ -48,10 +50,8 @@ def _config(tmp: Path, slack: FakeSlack) -> Path:
         notifiers={"slack": {"token": "xoxb-test-token", "channel": "#crisis",
                              "base_url": slack.url}},
         escalation={
-            # Alertmanager's group_wait: the two watches' signals of one storm arrive together;
-            # the wait lets the first incident reach the incidents view before the second
-            # decides whether to join it (merge.py: the view lags by a record's trip).
-            "group_wait_s": 3, "group_interval_s": 1,
+            # group_wait_s stays 0, the default: the storm pages once by the story hold alone.
+            "group_interval_s": 1,
             "policies": [{"id": "crisis", "levels": [{"targets": [{"slack": "#crisis"}]}]}],
             "route": {"policy": "crisis"},
             "inhibit_rules": [{"source_match": {"severity": "critical", "watch": "globex"},
@@ -115,14 +115,22 @@ async def test_one_story_on_two_watches_is_one_incident_and_a_critical_inhibits_
         log = lambda: worker.output()[-3000:]  # noqa: E731
         try:
             start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=16)
-            # The critical and the warning go in first, the storm's backlog after them: the
-            # warning's group_wait (3 s) lets the critical reach the incidents view first.
+            # The critical goes in first and the warning once the critical's incident is on
+            # the incidents topic: with no group_wait, an inhibition holds back what comes
+            # after its source is known. The storm's backlog follows.
             at = start + timedelta(minutes=15)
             critical = influencer_mention(term="Globex", id="crit-1", handle="bigcritic", at=at)
             warning = influencer_mention(term="Hooli", id="warn-1", handle="midcritic", at=at)
             warning = warning.model_copy(update={"author": warning.author.model_copy(
                 update={"followers": 200_000, "verified": False})})
-            await publish(broker.bootstrap, [critical, warning, *_storm_in_traffic(start)])
+            await publish(broker.bootstrap, [critical])
+
+            async def globex_open() -> bool:
+                return any(i["watch_id"] == "globex"
+                           for i in (await _incidents(broker.bootstrap)).values())
+
+            await until(globex_open, timeout=90, what="the critical's incident", context=log)
+            await publish(broker.bootstrap, [warning, *_storm_in_traffic(start)])
 
             async def merged() -> dict[str, dict[str, Any]] | None:
                 incs = await _incidents(broker.bootstrap)
@@ -168,7 +176,7 @@ async def test_one_story_on_two_watches_is_one_incident_and_a_critical_inhibits_
             assert late["severity"] == "critical" and late["merged_into"] == target["id"]
             storm_posts = [_incident_of(p) for p in _top_level(slack)
                            if _incident_of(p).split(".")[0] in ("acme", "chargers")]
-            assert storm_posts == [target["id"]], storm_posts
+            assert storm_posts == [target["id"]], (storm_posts, _timeline(joiner))
 
             # Inhibition: the critical on globex pages; hooli's warning under it does not.
             async def inhibited() -> dict[str, dict[str, Any]] | None:
@@ -189,7 +197,7 @@ async def test_one_story_on_two_watches_is_one_incident_and_a_critical_inhibits_
             await until(lambda: any(_incident_of(p) == pair["globex"]["id"]
                                     for p in _top_level(slack)),
                         timeout=30, what="the critical's alert", context=log)
-            # The warning was held when its group_wait ended, before any notification.
+            # The warning was held when it opened, before any notification.
             assert not [p for p in _top_level(slack) if _incident_of(p).startswith("hooli.")]
             assert sorted(_incident_of(p).split(".")[0] for p in _top_level(slack)) == sorted(
                 [target["watch_id"], "globex"])

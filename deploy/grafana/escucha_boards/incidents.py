@@ -84,4 +84,11 @@ def incidents() -> dict[str, Any]:
             (increase("escucha_silences_created_total"), "created"),
             (increase("escucha_silences_expired_total"), "expired early"),
         ], bars=True),
+        # One story, one incident (agents/escalate/merge.py): each join is a page not sent.
+        stat("Incidents joined to another (range)",
+             increase("escucha_incidents_joined_total", window=RANGE),
+             description="Incidents that joined an open incident of another watch with the "
+                         "same copy-paste story instead of paging."),
+        ts("Joins by watch", [(increase("escucha_incidents_joined_total", by=["watch"]),
+                               "{{watch}}")], bars=True),
     ])

@@ -12,9 +12,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from pydantic import ValidationError
 
-from agents.detect.stories import StoryIndex, summarise, tally
-from agents.escalate.merge import find_target
+from agents.detect.stories import CAMPAIGN_MIN, StoryIndex, summarise, tally
+from agents.escalate.merge import FORMING_MIN, find_target
+from agents.escalate.stage import Send
+from streams.config.escalation import EscalationSettings
 from streams.core import topics
 from streams.core.records import Ack, Incident, RecordError, Signal, StorySummary, dumps
 from tests.unit.agents.escalate.test_incidents import CRISIS_L1, EXEC_L1, T0, at, signal
@@ -49,7 +52,9 @@ def _storm(watch: str, text: str, *, copies: int = 40, others: int = 20, minute:
 
 
 def _world() -> _World:
-    return _World([])
+    """Without the story hold: these tests are about which incident joins which, decided at
+    once; the hold (``story_wait_s``) has its own tests at the end."""
+    return _World([], story_wait_s=0)
 
 
 def _open(world: _World, sig: Signal, seconds: float) -> tuple[str, list[tuple[str, str]]]:
@@ -233,3 +238,110 @@ def test_target_rules(me: Incident, others: list[Incident], expected: str | None
 def test_a_malformed_join_note_is_a_record_error() -> None:
     with pytest.raises(RecordError, match="join note"):
         _world().handle(topics.ESCALATION.name, b"joins acme.1 beta.2", T0)
+
+
+# -- the story hold: a storm opening on two watches at once pages once, by default -----------
+
+def _arrive(world: _World, out: list[Send]) -> None:
+    """An incident's snapshot reaching the incidents view, a record's trip after its change."""
+    for send in out:
+        if send.topic == topics.INCIDENTS:
+            inc = Incident.model_validate_json(send.value)
+            world.view[inc.id] = inc
+
+
+def _storm_on_two_watches_at_once(world: _World) -> tuple[str, str, list[tuple[str, str]]]:
+    """Both watches' incidents open in the same second; acme's snapshot is still on its way
+    to the view when beta's signal is handled (the race group_wait 0 loses)."""
+    first = world.stage.handle(topics.SIGNALS.name, dumps(_storm("acme", FIRST)), at(0))
+    beta_id, paged = _open(world, _storm("beta", SAME), 0.5)
+    _arrive(world, first)
+    return _id(first), beta_id, paged + _paged(first)
+
+
+def test_by_default_a_storm_on_two_watches_at_once_pages_once() -> None:
+    world = _World([])  # the defaults: group_wait_s 0, story_wait_s 15
+    assert world.stage.engine.cfg.group_wait_s == 0
+    acme_id, beta_id, paged = _storm_on_two_watches_at_once(world)
+    assert paged == []  # both held: one story dominates each
+    held = [t for t in _texts(world, beta_id) if t.startswith("held 15 s before paging")]
+    assert held and "\u00d740); the same story on another watch" in held[0]
+    assert world.stage.due(at(14), mono=14.0) == []
+    assert sorted(world.stage.due(at(15.5), mono=15.5)) == sorted([acme_id, beta_id])
+    assert _paged(world.handle(topics.ESCALATION.name, acme_id.encode(), at(15))) == (
+        CRISIS_L1 + EXEC_L1)  # the older one pages
+    out = world.handle(topics.ESCALATION.name, beta_id.encode(), at(15.5))
+    assert _paged(out) == [] and world.view[beta_id].merged_into == acme_id
+    assert [(n.key, n.value) for n in world.notes] == [
+        (b"acme", f"joins {acme_id} {beta_id} 40".encode())]
+    metric = world.stage.metrics.incidents_joined
+    assert metric.labels("beta")._value.get() == 1
+    assert metric.labels("acme")._value.get() == 0
+
+
+def test_without_the_hold_the_same_storm_pages_twice() -> None:
+    """What the hold is for: the second watch decides before the first reaches the view."""
+    world = _World([], story_wait_s=0)
+    _, beta_id, paged = _storm_on_two_watches_at_once(world)
+    assert paged == EXEC_L1 + CRISIS_L1 + EXEC_L1
+    assert world.view[beta_id].merged_into is None
+    assert world.stage.metrics.incidents_joined.labels("beta")._value.get() == 0
+
+
+def test_an_incident_without_a_forming_story_pages_at_once_by_default() -> None:
+    world = _World([])
+    # The largest story has 4 copies, under FORMING_MIN (5): nothing to wait for.
+    assert FORMING_MIN == 5 < CAMPAIGN_MIN  # a campaign's story is always a forming one
+    beta_id, paged = _open(world, _storm("beta", SAME, copies=4, others=70), 0)
+    assert paged == EXEC_L1
+    assert not [t for t in _texts(world, beta_id) if t.startswith("held")]
+
+
+def test_a_story_forming_under_the_campaign_rule_holds_too() -> None:
+    """A storm's first signal comes from its first copies: five among many voices, no
+    campaign yet, already holds; the signal that makes it a campaign, within the hold, gives
+    the incident its story and the join happens before anyone is paged."""
+    world = _World([])
+    acme_id, _ = _open(world, _storm("acme", FIRST), 0)
+    world.handle(topics.ESCALATION.name, acme_id.encode(), at(15))  # acme pages
+    early = _storm("beta", SAME, copies=5, others=70)
+    assert not early.campaign and early.largest_story and early.largest_story.count == 5
+    beta_id, paged = _open(world, early, 20)
+    assert paged == []
+    assert (f"held 15 s before paging: a story is forming (\u2018{SAME[:59]}\u2026\u2019 "
+            f"\u00d75); the same story on another watch joins this incident instead of "
+            f"paging twice") in _texts(world, beta_id)
+    # Seconds later the campaign signal: the story is known, the join is made.
+    world.handle(topics.SIGNALS.name, dumps(_storm("beta", SAME, minute=1)), at(25))
+    assert world.view[beta_id].merged_into == acme_id
+    assert _paged(world.handle(topics.ESCALATION.name, beta_id.encode(), at(35))) == []
+
+
+def test_a_forming_story_that_never_dominates_pages_when_the_hold_ends() -> None:
+    world = _World([])
+    acme_id, _ = _open(world, _storm("acme", FIRST), 0)
+    world.handle(topics.ESCALATION.name, acme_id.encode(), at(15))
+    beta_id, paged = _open(world, _storm("beta", SAME, copies=6, others=70), 20)
+    assert paged == [] and world.stage.due(at(34), mono=34.0) == []
+    assert world.stage.due(at(35), mono=35.0) == [beta_id]
+    out = world.handle(topics.ESCALATION.name, beta_id.encode(), at(35))
+    assert _paged(out) == EXEC_L1 and world.view[beta_id].merged_into is None
+
+
+def test_the_longer_of_group_wait_and_the_story_hold_applies() -> None:
+    world = _World([], group_wait_s=3, story_wait_s=20)
+    acme_id, paged = _open(world, _storm("acme", FIRST), 0)
+    assert paged == [] and world.stage.due(at(19), mono=19.0) == []
+    assert world.stage.due(at(20), mono=20.0) == [acme_id]
+    assert [t for t in _texts(world, acme_id) if t.startswith("held 20 s")]
+    # A group_wait at least as long says nothing more: it holds every incident anyway.
+    world = _World([], group_wait_s=30, story_wait_s=20)
+    acme_id, _ = _open(world, _storm("acme", FIRST), 0)
+    assert world.stage.due(at(29), mono=29.0) == []
+    assert not [t for t in _texts(world, acme_id) if t.startswith("held")]
+
+
+@pytest.mark.parametrize("bad", [-1, 601])
+def test_the_story_hold_is_validated(bad: int) -> None:
+    with pytest.raises(ValidationError, match="story_wait_s"):
+        EscalationSettings(story_wait_s=bad)
