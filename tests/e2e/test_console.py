@@ -245,7 +245,17 @@ async def test_console_sign_in_live_incident_ack_and_roles(
                 await expect(ana.locator(".timeline")).to_contain_text(
                     "step done via console: Check the status page", timeout=30_000)
 
-                # The real click.
+                # The real click, once the page has gone out: the crisis's texts repeat, so
+                # its incident waits escalation.story_wait_s (15 s) before paging, and one
+                # acknowledged before that pages nobody (tests/unit/agents/escalate/test_merge).
+                def slack_posted() -> bool:
+                    return any(m["metadata"]["event_payload"]["incident_id"] == incident_id
+                               for m in slack.messages())
+
+                posted_by = time.monotonic() + 60
+                while not slack_posted():
+                    assert time.monotonic() < posted_by, "the incident never paged Slack"
+                    await asyncio.sleep(0.5)
                 await ana.get_by_role("button", name="Acknowledge").click()
                 await expect(ana.get_by_role("status")).to_contain_text("Acknowledgement sent")
                 await expect(ana.locator("#incident-state")).to_contain_text(

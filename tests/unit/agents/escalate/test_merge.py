@@ -345,3 +345,15 @@ def test_the_longer_of_group_wait_and_the_story_hold_applies() -> None:
 def test_the_story_hold_is_validated(bad: int) -> None:
     with pytest.raises(ValidationError, match="story_wait_s"):
         EscalationSettings(story_wait_s=bad)
+
+
+def test_an_incident_acknowledged_during_the_hold_pages_nobody() -> None:
+    """Someone in the console owns it before the page would go: nobody needs paging (as with
+    group_wait). The console e2e test waits for the page before it acknowledges."""
+    world = _World([])
+    acme_id, paged = _open(world, _storm("acme", FIRST), 0)
+    assert paged == []
+    world.handle(topics.ACKS.name, dumps(Ack(incident_id=acme_id, action="ack", by="ana",
+                                             source="console", at=at(5))), at(5))
+    out = world.handle(topics.ESCALATION.name, acme_id.encode(), at(15))
+    assert _paged(out) == [] and world.view[acme_id].state == "acknowledged"
