@@ -35,7 +35,7 @@ __all__ = ["DEFAULT", "DOMAIN", "EN", "LOCALES_DIR", "N_", "SHIPPED", "Lang", "T
            "check_locale", "check_target_locales", "check_timezone", "decimal_symbol",
            "format_datetime",
            "format_decimal", "format_percent", "format_time", "label", "language_of",
-           "translator"]
+           "negotiate", "translator"]
 
 DEFAULT = "en"
 DOMAIN = "escucha"
@@ -176,6 +176,28 @@ def format_time(when: datetime, locale: str | None, tz: str | ZoneInfo | None = 
     aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when
     local = aware.astimezone(_zone(tz))
     return f"{local:%H:%M} {local.tzname() or local.tzinfo}"
+
+
+def negotiate(accept_language: str | None) -> str:
+    """The shipped language a browser's ``Accept-Language`` header prefers most (``es`` for
+    ``es-MX,es;q=0.9,en;q=0.8``), English if none is shipped or the header is malformed.
+    Only where nobody is signed in yet (the sign-in page): a user's own setting wins after."""
+    ranked: list[tuple[float, int, str]] = []
+    for n, part in enumerate((accept_language or "")[:1000].split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if tag and tag != "*" and quality > 0 and _LOCALE.match(tag):
+            ranked.append((-quality, n, tag))
+    for _q, _n, tag in sorted(ranked):
+        language = language_of(tag)
+        if language != DEFAULT or tag.lower().startswith(DEFAULT):
+            return language
+    return DEFAULT
 
 
 def N_(message: str) -> str:

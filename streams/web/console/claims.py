@@ -22,7 +22,7 @@ from faust.web import Request
 
 from agents.store.claims import ACTIONS, Claim, ClaimBook, Kind
 from streams.core.security import HTML_HEADERS
-from streams.i18n import EN, Lang
+from streams.i18n import EN, N_, Lang
 from streams.runtime.pipeline import Pipeline
 from streams.web.api import Page
 from streams.web.claims import act
@@ -178,12 +178,12 @@ def install_console_claims(pipeline: Pipeline, *, book: ClaimBook, session_of: S
     @app.serve(base + "/{key}/{action}", access="session")
     class ClaimAction(Page):
         async def post(self, request: Request, key: str, action: str) -> web.Response:
-            checked = await acting(request, "Viewers cannot claim mentions.")
+            checked = await acting(request, N_("Viewers cannot claim mentions."))
             if isinstance(checked, web.Response):
                 return checked
             session, form = checked
             if action not in ACTIONS:
-                return _html(render.message_page("Not found", "No such action.",
+                return _html(render.message_page(N_("Not found"), N_("No such action."),
                                                  session=session), 404)
             status, data = await act(pipeline, book, key, action, by=session.user,
                                      reply_url=form.get("reply_url"),
@@ -194,5 +194,5 @@ def install_console_claims(pipeline: Pipeline, *, book: ClaimBook, session_of: S
             if status == 409:
                 return await claim_page(key, session, _lang(session)._(
                     "Not yours: {says}.").format(says=data["says"]), 409)
-            return _html(render.message_page("Cannot do that", str(data["error"]),
+            return _html(render.message_page(N_("Cannot do that"), detail=str(data["error"]),
                                              session=session), status)

@@ -228,13 +228,16 @@ def stories_section(stories: Sequence[StoryRow], *, params: Mapping[str, str],
 
 def mentions_section(mentions: Sequence[StoredMention] | None, *, params: Mapping[str, str],
                      watches: Mapping[str, str], next_cursor: str | None,
-                     error: str = "", claims: Mapping[str, str] | None = None,
-                     lang: Lang = EN) -> str:
+                     error: str = "", detail: str = "",
+                     claims: Mapping[str, str] | None = None, lang: Lang = EN) -> str:
     """The page's body in ``lang``. ``mentions`` None: no result to show (the store is off or
-    the search was refused, ``error`` says why); ``params`` is the query as the browser sent
-    it; ``claims``: each mention's claim line (HTML, streams/web/console/claims.py), by key."""
+    the search was refused, ``error`` says why: a source string, translated here, and
+    ``detail`` the refusal's own words, a field and what it takes); ``params`` is the query as
+    the browser sent it; ``claims``: each mention's claim line (HTML,
+    streams/web/console/claims.py), by key."""
     _ = lang._
-    err = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    said = " ".join(p for p in (_(error) if error else "", detail) if p)
+    err = f'<p class="error" role="alert">{e(said)}</p>' if said else ""
     result = ""
     if mentions is not None:
         here = query_string(params)

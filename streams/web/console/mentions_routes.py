@@ -22,7 +22,7 @@ from agents.store.groups import story_page
 from agents.store.search import Search, SearchError, search_from_params
 from agents.store.store import MentionStore, SearchTimeout, StoreError, StoreUnavailable
 from streams.core.records import Incident
-from streams.i18n import EN, Lang
+from streams.i18n import EN, N_, Lang
 from streams.runtime.pipeline import Pipeline
 from streams.web.api import Page
 from streams.web.console import render
@@ -49,16 +49,18 @@ def _params(request: Request) -> dict[str, list[str]]:
     return {name: query.getall(name) for name in set(query.keys())}
 
 
-def _failure(exc: Exception) -> tuple[int, str]:
+def _failure(exc: Exception) -> tuple[int, str, str]:
+    """Status, what went wrong (a source string, translated by the page) and the refusal's
+    own words (which field, what it takes: shown as they are)."""
     if isinstance(exc, SearchTimeout):
-        return 422, str(exc)
+        return 422, N_("The search took too long:"), str(exc)
     if isinstance(exc, SearchError):
-        return 400, str(exc)
+        return 400, N_("The search was refused:"), str(exc)
     if isinstance(exc, StoreUnavailable):
         log.warning("console mentions: %s", exc)
-        return 503, "The mention store is unavailable; try again shortly."
+        return 503, N_("The mention store is unavailable; try again shortly."), ""
     log.error("console mentions: %s", exc)
-    return 500, "The mention store cannot answer; see the worker's log."
+    return 500, N_("The mention store cannot answer; see the worker's log."), ""
 
 
 async def incident_link(store: MentionStore | None, inc: Incident, lang: Lang = EN) -> str:
@@ -93,11 +95,12 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
 
     def page(session: Session, params: Mapping[str, list[str]], *, status: int = 200,
              found: tuple[list[Any], str | None] | None = None, error: str = "",
-             held: Mapping[str, str] | None = None) -> web.Response:
+             detail: str = "", held: Mapping[str, str] | None = None) -> web.Response:
         shown = {k: v[-1] for k, v in params.items() if v and k in (*FORM_FIELDS, "cursor")}
         body = mentions_section(found[0] if found else None, params=shown, watches=names,
                                 next_cursor=found[1] if found else None, error=error,
-                                claims=held, lang=Lang(session.locale, session.timezone))
+                                detail=detail, claims=held,
+                                lang=Lang(session.locale, session.timezone))
         return html(render.mentions_page(body, session=session, csrf=csrf_of(session)),
                     status)
 
@@ -108,8 +111,8 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
         try:
             result = await asyncio.to_thread(story_page, store, search)
         except (SearchError, StoreError) as exc:
-            status, message = _failure(exc)
-            return page(session, params, status=status, error=message)
+            status, message, detail = _failure(exc)
+            return page(session, params, status=status, error=message, detail=detail)
         held = None
         if claims is not None:  # who answers each story shown: one person per story
             ids = [row.story for row in result.stories]
@@ -132,16 +135,16 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
                 return login_redirect(request)
             params = _params(request)
             if store is None:
-                return page(session, params, status=404, error="The mention store is off "
-                            "(store.enabled: false in escucha.yaml).")
+                return page(session, params, status=404, error=N_(
+                    "The mention store is off (store.enabled: false in escucha.yaml)."))
             try:
                 search = search_from_params(params, watch_ids=watch_ids)
                 started = time.perf_counter()
                 result = await asyncio.to_thread(store.search, search)
                 metrics.store_search_seconds.observe(time.perf_counter() - started)
             except (SearchError, StoreError) as exc:
-                status, message = _failure(exc)
-                return page(session, params, status=status, error=message)
+                status, message, detail = _failure(exc)
+                return page(session, params, status=status, error=message, detail=detail)
             if search.group == "story":
                 return await grouped(session, params, search)
             held = None
@@ -166,13 +169,13 @@ def install_mentions_page(pipeline: Pipeline, *, store: MentionStore | None,
             fmt = (params.pop("format", None) or [""])[-1]
             params.pop("cursor", None)  # the whole result, whichever page was on screen
             if fmt not in EXPORT_FORMATS:
-                return page(session, params, status=400, error="Export as csv or jsonl.")
+                return page(session, params, status=400, error=N_("Export as csv or jsonl."))
             if store is None:
-                return page(session, params, status=404, error="The mention store is off.")
+                return page(session, params, status=404, error=N_("The mention store is off."))
             try:
                 search = search_from_params(params, watch_ids=watch_ids)
                 log.info("console: %s exports mentions as %s", session.user, fmt)
                 return await stream_export(request, store, search, fmt)
             except (SearchError, StoreError) as exc:
-                status, message = _failure(exc)
-                return page(session, params, status=status, error=message)
+                status, message, detail = _failure(exc)
+                return page(session, params, status=status, error=message, detail=detail)

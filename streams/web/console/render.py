@@ -140,8 +140,16 @@ def page(title: str, body: str, *, session: Session | None, csrf: str = "") -> s
     return _layout(title, body, session=session, csrf=csrf)
 
 
-def message_page(title: str, text: str, *, session: Session | None = None) -> str:
-    return _layout(title, f"<h1>{e(title)}</h1><p>{e(text)}</p>", session=session)
+def message_page(title: str, text: str = "", *, session: Session | None = None,
+                 locale: str = "en", detail: str = "") -> str:
+    """An error or notice page in the reader's language (the session's; signed out, the
+    browser's, ``locale``). ``title`` and ``text`` are source strings, marked ``N_`` where
+    they are written and translated here; ``detail`` is data (a message naming a field or a
+    value) shown after them as it is."""
+    _ = _tr(session, locale).gettext
+    said = " ".join(p for p in (_(text) if text else "", detail) if p)
+    return _layout(_(title), f"<h1>{e(_(title))}</h1><p>{e(said)}</p>", session=session,
+                   locale=locale)
 
 
 def silences_page(silences: Sequence[tuple[Silence, SilenceState]], *, session: Session,
@@ -162,7 +170,7 @@ def login_page(*, csrf: str, error: str = "", next_url: str = "/console",
                locale: str = "en") -> str:
     """``locale``: before sign-in nobody is known; the console's default language."""
     _ = _tr(None, locale).gettext
-    err = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    err = f'<p class="error" role="alert">{e(_(error))}</p>' if error else ""
     body = (
         f'<h1>{_("Sign in")}</h1>{err}'
         '<form method="post" action="/console/login" class="card">'
@@ -489,7 +497,7 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
     timeline = "".join(
         f'<li><span class="tl-kind">{e(t.kind)}</span> {_when(t.at, session)} '
         f'{e(t.text)}{(" — " + e(t.by)) if t.by else ""}</li>' for t in reversed(inc.timeline))
-    note = f'<p class="notice" role="status">{e(notice)}</p>' if notice else ""
+    note = f'<p class="notice" role="status">{e(_(notice))}</p>' if notice else ""
     body = (
         f'<p><a href="/console">← {_("All incidents")}</a></p>'
         f'<h1>{e(watch_name)}: {e(inc.detector.replace("_", " "))}</h1>{note}'

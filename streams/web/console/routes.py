@@ -30,7 +30,7 @@ from agents.store.store import MentionStore
 from streams.config.console import ConsoleToken
 from streams.core.records import Incident
 from streams.core.security import HTML_HEADERS, CredentialKind, has_control
-from streams.i18n import Lang
+from streams.i18n import N_, Lang, negotiate
 from streams.runtime.pipeline import Pipeline
 from streams.web.api import (
     INCIDENT_ID,
@@ -88,9 +88,14 @@ def _safe_next(value: object) -> str:
     header, where a CR/LF splits the response (aiohttp drops the connection instead)."""
     text = str(value or "")
     if has_control(text):
-        raise Refused(_html(render.message_page("Bad request", "The next= address holds "
-                                                "control characters."), 400))
+        raise Refused(_html(render.message_page(N_("Bad request"), N_("The next= address holds "
+                                                "control characters.")), 400))
     return text if text.startswith("/console") and not text.startswith("//") else "/console"
+
+
+def _browser(request: Request) -> str:
+    """Signed out, the console speaks the browser's language (``Accept-Language``)."""
+    return negotiate(request.headers.get("Accept-Language"))
 
 
 def _aio(request: Request) -> web.Request:
@@ -159,14 +164,15 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
         viewers cannot do)."""
         session = session_of(request)
         if session is None:
-            return _html(render.message_page("Sign in first", "Your session ended."), 401)
+            return _html(render.message_page(N_("Sign in first"), N_("Your session ended."),
+                                             locale=_browser(request)), 401)
         form = await checked_form(request, session)
         if form is None:
-            return _html(render.message_page("Refused", "Missing or invalid form token; "
-                                             "reload the page and try again.", session=session),
+            return _html(render.message_page(N_("Refused"), N_("Missing or invalid form token; "
+                                             "reload the page and try again."), session=session),
                          403)
         if not session.can_act:
-            return _html(render.message_page("Read-only", read_only, session=session), 403)
+            return _html(render.message_page(N_("Read-only"), read_only, session=session), 403)
         return session, form
 
     def incidents() -> list[Incident]:
@@ -186,7 +192,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
         async def get(self, request: Request) -> web.Response:
             nonce = secrets.token_hex(16)
             next_url = _safe_next(request.query.get("next"))
-            resp = _html(render.login_page(csrf=auth.csrf("login:" + nonce), next_url=next_url))
+            resp = _html(render.login_page(csrf=auth.csrf("login:" + nonce), next_url=next_url,
+                                           locale=_browser(request)))
             resp.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="Strict",
                             secure=secure, path="/console", max_age=3600)
             return resp
@@ -196,8 +203,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
             nonce = request.cookies.get(LOGIN_COOKIE, "")
             csrf = auth.csrf("login:" + nonce)
             if not nonce or not auth.check_csrf("login:" + nonce, form.get("csrf")):
-                return _html(render.login_page(csrf=csrf, error="The form expired; try again."),
-                             403)
+                return _html(render.login_page(csrf=csrf, error=N_("The form expired; try again."),
+                                               locale=_browser(request)), 403)
             next_url = _safe_next(form.get("next"))
             username = form.get("username", "").strip()[:64]
             # Keyed by address and kind, never by name alone: guessing at Ana's password
@@ -207,15 +214,16 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
             wait = pipeline.gate.locked(kind, client)
             if wait is not None:
                 raise too_many(wait, html_body=render.login_page(
-                    csrf=csrf, error="Too many failed attempts; wait a minute and try again."))
+                    csrf=csrf, error=N_("Too many failed attempts; wait a minute and try again."),
+                    locale=_browser(request)))
             who = (await asyncio.to_thread(auth.password, username, form.get("password", ""))
                    if username else auth.token(form.get("token", "").strip()))
             if who is None:
                 pipeline.gate.failed(kind, client)
                 log.info("console sign-in refused for %r from %s", username or "(token)",
                          client)
-                return _html(render.login_page(csrf=csrf, error="Wrong username, password or "
-                                               "token."), 401)
+                return _html(render.login_page(csrf=csrf, error=N_("Wrong username, password or "
+                                               "token."), locale=_browser(request)), 401)
             log.info("console sign-in: %r (%s) from %s", who[0], who[1], client)
             resp = _redirect(next_url)
             resp.set_cookie(COOKIE, auth.issue(*who), httponly=True, samesite="Strict",
@@ -228,8 +236,8 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
         async def post(self, request: Request) -> web.Response:
             session = session_of(request)
             if session is None or await checked_form(request, session) is None:
-                return _html(render.message_page("Refused", "Missing or invalid form token."),
-                             403)
+                return _html(render.message_page(N_("Refused"),
+                                                 N_("Missing or invalid form token.")), 403)
             resp = _redirect("/console/login")
             resp.del_cookie(COOKIE, path="/console")
             return resp
@@ -294,10 +302,10 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
             view = pipeline.views.incidents
             inc = view.get(incident_id) if INCIDENT_ID.fullmatch(incident_id) else None
             if inc is None:
-                return _html(render.message_page("Not found", "No such incident.",
+                return _html(render.message_page(N_("Not found"), N_("No such incident."),
                                                  session=session), 404)
-            done = {"ack": "Acknowledgement sent.", "resolve": "Resolution sent.",
-                    "silence": "Silence created.", "step": "Step marked done."
+            done = {"ack": N_("Acknowledgement sent."), "resolve": N_("Resolution sent."),
+                    "silence": N_("Silence created."), "step": N_("Step marked done.")
                     }.get(request.query.get("done", ""), "")
             series, authors = _around(pipeline, inc)
             return _html(render.incident_page(
@@ -311,14 +319,14 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
     @app.serve("/console/incidents/{incident_id}/{action}", access="session")
     class IncidentAction(Page):
         async def post(self, request: Request, incident_id: str, action: str) -> web.Response:
-            checked = await acting(request, "Viewers cannot change incidents.")
+            checked = await acting(request, N_("Viewers cannot change incidents."))
             if isinstance(checked, web.Response):
                 return checked
             session, form = checked
             view = pipeline.views.incidents
             inc = view.get(incident_id) if INCIDENT_ID.fullmatch(incident_id) else None
             if inc is None or action not in ("ack", "resolve", "silence", "step"):
-                return _html(render.message_page("Not found", "No such incident or action.",
+                return _html(render.message_page(N_("Not found"), N_("No such incident or action."),
                                                  session=session), 404)
             if action == "silence":
                 try:
@@ -328,12 +336,12 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
                                        minutes=minutes, by=session.user, incident_id=inc.id,
                                        comment=f"from the console, incident {inc.id}")
                 except ValueError as exc:
-                    return _html(render.message_page("Bad silence", str(exc), session=session),
-                                 400)
+                    return _html(render.message_page(N_("Bad silence"), detail=str(exc),
+                                                     session=session), 400)
             elif action == "step":
                 step = form.get("step", "")
                 if inc.playbook is None or step not in {s.id for s in inc.playbook.steps}:
-                    return _html(render.message_page("Not found", "No such playbook step.",
+                    return _html(render.message_page(N_("Not found"), N_("No such playbook step."),
                                                      session=session), 404)
                 await send_ack(pipeline, inc.id, "step", by=session.user, source="console",
                                step=step)
@@ -361,23 +369,23 @@ def install_console(pipeline: Pipeline, *, secret: bytes,
             session = session_of(request)
             if session is None:
                 return login_redirect(request)
-            done = {"expired": "Silence expired.", "already": "That silence had already "
-                    "expired."}.get(request.query.get("done", ""), "")
+            done = {"expired": N_("Silence expired."), "already": N_("That silence had "
+                    "already expired.")}.get(request.query.get("done", ""), "")
             return _html(render.silences_page(listed_silences(pipeline), session=session,
                                               csrf=csrf_of(session), notice=done))
 
     @app.serve("/console/silences/{silence_id}/expire", access="session")
     class SilenceExpire(Page):
         async def post(self, request: Request, silence_id: str) -> web.Response:
-            checked = await acting(request, "Viewers cannot expire silences.")
+            checked = await acting(request, N_("Viewers cannot expire silences."))
             if isinstance(checked, web.Response):
                 return checked
             session, _ = checked
             try:
                 _, changed = await expire_silence(pipeline, silence_id, by=session.user)
             except SilenceError as exc:
-                return _html(render.message_page("Cannot expire", str(exc), session=session),
-                             exc.status)
+                return _html(render.message_page(N_("Cannot expire"), detail=str(exc),
+                                                 session=session), exc.status)
             return _redirect(f"/console/silences?done={'expired' if changed else 'already'}")
 
     if claims is not None:  # the store is on: who answers which mention

@@ -72,7 +72,7 @@ def silences_section(silences: Sequence[tuple[Silence, SilenceState]], *, sessio
         for s, state in silences)
     if not rows:
         rows = f'<tr><td colspan="7" class="empty">{e(_("No silences."))}</td></tr>'
-    note = f'<p class="notice" role="status">{e(notice)}</p>' if notice else ""
+    note = f'<p class="notice" role="status">{e(_(notice))}</p>' if notice else ""
     head = "".join(f'<th scope="col">{e(h)}</th>' for h in (
         _("State"), _("Matchers"), _("From"), _("Until"), _("Created by"), _("Comment"),
         _("Expire")))

@@ -10,7 +10,7 @@ from agents.store.groups import StoryRow
 from agents.store.rows import StoredMention, ms
 from streams.core.records import Evidence, Incident, Phrase, SeriesPoint
 from streams.core.silences import Silence, SilenceState
-from streams.i18n import Lang
+from streams.i18n import N_, Lang
 from streams.web.console import render
 from streams.web.console.auth import Session
 from streams.web.console.claims import claim_link, claim_section
@@ -131,3 +131,32 @@ def test_incident_page_and_list_say_the_summary_in_spanish_escaped() -> None:
         assert f"término nuevo {ESCAPED}: 1234 menciones en 15 min" in html
         assert "08:45\u201309:00 CET" in html
         assert "<script>" not in html and "never seen before" not in html
+
+
+def test_error_pages_in_spanish_keep_the_refusals_own_words_escaped() -> None:
+    page = render.message_page(N_("Not found"), N_("No such incident."), session=ES)
+    assert "<h1>No encontrado</h1>" in page and "Ese incidente no existe." in page
+    assert "Not found" not in page and "No such incident" not in page
+    # Data after the translated words: shown as it is, escaped.
+    page = render.message_page(N_("Bad silence"), detail=HOSTILE, session=ES)
+    assert "<h1>Silencio no válido</h1>" in page and ESCAPED in page and "<script>" not in page
+    # Signed out: the language the browser asked for.
+    page = render.message_page(N_("Sign in first"), N_("Your session ended."), locale="es")
+    assert "Inicia sesión primero" in page and "Tu sesión ha terminado." in page
+    login = render.login_page(csrf="t", error=N_("Wrong username, password or token."),
+                              locale="es")
+    assert "Usuario, contraseña o token incorrectos." in login and "Wrong" not in login
+    # A notice after an action, in the reader's language.
+    inc = Incident(id="acme.1", fingerprint="f", watch_id="acme", detector="negative_spike",
+                   severity="warning", opened_at=T0, updated_at=T0, summary="s")
+    page = render.incident_page(inc, watch_name="Acme", oncall=[], authors=[], series=[],
+                                session=ES, csrf="t", notice=N_("Acknowledgement sent."))
+    assert "Enviado: atendido." in page
+
+
+def test_a_refused_search_says_so_in_spanish_and_names_the_field_as_the_api_does() -> None:
+    html = mentions_section(None, params={}, watches={"acme": "Acme"}, next_cursor=None,
+                            error=N_("The search was refused:"),
+                            detail=f"q: unbalanced quote in {HOSTILE}", lang=LANG)
+    assert f"La búsqueda no es válida: q: unbalanced quote in {ESCAPED}" in html
+    assert "<script>" not in html and "The search was refused" not in html

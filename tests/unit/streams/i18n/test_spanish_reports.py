@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from streams.config.reports import ReportSettings
 from streams.core.records import Incident
+from streams.reports.charts import figure_texts, sentiment_figure, sov_figure, volume_figure
 from streams.reports.data import ReportData, build_report
 from streams.reports.render import html_body, slack_text, subject, text_body
 from tests.unit.streams.reports._build import END, START, WATCHES, Source, em, incident
@@ -95,3 +96,27 @@ def test_a_reports_incident_summary_is_in_its_language_and_zone() -> None:
     assert summary_in("en").startswith("120 mentions in 5 min, 4.2x the expected 28.2")
     # An incident from before summaries had parts: its English text, as stored.
     assert data_in("es", incident(opened)).watches[0].incidents[0].summary == "spike"
+
+
+def test_report_charts_in_spanish_with_the_watch_name_as_written() -> None:
+    data = _data()
+    [acme] = [w for w in data.watches if w.watch_id == "acme"]
+    acme = acme.model_copy(update={"name": "Acme $Incidents"})  # a name is data: as written
+    said = {kind: figure_texts(build(data, acme))
+            for kind, build in (("volume", volume_figure), ("sentiment", sentiment_figure),
+                                ("sov", sov_figure))}
+    every = " | ".join(t for texts in said.values() for t in texts)
+    for spanish in (r"Acme \$Incidents: menciones por día y proporción negativa",
+                    "menciones", "% negativas", r"Acme \$Incidents: sentimiento", "anterior",
+                    "este periodo", "negativas", "neutras", "positivas", "% de las menciones",
+                    r"Acme \$Incidents: cuota de voz",
+                    "% de las menciones entre los seguimientos comparados"):
+        assert spanish in every, (spanish, said)
+    assert "100\u00a0%" in said["sentiment"]  # numbers the locale's way: "100 %", not "100%"
+    ours = every.replace(r"Acme \$Incidents", "")
+    for english in ("mentions per", "negative share", "negative %", "previous", "this period",
+                    "share of voice", "of mentions", "positive", "neutral"):
+        assert english not in ours, english
+    # English reports keep their words.
+    english = " | ".join(figure_texts(volume_figure(_data("en"), acme)))
+    assert r"Acme \$Incidents: mentions per day and negative share" in english

@@ -115,3 +115,20 @@ async def test_pagerduty_webhooks_are_refused_until_a_secret_is_set(tmp_path: Pa
             assert (resp.status, await resp.json()) == (401, {"error": "not configured"})
     finally:
         await server.close()
+
+
+async def test_signed_out_pages_speak_the_browsers_language(
+        served: tuple[str, set[tuple[str, str]], dict]) -> None:
+    base, _, _ = served
+    spanish = {"Accept-Language": "es-MX,es;q=0.9,en;q=0.8"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base + "/console/login", headers=spanish) as resp:
+            assert "<h1>Iniciar sesión</h1>" in await resp.text()
+        async with http.get(base + "/console/login",
+                            headers={"Accept-Language": "en-GB,es;q=0.5"}) as resp:
+            assert "<h1>Sign in</h1>" in await resp.text()
+        # A sign-in without its form's nonce: refused, in the browser's language.
+        async with http.post(base + "/console/login", data={"token": "x"},
+                             headers=spanish) as resp:
+            assert resp.status == 403
+            assert "El formulario ha caducado; vuelve a intentarlo." in await resp.text()
