@@ -13,50 +13,64 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from models.errors import ModelError
+from models.hardware import NEEDS_BF16, bf16_native
 from models.sentiment import SentimentModel
 
 __all__ = ["BUNDLED", "DEFAULT_RUNTIME", "MEASURED_TEXTS_PER_S", "MINILM", "QUANTIZED_RUNTIME",
-           "RUNTIME_CHOICES", "WITHIN_TOLERANCE", "choose_auto", "load_model",
+           "NEEDS_BF16", "RUNTIME_CHOICES", "WITHIN_TOLERANCE", "bf16_native", "choose_auto",
+           "load_model",
            "resolve_runtime"]
 
 BUNDLED = "bundled"
 MINILM = "minilm"
 #: texts/s of each bundled runtime's ``predict`` at batch 32, ``escucha model bench --texts
-#: 1024 --batch-size 32 --threads 2`` on the 2-core machine with nothing else running
-#: (2026-12-07, bench/RESULTS.md). Only the order is used.
+#: 1024 --batch-size 32 --threads 2``, every runtime in one run on the 2-core machine (AMD
+#: EPYC, AVX-512 BF16) with nothing else running (2026-12-07, late; bench/RESULTS.md). Only
+#: the order is used; an earlier run measured every runtime faster (onnx 147.1) in the same
+#: order apart from bfloat16, which did not exist yet.
 MEASURED_TEXTS_PER_S: dict[str, float] = {
-    "torch": 70.7, "torch-int8": 214.0, "onnx": 147.1, "onnx-int8": 254.8}
+    "torch": 60.2, "torch-bf16": 98.6, "torch-int8": 119.2, "onnx": 73.5, "onnx-int8": 150.1}
 #: Whether each runtime's macro-F1 stayed within 0.5 points of float32 on every benchmark of
 #: the validation splits (bench/RESULTS.md). ``onnx`` is float32 too: its logits equal
 #: torch's to float noise (tests/unit/models/test_onnx_fp32.py), so it holds by construction.
+#: ``torch-bf16``: at most 0.3 points from float32 on val (``escucha model eval --variants
+#: --runtimes torch-bf16 --split val``).
 WITHIN_TOLERANCE: dict[str, bool] = {
-    "torch": True, "torch-int8": False, "onnx": True, "onnx-int8": False}
+    "torch": True, "torch-bf16": True, "torch-int8": False, "onnx": True, "onnx-int8": False}
 
 
-def choose_auto(speeds: Mapping[str, float], within: Mapping[str, bool]) -> str:
-    """What ``auto`` means: the fastest runtime within tolerance of float32; ``torch`` (the
-    reference itself) when none is faster or nothing was measured."""
-    fine = [r for r, ok in within.items() if ok and r in speeds]
+def choose_auto(speeds: Mapping[str, float], within: Mapping[str, bool], *,
+                bf16: bool = True) -> str:
+    """What ``auto`` means: the fastest runtime within tolerance of float32 that this CPU
+    runs natively (``bf16``: whether it computes bfloat16); ``torch`` (the reference
+    itself) when none is faster or nothing was measured."""
+    fine = [r for r, ok in within.items()
+            if ok and r in speeds and (bf16 or r not in NEEDS_BF16)]
     return max(fine, key=lambda r: (speeds[r], r == "torch"), default="torch")
 
 
-#: The bundled model's runtime when the config says ``auto``: see :func:`choose_auto`.
+#: The bundled model's runtime when the config says ``auto`` on the machine the figures were
+#: measured on: see :func:`choose_auto`; :func:`resolve_runtime` checks the CPU.
 DEFAULT_RUNTIME = choose_auto(MEASURED_TEXTS_PER_S, WITHIN_TOLERANCE)
 #: What ``quantize: true`` means for the bundled model: the int8 runtime that scored better
 #: on the validation splits (ONNX: mean UMSAB 66.0 and emotion 67.0, torch int8 65.8, 65.0).
 QUANTIZED_RUNTIME = "onnx-int8"
-RUNTIME_CHOICES: tuple[str, ...] = ("auto", "torch", "torch-int8", "onnx", "onnx-int8")
+RUNTIME_CHOICES: tuple[str, ...] = ("auto", "torch", "torch-bf16", "torch-int8", "onnx",
+                                    "onnx-int8")
 
 
-def resolve_runtime(runtime: str, *, quantize: bool) -> str:
-    """``auto`` to the adopted variant; ``quantize: true`` (older configs) to an int8 one."""
+def resolve_runtime(runtime: str, *, quantize: bool, bf16: bool | None = None) -> str:
+    """``auto`` to the adopted variant this CPU runs natively (``bf16``: whether it computes
+    bfloat16, :func:`bf16_native` when not given); ``quantize: true`` (older configs) to an
+    int8 one. A runtime named in the config is taken as it is."""
     if runtime not in RUNTIME_CHOICES:
         raise ModelError(f"unknown model.runtime {runtime!r}: use one of {list(RUNTIME_CHOICES)}")
     if runtime != "auto":
         return runtime
     if quantize and not DEFAULT_RUNTIME.endswith("int8"):
         return QUANTIZED_RUNTIME
-    return DEFAULT_RUNTIME
+    native = bf16_native() if bf16 is None else bf16
+    return choose_auto(MEASURED_TEXTS_PER_S, WITHIN_TOLERANCE, bf16=native)
 
 
 def load_model(*, name: str = BUNDLED, label_map: Mapping[str, str] | None = None,

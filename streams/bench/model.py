@@ -2,8 +2,8 @@
 
 All in one process, on real tweet texts: the raw forward-pass limit (tokenised batches
 through the encoder alone, no heads, no n-grams, no language detection) and the full
-``predict`` at several batch sizes for every variant (the bundled model: float32, int8 torch,
-ONNX int8; MiniLM: fp32 and int8), then the repeated-text cache at
+``predict`` at several batch sizes for every variant (the bundled model: every runtime of
+``models.multilingual.RUNTIMES``; MiniLM: fp32 and int8), then the repeated-text cache at
 a stated duplicate ratio. Figures read as ratios against the forward-pass limit.
 """
 

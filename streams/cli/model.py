@@ -145,10 +145,13 @@ def calibrate_cmd(data: Path | None, artifacts: Path | None, threads: int | None
               help="val to tune on (TweetEval sentiment and UMSAB English val are training "
                    "data of the bundled models), test to report.")
 @click.option("--variants", is_flag=True,
-              help="The bundled model under every runtime (float32, int8 torch, ONNX int8), "
-                   "each beside float32.")
+              help="The bundled model under every runtime (float32, bfloat16, int8 torch, "
+                   "ONNX float32 and int8), each beside float32.")
+@click.option("--runtimes", default="", metavar="LIST",
+              help="With --variants: only these runtimes, comma-separated (torch, the "
+                   "reference, is always scored).")
 def eval_cmd(data: Path | None, as_json: bool, config: Path | None, split: str,
-             variants: bool) -> None:
+             variants: bool, runtimes: str) -> None:
     """The configured model on TweetEval and UMSAB splits, beside published baselines."""
     from models.evaluate import adoptable, evaluate, format_eval, format_variants
     from models.multilingual import RUNTIMES
@@ -167,14 +170,20 @@ def eval_cmd(data: Path | None, as_json: bool, config: Path | None, split: str,
     if settings.model.name != "bundled":
         click.echo("escucha: --variants compares the runtimes of model.name: bundled", err=True)
         sys.exit(2)
+    wanted = [r.strip() for r in runtimes.split(",") if r.strip()]
+    unknown = [r for r in wanted if r not in RUNTIMES]
+    if unknown:
+        raise click.BadParameter(f"unknown runtimes {unknown}: use some of {list(RUNTIMES)}",
+                                 param_hint="--runtimes")
+    chosen = [r for r in RUNTIMES if r == RUNTIMES[0] or not wanted or r in wanted]
     results = {}
-    for runtime in RUNTIMES:
+    for runtime in chosen:
         _progress(f"runtime {runtime}")
         results[runtime] = evaluate(_load(settings, cache=False, runtime=runtime),  # type: ignore[arg-type]
                                     directory, split=split, progress=_progress)
     if as_json:
         click.echo(json.dumps({"variants": results, "within_tolerance": {
-            r: adoptable(results[RUNTIMES[0]], results[r])[0] for r in RUNTIMES[1:]}}))
+            r: adoptable(results[RUNTIMES[0]], results[r])[0] for r in chosen[1:]}}))
         return
     for line in format_eval(results[RUNTIMES[0]]):
         click.echo(line)
@@ -186,7 +195,8 @@ def eval_cmd(data: Path | None, as_json: bool, config: Path | None, split: str,
 @model.command("prepare")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def prepare_cmd(config: Path | None) -> None:
-    """Convert the bundled encoder (and export its ONNX runtime) into model.cache_dir now.
+    """Convert the bundled encoder (and make its runtime's artifacts: the bfloat16 trace, or
+    the ONNX export) into model.cache_dir now.
 
     A worker does it on its first start otherwise (seconds; a minute for the ONNX export);
     run it at install time, e.g. in the image build, so that the first start is fast.

@@ -50,8 +50,9 @@ class ModelSettings(Section):
                            "'bundled' with runtime 'auto', an int8 runtime.")
     runtime: str = Field(default="auto", description="How 'bundled' runs: 'auto' (the "
                          "fastest variant within 0.5 points of float32 on validation: "
-                         "models/loader.py), 'torch' (float32), 'torch-int8', 'onnx' "
-                         "(float32 on ONNX Runtime) or 'onnx-int8'.")
+                         "models/loader.py; on a CPU without native bfloat16 never "
+                         "'torch-bf16'), 'torch' (float32), 'torch-bf16' (bfloat16 encoder), "
+                         "'torch-int8', 'onnx' (float32 on ONNX Runtime) or 'onnx-int8'.")
     # Default by measurement (README, model section): in one process the model's Python
     # parts and the other stages take turns on the GIL; a child process gives the model an
     # interpreter of its own for the cost of pickling a batch's texts and predictions.

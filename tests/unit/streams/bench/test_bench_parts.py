@@ -84,7 +84,7 @@ def test_variants_are_named_runtimes_of_the_bundled_model() -> None:
 
     assert _variant_list("") == ()
     assert _variant_list("onnx, torch,onnx") == ("onnx", "torch")
-    assert _variant_list("all") == ("torch", "torch-int8", "onnx", "onnx-int8")
+    assert _variant_list("all") == ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
     settings = load_settings(None, model={"runtime": "onnx-int8"})
     assert _main_runtime(settings, E2EOptions(variants=("torch",))) == "onnx-int8"
     with pytest.raises(ValueError, match=r"unknown variants.*'cuda'"):
