@@ -88,14 +88,16 @@ class XlmrTokenizer:
         """``[B, L]`` ids and mask, each text truncated to ``max_length`` tokens with specials."""
         return self.pack(self.content_ids(texts), max_length=max_length)
 
-    def pack(self, content: Sequence[Sequence[int]], *, max_length: int
+    def pack(self, content: Sequence[Sequence[int]], *, max_length: int, multiple_of: int = 1
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`encode` for texts already split by :meth:`content_ids` (sorting a batch by
-        token length needs the ids before the batch is cut)."""
+        token length needs the ids before the batch is cut). ``multiple_of``: pad the width up
+        to a multiple of it (never past ``max_length``), so batches come in a few shapes."""
         if max_length < 3:
             raise ValueError(f"max_length must leave room for <s>, a piece and </s>: {max_length}")
         rows = [[self.bos, *ids[:max_length - 2], self.eos] for ids in content]
         width = max((len(r) for r in rows), default=2)
+        width = min(max_length, -(-width // multiple_of) * multiple_of)
         ids_arr = np.full((len(rows), width), self.pad, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         for i, row in enumerate(rows):

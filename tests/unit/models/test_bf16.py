@@ -102,3 +102,38 @@ def test_auto_passes_bf16_over_on_a_cpu_without_it() -> None:
         MEASURED_TEXTS_PER_S, WITHIN_TOLERANCE)
     assert resolve_runtime("torch-bf16", quantize=False, bf16=False) == "torch-bf16"  # named
     assert isinstance(bf16_native(), bool)
+
+
+def test_bf16_batches_come_in_widths_of_16_and_padding_changes_nothing(
+        pair: tuple[MultilingualModel, MultilingualModel]) -> None:
+    """oneDNN keeps work per bfloat16 matrix shape: widths in steps of 16 keep the model
+    process's memory level (models/multilingual.py, _BF16_WIDTH_STEP)."""
+    _, bf16 = pair
+    tok = bf16._tokenizer
+    content = tok.content_ids([E5_PREFIX + t for t in ("hola", "buenos días")])
+    ids, mask = tok.pack(content, max_length=128, multiple_of=16)
+    assert ids.shape == mask.shape == (2, 16) and int(mask.sum()) == sum(len(c) + 2
+                                                                       for c in content)
+    assert tok.pack(content, max_length=128)[0].shape[1] == max(len(c) for c in content) + 2
+    long = tok.content_ids([E5_PREFIX + "palabra " * 300])
+    assert tok.pack(long, max_length=128, multiple_of=16)[0].shape == (1, 128)  # never past
+    assert tok.pack(long, max_length=120, multiple_of=16)[0].shape == (1, 120)  # the limit
+    widths: list[int] = []
+    scorer = bf16._scorer
+    bf16._scorer = lambda ids, mask: (widths.append(ids.shape[1]), scorer(ids, mask))[1]
+    try:
+        texts = ["hola", "qué tal " * 5, "palabra " * 40, "x " * 300]
+        for text in texts:  # one batch each: a batch is as wide as its widest text
+            bf16.predict([text])
+    finally:
+        bf16._scorer = scorer
+    assert len(widths) == len(texts)
+    assert all(w % 16 == 0 or w == bf16.max_length for w in widths), widths
+    # Padding is masked out: each text alone and unpadded gives the same logits.
+    with torch.inference_mode():
+        for text in texts:
+            one = tok.content_ids([E5_PREFIX + text])
+            plain = scorer(*tok.pack(one, max_length=bf16.max_length))
+            padded = scorer(*tok.pack(one, max_length=bf16.max_length, multiple_of=16))
+            for p, q in zip(plain, padded, strict=True):
+                assert torch.allclose(p, q, atol=0.05), (text[:20], (p - q).abs().max())
