@@ -104,9 +104,9 @@ class Scorer(torch.nn.Module):
 
 class Bf16Scorer(torch.nn.Module):
     """The scorer with its encoder (embeddings and layers) in bfloat16: on a CPU with native
-    bfloat16 arithmetic (AVX-512 BF16, AMX) its matrix products run about twice as fast as
-    float32. The mean pooling and the two small heads stay float32, so the sum over up to 128
-    tokens keeps float32 precision; the answers come back float32."""
+    bfloat16 arithmetic (AVX-512 BF16, AMX) it ran 1.5-1.9x float32 torch here, traced
+    (bench/RESULTS.md). The mean pooling and the two small heads stay float32, so the sum
+    over up to 128 tokens keeps float32 precision; the answers come back float32."""
 
     def __init__(self, scorer: Scorer) -> None:
         super().__init__()
