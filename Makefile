@@ -38,12 +38,12 @@ lint: install
 # keep to one xdist worker (tests/conftest.py). TEST_JOBS=0 runs it all in one process.
 TEST_JOBS ?= 3
 
-# The tests' model cache (tests/conftest.py) gets the default runtime's artifacts (the
-# bfloat16 trace on this machine kind) and the ONNX export once, up front: otherwise the
-# first worker or parity test that needs one makes it (the export: a minute) while it waits.
+# The tests' model cache (tests/conftest.py) gets the default runtime's ONNX export and the
+# bfloat16 trace once, up front: otherwise the first worker or parity test that needs one
+# makes it (the export: a minute) while it waits.
 test: install system-deps lint
 	ESCUCHA_MODEL__CACHE_DIR=var/test-models $(BIN)/escucha model prepare
-	ESCUCHA_MODEL__CACHE_DIR=var/test-models ESCUCHA_MODEL__RUNTIME=onnx $(BIN)/escucha model prepare
+	ESCUCHA_MODEL__CACHE_DIR=var/test-models ESCUCHA_MODEL__RUNTIME=torch-bf16 $(BIN)/escucha model prepare
 	$(BIN)/pytest -q -m "not slow" -n $(TEST_JOBS) --dist loadgroup --durations=25
 
 test-slow: install system-deps

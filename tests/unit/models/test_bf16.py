@@ -93,8 +93,9 @@ def test_auto_passes_bf16_over_on_a_cpu_without_it() -> None:
                                                         "torch-bf16": True}
     speeds = {"torch": 70.0, "onnx": 147.0, "torch-bf16": 220.0}
     assert {"torch-bf16"} == NEEDS_BF16
-    assert choose_auto(speeds, within) == "torch-bf16"
-    assert choose_auto(speeds, within, bf16=False) == "onnx"
+    assert choose_auto(speeds, within, held_back={}) == "torch-bf16"
+    assert choose_auto(speeds, within, bf16=False, held_back={}) == "onnx"
+    assert choose_auto(speeds, within) == "onnx"  # held back from auto for now (HELD_BACK)
     # What this machine kind gets, and what a CPU without native bfloat16 gets instead.
     fine = {r for r, ok in WITHIN_TOLERANCE.items() if ok}
     assert resolve_runtime("auto", quantize=False, bf16=False) in fine - NEEDS_BF16
