@@ -155,7 +155,13 @@ def eval_cmd(data: Path | None, as_json: bool, config: Path | None, split: str,
     """The configured model on TweetEval and UMSAB splits, beside published baselines."""
     from models.evaluate import adoptable, evaluate, format_eval, format_variants
     from models.multilingual import RUNTIMES
+    from streams.cli.bench import _variant_list
 
+    wanted = _variant_list(runtimes)  # the same list syntax as `bench e2e --variants`
+    unknown = [r for r in wanted if r not in RUNTIMES]
+    if unknown:
+        raise click.BadParameter(f"unknown runtimes {unknown}: use some of {list(RUNTIMES)}",
+                                 param_hint="--runtimes")
     directory = _data_dir(data)
     settings = _settings_of(config)
     if not variants:
@@ -170,11 +176,6 @@ def eval_cmd(data: Path | None, as_json: bool, config: Path | None, split: str,
     if settings.model.name != "bundled":
         click.echo("escucha: --variants compares the runtimes of model.name: bundled", err=True)
         sys.exit(2)
-    wanted = [r.strip() for r in runtimes.split(",") if r.strip()]
-    unknown = [r for r in wanted if r not in RUNTIMES]
-    if unknown:
-        raise click.BadParameter(f"unknown runtimes {unknown}: use some of {list(RUNTIMES)}",
-                                 param_hint="--runtimes")
     chosen = [r for r in RUNTIMES if r == RUNTIMES[0] or not wanted or r in wanted]
     results = {}
     for runtime in chosen:

@@ -97,3 +97,10 @@ def test_eval_variants_on_val_compares_each_runtime_to_float32(tmp_path: Path) -
 def test_train_refuses_a_missing_data_dir() -> None:
     result = CliRunner().invoke(cli, ["model", "train", "--data", "/nonexistent/dir"])
     assert result.exit_code == 2 and "--data DIR" in result.output
+
+
+def test_eval_names_an_unknown_runtime_before_reading_anything() -> None:
+    result = CliRunner().invoke(cli, ["model", "eval", "--variants", "--runtimes",
+                                      "onnx, cuda", "--data", "/nonexistent/dir"])
+    assert result.exit_code == 2
+    assert "unknown runtimes ['cuda']" in result.output and "torch-bf16" in result.output
