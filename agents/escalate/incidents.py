@@ -277,12 +277,14 @@ class EscalationEngine:
         wait = max(self.cfg.group_wait_s, self.cfg.story_wait_s if story else 0)
         if wait:
             entry["esc"]["waiting_until"] = _iso(now + timedelta(seconds=wait))
+            events = ["opened"]
             if story is not None and wait > self.cfg.group_wait_s:
                 self._log(entry["incident"], now, "waiting",
                           f"held {wait} s before paging: a story is forming "
                           f"(\u2018{quote(story.text)}\u2019 \u00d7{story.count}); the same "
                           "story on another watch joins this incident instead of paging twice")
-            return Decision(entry, [], ["opened"])
+                events.append("story_held")
+            return Decision(entry, [], events)
         return Decision(entry, self._start(entry, now), ["opened"])
 
     def _reopen(self, entry: dict[str, Any], signal: Signal, now: datetime) -> Decision:

@@ -157,6 +157,8 @@ class EscalateStage:
                 m.time_to_resolve.labels(inc.severity, inc.watch_id, by).observe(float(value))
             elif name == "escalated":
                 m.escalations.labels(value).inc()
+            elif name == "story_held":
+                m.incidents_story_held.labels(inc.watch_id).inc()
         if decision.joins:  # one per join: the engine hands each new target over once
             m.incidents_joined.labels(inc.watch_id).inc(len(decision.joins))
             log.info("incident %s joined %s", inc.id, ", ".join(t for t, _ in decision.joins))

@@ -247,6 +247,13 @@ class Metrics:
             "by the joining incident's watch.",
             ["watch"], registry=registry,
         )
+        self.incidents_story_held = Counter(
+            "escucha_incidents_story_held_total", "New incidents whose first page waited "
+            "escalation.story_wait_s because a copy-paste story was forming in their evidence "
+            "(agents/escalate/merge.py, forming), by watch. Many holds and few joins: the hold "
+            "delays pages that nothing joins, and story_wait_s may be worth lowering.",
+            ["watch"], registry=registry,
+        )
         self.incidents_inhibited = Gauge(
             "escucha_incidents_inhibited", "Open incidents this worker owns whose "
             "notifications an inhibition rule holds back now, by severity.",
@@ -314,6 +321,7 @@ class Metrics:
             self.mentions_classified.labels(watch)
             self.detect_state_trimmed.labels(watch)  # 0 until it happens: the alert's base
             self.incidents_joined.labels(watch)
+            self.incidents_story_held.labels(watch)
         for stage in STAGES:
             self.dead_letters.labels(stage)
             self.handler_retries.labels(stage)

@@ -91,4 +91,12 @@ def incidents() -> dict[str, Any]:
                          "same copy-paste story instead of paging."),
         ts("Joins by watch", [(increase("escucha_incidents_joined_total", by=["watch"]),
                                "{{watch}}")], bars=True),
+        # The hold's cost beside its gain: each hold delayed a first page by story_wait_s.
+        ts("Pages held for a forming story, and joins", [
+            (increase("escucha_incidents_story_held_total"), "held"),
+            (increase("escucha_incidents_joined_total"), "joined"),
+        ], bars=True,
+           description="New incidents that waited escalation.story_wait_s because a story "
+                       "was forming, beside the incidents that joined another. Holds far "
+                       "above joins: the wait delays pages nothing joins."),
     ])

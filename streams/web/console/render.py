@@ -285,11 +285,14 @@ def chart_svg(evidence: Sequence[Evidence], series: Sequence[tuple[datetime, int
         series.pop()
     if not series and not evidence:
         return f'<p>{tr.gettext("No numbers recorded for this incident yet.")}</p>'
-    return _volume_svg(series, evidence, title, tr) + _signals_svg(evidence, tr)
+    lang = Lang(session.locale, session.timezone) if session is not None else None
+    return _volume_svg(series, evidence, title, tr, lang) + _signals_svg(evidence, tr)
 
 
 def _volume_svg(series: list[tuple[datetime, int, int]], evidence: Sequence[Evidence],
-                title: str, tr: Translations) -> str:
+                title: str, tr: Translations, lang: Lang | None = None) -> str:
+    """``lang`` carries the reader's clock: the axis reads in their time zone, named (a
+    responder in Madrid compares it with the clock on the wall, not with UTC)."""
     _ = tr.gettext
     width, height, pad = 640, 200, 32
     times = [t for t, _c, _n in series] + [ev.window_end for ev in evidence]
@@ -320,10 +323,14 @@ def _volume_svg(series: list[tuple[datetime, int, int]], evidence: Sequence[Evid
     parts.append(f'<text x="{pad}" y="{pad - 12}" class="label">'
                  + e(_("max {top} per {minutes} min").format(top=top, minutes=f"{step / 60:g}"))
                  + '</text>')
-    parts.append(f'<text x="{pad}" y="{height - 10}" class="label">'
-                 f'{datetime.fromtimestamp(t0, UTC):%H:%M}</text>')
+    start, end = datetime.fromtimestamp(t0, UTC), datetime.fromtimestamp(t1, UTC)
+    if lang is None:
+        first, last = f"{start:%H:%M}", f"{end:%H:%M} UTC"
+    else:
+        first, last = lang.hm(start), lang.hm(end)  # "09:55 CET": the zone named
+    parts.append(f'<text x="{pad}" y="{height - 10}" class="label">{e(first)}</text>')
     parts.append(f'<text x="{width - pad}" y="{height - 10}" text-anchor="end" class="label">'
-                 f'{datetime.fromtimestamp(t1, UTC):%H:%M} UTC</text></svg>')
+                 f'{e(last)}</text></svg>')
     legend = (f'<p class="legend"><span class="key bar"></span> {_("mentions")} '
               f'<span class="key bar-neg"></span> {_("negative")} '
               f'<span class="key fired"></span> {_("a signal fired")}</p>')

@@ -56,6 +56,7 @@ EXPOSED_METRICS = frozenset({
     "escucha_silences_expired_total",
     "escucha_incidents_inhibited",
     "escucha_incidents_joined_total",
+    "escucha_incidents_story_held_total",
     "escucha_store_mentions_written_total",
     "escucha_store_mentions_let_go_total",
     "escucha_store_mentions_expired_total",

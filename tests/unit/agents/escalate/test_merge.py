@@ -277,6 +277,8 @@ def test_by_default_a_storm_on_two_watches_at_once_pages_once() -> None:
     metric = world.stage.metrics.incidents_joined
     assert metric.labels("beta")._value.get() == 1
     assert metric.labels("acme")._value.get() == 0
+    held_metric = world.stage.metrics.incidents_story_held
+    assert [held_metric.labels(w)._value.get() for w in ("acme", "beta")] == [1, 1]
 
 
 def test_without_the_hold_the_same_storm_pages_twice() -> None:
@@ -295,6 +297,7 @@ def test_an_incident_without_a_forming_story_pages_at_once_by_default() -> None:
     beta_id, paged = _open(world, _storm("beta", SAME, copies=4, others=4), 0)
     assert paged == EXEC_L1
     assert not [t for t in _texts(world, beta_id) if t.startswith("held")]
+    assert world.stage.metrics.incidents_story_held.labels("beta")._value.get() == 0
     # 12 copies among 70 other voices: a text many repeat in a busy window (an ad, a common
     # question), under CAMPAIGN_SHARE of what the evidence holds: no hold either.
     world = _World([])

@@ -76,6 +76,21 @@ def test_chart_has_a_text_alternative_and_the_numbers() -> None:
     assert render.chart_svg([], [], title="x").startswith("<p>")
 
 
+def _axis(page: str) -> list[str]:
+    chart = page[page.index('<svg viewBox'):page.index('</svg>')]
+    return re.findall(r'y="190" (?:text-anchor="end" )?class="label">([^<]*)</text>', chart)
+
+
+def test_chart_axis_reads_in_the_readers_time_zone() -> None:
+    # 08:55-09:05 UTC on 2 March is 09:55-10:05 in Madrid (UTC+1 in winter).
+    madrid = Session(user="ana", role="responder", sid="s1", expires=9e9, locale="es",
+                     timezone="Europe/Madrid")
+    assert _axis(_page(madrid)) == ["09:55 CET", "10:05 CET"]
+    assert _axis(_page(RESPONDER)) == ["08:55 UTC", "09:05 UTC"]
+    assert render.chart_svg(  # no session: the historic UTC clock
+        [], [(T0, 3, 1), (T0 + timedelta(minutes=5), 4, 1)], title="x").count(" UTC<") == 1
+
+
 def test_filters_keep_matching_incidents() -> None:
     inc = _incident()
     assert render.Filters(watch="acme", severity="critical").keep(inc)
