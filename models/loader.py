@@ -34,15 +34,19 @@ MEASURED_TEXTS_PER_S: dict[str, float] = {
 #: Whether each runtime's macro-F1 stayed within 0.5 points of float32 on every benchmark of
 #: the validation splits (bench/RESULTS.md). ``onnx`` is float32 too: its logits equal
 #: torch's to float noise (tests/unit/models/test_onnx_fp32.py), so it holds by construction.
-#: ``torch-bf16``: at most 0.3 points from float32 on val (``escucha model eval --variants
-#: --runtimes torch-bf16 --split val``).
+#: ``torch-bf16``: within 0.3 points with the 4-layer model of 2026-12-07, but 0.9 under
+#: float32 on TweetEval emotion val with the 6-layer model that replaced it (``escucha model
+#: eval --variants --split val``): bfloat16 rounding moves the emotion head's logistic
+#: refit more than the sentiment head. Named in the config it still runs.
 WITHIN_TOLERANCE: dict[str, bool] = {
-    "torch": True, "torch-bf16": True, "torch-int8": False, "onnx": True, "onnx-int8": False}
+    "torch": True, "torch-bf16": False, "torch-int8": False, "onnx": True, "onnx-int8": False}
 
 
 #: Runtimes within tolerance and faster that ``auto`` still does not take, and why. A name
 #: in the config gets them.
 HELD_BACK: dict[str, str] = {
+    # Also outside tolerance since the 6-layer model (WITHIN_TOLERANCE); this reason stands
+    # for a model with which it would be within it again.
     "torch-bf16": "not yet shown on a full machine: in one clean-checkout run of the test "
                   "suite (3 test processes on 2 cores) the kill -9 fault test's surviving "
                   "worker classified too slowly, where onnx has passed it every time; 1.39x "

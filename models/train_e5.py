@@ -165,7 +165,7 @@ def _choose_emotion(top: torch.nn.ModuleList, tuned: torch.nn.Linear,
     return best
 
 
-def train_e5(*, data_dir: Path, out: Path, cache_dir: Path, seed: int = 13, layers: int = 4,
+def train_e5(*, data_dir: Path, out: Path, cache_dir: Path, seed: int = 13, layers: int = 6,
              epochs: int = 3, lr: float = 1e-4, threads: int | None = None,
              progress: Callable[[str], None] = log.info) -> dict[str, Any]:
     """Train everything and write the artifacts to ``out``; return bundle.json."""

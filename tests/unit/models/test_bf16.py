@@ -130,11 +130,15 @@ def test_bf16_batches_come_in_widths_of_16_and_padding_changes_nothing(
         bf16._scorer = scorer
     assert len(widths) == len(texts)
     assert all(w % 16 == 0 or w == bf16.max_length for w in widths), widths
-    # Padding is masked out: each text alone and unpadded gives the same logits.
+    # Padding is masked out: each text alone and unpadded gives the same logits, to
+    # bfloat16's rounding (another width sums in another order: up to ~1% of a logit here).
+    # Unmasked padding moves "hola"'s logits by 0.8 (sentiment) and 2.1 (emotion) here.
     with torch.inference_mode():
         for text in texts:
             one = tok.content_ids([E5_PREFIX + text])
             plain = scorer(*tok.pack(one, max_length=bf16.max_length))
             padded = scorer(*tok.pack(one, max_length=bf16.max_length, multiple_of=16))
             for p, q in zip(plain, padded, strict=True):
-                assert torch.allclose(p, q, atol=0.05), (text[:20], (p - q).abs().max())
+                assert torch.allclose(p, q, atol=0.05, rtol=0.02), (text[:20],
+                                                                     (p - q).abs().max())
+                assert int(p.argmax()) == int(q.argmax())

@@ -80,10 +80,15 @@ def test_auto_is_the_fastest_runtime_within_tolerance_of_float32() -> None:
 def test_the_committed_choice_follows_the_committed_figures() -> None:
     assert set(MEASURED_TEXTS_PER_S) == set(WITHIN_TOLERANCE) == {
         "torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8"}
-    # Faster and within tolerance, but held back from auto (models/loader.py, HELD_BACK).
+    # Faster, but outside tolerance with the 6-layer model (emotion val -0.9) and held back
+    # from auto besides (models/loader.py, HELD_BACK): either alone keeps auto on onnx.
     assert DEFAULT_RUNTIME == "onnx" and "torch-bf16" in HELD_BACK
+    assert not WITHIN_TOLERANCE["torch-bf16"]
     assert MEASURED_TEXTS_PER_S["torch-bf16"] > MEASURED_TEXTS_PER_S["onnx"]
-    assert choose_auto(MEASURED_TEXTS_PER_S, WITHIN_TOLERANCE, held_back={}) == "torch-bf16"
+    assert choose_auto(MEASURED_TEXTS_PER_S, WITHIN_TOLERANCE, held_back={}) == "onnx"
+    assert choose_auto(MEASURED_TEXTS_PER_S, WITHIN_TOLERANCE | {"torch-bf16": True},
+                       held_back={}) == "torch-bf16"
+    assert choose_auto(MEASURED_TEXTS_PER_S, WITHIN_TOLERANCE | {"torch-bf16": True}) == "onnx"
     assert not WITHIN_TOLERANCE["torch-int8"] and not WITHIN_TOLERANCE["onnx-int8"]
     assert WITHIN_TOLERANCE[DEFAULT_RUNTIME]
     fastest_fine = max(MEASURED_TEXTS_PER_S[r] for r, ok in WITHIN_TOLERANCE.items()
