@@ -52,8 +52,8 @@ from models.ngram import NgramModel
 from models.sentiment import LABELS, Prediction
 from models.xlmr import XlmrTokenizer
 
-__all__ = ["E5_ARTIFACTS", "MODEL_ID", "RUNTIMES", "Bf16Scorer", "MultilingualModel", "Scorer",
-           "in_length_batches", "length_batches", "read_bundle"]
+__all__ = ["E5_ARTIFACTS", "FORWARD_BATCH", "MODEL_ID", "RUNTIMES", "Bf16Scorer",
+           "MultilingualModel", "Scorer", "in_length_batches", "length_batches", "read_bundle"]
 
 E5_ARTIFACTS = ARTIFACTS / "e5"
 MODEL_ID = "escucha/e5-small-sentiment"
@@ -67,6 +67,15 @@ log = logging.getLogger(__name__)
 #: in steps of 16, 1.11 to 1.21 GB over 600 and levelling off, as ONNX does (1.14 GB).
 #: Padding is masked out of attention and pooling: the answers do not change.
 _BF16_WIDTH_STEP = 16
+
+
+#: Texts per forward pass. A call brings up to ``model.batch_size`` texts (32 by default: what
+#: the classify agent takes from Kafka at once); sorted by token length and cut into chunks
+#: of 8, each pads to its own longest text and runs on smaller matrices. On real tweets (1,024
+#: UMSAB train tweets in 8 languages, 32 a call, 3 alternating rounds, 2 cores) ``onnx`` ran at
+#: 59-68 texts/s in chunks of 32, 84-91 in 16, 91-103 in 8 and 86-102 in 4; every runtime of
+#: ``escucha model bench`` was faster at batch 8-16 than at 32 (bench/RESULTS.md).
+FORWARD_BATCH = 8
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -212,7 +221,7 @@ class MultilingualModel:
 
     def __init__(self, *, cache_dir: Path, artifacts: Path = E5_ARTIFACTS,
                  runtime: str = "torch", threads: int | None = None, batch_size: int = 32,
-                 languages: Sequence[str] = ()) -> None:
+                 languages: Sequence[str] = (), forward_batch: int = FORWARD_BATCH) -> None:
         if runtime not in RUNTIMES:
             raise ModelError(f"unknown runtime {runtime!r}: use one of {list(RUNTIMES)}")
         if threads is not None:
@@ -223,6 +232,7 @@ class MultilingualModel:
         self.offsets = read_offsets(self.meta)  # chosen on val by models.calibrate
         self.max_length = int(self.meta["max_length"])
         self.batch_size = batch_size
+        self.forward_batch = max(1, forward_batch)
         self.runtime = runtime
         self.model_id = MODEL_ID + ("" if runtime == "torch" else f"-{runtime}")
         self.model_version = str(self.meta["version"])
@@ -283,8 +293,8 @@ class MultilingualModel:
 
             # Beyond max_length every text costs the same: truncation evens them out.
             lengths = [min(len(c), self.max_length) for c in content]
-            return in_length_batches(lengths, self.batch_size, forward,
-                                     (len(LABELS), len(EMOTIONS)))
+            return in_length_batches(lengths, min(self.batch_size, self.forward_batch),
+                                     forward, (len(LABELS), len(EMOTIONS)))
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:

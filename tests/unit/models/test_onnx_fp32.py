@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.multilingual import MultilingualModel, in_length_batches, length_batches
+from models.multilingual import (
+    FORWARD_BATCH,
+    MultilingualModel,
+    in_length_batches,
+    length_batches,
+)
 from streams.bench.texts import TextSource
 
 from .test_bundled import EDGE_TEXTS
@@ -52,3 +57,44 @@ def test_batches_are_cut_by_length_and_answers_come_back_in_input_order() -> Non
     assert first[:, 1].tolist() == lengths and second[:, 3].tolist() == lengths
     empty = in_length_batches([], 4, forward, (3, 4))
     assert empty[0].shape == (0, 3) and empty[1].shape == (0, 4)
+
+
+class _Counting:
+    """The ONNX session, recording each forward pass's batch shape."""
+
+    def __init__(self, session: object) -> None:
+        self.session, self.shapes = session, []  # type: list[tuple[int, int]]
+
+    def run(self, names: object, feeds: dict[str, np.ndarray]) -> object:
+        self.shapes.append(feeds["input_ids"].shape)
+        return self.session.run(names, feeds)  # type: ignore[attr-defined]
+
+
+def test_a_call_of_32_runs_in_length_sorted_chunks_with_the_same_answers(
+        e5_cache: Path) -> None:
+    """A full batch from the classify agent (32) is cut into FORWARD_BATCH-sized passes,
+    each padded to its own longest text, and answers as one pass of 32 does."""
+    texts = _texts()[:32]
+    model = MultilingualModel(cache_dir=e5_cache, runtime="onnx", threads=2, batch_size=32)
+    counting = _Counting(model._session)
+    model._session = counting
+    chunked = model.predict(texts)
+    assert FORWARD_BATCH == 8
+    assert [rows for rows, _ in counting.shapes] == [8, 8, 8, 8]
+    widths = [width for _, width in counting.shapes]
+    assert widths == sorted(widths) and widths[0] < widths[-1]  # shortest texts first
+    counting.shapes.clear()
+    model.forward_batch = 32
+    whole = model.predict(texts)
+    assert [rows for rows, _ in counting.shapes] == [32]
+    for c, w in zip(chunked, whole, strict=True):
+        assert c.label == w.label
+        assert c.scores == pytest.approx(w.scores, abs=1e-4)
+        assert c.emotion == pytest.approx(w.emotion, abs=1e-4)
+    # A smaller call than a chunk is one pass; model.batch_size still bounds a pass.
+    counting.shapes.clear()
+    model.forward_batch = FORWARD_BATCH
+    model.predict(texts[:5])
+    model.batch_size = 4
+    model.predict(texts[:8])
+    assert [rows for rows, _ in counting.shapes] == [5, 4, 4]
