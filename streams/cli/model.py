@@ -87,11 +87,11 @@ def train_cmd(data: Path | None, encoder: str, out: Path | None, seed: int,
     try:
         if encoder == "e5":
             from models.multilingual import E5_ARTIFACTS
-            from models.train_e5 import train_e5
+            from models.train_e5 import LAYERS, train_e5
 
             cache_dir = _settings_of(config).model.cache_dir or Path("var") / "models"
             bundle = train_e5(data_dir=directory, out=out or E5_ARTIFACTS, cache_dir=cache_dir,
-                              seed=seed, layers=layers or 6, epochs=epochs, lr=lr,
+                              seed=seed, layers=layers or LAYERS, epochs=epochs, lr=lr,
                               threads=threads, progress=_progress)
         else:
             from models.bundled import ARTIFACTS

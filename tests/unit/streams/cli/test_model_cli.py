@@ -99,6 +99,14 @@ def test_train_refuses_a_missing_data_dir() -> None:
     assert result.exit_code == 2 and "--data DIR" in result.output
 
 
+def test_train_help_names_the_layers_it_trains_by_default() -> None:
+    from models.train_e5 import LAYERS
+
+    # The help is written before torch is imported, so it states the number; keep it true.
+    result = CliRunner().invoke(cli, ["model", "train", "--help"])
+    assert f"(default: {LAYERS} for e5" in " ".join(result.output.split())
+
+
 def test_eval_names_an_unknown_runtime_before_reading_anything() -> None:
     result = CliRunner().invoke(cli, ["model", "eval", "--variants", "--runtimes",
                                       "onnx, cuda", "--data", "/nonexistent/dir"])
