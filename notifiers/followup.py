@@ -18,7 +18,8 @@ from typing import Literal
 from notifiers.stories import summary_for
 from notifiers.text import console_safe
 from streams.core.records import Incident, Notification, TimelineEntry
-from streams.i18n import EN, N_, Lang
+from streams.i18n import EN, Lang
+from streams.i18n.timeline import KINDS, SOURCES
 
 __all__ = ["Change", "change_of", "digest_line", "status_line"]
 
@@ -27,14 +28,7 @@ Change = Literal["triggered", "updated", "escalated", "reopened", "acknowledged"
 
 #: Timeline kinds that say what the engine last did to an incident.
 _MARKERS = frozenset({"signal", "escalate", "reopen", "ack", "resolve", "step"})
-#: How an acknowledgement arrived (``Ack.source``), in words.
-_SOURCES = {"slack": "Slack", "api": N_("the API"), "link": N_("a signed link"),
-            "console": N_("the console"), "cli": N_("the command line"),
-            "pagerduty": "PagerDuty", "teams": "Teams", "googlechat": "Google Chat"}
 _LINE_CHARS = 300
-#: Notification kinds as a digest line names them; the stored kinds stay English.
-_KINDS = {"trigger": N_("trigger"), "escalate": N_("escalate"), "reminder": N_("reminder"),
-          "update": N_("update"), "acknowledge": N_("acknowledge"), "resolve": N_("resolve")}
 
 
 def _last(inc: Incident, kinds: frozenset[str] | set[str]) -> TimelineEntry | None:
@@ -64,14 +58,17 @@ def change_of(notification: Notification) -> Change:
 
 
 def _via(entry: TimelineEntry | None, lang: Lang) -> str:
-    """' via Slack' from a timeline entry 'acknowledged via slack'; '' when unknown."""
-    if entry is None or " via " not in entry.text:
+    """' via Slack' from a timeline entry 'acknowledged via slack' (its phrase's source, or
+    its text's last words for an entry written before phrases); '' when unknown."""
+    if entry is None:
         return ""
-    source = entry.text.rpartition(" via ")[2].strip()
+    source = entry.phrase.params.get("source") if entry.phrase is not None else None
+    if not isinstance(source, str):
+        source = entry.text.rpartition(" via ")[2].strip() if " via " in entry.text else ""
     if not source:
         return ""
-    return " " + lang._("via {source}").format(source=lang._(_SOURCES.get(source, source))
-                                                if source in _SOURCES else source)
+    return " " + lang._("via {source}").format(source=lang._(SOURCES[source])
+                                                if source in SOURCES else source)
 
 
 def _at(when: datetime | None, lang: Lang) -> str:
@@ -139,7 +136,7 @@ def digest_line(note: Notification, lang: Lang = EN) -> str:
     """One held alert as a line of its target's digest, in ``lang``: 'critical: acme —
     trigger (level 1) <summary>'. Not cleaned: each channel cleans and escapes digest lines."""
     inc = note.incident
-    kind = lang._(_KINDS[note.kind]) if note.kind in _KINDS else note.kind
+    kind = lang._(KINDS[note.kind]) if note.kind in KINDS else note.kind
     return lang._("{severity}: {watch} — {kind} (level {level}) {summary}").format(
         severity=lang.label(inc.severity), watch=inc.watch_id, kind=kind, level=note.level,
         summary=summary_for(inc, lang)[:160])

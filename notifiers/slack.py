@@ -41,6 +41,7 @@ from streams.core.records import Incident, Notification
 from streams.i18n import DEFAULT as DEFAULT_LOCALE
 from streams.i18n import Lang, label
 from streams.i18n.fields import ChannelLocale
+from streams.i18n.timeline import claim_of, say
 
 __all__ = ["EVENT_TYPE", "SlackNotifier", "build_message", "build_thread_reply"]
 
@@ -178,7 +179,8 @@ def build_message(notification: Notification, *, watch_name: str,
         link = f" <{url}|{lang.tr.pgettext('link', 'open')}>" if url else ""
         priority = _("priority {priority}").format(priority=sample.priority)
         # Who answers it, so a second responder does not: the claim made in escucha.
-        claim = f" — _{slack_escape(sample.claim, limit=120)}_" if sample.claim else ""
+        said_claim = claim_of(sample.claim, sample.claim_phrase, lang.tr)
+        claim = f" — _{slack_escape(said_claim, limit=120)}_" if said_claim else ""
         samples.append(f"• *@{who}* ({priority}): {said}{link}{claim}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
@@ -262,8 +264,8 @@ def build_thread_reply(notification: Notification, *, locale: str = DEFAULT_LOCA
     if notification.kind == "escalate":
         # The escalate stage says why on the incident's timeline (a timeout, or a recurrence
         # that reopened it); show its latest word on it.
-        why = next((e.text for e in reversed(inc.timeline) if e.kind in ("escalate", "reopen")),
-                   "")
+        why = next((say(e, locale=locale, timezone=timezone) for e in reversed(inc.timeline)
+                    if e.kind in ("escalate", "reopen")), "")
         reason = (slack_escape(why, limit=300).replace("\n", " ")
                   or _("nobody acknowledged in time"))
         heading = _("Escalated to level {level}").format(level=notification.level)

@@ -26,6 +26,7 @@ from streams.core.records import (
     Incident,
     Notification,
     NotificationKind,
+    PhraseParam,
     Signal,
     parse,
     stable_id,
@@ -40,6 +41,8 @@ _RANK = {"info": 0, "warning": 1, "critical": 2}
 #: thread, an ntfy notification replaced, a webhook event.
 UPDATABLE_CHANNELS = registry.UPDATABLE
 _EVIDENCE_MAX = 50
+#: Characters of a channel's delivery detail (an error text) the timeline keeps.
+_DETAIL_CHARS = 240
 _HOLD_MAX_MIN = 360  # the longest a long-window signal keeps its incident open without news
 
 
@@ -74,6 +77,12 @@ def _iso(t: datetime) -> str:
 
 def _dt(s: str) -> datetime:
     return datetime.fromisoformat(s)
+
+
+def _said(signal: Signal) -> dict[str, PhraseParam]:
+    """A signal's summary for a timeline entry: its clauses say it (``parts``), the English
+    text itself only for a signal without them (stored once, not twice)."""
+    return {} if signal.summary_parts else {"summary": signal.summary}
 
 
 def _parts(signal: Signal) -> list[dict[str, Any]]:
@@ -162,11 +171,6 @@ class EscalationEngine:
         return int(esc.get("hold_s", self.cfg.resolve_after_s))
 
     @staticmethod
-    def _log(inc: dict[str, Any], now: datetime, kind: str, text: str,
-             by: str | None = None) -> None:
-        log(inc, now, kind, text, by)
-
-    @staticmethod
     def _notify(entry: dict[str, Any], targets: list[tuple[str, str]],
                 kind: NotificationKind, level: int, now: datetime) -> list[Notification]:
         return notify(entry, targets, kind, level, now)
@@ -203,10 +207,10 @@ class EscalationEngine:
         silence = self._silence(inc, now)
         if silence is not None:
             entry["esc"]["silenced"] = silence.id
-            scope = " (a silence of every incident, all: true)" if silence.all else ""
-            self._log(entry["incident"], now, "silenced",
-                      f"silenced by {silence.id}{scope} until "
-                      f"{silence.ends_at:%Y-%m-%d %H:%M} UTC", by=silence.created_by)
+            log(entry["incident"], now, "silenced",
+                "silenced_by_all" if silence.all else "silenced_by",
+                {"silence": silence.id, "until": silence.ends_at.isoformat()},
+                by=silence.created_by)
             return []
         entry["esc"]["silenced"] = None
         entry["esc"]["inhibited"] = None  # a fresh start: a reopened one says so again
@@ -266,7 +270,8 @@ class EscalationEngine:
                     "last_update_wall": _iso(now), "pending_update": False},
         }
         self._hold(entry["esc"], signal)
-        self._log(entry["incident"], now, "signal", signal.summary)
+        log(entry["incident"], now, "signal", "signal", _said(signal),
+            parts=signal.summary_parts)
         # Alertmanager's group_wait: the first alert carries whatever joined meanwhile. An
         # incident with a story forming waits at least story_wait_s even when group_wait_s is
         # 0: a storm opens an incident on every watch it matches at about the same moment,
@@ -279,10 +284,8 @@ class EscalationEngine:
             entry["esc"]["waiting_until"] = _iso(now + timedelta(seconds=wait))
             events = ["opened"]
             if story is not None and wait > self.cfg.group_wait_s:
-                self._log(entry["incident"], now, "waiting",
-                          f"held {wait} s before paging: a story is forming "
-                          f"(\u2018{quote(story.text)}\u2019 \u00d7{story.count}); the same "
-                          "story on another watch joins this incident instead of paging twice")
+                log(entry["incident"], now, "waiting", "waiting",
+                    {"seconds": wait, "text": quote(story.text), "count": story.count})
                 events.append("story_held")
             return Decision(entry, [], events)
         return Decision(entry, self._start(entry, now), ["opened"])
@@ -301,7 +304,7 @@ class EscalationEngine:
         entry["esc"].update(last_signal_wall=_iso(now), opened_wall=_iso(now),
                             pending_update=False, last_update_wall=_iso(now))
         self._hold(entry["esc"], signal)
-        self._log(inc, now, "reopen", f"recurred: {signal.summary}")
+        log(inc, now, "reopen", "reopen", _said(signal), parts=signal.summary_parts)
         return Decision(entry, self._start(entry, now, kind="escalate"), ["reopened"])
 
     def _join(self, entry: dict[str, Any], signal: Signal, now: datetime) -> Decision:
@@ -312,7 +315,8 @@ class EscalationEngine:
         inc["updated_at"] = max(_dt(inc["updated_at"]), signal.window_end).isoformat()
         esc["last_signal_wall"] = _iso(now)
         self._hold(esc, signal)
-        self._log(inc, now, "signal", f"{signal.detector}: {signal.summary}")
+        log(inc, now, "signal", "signal_joined", {"detector": signal.detector, **_said(signal)},
+            parts=signal.summary_parts)
         self._join_late(entry, now)
         if _RANK[signal.severity] <= _RANK[inc["severity"]]:
             if signal.episode is not None and signal.detector == inc["detector"]:
@@ -338,7 +342,7 @@ class EscalationEngine:
             if holder is not None:
                 hold(entry, holder, now)
                 return Decision(entry, [], ["worsened"])
-            self._log(inc, now, "inhibited", f"no longer inhibited by {esc['inhibited']}")
+            log(inc, now, "inhibited", "not_inhibited", {"source": esc["inhibited"]})
             return Decision(entry, self._start(entry, now), ["worsened"])
         out = self._maybe_update(entry, now)
         # Routes may depend on severity: a warning that turns critical must reach whoever
@@ -392,13 +396,16 @@ class EscalationEngine:
         opened = _dt(esc["opened_wall"])
         if ack.action == "ack":
             inc.update(state="acknowledged", acked_by=ack.by, acked_at=_iso(now))
-            self._log(inc, now, "ack", f"acknowledged via {ack.source}", by=ack.by)
+            log(inc, now, "ack", "ack", {"source": ack.source}, by=ack.by)
             kind: NotificationKind = "acknowledge"
             events = [f"acked:{(now - opened).total_seconds():.3f}"]
         else:
             inc.update(state="resolved", resolved_by=ack.by, resolved_at=_iso(now))
             esc["resolved_wall"] = _iso(now)
-            self._log(inc, now, "resolve", f"resolved via {ack.source}", by=ack.by)
+            if ack.source == "auto":
+                log(inc, now, "resolve", "resolve_auto", by=ack.by)
+            else:
+                log(inc, now, "resolve", "resolve", {"source": ack.source}, by=ack.by)
             kind = "resolve"
             events = [f"resolved:{(now - opened).total_seconds():.3f}"]
         targets = [(c, t) for c, t in esc["notified"] if c in UPDATABLE_CHANNELS]
@@ -412,9 +419,15 @@ class EscalationEngine:
         samples = [s for s in inc.get("samples", []) if s.get("key") == ack.mention]
         if inc["state"] == "resolved" or not samples:
             return Decision(None, events=["noop"])
+        said = ack.claim.model_dump(mode="json") if ack.claim is not None else None
         for sample in samples:
-            sample["claim"] = note
-        self._log(inc, now, "claim", f"{note} ({ack.mention})", by=ack.by)
+            sample.update(claim=note, claim_phrase=said)
+        if ack.claim is not None:
+            log(inc, now, "claim", "claim", {**ack.claim.params, "mention": ack.mention or ""},
+                by=ack.by)
+        else:  # from a sender older than claim phrases: its English note as it is
+            log(inc, now, "claim", "claim_note", {"note": note, "mention": ack.mention or ""},
+                by=ack.by)
         targets = [(c, t) for c, t in entry["esc"]["notified"] if c == "slack"]
         return Decision(entry, self._notify(entry, targets, "update", inc["level"], now),
                         ["claim"])
@@ -428,7 +441,7 @@ class EscalationEngine:
         if any(d["step"] == ack.step for d in book.get("done", [])):
             return Decision(None, events=["noop"])  # idempotent: already marked
         book.setdefault("done", []).append({"step": ack.step, "by": ack.by, "at": _iso(now)})
-        self._log(inc, now, "step", f"step done via {ack.source}: {step['text']}", by=ack.by)
+        log(inc, now, "step", "step", {"source": ack.source, "step": step["text"]}, by=ack.by)
         # Slack shows the checklist: edit its message in place. Nobody else is told; a step
         # done is progress, not news worth an email or a page.
         targets = [(c, t) for c, t in entry["esc"]["notified"] if c == "slack"]
@@ -495,10 +508,10 @@ class EscalationEngine:
             ended = next((s for s in self._silences() if s.id == esc["silenced"]), None)
             if ended is not None and ended.expired_by:
                 # Expired by hand: whoever escalation resumes for should know who ended it.
-                self._log(inc, now, "silenced", f"silence {ended.id} expired",
-                          by=ended.expired_by)
+                log(inc, now, "silenced", "silence_expired", {"silence": ended.id},
+                    by=ended.expired_by)
             else:
-                self._log(inc, now, "silenced", "silence ended")
+                log(inc, now, "silenced", "silence_ended")
             if inc["state"] != "open":  # acknowledged while silenced: someone owns it already
                 esc["silenced"] = None
                 return Decision(entry)
@@ -515,7 +528,7 @@ class EscalationEngine:
                 hold(entry, found, now)
                 return Decision(None if held else entry)
             if esc.get("inhibited"):
-                self._log(inc, now, "inhibited", f"inhibition by {esc['inhibited']} ended")
+                log(inc, now, "inhibited", "inhibition_ended", {"source": esc["inhibited"]})
                 return Decision(entry, self._start(entry, now))
         if esc.get("pending_update"):
             out += self._maybe_update(entry, now)
@@ -551,5 +564,8 @@ class EscalationEngine:
         if entry is None:
             return Decision(None)
         kind = "delivery" if outcome == "delivered" else "failed"
-        self._log(entry["incident"], now, kind, f"{channel} {target}: {outcome} {detail}"[:300])
+        # Bounded: a channel's error text can be long, and the timeline keeps 200 entries.
+        log(entry["incident"], now, kind, "delivery",
+            {"channel": channel, "target": target, "outcome": outcome,
+             "detail": detail[:_DETAIL_CHARS]})
         return Decision(entry)

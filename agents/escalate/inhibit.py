@@ -29,8 +29,9 @@ from typing import Any
 from agents.escalate.levels import log
 from agents.escalate.routing import labels_of
 from streams.config.escalation import InhibitRule
-from streams.core.records import Incident
+from streams.core.records import Incident, PhraseParam
 from streams.core.silences import compile_matcher
+from streams.i18n.timeline import english
 
 __all__ = ["Inhibition", "Inhibitor", "hold", "incident_labels", "note_inhibits"]
 
@@ -46,10 +47,11 @@ class Inhibition:
     source: Incident
     rule: int
 
-    def describe(self) -> str:
+    def params(self) -> dict[str, PhraseParam]:
+        """What the timeline says of it (streams/i18n/timeline.py ``inhibited_by``)."""
         s = self.source
-        return (f"inhibited by {s.id} ({s.severity} {s.detector} on {s.watch_id}; "
-                f"inhibit rule {self.rule})")
+        return {"source": s.id, "severity": s.severity, "detector": s.detector,
+                "watch": s.watch_id, "rule": self.rule}
 
 
 @dataclass(frozen=True)
@@ -123,16 +125,16 @@ def hold(entry: dict[str, Any], found: Inhibition, now: datetime) -> None:
     esc = entry["esc"]
     if esc.get("inhibited") != found.source.id:
         esc["tell"] = [*esc.get("tell", []), found.source.id]
-        log(entry["incident"], now, "inhibited", found.describe())
+        log(entry["incident"], now, "inhibited", "inhibited_by", found.params())
     esc["inhibited"] = found.source.id
 
 
 def note_inhibits(entry: dict[str, Any], target_id: str, now: datetime) -> bool:
     """The source's side: "inhibits <target>" on its timeline, once (notes are re-delivered
     at least once). Whether anything changed."""
-    text = f"inhibits {target_id}"
+    text = english("inhibits", {"target": target_id})
     if any(t["kind"] == "inhibited" and t["text"] == text
            for t in entry["incident"].get("timeline", [])):
         return False
-    log(entry["incident"], now, "inhibited", text)
+    log(entry["incident"], now, "inhibited", "inhibits", {"target": target_id})
     return True

@@ -22,14 +22,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from agents.escalate.oncall import on_call, quiet_until, resolve_targets
 from notifiers import registry
-from streams.config.escalation import Level, Policy, QuietHours, Schedule, TargetSpec
-from streams.core.records import Incident, Notification, NotificationKind, TimelineEntry, parse
+from streams.config.escalation import Level, Policy, Schedule, TargetSpec
+from streams.core.records import (
+    Incident,
+    Notification,
+    NotificationKind,
+    Phrase,
+    PhraseParam,
+    TimelineEntry,
+    parse,
+)
+from streams.i18n.timeline import english
 
-__all__ = ["Levels", "Reach", "deferred_text", "log", "notify", "reach"]
+__all__ = ["Levels", "Reach", "log", "notify", "reach"]
 
 _TIMELINE_MAX = 200
 
@@ -42,9 +50,18 @@ def _dt(s: str) -> datetime:
     return datetime.fromisoformat(s)
 
 
-def log(inc: dict[str, Any], now: datetime, kind: str, text: str, by: str | None = None) -> None:
-    """Append to an incident's timeline (the last 200 entries are kept)."""
-    entry = TimelineEntry(at=now, kind=kind, text=text, by=by)  # type: ignore[arg-type]
+Params = Mapping[str, PhraseParam]
+
+
+def log(inc: dict[str, Any], now: datetime, kind: str, key: str, params: Params | None = None,
+        *, by: str | None = None, parts: Sequence[Phrase] = ()) -> None:
+    """Append to an incident's timeline (the last 200 entries are kept): ``key`` and
+    ``params`` said by streams/i18n/timeline.py, stored as data for each reader's language
+    and in English as ``text``; ``parts``: the clauses of a detector summary it quotes."""
+    values = dict(params or {})
+    entry = TimelineEntry(at=now, kind=kind, text=english(key, values, parts),  # type: ignore[arg-type]
+                          by=by, phrase=Phrase(key=key, params=values),
+                          summary_parts=list(parts))
     timeline = inc.setdefault("timeline", [])
     timeline.append(entry.model_dump(mode="json"))
     del timeline[:-_TIMELINE_MAX]
@@ -66,24 +83,23 @@ def notify(entry: dict[str, Any], targets: list[tuple[str, str]], kind: Notifica
             esc["notified"].append([channel, target])
     if out:
         names = ", ".join(sorted({f"{c} {t}" for c, t in targets}))
-        log(entry["incident"], now, "notification", f"{kind} (level {level}) → {names}")
+        log(entry["incident"], now, "notification", "notification",
+            {"kind": kind, "level": level, "names": names})
     return out
-
-
-def deferred_text(until: datetime, q: QuietHours, now: datetime) -> str:
-    """'deferred to 07:00 Europe/Madrid', with the day when it is not the same local day."""
-    tz = ZoneInfo(q.timezone)
-    local, today = until.astimezone(tz), now.astimezone(tz).date()
-    day = "" if local.date() == today else f" on {local:%a %Y-%m-%d}"
-    return f"deferred to {local:%H:%M} {q.timezone}{day}"
 
 
 @dataclass(frozen=True)
 class Reach:
-    """Where a target leads now, and what the timeline should say about how."""
+    """Where a target leads now, and what the timeline should say about how: each note a
+    timeline key and its values (streams/i18n/timeline.py), less the policy and level."""
 
     pairs: list[tuple[str, str]]
-    notes: list[str] = field(default_factory=list)
+    notes: list[tuple[str, dict[str, PhraseParam]]] = field(default_factory=list)
+
+    def texts(self, policy: str = "p", level: int = 1) -> list[str]:
+        """The notes in English, as the timeline stores them."""
+        return [english(key, {"policy": policy, "level": level, **values})
+                for key, values in self.notes]
 
 
 def reach(target: TargetSpec, schedules: Mapping[str, Schedule], at: datetime,
@@ -104,24 +120,25 @@ def reach(target: TargetSpec, schedules: Mapping[str, Schedule], at: datetime,
         return Reach(pairs)
     spare = [(c, getattr(member, c)) for c in registry.personal
              if getattr(member, c) and (c, getattr(member, c)) not in pairs]
-    notes = []
+    notes: list[tuple[str, dict[str, PhraseParam]]] = []
     for channel in missing:
         if spare:
             pairs.append(spare.pop(0))
-            notes.append(f"{member.name} has no {channel} contact; "
-                         f"sent by {pairs[-1][0]} instead")
+            notes.append(("fallback_instead", {"member": member.name, "channel": channel,
+                                               "instead": pairs[-1][0]}))
         elif pairs:
             used = ", ".join(dict.fromkeys(c for c, _ in pairs))
-            notes.append(f"{member.name} has no {channel} contact; reached by {used} only")
+            notes.append(("fallback_only", {"member": member.name, "channel": channel,
+                                            "used": used}))
     if pairs:
         return Reach(pairs, notes)
     backup = list(dict.fromkeys(p for spec in fallback
                                 for p in resolve_targets(spec, schedules, at)))
-    who = f"{member.name} (on call in {target.schedule}) has no contact"
+    who: dict[str, PhraseParam] = {"member": member.name, "schedule": target.schedule}
     if backup:
         names = ", ".join(f"{c} {t}" for c, t in backup)
-        return Reach(backup, [f"{who}: nobody reachable; fallback → {names}"])
-    return Reach([], [f"{who}: nobody reachable, and escalation.fallback reaches nobody"])
+        return Reach(backup, [("fallback_to", {**who, "names": names})])
+    return Reach([], [("fallback_none", who)])
 
 
 class Levels:
@@ -135,19 +152,21 @@ class Levels:
         self.repeat = timedelta(seconds=repeat_interval_s)
 
     def targets(self, entry: dict[str, Any], level: Level, now: datetime,
-                where: str) -> list[tuple[str, str]]:
-        """The level's concrete targets now, each substitution said on the timeline."""
+                where: Params) -> list[tuple[str, str]]:
+        """The level's concrete targets now, each substitution said on the timeline
+        (``where``: the policy and level number)."""
         pairs: list[tuple[str, str]] = []
         for spec in level.targets:
             found = reach(spec, self.schedules, now, self.fallback)
             pairs += found.pairs
-            for note in found.notes:
-                log(entry["incident"], now, "fallback", f"{where}: {note}")
+            for key, values in found.notes:
+                log(entry["incident"], now, "fallback", key, {**where, **values})
         return list(dict.fromkeys(pairs))  # a fallback may repeat another target of the level
 
     def _hold(self, entry: dict[str, Any], state: dict[str, Any], level: Level, now: datetime,
-              kind: NotificationKind, what: str) -> bool:
-        """Defer ``what`` if ``level`` is in quiet hours now; whether it was."""
+              kind: NotificationKind, where: Params, said: str = "deferred") -> bool:
+        """Defer the notification of ``where`` (policy and level number) if ``level`` is in
+        quiet hours now; whether it was."""
         q = level.quiet_hours
         until = quiet_until(q, now, entry["incident"]["severity"]) if q else None
         if until is None or q is None:
@@ -155,8 +174,8 @@ class Levels:
             state.pop("deferred_kind", None)
             return False
         if state.get("deferred_until") != _iso(until):  # said once, not at every re-check
-            log(entry["incident"], now, "deferred",
-                f"{what}: quiet hours, {deferred_text(until, q, now)}")
+            log(entry["incident"], now, "deferred", said,
+                {**where, "until": _iso(until), "zone": q.timezone, "at": _iso(now)})
         state.update(deferred_until=_iso(until), deferred_kind=kind)
         return True
 
@@ -167,7 +186,7 @@ class Levels:
         level = policy.levels[idx]
         # The acknowledgement timeout counts from the notification, deferred or not.
         state.update(level=idx, since=_iso(now))
-        where = f"{pid} level {idx + 1}"
+        where: Params = {"policy": pid, "level": idx + 1}
         if self._hold(entry, state, level, now, kind, where):
             return []
         entry["incident"]["level"] = idx + 1
@@ -175,7 +194,7 @@ class Levels:
         entry["esc"]["notified_wall"] = entry["esc"].get("notified_wall") or _iso(now)
         targets = self.targets(entry, level, now, where)
         if not targets:
-            log(entry["incident"], now, "skipped", f"{where}: nobody to notify")
+            log(entry["incident"], now, "skipped", "skipped", where)
         return notify(entry, targets, kind, idx + 1, now)
 
     def deferred(self, entry: dict[str, Any]) -> bool:
@@ -219,8 +238,8 @@ class Levels:
         if nxt >= len(policy.levels):
             state.update(done=True, reminded=_iso(now))
             return [], []
-        log(entry["incident"], now, "escalate",
-            f"{pid}: not acknowledged within {level.timeout_s}s → level {nxt + 1}")
+        log(entry["incident"], now, "escalate", "escalate",
+            {"policy": pid, "timeout": level.timeout_s, "level": nxt + 1})
         earlier = [(c, t) for c, t in entry["esc"]["notified"] if c in registry.UPDATABLE]
         paged = self.enter(entry, pid, nxt, now, "escalate")
         # Who an earlier level reached hears that it went on (Opsgenie and PagerDuty tell
@@ -236,8 +255,8 @@ class Levels:
         policy, state = self.policies[pid], entry["esc"]["policies"][pid]
         last = policy.levels[-1]
         n = len(policy.levels)
-        if self._hold(entry, state, last, now, "reminder", f"{pid} reminder (level {n})"):
+        where: Params = {"policy": pid, "level": n}
+        if self._hold(entry, state, last, now, "reminder", where, said="deferred_reminder"):
             return []
         state["reminded"] = _iso(now)
-        return notify(entry, self.targets(entry, last, now, f"{pid} level {n}"), "reminder",
-                      n, now)
+        return notify(entry, self.targets(entry, last, now, where), "reminder", n, now)

@@ -95,8 +95,8 @@ def join(entry: dict[str, Any], target: Incident, now: datetime) -> None:
     story = inc["story"]
     if esc.get("merged") != target.id:
         esc["tell_join"] = [*esc.get("tell_join", []), (target.id, int(story["count"]))]
-        log(inc, now, "merged", f"merged into {target.id}: same story "
-                                f"\u2018{quote(story['text'])}\u2019 \u00d7{story['count']}")
+        log(inc, now, "merged", "merged_into",
+            {"target": target.id, "text": quote(story["text"]), "count": int(story["count"])})
     esc["merged"] = target.id
     inc["merged_into"] = target.id
 
@@ -104,7 +104,7 @@ def join(entry: dict[str, Any], target: Incident, now: datetime) -> None:
 def release(entry: dict[str, Any], now: datetime) -> None:
     """The target resolved (or left the view): the joined incident goes on its own."""
     esc, inc = entry["esc"], entry["incident"]
-    log(inc, now, "merged", f"released: {esc['merged']} is resolved; escalating on its own")
+    log(inc, now, "merged", "released", {"target": esc["merged"]})
     esc["merged"] = None
     inc["merged_into"] = None
 
@@ -122,6 +122,5 @@ def note_joined(entry: dict[str, Any], joiner_id: str, count: int, now: datetime
     watches = inc.setdefault("watches", [])
     if watch != inc["watch_id"] and watch not in watches:
         watches.append(watch)
-    log(inc, now, "merged",
-        f"joined by watch {watch} ({count} mentions of the same story; {joiner_id})")
+    log(inc, now, "merged", "joined_by", {"watch": watch, "count": count, "joiner": joiner_id})
     return True

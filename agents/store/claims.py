@@ -25,6 +25,8 @@ from typing import Any, Final, Literal
 from agents.store.rows import ms, safe_url
 from agents.store.store import MentionStore
 from streams.core.security import clean_text
+from streams.i18n import EN, Translations
+from streams.i18n.timeline import say_claim
 
 __all__ = ["ACTIONS", "KINDS", "Claim", "ClaimBook", "ClaimError", "ClaimOutcome", "ClaimState",
            "Kind", "UnknownSubject"]
@@ -73,12 +75,13 @@ class Claim:
                 "claimed_at": self.claimed_at.isoformat(),
                 "updated_at": self.updated_at.isoformat()}
 
-    def says(self) -> str:
-        """One line for people: who has it and how far they got."""
-        return {"claimed": f"{self.by} is answering this",
-                "answered": f"{self.by} answered this",
-                "not_answering": f"{self.by} decided not to answer: {self.reason or ''}",
-                "released": f"released by {self.by}"}[self.state]
+    def params(self) -> dict[str, str]:
+        """What people are told of it, as data (streams/i18n/timeline.py ``say_claim``)."""
+        return {"state": self.state, "who": self.by, "reason": self.reason or ""}
+
+    def says(self, tr: Translations = EN.tr) -> str:
+        """One line for people, in ``tr``'s language: who has it and how far they got."""
+        return say_claim(self.params(), tr)
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,21 @@ class EnrichedMention(_Record):
     _norm_classified = field_validator("classified_at")(_utc)
 
 
+PhraseParam = str | int | float | list[str | int | float]
+
+
+class Phrase(BaseModel):
+    """One clause of a detector's summary (or one timeline entry, or a claim) as data: a
+    template key and its values, so every channel can say it in its target's language
+    (streams/i18n/summaries.py, streams/i18n/timeline.py). Values are
+    numbers, handles, terms, story text (attacker-controlled: escape after rendering),
+    datetimes as ISO strings; lists where the clause lists things (top terms, authors)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    key: str = Field(max_length=64)
+    params: dict[str, PhraseParam] = Field(default_factory=dict)
+
+
 class SampleMention(BaseModel):
     model_config = ConfigDict(frozen=True)
     key: str
@@ -146,6 +161,9 @@ class SampleMention(BaseModel):
     sentiment: str | None = None
     claim: str | None = Field(default=None, max_length=300, description="Who answers it "
                               "(\"Ana is answering this\"): the latest claim, if any.")
+    claim_phrase: Phrase | None = Field(default=None, description="The same as data (key: "
+                                        "the claim's state; who, reason), for each reader's "
+                                        "language.")
 
 
 class SeriesPoint(BaseModel):
@@ -167,20 +185,6 @@ class StorySummary(BaseModel):
     count: int = Field(description="Mentions of the story in the window.")
     authors: int = Field(description="Distinct accounts that posted them.")
     span_min: int = Field(description="Minutes from its first to its last mention there.")
-
-
-PhraseParam = str | int | float | list[str | int | float]
-
-
-class Phrase(BaseModel):
-    """One clause of a detector's summary as data: a template key and its values, so every
-    channel can say it in its target's language (streams/i18n/summaries.py). Values are
-    numbers, handles, terms, story text (attacker-controlled: escape after rendering),
-    datetimes as ISO strings; lists where the clause lists things (top terms, authors)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    key: str = Field(max_length=64)
-    params: dict[str, PhraseParam] = Field(default_factory=dict)
 
 
 class Signal(_Record):
@@ -233,8 +237,13 @@ class TimelineEntry(BaseModel):
     kind: Literal["signal", "notification", "ack", "resolve", "reopen", "escalate",
                   "silenced", "skipped", "deferred", "fallback", "delivery", "failed",
                   "step", "inhibited", "claim", "merged", "waiting"]
-    text: str
+    text: str = Field(description="In English: what the API, logs and searches read.")
     by: str | None = None
+    phrase: Phrase | None = Field(default=None, description="The entry as data, said in each "
+                                  "reader's language (streams/i18n/timeline.py); None on "
+                                  "entries written before phrases existed.")
+    summary_parts: list[Phrase] = Field(default_factory=list, description="The clauses of a "
+                                        "detector summary the entry quotes.")
 
 
 class Evidence(BaseModel):
@@ -402,6 +411,8 @@ class Ack(_Record):
                              "who answers one of its mentions, for the timeline.")
     mention: str | None = Field(default=None, max_length=512, description="For action "
                                 "'claim': the key of the mention claimed.")
+    claim: Phrase | None = Field(default=None, description="For action 'claim': the note as "
+                                 "data (key: the claim's state; who, reason).")
     by: str = Field(min_length=1, max_length=256)
     source: str = Field(description="slack, api, link, console, cli.")
     at: datetime

@@ -35,7 +35,7 @@ SOURCES = ("notifiers/slack.py", "streams/web/console/render.py", "streams/repor
            "notifiers/email.py", "notifiers/email_message.py",
            "streams/web/console/silences.py", "streams/web/console/episode.py",
            "streams/web/console/mentions.py", "streams/web/console/claims.py",
-           "streams/i18n/summaries.py", "streams/web/console/routes.py",
+           "streams/i18n/summaries.py", "streams/i18n/timeline.py", "streams/web/console/routes.py",
            "streams/web/console/mentions_routes.py", "streams/reports/charts.py")
 #: Where product code lives: a module here that marks a string must be in SOURCES.
 PACKAGES = ("agents", "models", "notifiers", "streams")

@@ -32,7 +32,7 @@ from streams.i18n import (
     translator,
 )
 
-__all__ = ["KEYS", "SummaryError", "render_summary"]
+__all__ = ["KEYS", "SummaryError", "render_summary", "show_value", "zone_of"]
 
 Value = str | int | float | Sequence[str | int | float]
 
@@ -117,7 +117,7 @@ KEYS = frozenset(_TEMPLATES)
 _SEP = "; "
 
 
-def _zone(tz: str) -> ZoneInfo:
+def zone_of(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz or "UTC")
     except (ValueError, KeyError) as exc:  # config checks zones: this is a bad record
@@ -151,7 +151,7 @@ def _fixed(value: float, decimals: int, locale: str) -> str:
                                                           else ""))
 
 
-def _show(value: object, spec: str, locale: str, zone: ZoneInfo) -> str:
+def show_value(value: object, spec: str, locale: str, zone: ZoneInfo) -> str:
     if spec == "s":
         if not isinstance(value, str):
             raise SummaryError(f"not text: {type(value).__name__}")
@@ -187,19 +187,19 @@ def _list(params: Mapping[str, Value], name: str) -> list[str | int | float]:
 def _items(key: str, params: Mapping[str, Value], locale: str, zone: ZoneInfo) -> str:
     """The joined items of a list clause."""
     if key == "top_terms":
-        return ", ".join(_show(t, "s", locale, zone) for t in _list(params, "terms"))
+        return ", ".join(show_value(t, "s", locale, zone) for t in _list(params, "terms"))
     if key == "top_authors":
         handles, counts = _list(params, "handles"), _list(params, "counts")
         if len(handles) != len(counts):
             raise SummaryError("top_authors: handles and counts differ in length")
-        return ", ".join(f"@{_show(h, 's', locale, zone)} ({_show(n, 'd', locale, zone)})"
+        return ", ".join(f"@{show_value(h, 's', locale, zone)} ({show_value(n, 'd', locale, zone)})"
                          for h, n in zip(handles, counts, strict=True))
     starts, observed = _list(params, "starts"), _list(params, "observed")
     expected = _list(params, "expected")
     if not len(starts) == len(observed) == len(expected):
         raise SummaryError("hourly: starts, observed and expected differ in length")
-    return ", ".join(f"{_when(s).astimezone(zone):%H}h {_show(o, '.0f', locale, zone)}/"
-                     f"{_show(e, '.1f', locale, zone)}"
+    return ", ".join(f"{_when(s).astimezone(zone):%H}h {show_value(o, '.0f', locale, zone)}/"
+                     f"{show_value(e, '.1f', locale, zone)}"
                      for s, o, e in zip(starts, observed, expected, strict=True))
 
 
@@ -221,7 +221,7 @@ def _clause(part: Part, locale: str, zone: ZoneInfo, tr: Translations) -> str:
     for name, how in spec.items():
         if name not in params:
             raise SummaryError(f"{part.key}: {name} is missing")
-        values[name] = _show(params[name], how, locale, zone)
+        values[name] = show_value(params[name], how, locale, zone)
     if part.key in ("surge_start", "surge_ongoing"):
         values["span"] = _span(_number(params["lasting_min"]), locale, tr)
     elif part.key == "hourly":
@@ -243,5 +243,5 @@ def render_summary(parts: Iterable[Part], *, locale: str | None = DEFAULT,
                    timezone: str = "UTC") -> str:
     """The summary ``parts`` make, in ``locale`` with times in ``timezone``; SummaryError if
     a part cannot be said (the caller shows the stored English summary then)."""
-    tr, zone, loc = translator(locale), _zone(timezone), locale or DEFAULT
+    tr, zone, loc = translator(locale), zone_of(timezone), locale or DEFAULT
     return _SEP.join(_clause(part, loc, zone, tr) for part in parts)

@@ -12,6 +12,7 @@ import hashlib
 import html
 import logging
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from faust.web.exceptions import WebError
 from notifiers.slack_actions import SlackSignatureError, parse_block_action, verify_slack_signature
 from streams.core import topics
 from streams.core.links import LinkError, LinkSigner, SignedAction
-from streams.core.records import Ack, Incident, dumps, watch_of
+from streams.core.records import Ack, Incident, Phrase, dumps, watch_of
 from streams.core.security import (
     CSP,
     BadRequest,
@@ -140,13 +141,15 @@ def check_bearer(pipeline: Pipeline, request: Request, *, kind: CredentialKind,
 
 async def send_ack(pipeline: Pipeline, incident_id: str, action: str, *, by: str,
                    source: str, step: str | None = None, note: str | None = None,
-                   mention: str | None = None) -> None:
+                   mention: str | None = None, claim: Mapping[str, str] | None = None) -> None:
     """Hand an acknowledgement (or a playbook step done) to the worker that owns the incident
     (keyed by its watch). ``by`` is free text from a request: stored as one clean line."""
     who = clean_text(by, limit=_MAX_BY) or source
     ack = Ack(incident_id=incident_id, action=action, by=who,  # type: ignore[arg-type]
               source=source, at=datetime.now(UTC), step=step,
-              note=clean_text(note, limit=300) if note else None, mention=mention)
+              note=clean_text(note, limit=300) if note else None, mention=mention,
+              claim=Phrase(key="claim", params={k: clean_text(v, limit=300)
+                                                for k, v in claim.items()}) if claim else None)
     await pipeline.topic(topics.ACKS).send(key=watch_of(incident_id).encode(), value=dumps(ack))
     log.info("%s of %s by %r via %s accepted", action, incident_id, ack.by, source)
 

@@ -62,7 +62,8 @@ async def record_on_incidents(pipeline: Pipeline, claim: Claim, *, source: str) 
     for inc in view.incidents() if view is not None else []:
         if inc.state != "resolved" and any(s.key == claim.subject for s in inc.samples):
             await send_ack(pipeline, inc.id, "claim", by=claim.by, source=source,
-                           note=claim_note(claim), mention=claim.subject)
+                           note=claim_note(claim), mention=claim.subject,
+                           claim=claim.params())
             told += 1
     return told
 

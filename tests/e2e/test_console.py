@@ -243,7 +243,7 @@ async def test_console_sign_in_live_incident_ack_and_roles(
                 await playbook.get_by_role("button", name="Mark done").first.click()
                 await expect(ana.get_by_role("status")).to_contain_text("Step marked done")
                 await expect(ana.locator(".timeline")).to_contain_text(
-                    "step done via console: Check the status page", timeout=30_000)
+                    "step done via the console: Check the status page", timeout=30_000)
 
                 # The real click, once the page has gone out: the crisis's texts repeat, so
                 # its incident waits escalation.story_wait_s (15 s) before paging, and one

@@ -49,17 +49,7 @@ def _lang(session: Session) -> Lang:
 
 def _says(claim: Claim, lang: Lang) -> str:
     """:meth:`Claim.says` in ``lang``; the name and reason stay as typed."""
-    _ = lang._
-    if claim.state == "claimed":
-        return _("{who} is answering this").format(who=claim.by)
-    if claim.state == "answered":
-        return _("{who} answered this").format(who=claim.by)
-    if claim.state == "not_answering":
-        return _("{who} decided not to answer: {reason}").format(who=claim.by,
-                                                                 reason=claim.reason or "")
-    if claim.state == "released":
-        return _("released by {who}").format(who=claim.by)
-    return claim.says()
+    return claim.says(lang.tr)
 
 
 def _time(claim: Claim, lang: Lang) -> str:

@@ -25,6 +25,7 @@ from streams.i18n import (
     label,
     translator,
 )
+from streams.i18n.timeline import claim_of, kind_of, say
 from streams.web.console.auth import Session
 from streams.web.console.episode import episode_section
 from streams.web.console.silences import silences_section
@@ -494,7 +495,8 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
         + f'<blockquote>{e(s.text)}</blockquote>'
         # Who answers it (streams/web/console/claims.py): claimed there, shown here.
         + f'<p class="claim-state"><a href="/console/claims/{e(quote(s.key, safe=""))}">'
-        f'{e(s.claim or _("Who answers this?"))}</a></p></li>' for s in inc.samples)
+        f'{e(claim_of(s.claim, s.claim_phrase, tr) or _("Who answers this?"))}</a></p></li>'
+        for s in inc.samples)
     now = " " + _("(now)")
     who = "".join(
         f'<li{" class=current" if line.current else ""}>'
@@ -502,8 +504,11 @@ def incident_page(inc: Incident, *, watch_name: str, oncall: Sequence[OnCallLine
             policy=e(line.policy), level=line.level, targets=e(line.targets))
         + f'{now if line.current else ""}</li>' for line in oncall)
     timeline = "".join(
-        f'<li><span class="tl-kind">{e(t.kind)}</span> {_when(t.at, session)} '
-        f'{e(t.text)}{(" — " + e(t.by)) if t.by else ""}</li>' for t in reversed(inc.timeline))
+        f'<li><span class="tl-kind" data-kind="{e(t.kind)}">{e(kind_of(t.kind, tr))}</span> '
+        f'{_when(t.at, session)} '
+        # In the reader's language and zone (streams/i18n/timeline.py); escaped after.
+        f'{e(say(t, locale=session.locale, timezone=session.timezone))}'
+        f'{(" — " + e(t.by)) if t.by else ""}</li>' for t in reversed(inc.timeline))
     note = f'<p class="notice" role="status">{e(_(notice))}</p>' if notice else ""
     body = (
         f'<p><a href="/console">← {_("All incidents")}</a></p>'

@@ -62,3 +62,6 @@ async def test_a_claim_is_sent_to_the_live_incidents_holding_the_mention(
     assert sorted((a["incident_id"], a["action"], a["by"], a["mention"], a["note"])
                   for a in acks) == [
         (f"acme.{n:016x}", "claim", "Ana", "x:1", "Ana is answering this") for n in (1, 2)]
+    # And as data, so each reader's console and Slack say it in their language.
+    assert [a["claim"] for a in acks] == [
+        {"key": "claim", "params": {"state": "claimed", "who": "Ana", "reason": ""}}] * 2

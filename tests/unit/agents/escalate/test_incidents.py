@@ -36,6 +36,7 @@ from streams.core.records import (
     stable_id,
 )
 from streams.core.silences import Silence
+from streams.i18n.timeline import say
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)  # a Wednesday, 12:00 UTC
 
@@ -917,3 +918,31 @@ def test_a_long_window_keeps_its_incident_open_longer_but_capped() -> None:
     five = opened(eng, signal(0))  # a 5-minute spike: resolve_after_s as before
     assert five.entry is not None
     assert any(e.startswith("resolved") for e in eng.on_tick(five.entry, at(1800)).events)
+
+
+def test_entries_carry_their_phrase_for_every_readers_language() -> None:
+    # A signal with clauses: its entry holds them, not the English summary a second time.
+    spike = Phrase(key="negative_spike", params={"observed": 20, "minutes": 1, "ratio": 5.0,
+                                                 "expected": 4.0, "p": 1e-6, "authors": 9})
+    said = signal().model_copy(update={"summary_parts": [spike]})
+    d = opened(engine(), said)
+    assert d.incident is not None and d.entry is not None
+    first = d.incident.timeline[0]
+    assert first.phrase == Phrase(key="signal", params={})
+    assert first.summary_parts == [spike]
+    assert say(first, locale="es").startswith("20 menciones negativas en 1 min")
+    # One without clauses keeps its English summary as the value to show.
+    plain = opened(engine()).incident
+    assert plain is not None
+    assert plain.timeline[0].phrase == Phrase(key="signal",
+                                              params={"summary": "warning at minute 0"})
+    # A claim: the sample and the timeline say it in the reader's language too.
+    claim = Phrase(key="claim", params={"state": "claimed", "who": "Ana", "reason": ""})
+    c = engine().on_ack(d.entry, Ack(incident_id=d.incident.id, action="claim", by="Ana",
+                                     source="console", at=at(60), mention="x:0", claim=claim,
+                                     note="Ana is answering this"), at(60))
+    assert c.incident is not None
+    assert c.incident.samples[0].claim_phrase == claim
+    [entry] = [t for t in c.incident.timeline if t.kind == "claim"]
+    assert entry.text == "Ana is answering this (x:0)"
+    assert say(entry, locale="es") == "Ana la está respondiendo (x:0)"
