@@ -29,7 +29,9 @@ class TextSource:
         self._n = 0
         if file is not None:
             lines = [" ".join(line.split()) for line in file.read_text("utf-8").splitlines()]
-            self._real: list[str] | None = [f"{t} @{BRAND}" for t in lines if t]
+            # The brand as a word: a watch's terms do not match inside a handle ("@Acme"), so
+            # tagged that way no real text reached the classifier and the run timed out.
+            self._real: list[str] | None = [f"{t} {BRAND}" for t in lines if t]
             if not self._real:
                 raise ValueError(f"{file} has no texts (one per line)")
             self._rng.shuffle(self._real)

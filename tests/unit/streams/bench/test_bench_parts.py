@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agents.classify.matching import WatchMatcher
 from models.cache import normalise
 from streams.bench.e2e import _percentile, _sustained
 from streams.bench.slack_sink import SlackSink
 from streams.bench.texts import BRAND, TextSource
+from streams.config.settings import Watch
+from tests.support.store import enriched
 
 
 def test_a_stream_at_zero_duplicates_makes_the_model_read_every_text() -> None:
@@ -37,7 +40,10 @@ def test_real_texts_come_from_the_file_and_run_out_loudly(tmp_path: Path) -> Non
     file = tmp_path / "tweets.txt"
     file.write_text("first tweet\n\nsecond   tweet\n")
     source = TextSource(file=file)
-    assert sorted(source.unique(2)) == [f"first tweet @{BRAND}", f"second tweet @{BRAND}"]
+    assert sorted(source.unique(2)) == [f"first tweet {BRAND}", f"second tweet {BRAND}"]
+    # Each one matches the bench's main watch (its terms do not match inside a handle).
+    matcher = WatchMatcher([Watch(id="brand", name=BRAND, terms=[BRAND.lower()])])
+    assert matcher.match(enriched(1, f"first tweet {BRAND}").mention) == ["brand"]
     with pytest.raises(ValueError, match="has 2 texts"):
         source.fresh()
     with pytest.raises(ValueError, match="duplicate ratio"):
@@ -84,7 +90,8 @@ def test_variants_are_named_runtimes_of_the_bundled_model() -> None:
 
     assert _variant_list("") == ()
     assert _variant_list("onnx, torch,onnx") == ("onnx", "torch")
-    assert _variant_list("all") == ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
+    assert _variant_list("all") == ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8",
+                                    "onnx-checked")
     settings = load_settings(None, model={"runtime": "onnx-int8"})
     assert _main_runtime(settings, E2EOptions(variants=("torch",))) == "onnx-int8"
     with pytest.raises(ValueError, match=r"unknown variants.*'cuda'"):
