@@ -44,6 +44,7 @@ TEST_JOBS ?= 3
 test: install system-deps lint
 	ESCUCHA_MODEL__CACHE_DIR=var/test-models $(BIN)/escucha model prepare
 	ESCUCHA_MODEL__CACHE_DIR=var/test-models ESCUCHA_MODEL__RUNTIME=torch-bf16 $(BIN)/escucha model prepare
+	ESCUCHA_MODEL__CACHE_DIR=var/test-models ESCUCHA_MODEL__RUNTIME=onnx-checked $(BIN)/escucha model prepare
 	$(BIN)/pytest -q -m "not slow" -n $(TEST_JOBS) --dist loadgroup --durations=25
 
 test-slow: install system-deps

@@ -11,14 +11,17 @@ cache directory (:mod:`models.e5`). Committed artifacts (``models/artifacts/e5/`
   :mod:`models.calibrate`) and the validation figures;
 - ``ngram.npz``: the n-gram half (:mod:`models.ngram`), only when the mixture uses it.
 
-Five runtimes, the same weights (``runtime``): ``torch`` (float32), ``torch-bf16`` (the
+Six runtimes, the same weights (``runtime``): ``torch`` (float32), ``torch-bf16`` (the
 encoder in bfloat16 on CPUs that compute it natively, pooling and heads in float32, traced
 and frozen by TorchScript: :class:`Bf16Scorer`), ``torch-int8`` (int8
 dynamic quantisation of the encoder layers' Linears), ``onnx`` (the whole scorer exported
 with ``torch.onnx``, float32, run by ONNX Runtime with its graph optimisations) and
-``onnx-int8`` (the same export, its encoder MatMuls dynamically quantised; both cached beside
-the converted encoder: :mod:`models.onnx`). ``escucha model eval --variants`` scores them on
-every benchmark.
+``onnx-int8`` (the same export, its encoder MatMuls dynamically quantised after smoothing:
+:mod:`models.smooth`; both cached beside the converted encoder: :mod:`models.onnx`) and
+``onnx-checked`` (``onnx-int8``, with every text whose sentiment or emotion is a close call,
+top two scores under :data:`CHECK_MARGIN` or :data:`EMOTION_CHECK_MARGIN` apart, run again in
+float32). ``escucha model eval
+--variants`` scores them on every benchmark.
 
 Texts are tokenised first and batched by token length (:func:`length_batches`), so a batch
 pads to its own longest text, not the call's; results come back in input order.
@@ -50,14 +53,18 @@ from models.hardware import bf16_native
 from models.language import LanguageDetector
 from models.ngram import NgramModel
 from models.sentiment import LABELS, Prediction
+from models.smooth import PEAKS_FILE, read_peaks
 from models.xlmr import XlmrTokenizer
 
-__all__ = ["E5_ARTIFACTS", "FORWARD_BATCH", "MODEL_ID", "RUNTIMES", "Bf16Scorer",
-           "MultilingualModel", "Scorer", "in_length_batches", "length_batches", "read_bundle"]
+__all__ = ["CHECK_MARGIN", "E5_ARTIFACTS", "EMOTION_CHECK_MARGIN", "FORWARD_BATCH", "MODEL_ID",
+           "RUNTIMES", "Bf16Scorer", "MultilingualModel", "Scorer", "close_calls",
+           "in_length_batches",
+           "length_batches", "read_bundle"]
 
 E5_ARTIFACTS = ARTIFACTS / "e5"
 MODEL_ID = "escucha/e5-small-sentiment"
-RUNTIMES: tuple[str, ...] = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
+RUNTIMES: tuple[str, ...] = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8",
+                             "onnx-checked")
 _Array = npt.NDArray[np.float32]
 log = logging.getLogger(__name__)
 #: torch-bf16 pads a batch's width up to a multiple of this. oneDNN keeps work per matrix
@@ -76,6 +83,16 @@ _BF16_WIDTH_STEP = 16
 #: 59-68 texts/s in chunks of 32, 84-91 in 16, 91-103 in 8 and 86-102 in 4; every runtime of
 #: ``escucha model bench`` was faster at batch 8-16 than at 32 (bench/RESULTS.md).
 FORWARD_BATCH = 8
+
+#: ``onnx-checked`` runs a text again in float32 when its int8 sentiment scores (mixed and
+#: offset, as answered) have their top two less than this apart, or its emotion scores less
+#: than :data:`EMOTION_CHECK_MARGIN`: int8 rounding flips close calls. Both chosen on train
+#: tweets (1,800: 150 per UMSAB language and 600 TweetEval emotion), never val or test: at
+#: 0.05 and 0.2, 17 of the 18 sentiment labels and 9 of the 11 emotion labels (on the
+#: emotion tweets) that int8 had flipped were run again, 13.8% of the texts; emotion at
+#: 0.1 left 6 of 11, at 0 (sentiment alone) all 11 (bench/RESULTS.md).
+CHECK_MARGIN = 0.05
+EMOTION_CHECK_MARGIN = 0.2
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -239,16 +256,32 @@ class MultilingualModel:
         self.languages = LanguageDetector(languages=languages)
         self._lock = threading.Lock()
         self._session: Any = None
+        self._check: Any = None  # onnx-checked: the float32 session close calls run again on
+        #: Texts run again in float32 so far (onnx-checked).
+        self.checked = 0
         self._scorer: Any = None  # a Scorer, or a frozen TorchScript module (torch-bf16)
         self._width_step = _BF16_WIDTH_STEP if runtime == "torch-bf16" else 1
         if runtime.startswith("onnx"):
             from models.onnx import onnx_session
 
             self._tokenizer = XlmrTokenizer(read_e5_file(e5_package_file(), weights=False))
-            self._session = onnx_session(
-                cache_dir, version=self.model_version, threads=threads,
-                build=lambda: build_scorer(load_e5(cache_dir)[1], self.meta, tensors),
-                quantize=runtime == "onnx-int8")
+
+            def build() -> Scorer:
+                return build_scorer(load_e5(cache_dir)[1], self.meta, tensors)
+
+            peaks = None
+            if runtime != "onnx":
+                peaks = read_peaks(artifacts / PEAKS_FILE, version=self.model_version)
+                if peaks is None:
+                    log.warning("no activation peaks for %s in %s: int8 without smoothing, "
+                                "less accurate (run `escucha model smooth`)",
+                                self.model_version, artifacts)
+            self._session = onnx_session(cache_dir, version=self.model_version,
+                                         threads=threads, build=build,
+                                         quantize=runtime != "onnx", peaks=peaks)
+            if runtime == "onnx-checked":
+                self._check = onnx_session(cache_dir, version=self.model_version,
+                                           threads=threads, build=build, quantize=False)
             return
         if runtime == "torch-bf16":
             if not bf16_native():
@@ -273,9 +306,11 @@ class MultilingualModel:
                 scorer, {"layers": qconfig}, dtype=torch.qint8)
         self._scorer = scorer
 
-    def logits(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.float32],
-                                                    npt.NDArray[np.float32]]:
-        """Sentiment and emotion logits in input order (texts already sanitised)."""
+    def logits(self, texts: Sequence[str], *, session: Any = None
+               ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Sentiment and emotion logits in input order (texts already sanitised); ``session``:
+        another ONNX session than the runtime's own (onnx-checked's float32 one)."""
+        session = session if session is not None else self._session
         with self._lock, torch.inference_mode():
             content = self._tokenizer.content_ids([E5_PREFIX + t for t in texts])
 
@@ -283,9 +318,9 @@ class MultilingualModel:
                 ids, mask = self._tokenizer.pack([content[i] for i in idx],
                                                  max_length=self.max_length,
                                                  multiple_of=self._width_step)
-                if self._session is not None:
-                    s, e = self._session.run(None, {"input_ids": ids.numpy(),
-                                                    "attention_mask": mask.numpy()})
+                if session is not None:
+                    s, e = session.run(None, {"input_ids": ids.numpy(),
+                                              "attention_mask": mask.numpy()})
                     return s, e
                 assert self._scorer is not None
                 st, et = self._scorer(ids, mask)
@@ -301,20 +336,54 @@ class MultilingualModel:
             return []
         clean = [sanitize(t) for t in texts]
         sent, emo = self.logits(clean)
-        p_tf = _softmax(sent)
+        languages = [self.languages.detect(text) for text in clean]
+        p_ng = self.ngram.probabilities(clean) if self.ngram is not None else None
+        mixed = self._mix(_softmax(sent), p_ng, languages)
+        if self._check is not None:
+            close = close_calls(mixed, _softmax(emo))
+            if close.size:
+                sent[close], emo[close] = self.logits([clean[i] for i in close],
+                                                      session=self._check)
+                mixed[close] = self._mix(_softmax(sent[close]),
+                                         None if p_ng is None else p_ng[close],
+                                         [languages[i] for i in close])
+                self.checked += int(close.size)
         p_emo = _softmax(emo)
-        p_ng = self.ngram.probabilities(clean) if self.ngram is not None else p_tf
         out = []
-        for i, text in enumerate(clean):
-            language = self.languages.detect(text)
-            w = self.mixture.get(language or "", self.mixture["default"])
-            probs = apply_offsets(w * p_tf[i] + (1 - w) * p_ng[i], self.offsets)
+        for i, language in enumerate(languages):
+            probs = mixed[i]
             out.append(Prediction(
                 label=LABELS[int(probs.argmax())],
                 scores={label: float(p) for label, p in zip(LABELS, probs, strict=True)},
                 model_id=self.model_id, model_version=self.model_version, language=language,
                 emotion={e: float(p) for e, p in zip(EMOTIONS, p_emo[i], strict=True)}))
         return out
+
+    def _mix(self, p_tf: npt.NDArray[np.float64], p_ng: npt.NDArray[np.float64] | None,
+             languages: Sequence[str | None]) -> npt.NDArray[np.float64]:
+        """The answered sentiment scores: the transformer's mixed with the n-grams' at the
+        language's weight, then the calibrated offsets."""
+        p_ng = p_tf if p_ng is None else p_ng
+        out = np.empty_like(p_tf)
+        for i, language in enumerate(languages):
+            w = self.mixture.get(language or "", self.mixture["default"])
+            out[i] = apply_offsets(w * p_tf[i] + (1 - w) * p_ng[i], self.offsets)
+        return out
+
+
+def close_calls(sentiment: npt.NDArray[np.float64], emotion: npt.NDArray[np.float64]
+                ) -> npt.NDArray[np.intp]:
+    """Rows whose answer is a close call: sentiment scores (as answered) with their top two
+    under :data:`CHECK_MARGIN` apart, or emotion scores under :data:`EMOTION_CHECK_MARGIN`."""
+    return np.flatnonzero((_margin(sentiment) < CHECK_MARGIN)
+                          | (_margin(emotion) < EMOTION_CHECK_MARGIN))
+
+
+def _margin(probs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each row's top score less its second."""
+    top = np.sort(probs, axis=1)
+    out: npt.NDArray[np.float64] = top[:, -1] - top[:, -2]
+    return out
 
 
 def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:

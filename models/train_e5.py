@@ -43,7 +43,7 @@ from models.ngram import N_FEATURES, NgramModel, idf_weights, ngram_counts, ngra
 from models.train import fit_logistic, pad_hidden, seed_everything, training_sets
 from models.xlmr import XlmrTokenizer
 
-__all__ = ["LAYERS", "MAX_TOKENS", "calibrate_bundle", "train_e5"]
+__all__ = ["LAYERS", "MAX_TOKENS", "calibrate_bundle", "smooth_bundle", "train_e5"]
 
 log = logging.getLogger(__name__)
 _FORMAT = "3.0"
@@ -170,8 +170,9 @@ def _choose_emotion(top: torch.nn.ModuleList, tuned: torch.nn.Linear,
 
 def train_e5(*, data_dir: Path, out: Path, cache_dir: Path, seed: int = 13, layers: int = LAYERS,
              epochs: int = 3, lr: float = 1e-4, threads: int | None = None,
-             progress: Callable[[str], None] = log.info) -> dict[str, Any]:
-    """Train everything and write the artifacts to ``out``; return bundle.json."""
+             progress: Callable[[str], None] = log.info, peaks: bool = True) -> dict[str, Any]:
+    """Train everything and write the artifacts to ``out``; return bundle.json. ``peaks``:
+    end by measuring the int8 runtimes' activation peaks (:func:`smooth_bundle`)."""
     from safetensors.torch import save_file
 
     seed_everything(seed, threads)
@@ -259,8 +260,40 @@ def train_e5(*, data_dir: Path, out: Path, cache_dir: Path, seed: int = 13, laye
     }
     (out / "bundle.json").write_text(json.dumps(bundle, indent=2) + "\n", encoding="utf-8")
     progress("calibration: mixture weight and sentiment offsets, on UMSAB val")
-    return calibrate_bundle(artifacts=out, data_dir=data_dir, cache_dir=cache_dir,
+    meta = calibrate_bundle(artifacts=out, data_dir=data_dir, cache_dir=cache_dir,
                             threads=threads)
+    if peaks:
+        progress("activation peaks for the int8 runtimes, on train tweets")
+        smooth_bundle(artifacts=out, data_dir=data_dir, cache_dir=cache_dir, threads=threads)
+    return meta
+
+
+def smooth_bundle(*, artifacts: Path, data_dir: Path, cache_dir: Path,
+                  threads: int | None = None) -> Path:
+    """Measure the activation peaks the int8 runtimes smooth with (:mod:`models.smooth`) on
+    train tweets, through the float32 export of the artifacts in ``artifacts``; write them
+    beside bundle.json for its version. ``escucha model train`` ends with this step."""
+    from models.multilingual import MultilingualModel
+    from models.onnx import export_path, session_options
+    from models.smooth import PEAKS_FILE, activation_peaks, training_sample, write_peaks
+
+    model = MultilingualModel(cache_dir=cache_dir, artifacts=artifacts, runtime="onnx",
+                              threads=threads)
+    texts = training_sample(
+        lambda folder, split: read_split(folder, split,
+                                         n_classes=4 if folder.name == "emotion" else 3)[0],
+        data_dir, languages=UMSAB_LANGUAGES, seed=int(model.meta["seed"]))
+    tokenizer = model._tokenizer
+    content = tokenizer.content_ids([E5_PREFIX + sanitize(t) for t in texts])
+    batches = []
+    for i in range(0, len(content), 16):
+        ids, mask = tokenizer.pack(content[i:i + 16], max_length=model.max_length)
+        batches.append({"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    fp32 = export_path(cache_dir, version=model.model_version, quantize=False)
+    target = artifacts / PEAKS_FILE
+    write_peaks(target, activation_peaks(fp32, batches, options=session_options(threads)),
+                version=model.model_version)
+    return target
 
 
 def _version(tensors: dict[str, torch.Tensor], ngram_w16: np.ndarray | None,

@@ -187,9 +187,9 @@ def _variant_list(text: str) -> tuple[str, ...]:
               help="Real texts, one per line, instead of simulated ones.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--variants", default="", help="Other runtimes of the bundled model to measure "
-              "too, comma-separated (torch, torch-bf16, torch-int8, onnx, onnx-int8) or 'all': "
-              "each gets "
-              "its model-only limit and one throughput run in its own worker.")
+              "too, comma-separated (torch, torch-bf16, torch-int8, onnx, onnx-int8, "
+              "onnx-checked) or 'all': each gets its model-only limit and one throughput run "
+              "in its own worker.")
 @click.option("--store-cost", is_flag=True, help="Also the mention store's cost: the "
               "configured runtime in fresh workers, store off and on, same texts.")
 @click.option("--store-cost-pairs", default=3, show_default=True, type=click.IntRange(1, 20),

@@ -52,7 +52,8 @@ class ModelSettings(Section):
                          "fastest variant within 0.5 points of float32 on validation: "
                          "models/loader.py; on a CPU without native bfloat16 never "
                          "'torch-bf16'), 'torch' (float32), 'torch-bf16' (bfloat16 encoder), "
-                         "'torch-int8', 'onnx' (float32 on ONNX Runtime) or 'onnx-int8'.")
+                         "'torch-int8', 'onnx' (float32 on ONNX Runtime), 'onnx-int8' or "
+                         "'onnx-checked' (onnx-int8, close calls run again in float32).")
     # Default by measurement (README, model section): in one process the model's Python
     # parts and the other stages take turns on the GIL; a child process gives the model an
     # interpreter of its own for the cost of pickling a batch's texts and predictions.

@@ -15,7 +15,7 @@ from models.bundled import EMOTIONS, BundledModel
 from models.cache import CachedModel
 from models.errors import ArtifactError, ModelError
 from models.loader import load_model
-from models.multilingual import E5_ARTIFACTS, MODEL_ID, MultilingualModel
+from models.multilingual import E5_ARTIFACTS, MODEL_ID, MultilingualModel, close_calls
 from models.sentiment import LABELS, Prediction, SentimentModel
 
 from .test_bundled import EDGE_TEXTS
@@ -89,7 +89,7 @@ def test_angry_text_is_angry(model: MultilingualModel) -> None:
     assert angry.emotion["anger"] > 0.5 > glad.emotion["anger"]
 
 
-@pytest.mark.parametrize("runtime", ["torch-int8", "onnx-int8"])
+@pytest.mark.parametrize("runtime", ["torch-int8", "onnx-int8", "onnx-checked"])
 def test_int8_runtimes_agree_on_clear_cases(e5_cache: Path, runtime: str) -> None:
     fast = MultilingualModel(cache_dir=e5_cache, threads=2, runtime=runtime)
     if runtime == "torch-int8":
@@ -126,3 +126,54 @@ def test_missing_or_mismatched_artifacts_say_what_to_do(e5_cache: Path, tmp_path
     (tmp_path / "bundle.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="do not fit"):
         MultilingualModel(cache_dir=e5_cache, artifacts=tmp_path)
+
+
+def test_onnx_checked_answers_close_calls_in_float32_and_the_rest_in_int8(
+        e5_cache: Path) -> None:
+    import numpy as np
+
+    texts = [t for t, _ in CLEAR] + [
+        "meh", "ok I guess", "the update is out", "no sé qué pensar de Acme", "hmm, fine?",
+        "Acme a changé son logo", "not sure about the new phone", "llegó el pedido", "🙂",
+        "the battery is ok but the screen", "pues nada, otra vez lo mismo", "lol acme"]
+    fp32 = MultilingualModel(cache_dir=e5_cache, threads=2, runtime="onnx").predict(texts)
+    int8 = MultilingualModel(cache_dir=e5_cache, threads=2, runtime="onnx-int8").predict(texts)
+    checked_model = MultilingualModel(cache_dir=e5_cache, threads=2, runtime="onnx-checked")
+    checked = checked_model.predict(texts)
+
+    def arrays(preds: list[Prediction]) -> tuple[np.ndarray, np.ndarray]:
+        return (np.array([[p.scores[k] for k in LABELS] for p in preds]),
+                np.array([[(p.emotion or {})[k] for k in EMOTIONS] for p in preds]))
+
+    close = set(close_calls(*arrays(int8)).tolist())
+    assert 0 < len(close) < len(texts)  # both kinds are here
+    assert checked_model.checked == len(close)
+    for i, p in enumerate(checked):
+        want = fp32[i] if i in close else int8[i]
+        assert p.label == want.label
+        for k in LABELS:
+            assert p.scores[k] == pytest.approx(want.scores[k], abs=1e-5), (i, texts[i])
+
+
+def test_the_int8_export_is_smoothed_with_the_committed_peaks(e5_cache: Path) -> None:
+    import onnx
+
+    from models.onnx import export_path
+
+    model = MultilingualModel(cache_dir=e5_cache, threads=2, runtime="onnx-int8")
+    path = export_path(e5_cache, version=model.model_version, quantize=True, smoothed=True)
+    muls = [n for n in onnx.load(str(path), load_external_data=False).graph.node
+            if n.name.endswith("/smooth_mul")]
+    assert len(muls) == 24  # the two feed-forward MatMuls of each of the 12 layers
+
+
+def test_int8_without_peaks_for_these_weights_runs_unsmoothed_and_says_so(
+        e5_cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for f in E5_ARTIFACTS.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "smooth.npz").unlink()
+    with caplog.at_level("WARNING", logger="models.multilingual"):
+        plain = MultilingualModel(cache_dir=e5_cache, artifacts=tmp_path, threads=2,
+                                  runtime="onnx-int8")
+    assert "escucha model smooth" in caplog.text
+    assert plain.predict(["great phone"])[0].label == "positive"

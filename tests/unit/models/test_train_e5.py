@@ -9,6 +9,7 @@ import pytest
 
 from models.data import UMSAB_LANGUAGES
 from models.multilingual import MultilingualModel
+from models.smooth import PEAKS_FILE, read_peaks
 from models.train_e5 import train_e5
 
 _SENTIMENT = [("awful, I hate it", 0), ("it is a phone", 1), ("love it, great", 2)]
@@ -38,7 +39,7 @@ def test_tiny_training_writes_a_loadable_bundle(data: Path, e5_cache: Path,
     first = train_e5(data_dir=data, out=tmp_path / "a", cache_dir=e5_cache, layers=1,
                      epochs=1, seed=3, progress=lambda _: None)
     again = train_e5(data_dir=data, out=tmp_path / "b", cache_dir=e5_cache, layers=1,
-                     epochs=1, seed=3, progress=lambda _: None)
+                     epochs=1, seed=3, progress=lambda _: None, peaks=False)
     assert first["version"] == again["version"]  # the same seed, the same weights
     assert json.loads((tmp_path / "a" / "bundle.json").read_text()) == first
     assert set(first["validation"]["umsab_macro_f1"]["transformer"]) == set(
@@ -54,6 +55,10 @@ def test_tiny_training_writes_a_loadable_bundle(data: Path, e5_cache: Path,
     model = MultilingualModel(cache_dir=e5_cache, artifacts=tmp_path / "a")
     [p] = model.predict(["love it, great"])
     assert p.model_version == first["version"] and p.emotion
+    # The last step measured the int8 runtimes' peaks, for this version only.
+    peaks = read_peaks(tmp_path / "a" / PEAKS_FILE, version=first["version"])
+    assert peaks is not None and len(peaks) == 24  # 2 feed-forward MatMuls x 12 layers
+    assert not (tmp_path / "b" / PEAKS_FILE).exists()
 
 
 def test_both_bundles_train_on_the_same_sets_in_the_same_order(data: Path) -> None:

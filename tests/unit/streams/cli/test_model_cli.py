@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from models.data import UMSAB_LANGUAGES
@@ -94,9 +95,32 @@ def test_eval_variants_on_val_compares_each_runtime_to_float32(tmp_path: Path) -
     assert set(out["within_tolerance"]) == set(RUNTIMES) - {"torch"}
 
 
-def test_train_refuses_a_missing_data_dir() -> None:
-    result = CliRunner().invoke(cli, ["model", "train", "--data", "/nonexistent/dir"])
+@pytest.mark.parametrize("command", ["train", "smooth"])
+def test_train_and_smooth_refuse_a_missing_data_dir(command: str) -> None:
+    result = CliRunner().invoke(cli, ["model", command, "--data", "/nonexistent/dir"])
     assert result.exit_code == 2 and "--data DIR" in result.output
+
+
+def test_smooth_writes_the_peaks_of_the_artifacts_it_measures(tmp_path: Path) -> None:
+    import shutil
+
+    from models.multilingual import E5_ARTIFACTS
+    from models.smooth import PEAKS_FILE, read_peaks
+    from tests.unit.models.test_train_e5 import _write
+
+    data = tmp_path / "data"
+    for lang in UMSAB_LANGUAGES:
+        _write(data / "umsab" / lang, "train", [(f"good {lang}", 2), (f"bad {lang}", 0)])
+    _write(data / "tweeteval" / "emotion", "train", [("so angry", 0), ("so happy", 1)])
+    artifacts = tmp_path / "e5"
+    shutil.copytree(E5_ARTIFACTS, artifacts)
+    (artifacts / PEAKS_FILE).unlink()
+    result = CliRunner().invoke(cli, ["model", "smooth", "--data", str(data), "--artifacts",
+                                      str(artifacts), "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    version = json.loads((artifacts / "bundle.json").read_text())["version"]
+    peaks = read_peaks(artifacts / PEAKS_FILE, version=version)
+    assert peaks is not None and len(peaks) == 24
 
 
 def test_train_help_names_the_layers_it_trains_by_default() -> None:
