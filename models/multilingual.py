@@ -20,8 +20,7 @@ with ``torch.onnx``, float32, run by ONNX Runtime with its graph optimisations) 
 :mod:`models.smooth`; both cached beside the converted encoder: :mod:`models.onnx`) and
 ``onnx-checked`` (``onnx-int8``, with every text whose sentiment or emotion is a close call,
 top two scores under :data:`CHECK_MARGIN` or :data:`EMOTION_CHECK_MARGIN` apart, run again in
-float32). ``escucha model eval
---variants`` scores them on every benchmark.
+float32). ``escucha model eval --variants`` scores them on every benchmark.
 
 Texts are tokenised first and batched by token length (:func:`length_batches`), so a batch
 pads to its own longest text, not the call's; results come back in input order.
@@ -58,8 +57,7 @@ from models.xlmr import XlmrTokenizer
 
 __all__ = ["CHECK_MARGIN", "E5_ARTIFACTS", "EMOTION_CHECK_MARGIN", "FORWARD_BATCH", "MODEL_ID",
            "RUNTIMES", "Bf16Scorer", "MultilingualModel", "Scorer", "close_calls",
-           "in_length_batches",
-           "length_batches", "read_bundle"]
+           "in_length_batches", "length_batches", "read_bundle"]
 
 E5_ARTIFACTS = ARTIFACTS / "e5"
 MODEL_ID = "escucha/e5-small-sentiment"
