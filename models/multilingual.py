@@ -337,16 +337,17 @@ class MultilingualModel:
         languages = [self.languages.detect(text) for text in clean]
         p_ng = self.ngram.probabilities(clean) if self.ngram is not None else None
         mixed = self._mix(_softmax(sent), p_ng, languages)
+        p_emo = _softmax(emo)
         if self._check is not None:
-            close = close_calls(mixed, _softmax(emo))
+            close = close_calls(mixed, p_emo)
             if close.size:
                 sent[close], emo[close] = self.logits([clean[i] for i in close],
                                                       session=self._check)
                 mixed[close] = self._mix(_softmax(sent[close]),
                                          None if p_ng is None else p_ng[close],
                                          [languages[i] for i in close])
+                p_emo[close] = _softmax(emo[close])
                 self.checked += int(close.size)
-        p_emo = _softmax(emo)
         out = []
         for i, language in enumerate(languages):
             probs = mixed[i]

@@ -86,7 +86,8 @@ def export(scorer: torch.nn.Module, target: Path, *, quantize: bool,
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        graph = onnx.load(str(fp32))
+        # The weights (470 MB) are read only to smooth them; naming the nodes needs the graph.
+        graph = onnx.load(str(fp32), load_external_data=peaks is not None)
         encoder = [n.name for n in graph.graph.node
                    if n.op_type == "MatMul" and n.name.startswith("/layers.")]
         if peaks is not None:

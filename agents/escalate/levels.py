@@ -96,11 +96,6 @@ class Reach:
     pairs: list[tuple[str, str]]
     notes: list[tuple[str, dict[str, PhraseParam]]] = field(default_factory=list)
 
-    def texts(self, policy: str = "p", level: int = 1) -> list[str]:
-        """The notes in English, as the timeline stores them."""
-        return [english(key, {"policy": policy, "level": level, **values})
-                for key, values in self.notes]
-
 
 def reach(target: TargetSpec, schedules: Mapping[str, Schedule], at: datetime,
           fallback: Sequence[TargetSpec] = ()) -> Reach:

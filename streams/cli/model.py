@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -108,59 +110,64 @@ def train_cmd(data: Path | None, encoder: str, out: Path | None, seed: int,
                err=True)
 
 
-@model.command("calibrate")
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help=_DATA_HELP)
-@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The e5 artifacts to calibrate (default: the bundled models/artifacts/e5).")
-@click.option("--threads", type=int, default=None)
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Config whose model.cache_dir holds the converted e5 encoder.")
-def calibrate_cmd(data: Path | None, artifacts: Path | None, threads: int | None,
-                  config: Path | None) -> None:
-    """Re-choose the n-gram mixture weight and sentiment offsets on UMSAB val (the last step
-    of `escucha model train`, alone); rewrites bundle.json with a new version."""
+def _artifact_step(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The options of a command that reruns one last step of `escucha model train` on the
+    e5 artifacts (``what``: what it does to them, for --artifacts' help)."""
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed([
+                click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+                             default=None, help=_DATA_HELP),
+                click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path),
+                             default=None, help=f"The e5 artifacts to {what} (default: the "
+                             "bundled models/artifacts/e5)."),
+                click.option("--threads", type=int, default=None),
+                click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+                             default=None, help="Config whose model.cache_dir holds the "
+                             "converted e5 encoder.")]):
+            command = option(command)
+        return command
+    return decorate
+
+
+def _run_step(step: Callable[..., Any], data: Path | None, artifacts: Path | None,
+              threads: int | None, config: Path | None) -> Any:
+    """``step(artifacts=, data_dir=, cache_dir=, threads=)`` with the options resolved; a
+    ModelError ends the command with its message and exit code 2."""
     from models.errors import ModelError
     from models.multilingual import E5_ARTIFACTS
-    from models.train_e5 import calibrate_bundle
 
     directory = _data_dir(data)
     cache_dir = _settings_of(config).model.cache_dir or Path("var") / "models"
     try:
-        bundle = calibrate_bundle(artifacts=artifacts or E5_ARTIFACTS, data_dir=directory,
-                                  cache_dir=cache_dir, threads=threads)
+        return step(artifacts=artifacts or E5_ARTIFACTS, data_dir=directory,
+                    cache_dir=cache_dir, threads=threads)
     except ModelError as exc:
         click.echo(f"escucha: {exc}", err=True)
         sys.exit(2)
+
+
+@model.command("calibrate")
+@_artifact_step("calibrate")
+def calibrate_cmd(data: Path | None, artifacts: Path | None, threads: int | None,
+                  config: Path | None) -> None:
+    """Re-choose the n-gram mixture weight and sentiment offsets on UMSAB val (the last step
+    of `escucha model train`, alone); rewrites bundle.json with a new version."""
+    from models.train_e5 import calibrate_bundle
+
+    bundle = _run_step(calibrate_bundle, data, artifacts, threads, config)
     click.echo(json.dumps({k: bundle[k] for k in ("version", "mixture", "sentiment_offsets")}
                           | {"validation": bundle["validation"]["calibration"]}, indent=2))
 
 
 @model.command("smooth")
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help=_DATA_HELP)
-@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The e5 artifacts to measure (default: the bundled models/artifacts/e5).")
-@click.option("--threads", type=int, default=None)
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Config whose model.cache_dir holds the converted e5 encoder.")
+@_artifact_step("measure")
 def smooth_cmd(data: Path | None, artifacts: Path | None, threads: int | None,
                config: Path | None) -> None:
     """Measure the activation peaks the int8 runtimes smooth with, on 612 train tweets (the
     last step of `escucha model train`, alone); writes smooth.npz beside bundle.json."""
-    from models.errors import ModelError
-    from models.multilingual import E5_ARTIFACTS
     from models.train_e5 import smooth_bundle
 
-    directory = _data_dir(data)
-    cache_dir = _settings_of(config).model.cache_dir or Path("var") / "models"
-    try:
-        path = smooth_bundle(artifacts=artifacts or E5_ARTIFACTS, data_dir=directory,
-                             cache_dir=cache_dir, threads=threads)
-    except ModelError as exc:
-        click.echo(f"escucha: {exc}", err=True)
-        sys.exit(2)
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {_run_step(smooth_bundle, data, artifacts, threads, config)}")
 
 
 @model.command("eval")

@@ -32,7 +32,8 @@ from streams.i18n import (
     translator,
 )
 
-__all__ = ["KEYS", "SummaryError", "render_summary", "show_value", "zone_of"]
+__all__ = ["KEYS", "Part", "SummaryError", "render_summary", "show_value", "time_of",
+           "zone_of"]
 
 Value = str | int | float | Sequence[str | int | float]
 
@@ -124,7 +125,7 @@ def zone_of(tz: str) -> ZoneInfo:
         raise SummaryError(f"unknown time zone {tz!r}") from exc
 
 
-def _when(value: object) -> datetime:
+def time_of(value: object) -> datetime:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str):
@@ -157,7 +158,7 @@ def show_value(value: object, spec: str, locale: str, zone: ZoneInfo) -> str:
             raise SummaryError(f"not text: {type(value).__name__}")
         return value
     if spec in ("hm", "hmz"):
-        when = _when(value)
+        when = time_of(value)
         return format_time(when, locale, zone) if spec == "hmz" \
             else f"{when.astimezone(zone):%H:%M}"
     number = _number(value)
@@ -198,7 +199,7 @@ def _items(key: str, params: Mapping[str, Value], locale: str, zone: ZoneInfo) -
     expected = _list(params, "expected")
     if not len(starts) == len(observed) == len(expected):
         raise SummaryError("hourly: starts, observed and expected differ in length")
-    return ", ".join(f"{_when(s).astimezone(zone):%H}h {show_value(o, '.0f', locale, zone)}/"
+    return ", ".join(f"{time_of(s).astimezone(zone):%H}h {show_value(o, '.0f', locale, zone)}/"
                      f"{show_value(e, '.1f', locale, zone)}"
                      for s, o, e in zip(starts, observed, expected, strict=True))
 
@@ -229,7 +230,7 @@ def _clause(part: Part, locale: str, zone: ZoneInfo, tr: Translations) -> str:
         if not starts:
             raise SummaryError("hourly: no hours")
         # The zone as of the latest hour: the one the reader's clock shows now.
-        last = _when(starts[-1]).astimezone(zone)
+        last = time_of(starts[-1]).astimezone(zone)
         values.update(zone=str(last.tzname() or zone),
                       hours=_items(part.key, params, locale, zone))
     elif part.key == "top_terms":

@@ -16,13 +16,19 @@ they are; each channel escapes the result as it escapes any untrusted text.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Protocol
 
 from babel import dates as _dates
 
 from streams.i18n import DEFAULT, N_, Translations, format_datetime, label, translator
-from streams.i18n.summaries import Part, SummaryError, render_summary, show_value, zone_of
+from streams.i18n.summaries import (
+    Part,
+    SummaryError,
+    render_summary,
+    show_value,
+    time_of,
+    zone_of,
+)
 
 __all__ = ["CLAIMS", "ENTRY_KINDS", "KEYS", "KINDS", "SOURCES", "claim_of", "english",
            "kind_of", "say", "say_claim"]
@@ -124,16 +130,6 @@ _TEMPLATES: dict[str, tuple[str, dict[str, str]]] = {
 }
 #: Every key an entry may carry: the engine writing another one is caught by the tests.
 KEYS = frozenset(_TEMPLATES)
-class Phrase(Protocol):
-    """What :func:`say` reads of a ``streams.core.records.Phrase``."""
-
-    @property
-    def key(self) -> str: ...
-
-    @property
-    def params(self) -> Mapping[str, Value]: ...
-
-
 class Entry(Protocol):
     """What :func:`say` reads of a ``streams.core.records.TimelineEntry``."""
 
@@ -141,26 +137,10 @@ class Entry(Protocol):
     def text(self) -> str: ...
 
     @property
-    def phrase(self) -> Phrase | None: ...
+    def phrase(self) -> Part | None: ...
 
     @property
     def summary_parts(self) -> Sequence[Part]: ...
-
-
-def _word(table: Mapping[str, str], value: object, tr: Translations) -> str:
-    if not isinstance(value, str):
-        raise SummaryError(f"not text: {type(value).__name__}")
-    return tr.gettext(table[value]) if value in table else value
-
-
-def _when(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise SummaryError(f"not a time: {type(value).__name__}")
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise SummaryError("not an ISO time") from exc
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _quiet_until(params: Mapping[str, Value], locale: str, tr: Translations) -> str:
@@ -169,8 +149,8 @@ def _quiet_until(params: Mapping[str, Value], locale: str, tr: Translations) -> 
     if not isinstance(zone_name, str):
         raise SummaryError("deferred: zone is missing")
     zone = zone_of(zone_name)
-    local = _when(params.get("until")).astimezone(zone)
-    today = _when(params.get("at")).astimezone(zone).date()
+    local = time_of(params.get("until")).astimezone(zone)
+    today = time_of(params.get("at")).astimezone(zone).date()
     said = f"{local:%H:%M} {zone_name}"
     if local.date() == today:
         return said
@@ -195,7 +175,7 @@ def kind_of(kind: str, tr: Translations) -> str:
     return tr.gettext(ENTRY_KINDS[kind]) if kind in ENTRY_KINDS else kind
 
 
-def claim_of(text: str | None, phrase: Phrase | None, tr: Translations) -> str | None:
+def claim_of(text: str | None, phrase: Part | None, tr: Translations) -> str | None:
     """A sample mention's claim line in ``tr``'s language: its ``phrase`` said, or its stored
     ``text`` (English) when it has none or one this version cannot say."""
     if phrase is None:
@@ -207,7 +187,7 @@ def claim_of(text: str | None, phrase: Phrase | None, tr: Translations) -> str |
 
 
 def _until(value: object, locale: str, timezone: str) -> str:
-    when = _when(value)
+    when = time_of(value)
     if locale == DEFAULT and timezone == "UTC":  # the stored English text's own format
         return f"{when:%Y-%m-%d %H:%M} UTC"
     return format_datetime(when, locale, zone_of(timezone), format="short")
@@ -233,7 +213,9 @@ def _value(name: str, how: str, params: Mapping[str, Value], parts: Sequence[Par
             raise SummaryError(f"not text: {type(value).__name__}")
         if tr is None:
             return value
-        return label(tr, value) if how == "sev" else _word(words, value, tr)
+        if how == "sev":
+            return label(tr, value)
+        return tr.gettext(words[value]) if value in words else value
     if how == "until":
         return _until(value, locale, timezone)
     return show_value(value, how, locale, zone_of(timezone))

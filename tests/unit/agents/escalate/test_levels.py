@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.escalate.levels import Levels, reach
+from agents.escalate.levels import Levels, Reach, reach
 from streams.config.escalation import Level, Member, Policy, Schedule, TargetSpec
 from streams.i18n.timeline import english
 
@@ -28,6 +28,11 @@ SCHEDULES = {s.id: s for s in [
 ]}
 FALLBACK = [TargetSpec(slack="#ops"), TargetSpec(schedule="mail", via=["email"]),
             TargetSpec(slack="#ops")]
+
+
+def _said(found: Reach) -> list[str]:
+    """The notes as the timeline stores them, for policy p level 1."""
+    return [english(key, {"policy": "p", "level": 1, **values}) for key, values in found.notes]
 
 
 @pytest.mark.parametrize(("spec", "fallback", "pairs", "notes"), [
@@ -54,13 +59,13 @@ def test_reach(spec: dict[str, object], fallback: list[TargetSpec],
                pairs: list[tuple[str, str]], notes: list[str]) -> None:
     found = reach(TargetSpec.model_validate(spec), SCHEDULES, AT, fallback)
     assert found.pairs == pairs
-    assert found.texts("p", 1) == [f"p level 1: {note}" for note in notes]
+    assert _said(found) == [f"p level 1: {note}" for note in notes]
 
 
 def test_a_fallback_that_leads_nowhere_says_so() -> None:
     found = reach(TargetSpec(schedule="none"), SCHEDULES, AT,
                   [TargetSpec(schedule="none", via=["push"])])
-    assert found.pairs == [] and "reaches nobody" in found.texts()[0]
+    assert found.pairs == [] and "reaches nobody" in _said(found)[0]
 
 
 @pytest.mark.parametrize(("until", "now", "text"), [
